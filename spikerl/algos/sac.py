@@ -1,0 +1,115 @@
+r"""Soft actor-critic (Haarnoja et al. 2018, with automatic entropy tuning).
+
+One call of :meth:`SAC.update` is one iteration on a fresh minibatch:
+
+- critic: :math:`y = r + \gamma\,\mathrm{nd}\,(\min_i Q_i'(s', a') - \alpha \log\pi(a'|s'))`,
+  :math:`a' \sim \pi(\cdot|s')`;
+- actor: :math:`\mathrm{mean}(\alpha \log\pi(\tilde a|s) - \min_i Q_i(s, \tilde a))`;
+- temperature (``autotune``): :math:`-\log\alpha\,(\log\pi(\tilde a|s) + \bar{\mathcal H})` with
+  target entropy :math:`\bar{\mathcal H} = -|A|`;
+- Polyak update of the target critic every iteration.
+
+The actor must offer ``sample(obs) -> (actions, log_prob)`` and a deterministic ``forward``
+(the mean path used for evaluation and deployment).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..buffers import Batch, ReplayBuffer
+from .common import CheckpointMixin, frozen, policy_action, soft_update
+
+__all__ = ["SAC"]
+
+
+class _Temperature(nn.Module):
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(max(alpha, 1e-8))))
+
+
+class SAC(CheckpointMixin):
+    """SAC learner; the (stochastic) actor and twin critic are passed in."""
+
+    def __init__(
+        self,
+        actor: nn.Module,
+        critic: nn.Module,
+        cfg: Any,
+        act_dim: int,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.cfg, self.device = cfg, torch.device(device)
+        self.actor, self.critic = actor, critic
+        self.critic_target = copy.deepcopy(critic).requires_grad_(False)
+        self.temperature = _Temperature(cfg.sac.alpha).to(self.device)
+        self.target_entropy = -float(act_dim)
+        self.actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr_actor)
+        self.critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr_critic)
+        self.alpha_opt = torch.optim.Adam(self.temperature.parameters(), lr=cfg.sac.lr_alpha)
+        self.rng = np.random.default_rng(seed)
+        self.iterations = 0
+        self.metric_names = ("loss/critic", "loss/actor", "q/mean", "alpha", "entropy")
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.temperature.log_alpha.exp().detach()
+
+    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        """The mean action, or (``explore``) a sample from the squashed Gaussian."""
+        if not explore:
+            return policy_action(self.actor, obs, self.device).astype(np.float32)
+        with torch.no_grad():
+            x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+            return self.actor.sample(x)[0].squeeze(0).cpu().numpy().astype(np.float32)
+
+    def update(self, buffer: ReplayBuffer) -> dict[str, float]:
+        self.iterations += 1
+        batch = buffer.sample(self.cfg.batch_size)
+        metrics = self._critic_step(batch)
+        metrics.update(self._actor_and_alpha_step(batch))
+        soft_update(self.critic_target, self.critic, self.cfg.tau)
+        return metrics
+
+    def _critic_step(self, batch: Batch) -> dict[str, float]:
+        with torch.no_grad():
+            next_actions, next_logp = self.actor.sample(batch.next_obs)
+            q1_next, q2_next = self.critic_target(batch.next_obs, next_actions)
+            soft_q = torch.min(q1_next, q2_next) - self.alpha * next_logp
+            y = batch.rewards + self.cfg.gamma * batch.not_done * soft_q
+        q1, q2 = self.critic(batch.obs, batch.actions)
+        loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        return {"loss/critic": loss.item(), "q/mean": q1.mean().item()}
+
+    def _actor_and_alpha_step(self, batch: Batch) -> dict[str, float]:
+        with frozen(self.critic):
+            actions, logp = self.actor.sample(batch.obs)
+            q = torch.min(*self.critic(batch.obs, actions))
+            loss = (self.alpha * logp - q).mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            loss.backward()
+        self.actor_opt.step()
+        if self.cfg.sac.autotune:
+            alpha_loss = -(self.temperature.log_alpha * (logp.detach() + self.target_entropy))
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.mean().backward()
+            self.alpha_opt.step()
+        return {"loss/actor": loss.item(), "alpha": self.alpha.item(),
+                "entropy": -logp.mean().item()}
+
+    def parts(self) -> dict[str, Any]:
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
+                "temperature": self.temperature, "actor_opt": self.actor_opt,
+                "critic_opt": self.critic_opt, "alpha_opt": self.alpha_opt}

@@ -1,0 +1,156 @@
+r"""TD3 with any actor, and a choice of target policy: Polyak copy or proxy network.
+
+TD3 (Fujimoto et al. 2018) with the proxy-target extension of arXiv 2505.24161
+(``proxy-target.md``). One call of :meth:`TD3.update` is one training iteration:
+
+1. ``target = "proxy"``: K proxy steps, each an Adam step on
+   :math:`L_\pi = \mathrm{mean}_{B, m} (\pi_\phi(s) - \mathrm{sg}[\mu_\theta(s)])^2` on a fresh
+   minibatch. The SNN targets of all K minibatches come from one no-grad forward (they do not
+   depend on the proxy), so no graph is built through the SNN and the actor's ``.grad`` is untouched.
+2. Critic step on the last proxy minibatch (``proxy``) or a fresh one (``polyak``):
+   :math:`y = r + \gamma\,\mathrm{nd}\,\min_i Q_i'(s', \tilde a)`,
+   :math:`\tilde a = \mathrm{clip}(\pi'(s') + \mathrm{clip}(\epsilon, -c, c), -1, 1)`,
+   with :math:`\pi'` the proxy or the Polyak target actor.
+3. Every ``policy_delay`` iterations: actor step :math:`-\mathrm{mean}\,Q_1(s, \mu_\theta(s))`
+   through the surrogate gradients, then Polyak updates of the target critic (and, for
+   ``polyak``, of the target actor). The proxy has no soft update.
+
+All noise scales are fractions of ``max_action`` (1 after action rescaling).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..buffers import Batch, ReplayBuffer
+from .common import CheckpointMixin, frozen, policy_action, soft_update
+
+__all__ = ["TD3"]
+
+
+class TD3(CheckpointMixin):
+    """TD3 learner. The actor, critic and (for ``target="proxy"``) the proxy are passed in.
+
+    Args:
+        actor: deterministic actor ``[B, n] -> [B, m]`` (ANN or spiking).
+        critic: a :class:`~spikerl.nets.TwinCritic`.
+        cfg: an :class:`~spikerl.experiments.config.AlgoConfig`.
+        proxy: the proxy network when ``cfg.target == "proxy"``; must be None otherwise.
+        seed: seeds the exploration-noise generator.
+        leak_lr: learning rate of learnable leaks (PLIF), in their own Adam group.
+    """
+
+    def __init__(
+        self,
+        actor: nn.Module,
+        critic: nn.Module,
+        cfg: Any,
+        proxy: nn.Module | None = None,
+        seed: int = 0,
+        leak_lr: float = 1e-4,
+        max_action: float = 1.0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if (cfg.target == "proxy") != (proxy is not None):
+            raise ValueError("pass a proxy network exactly when cfg.target == 'proxy'")
+        self.cfg, self.device, self.max_action = cfg, torch.device(device), max_action
+        self.actor, self.critic, self.proxy = actor, critic, proxy
+        self.critic_target = copy.deepcopy(critic).requires_grad_(False)
+        self.actor_target = None
+        if proxy is None:
+            self.actor_target = copy.deepcopy(actor).requires_grad_(False)
+        leaks = [p for n, p in actor.named_parameters() if "leak_logit" in n]
+        others = [p for n, p in actor.named_parameters() if "leak_logit" not in n]
+        groups = [{"params": others}] + ([{"params": leaks, "lr": leak_lr}] if leaks else [])
+        self.actor_opt = torch.optim.Adam(groups, lr=cfg.lr_actor)
+        self.critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr_critic)
+        self.proxy_opt = (
+            torch.optim.Adam(proxy.parameters(), lr=cfg.proxy.lr) if proxy is not None else None
+        )
+        self.rng = np.random.default_rng(seed)
+        self.iterations = 0
+        self.metric_names = ("loss/critic", "loss/actor", "q/mean") + (
+            ("loss/proxy",) if proxy is not None else ()
+        )
+
+    # --- acting ------------------------------------------------------------------------------
+    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        """Action for one observation; with ``explore`` adds N(0, (expl_noise * max_a)^2)."""
+        action = policy_action(self.actor, obs, self.device)
+        if explore:
+            noise = self.rng.normal(0.0, self.cfg.expl_noise * self.max_action, action.shape)
+            action = np.clip(action + noise, -self.max_action, self.max_action)
+        return action.astype(np.float32)
+
+    # --- learning ----------------------------------------------------------------------------
+    def update(self, buffer: ReplayBuffer) -> dict[str, float]:
+        """One training iteration (see module docstring); returns scalar metrics."""
+        self.iterations += 1
+        metrics: dict[str, float] = {}
+        if self.proxy is not None:
+            batch, metrics["loss/proxy"] = self._proxy_steps(buffer)
+        else:
+            batch = buffer.sample(self.cfg.batch_size)
+        metrics.update(self._critic_step(batch))
+        if self.iterations % self.cfg.policy_delay == 0:
+            metrics["loss/actor"] = self._actor_step(batch)
+            soft_update(self.critic_target, self.critic, self.cfg.tau)
+            if self.actor_target is not None:
+                soft_update(self.actor_target, self.actor, self.cfg.tau)
+        return metrics
+
+    def _proxy_steps(self, buffer: ReplayBuffer) -> tuple[Batch, float]:
+        """K Adam steps of the proxy towards the detached actor; returns the last batch, loss."""
+        k, size = self.cfg.proxy.updates, self.cfg.batch_size
+        batches = [buffer.sample(size) for _ in range(k)]
+        with torch.no_grad():  # one SNN pass for all K batches; no graph through the SNN
+            targets = self.actor(torch.cat([b.obs for b in batches])).split(size)
+        for batch, target in zip(batches, targets, strict=True):
+            loss = F.mse_loss(self.proxy(batch.obs), target)
+            self.proxy_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.proxy_opt.step()
+        return batches[-1], loss.item()
+
+    def _target_policy(self, next_obs: torch.Tensor) -> torch.Tensor:
+        policy = self.proxy if self.proxy is not None else self.actor_target
+        return policy(next_obs)
+
+    def _critic_step(self, batch: Batch) -> dict[str, float]:
+        cfg, max_a = self.cfg, self.max_action
+        with torch.no_grad():
+            next_actions = self._target_policy(batch.next_obs)
+            noise = (torch.randn_like(next_actions) * cfg.target_noise * max_a).clamp(
+                -cfg.noise_clip * max_a, cfg.noise_clip * max_a
+            )
+            next_actions = (next_actions + noise).clamp(-max_a, max_a)
+            q1_next, q2_next = self.critic_target(batch.next_obs, next_actions)
+            y = batch.rewards + cfg.gamma * batch.not_done * torch.min(q1_next, q2_next)
+        q1, q2 = self.critic(batch.obs, batch.actions)
+        loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        return {"loss/critic": loss.item(), "q/mean": q1.mean().item()}
+
+    def _actor_step(self, batch: Batch) -> float:
+        with frozen(self.critic):
+            loss = -self.critic.q1_value(batch.obs, self.actor(batch.obs)).mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            loss.backward()
+        self.actor_opt.step()
+        return loss.item()
+
+    # --- persistence -------------------------------------------------------------------------
+    def parts(self) -> dict[str, Any]:
+        """Networks and optimisers saved in checkpoints (None where the variant has none)."""
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
+                "proxy": self.proxy, "actor_target": self.actor_target,
+                "actor_opt": self.actor_opt, "critic_opt": self.critic_opt,
+                "proxy_opt": self.proxy_opt}

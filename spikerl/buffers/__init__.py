@@ -1,0 +1,5 @@
+"""Replay buffers."""
+
+from .replay import Batch, ReplayBuffer
+
+__all__ = ["Batch", "ReplayBuffer"]

@@ -1,0 +1,105 @@
+"""Uniform replay buffer: preallocated NumPy storage, its own random generator.
+
+Transitions are ``(obs, action, reward, next_obs, not_done)``. ``not_done`` is 0 only when the
+episode *terminated* (a true end state); a time-limit *truncation* keeps ``not_done = 1`` so the
+critic still bootstraps from ``next_obs`` (Pardo et al. 2018; SB3 issue #284).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+__all__ = ["Batch", "ReplayBuffer"]
+
+_FIELDS = ("obs", "actions", "rewards", "next_obs", "not_done")
+
+
+class Batch(NamedTuple):
+    """A minibatch of tensors: obs ``[B, n]``, actions ``[B, m]``, rewards and not_done ``[B]``."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    not_done: torch.Tensor
+
+
+class ReplayBuffer:
+    """Fixed-capacity ring buffer of transitions with uniform sampling.
+
+    Args:
+        obs_dim, act_dim: flat observation and action sizes.
+        capacity: number of transitions kept; the oldest are overwritten.
+        seed: seeds the buffer's own ``np.random.Generator`` (sampling never touches global RNGs).
+        device: where sampled tensors are put.
+    """
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, capacity: int, seed: int = 0, device: str = "cpu"
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity, self.device = capacity, torch.device(device)
+        self.obs = np.zeros((capacity, obs_dim), np.float32)
+        self.actions = np.zeros((capacity, act_dim), np.float32)
+        self.rewards = np.zeros(capacity, np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+        self.not_done = np.zeros(capacity, np.float32)
+        self.ptr, self.size = 0, 0
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(
+        self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
+        terminated: bool,
+    ) -> None:
+        """Store one transition; ``terminated`` (not truncation) zeroes the bootstrap."""
+        i = self.ptr
+        self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward
+        self.next_obs[i], self.not_done[i] = next_obs, 0.0 if terminated else 1.0
+        self.ptr = (self.ptr + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample_indices(self, batch_size: int) -> np.ndarray:
+        if self.size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        return self.rng.integers(0, self.size, size=batch_size)
+
+    def gather(self, idx: np.ndarray) -> Batch:
+        """The transitions at ``idx`` as tensors on the buffer's device."""
+        def put(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a[idx], device=self.device)
+
+        return Batch(*(put(getattr(self, f)) for f in _FIELDS))
+
+    def sample(self, batch_size: int) -> Batch:
+        """A uniform minibatch (with replacement) of ``batch_size`` transitions."""
+        return self.gather(self.sample_indices(batch_size))
+
+    def state_dict(self, include_data: bool = True) -> dict[str, Any]:
+        """Counters, RNG state and (optionally) the stored transitions, as plain data."""
+        state: dict[str, Any] = {
+            "ptr": self.ptr, "size": self.size, "capacity": self.capacity,
+            "rng": self.rng.bit_generator.state,
+        }
+        if include_data:
+            state["data"] = {f: torch.from_numpy(getattr(self, f)[: self.size].copy())
+                             for f in _FIELDS}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["capacity"] != self.capacity:
+            raise ValueError(
+                f"buffer capacity mismatch: checkpoint {state['capacity']}, buffer {self.capacity}"
+            )
+        self.rng.bit_generator.state = state["rng"]
+        if "data" not in state:  # counters restored only with the data they describe
+            return
+        self.ptr, self.size = state["ptr"], state["size"]
+        for f in _FIELDS:
+            getattr(self, f)[: self.size] = state["data"][f].numpy()

@@ -1,0 +1,114 @@
+"""Command-line interface: ``spikerl train | evaluate | energy | quickstart``.
+
+The CLI only parses arguments and calls the library; ``main(argv)`` can be called in-process.
+Expected errors (bad config, bad run directory, corrupt checkpoint, unknown env, divergence)
+print one ``error:`` line and exit with status 2 (usage) or 1 (run failure), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .envs import EnvError
+from .experiments.checkpoint import CheckpointError
+from .experiments.config import ConfigError, describe_config, load_config
+from .experiments.report import format_table
+from .experiments.run import RunError, TrainingDiverged, load_run_config, train
+
+__all__ = ["main"]
+
+EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an agent from a YAML preset and overrides")
+    p.add_argument("--config", type=Path, help="YAML preset (default: built-in defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override, e.g. --set algo.tau=0.01 (repeatable)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of run folders")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run")
+    p.add_argument("--help-config", action="store_true", help="list every config key and exit")
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="re-evaluate a run's checkpoint (optionally record video)")
+    p.add_argument("run", type=Path, help="run directory or checkpoint.pt inside one")
+    p.add_argument("--episodes", type=int, default=None, help="episodes (default: the run's)")
+    p.add_argument("--video", type=Path, default=None, help="folder to write episode videos to")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spikerl", description="Spiking neural network policies for continuous control."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_evaluate(sub)
+    return parser
+
+
+def _print_config_help() -> None:
+    rows = describe_config()
+    print(format_table(["key", "type", "default", "meaning"], rows))
+
+
+def _result_table(cfg, result) -> str:
+    summary = result.summary
+    rows = [[cfg.run_name, cfg.env.id, result.steps, summary["max_return"],
+             summary["final_return"], result.steps_per_sec]]
+    return format_table(["run", "env", "steps", "max avg return", "final return", "steps/s"], rows)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    if args.help_config:
+        _print_config_help()
+        return 0
+    if args.resume is not None:
+        if args.config is not None or args.overrides:
+            raise ConfigError("--resume continues a run with its saved config; drop --config/--set")
+        cfg = load_run_config(args.resume)
+        result = train(cfg, resume=True, run_dir=args.resume)
+    else:
+        cfg = load_config(args.config, args.overrides)
+        result = train(cfg, args.runs_dir, overwrite=args.overwrite)
+    print(_result_table(cfg, result))
+    if result.interrupted:
+        print(f"interrupted at step {result.steps}; continue with: spikerl train --resume "
+              f"{result.run_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .experiments.policy import evaluate_run
+
+    result, cfg = evaluate_run(args.run, episodes=args.episodes, video_dir=args.video)
+    rows = [[cfg.run_name, cfg.env.id, len(result.returns), result.returns.mean(),
+             result.returns.std(), result.lengths.mean()]]
+    print(format_table(["run", "env", "episodes", "return mean", "return std", "length"], rows))
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, EnvError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RunError, CheckpointError, TrainingDiverged) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

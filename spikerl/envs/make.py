@@ -1,0 +1,115 @@
+"""Environment construction: Gymnasium tasks with actions rescaled to [-1, 1].
+
+:func:`make_env` builds a Gymnasium environment (MuJoCo v4 tasks as the papers report them, v5
+for new work, classic control), rescales its Box action space to ``[-1, 1]`` so every agent uses
+``max_action = 1``, optionally normalises observations with running statistics, and seeds it.
+An unknown id fails with a list of close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = ["EnvError", "ObservationNormalizer", "env_dims", "make_env"]
+
+
+class EnvError(ValueError):
+    """The environment id is unknown or the environment is unsuitable."""
+
+
+def _check_id(env_id: str) -> None:
+    registry = gym.envs.registry
+    if env_id in registry:
+        return
+    close = difflib.get_close_matches(env_id, list(registry), n=5, cutoff=0.5)
+    hint = f" Close matches: {', '.join(close)}." if close else ""
+    raise EnvError(f"unknown environment id {env_id!r}.{hint}")
+
+
+class ObservationNormalizer(gym.ObservationWrapper):
+    """Running mean/std normalisation ``(s - mean) / sqrt(var + eps)``, clipped to +-clip.
+
+    Statistics update only while ``update`` is True (training env); evaluation envs copy the
+    training statistics with :meth:`load_state_dict` and keep them frozen.
+    """
+
+    def __init__(self, env: gym.Env, clip: float = 10.0, eps: float = 1e-8) -> None:
+        super().__init__(env)
+        shape = env.observation_space.shape
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4
+        self.clip, self.eps, self.update = clip, eps, True
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        if self.update:
+            self._update(np.asarray(observation, np.float64))
+        normed = (observation - self.mean) / np.sqrt(self.var + self.eps)
+        return np.clip(normed, -self.clip, self.clip).astype(np.float32)
+
+    def _update(self, x: np.ndarray) -> None:
+        # Welford/Chan update with a batch of one sample.
+        self.count += 1.0
+        delta = x - self.mean
+        self.mean = self.mean + delta / self.count
+        self.var = self.var + (delta * (x - self.mean) - self.var) / self.count
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mean = np.array(state["mean"], np.float64)
+        self.var = np.array(state["var"], np.float64)
+        self.count = float(state["count"])
+
+
+def make_env(
+    env_id: str,
+    seed: int | None = None,
+    normalize_obs: bool = False,
+    render_mode: str | None = None,
+    **kwargs: Any,
+) -> gym.Env:
+    """Build ``env_id`` with actions in [-1, 1] and float32 observations.
+
+    Args:
+        env_id: a registered Gymnasium id, e.g. ``Hopper-v4``, ``HalfCheetah-v5``, ``Pendulum-v1``.
+        seed: seeds the first ``reset`` and the action space (for uniform warm-up sampling).
+        normalize_obs: wrap with :class:`ObservationNormalizer`.
+        render_mode: passed to ``gym.make`` (``"rgb_array"`` for videos).
+        kwargs: further ``gym.make`` keyword arguments.
+    """
+    _check_id(env_id)
+    env = gym.make(env_id, render_mode=render_mode, **kwargs)
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise EnvError(f"{env_id} has a {type(env.action_space).__name__} action space; "
+                       "spikerl agents need a continuous Box action space")
+    if not (np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)):
+        env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+    env = gym.wrappers.TransformObservation(
+        env, lambda o: np.asarray(o, np.float32), env.observation_space
+    )
+    if normalize_obs:
+        env = ObservationNormalizer(env)
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+def env_dims(env: gym.Env) -> tuple[int, int]:
+    """Observation and action dimensions ``(n, m)`` of a flat Box environment."""
+    return int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+
+
+def find_wrapper(env: gym.Env, cls: type) -> Any:
+    """The first wrapper of type ``cls`` in ``env``'s stack, or None."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, cls):
+            return env
+        env = env.env
+    return None

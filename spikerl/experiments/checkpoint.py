@@ -1,0 +1,97 @@
+"""Atomic checkpoints and reproducible random-number state.
+
+A checkpoint is one ``torch.save`` file of plain data (tensors, numbers, strings, dicts) with a
+format version. It is written to a temporary file in the same directory, flushed to disk and
+renamed over the old one, so a crash never leaves a half-written checkpoint. It is loaded with
+``weights_only=True``: no pickled code runs on load.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointError",
+    "get_rng_state",
+    "load_checkpoint",
+    "save_checkpoint",
+    "seed_everything",
+    "set_rng_state",
+]
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, corrupt or of another format."""
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write ``state`` atomically to ``path`` (temp file + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`, with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for truncated/corrupt files
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({err})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            f"checkpoint {path} has format {found!r}; this spikerl reads format {CHECKPOINT_FORMAT}"
+        )
+    return state
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's global and torch's generators (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _numpy_state() -> tuple[Any, ...]:
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+
+
+def get_rng_state() -> dict[str, Any]:
+    """The global generators' states as plain data."""
+    state = {
+        "python": list(random.getstate()[1]) + [random.getstate()[0], random.getstate()[2]],
+        "numpy": _numpy_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore states from :func:`get_rng_state`."""
+    *internal, version, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,310 @@
+"""Typed, validated run configuration.
+
+A run is described by one frozen :class:`Config` made of nested frozen dataclasses. Presets are
+YAML files whose nested mappings mirror the dataclasses; they are merged onto the defaults, and
+dotted overrides (``algo.tau=0.01``) are merged onto the preset. Every value is checked against
+its field's type, allowed choices and range, and unknown keys are rejected with the list of
+allowed keys, so a typo fails before any training starts.
+
+Each field is declared with :func:`param`, which stores its help text and bounds in the field
+metadata; ``spikerl train --help-config`` prints them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+__all__ = [
+    "ActorConfig",
+    "AlgoConfig",
+    "Config",
+    "ConfigError",
+    "EnvConfig",
+    "ProxyConfig",
+    "RunConfig",
+    "SACConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "describe_config",
+    "load_config",
+    "parse_overrides",
+]
+
+ActorKind = Literal["ann", "lif", "clif", "dn", "plif"]
+SPIKING_ACTOR_KINDS = ("lif", "clif", "dn", "plif")
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is invalid; the message names the key."""
+
+
+def param(default: Any, help: str, lo: float | None = None, hi: float | None = None) -> Any:
+    """Declare a config field with help text and an inclusive numeric range ``[lo, hi]``."""
+    meta = {"help": help, "lo": lo, "hi": hi}
+    if isinstance(default, list | dict):
+        raise TypeError("config defaults must be immutable (use a tuple)")
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    id: str = param("Pendulum-v1", "Gymnasium environment id (MuJoCo v4/v5 tasks, classic control)")
+    normalize_obs: bool = param(
+        False, "running mean/std observation normalisation, shared by actor, proxy and critic"
+    )
+
+
+@dataclass(frozen=True)
+class ActorConfig:
+    kind: ActorKind = param("ann", "actor type: ann or a spiking neuron model")
+    hidden: tuple[int, ...] = param((256, 256), "hidden layer sizes", lo=1)
+    timesteps: int = param(5, "SNN ticks per decision (T)", lo=1, hi=1000)
+    pop_in: int = param(10, "encoder neurons per observation dimension", lo=1)
+    pop_out: int = param(10, "output-population neurons per action dimension", lo=1)
+    surrogate: Literal["rectangular", "sigmoid", "fast_sigmoid", "arctan", "triangle"] = param(
+        "rectangular", "surrogate gradient of the spike function"
+    )
+    slope: float = param(
+        1.0, "surrogate steepness (1.0 = rectangle of half-width 0.5, height 1)", lo=1e-6
+    )
+    plif_lr: float = param(1e-4, "learning rate of PLIF leak parameters (own Adam group)", lo=0.0)
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    hidden: tuple[int, ...] = param((512, 512), "proxy ReLU network hidden sizes", lo=1)
+    lr: float = param(1e-3, "proxy Adam learning rate", lo=0.0, hi=1.0)
+    updates: int = param(3, "K: proxy regression steps per training iteration", lo=1, hi=100)
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    alpha: float = param(0.2, "initial entropy temperature", lo=0.0)
+    autotune: bool = param(True, "tune alpha towards target entropy -|A|")
+    lr_alpha: float = param(3e-4, "temperature learning rate", lo=0.0, hi=1.0)
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    name: Literal["td3", "sac"] = param("td3", "learning algorithm")
+    target: Literal["polyak", "proxy"] = param(
+        "polyak", "TD3 target policy: Polyak-averaged actor copy, or proxy ReLU network"
+    )
+    lr_actor: float = param(3e-4, "actor Adam learning rate", lo=0.0, hi=1.0)
+    lr_critic: float = param(3e-4, "critic Adam learning rate", lo=0.0, hi=1.0)
+    batch_size: int = param(256, "minibatch size", lo=1)
+    gamma: float = param(0.99, "discount factor", lo=0.0, hi=1.0)
+    tau: float = param(0.005, "Polyak factor of target networks", lo=0.0, hi=1.0)
+    policy_delay: int = param(2, "critic updates per actor update (d)", lo=1)
+    expl_noise: float = param(0.1, "exploration noise std, fraction of max_action", lo=0.0)
+    target_noise: float = param(0.2, "target policy noise std, fraction of max_action", lo=0.0)
+    noise_clip: float = param(0.5, "target noise clip, fraction of max_action", lo=0.0)
+    learning_starts: int = param(25_000, "uniform-random warm-up env steps (W)", lo=0)
+    buffer_size: int = param(1_000_000, "replay capacity in transitions", lo=1)
+    critic_hidden: tuple[int, ...] = param((256, 256), "critic hidden sizes", lo=1)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    sac: SACConfig = field(default_factory=SACConfig)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = param("", "run directory name under runs/ (default: derived from the config)")
+    seed: int = param(0, "random seed", lo=0)
+    total_steps: int = param(1_025_000, "env steps including warm-up", lo=1)
+    eval_every: int = param(5_000, "env steps between evaluations", lo=1)
+    eval_episodes: int = param(10, "deterministic episodes per evaluation", lo=1)
+    checkpoint_every: int = param(0, "env steps between checkpoints (0: at every evaluation)", lo=0)
+    save_buffer: bool = param(True, "store the replay buffer in checkpoints (exact resume)")
+    tensorboard: bool = param(False, "also log to TensorBoard (needs spikerl[tb])")
+    device: str = param("cpu", "torch device: cpu, cuda, cuda:N or auto")
+    threads: int = param(0, "torch CPU threads (0: leave torch's default)", lo=0)
+    progress: bool = param(True, "show a progress bar")
+
+
+@dataclass(frozen=True)
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    actor: ActorConfig = field(default_factory=ActorConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        if self.algo.name == "sac" and self.actor.kind != "ann":
+            raise ConfigError(
+                "actor.kind: SAC supports only 'ann' actors for now; spiking actors train with "
+                "algo.name=td3"
+            )
+        if self.algo.name == "sac" and self.algo.target == "proxy":
+            raise ConfigError("algo.target: 'proxy' is a TD3 target; SAC uses 'polyak'")
+
+    @property
+    def run_name(self) -> str:
+        """The run's directory name: ``run.name`` or ``<algo>-<target>-<actor>-<env>-s<seed>``."""
+        if self.run.name:
+            return self.run.name
+        tag = {"polyak": "", "proxy": "pt-"}[self.algo.target] if self.algo.name == "td3" else ""
+        return f"{self.algo.name}-{tag}{self.actor.kind}-{self.env.id}-s{self.run.seed}"
+
+
+# --------------------------------------------------------------------------------------------
+# Conversion between dataclasses and plain mappings, with validation.
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) is tuple:
+        return f"list of {typing.get_args(tp)[0].__name__}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
+    """Check ``value`` against type ``tp`` and the range in ``meta``; return the typed value."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {list(choices)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or len(value) == 0:
+            raise ConfigError(f"{key}: expected a non-empty {_type_name(tp)}, got {value!r}")
+        (item_tp, _) = typing.get_args(tp)
+        return tuple(_coerce(f"{key}[{i}]", v, item_tp, meta) for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        value = int(value)
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if (lo is not None and value < lo) or (hi is not None and value > hi) or value != value:
+        bounds = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+        raise ConfigError(f"{key}: {value!r} is out of range; allowed {bounds}")
+    return value
+
+
+def _unknown_key_error(key: str, allowed: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], allowed, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"unknown config key '{key}'.{hint} Allowed keys here: {sorted(allowed)}")
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise _unknown_key_error(prefix + str(key), list(fields))
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(prefix + name, value, tp, fields[name].metadata)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    """Build a validated :class:`Config` from a nested mapping (missing keys take defaults)."""
+    return _build(Config, data or {}, "")
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Nested plain-Python mapping of a config (tuples become lists), suitable for YAML."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            value = config_to_dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """Turn ``["algo.tau=0.01", "actor.hidden=[64,64]"]`` into a nested mapping (YAML values)."""
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like key=value, e.g. run.seed=3")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{key}: cannot parse value {raw!r}: {err}") from None
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with an earlier override")
+        node[parts[-1]] = value
+    return nested
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML preset (or the defaults when ``path`` is None) and apply dotted overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    data = _deep_merge(data, parse_overrides(overrides or []))
+    return config_from_dict(data)
+
+
+def describe_config(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """Rows ``(key, type, default, help)`` for every leaf field, for ``--help-config``."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.extend(describe_config(tp, f"{prefix}{f.name}."))
+            continue
+        meta = f.metadata
+        rng = ""
+        if meta.get("lo") is not None or meta.get("hi") is not None:
+            rng = f" in [{meta.get('lo', '')}, {meta.get('hi') if meta.get('hi') is not None else 'inf'}]"
+        rows.append((prefix + f.name, _type_name(tp) + rng, repr(f.default), meta.get("help", "")))
+    return rows
+

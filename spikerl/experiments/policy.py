@@ -1,0 +1,57 @@
+"""Loading trained policies from run folders, and re-evaluating them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..envs import env_dims, make_env
+from ..nets import build_actor
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import Config
+from .evaluation import EvalResult, evaluate_policy
+from .run import CHECKPOINT_NAME, load_run_config
+
+__all__ = ["evaluate_run", "load_policy"]
+
+
+def _locate(path: str | Path) -> tuple[Path, Path]:
+    """(run directory, checkpoint file) for a run folder or a checkpoint inside one."""
+    path = Path(path)
+    if path.is_dir():
+        return path, path / CHECKPOINT_NAME
+    return path.parent, path
+
+
+def load_policy(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Config, Any]:
+    """The deployed actor of a run, its config and its observation-normaliser state (or None)."""
+    run_dir, ckpt_path = _locate(path)
+    cfg = load_run_config(run_dir)
+    ckpt = load_checkpoint(ckpt_path, device)
+    env = make_env(cfg.env.id)
+    actor = build_actor(cfg.actor, cfg.algo.name, *env_dims(env)).to(device)
+    env.close()
+    try:
+        actor.load_state_dict(ckpt["learner"]["actor"])
+    except (KeyError, RuntimeError) as err:
+        raise CheckpointError(f"{ckpt_path}: actor weights do not match the config: {err}") from None
+    normalizer = ckpt["env"].get("normalizer")
+    if normalizer is not None:
+        normalizer = {k: v.numpy() if isinstance(v, torch.Tensor) else v
+                      for k, v in normalizer.items()}
+    actor.eval()
+    return actor, cfg, normalizer
+
+
+def evaluate_run(
+    path: str | Path, episodes: int | None = None, video_dir: str | Path | None = None,
+    device: str = "cpu",
+) -> tuple[EvalResult, Config]:
+    """Evaluate a run's checkpoint under the standard protocol."""
+    actor, cfg, normalizer = load_policy(path, device)
+    result = evaluate_policy(actor, cfg.env.id, cfg.run.seed, episodes or cfg.run.eval_episodes,
+                             normalizer_state=normalizer, device=device, video_dir=video_dir)
+    return result, cfg

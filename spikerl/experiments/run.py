@@ -1,0 +1,385 @@
+"""Training runs: run directory, metrics, checkpoints, resume and the training loop.
+
+``train(cfg, runs_root)`` writes ``runs/<name>/`` with ``config.yaml`` (the resolved config),
+``metrics.csv`` (one row per evaluation), ``checkpoint.pt`` (the full training state, written
+atomically at every evaluation) and, optionally, TensorBoard logs under ``tb/``. A run killed at
+any point resumes from its last checkpoint with ``train(cfg, ..., resume=True)``; with the
+replay buffer saved it continues exactly as if it had never stopped.
+
+The loop (:func:`_train_loop`) reads top to bottom: act, step, store, update, evaluate.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from ..algos import Learner, build_learner
+from ..buffers import ReplayBuffer
+from ..envs import ObservationNormalizer, env_dims, find_wrapper, get_env_state, make_env
+from ..envs import set_env_state
+from ..nets import diagnostic_names, spiking_diagnostics
+from .checkpoint import (
+    CheckpointError,
+    get_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from .config import Config, ConfigError, config_from_dict, config_to_dict
+from .evaluation import evaluate_policy, summarize_curve
+
+__all__ = [
+    "RunError",
+    "RunResult",
+    "TrainingDiverged",
+    "load_run_config",
+    "resolve_device",
+    "train",
+]
+
+CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME = "checkpoint.pt", "config.yaml", "metrics.csv"
+
+
+class RunError(RuntimeError):
+    """The run directory cannot be used as asked (exists, missing, mismatched)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A NaN/Inf appeared in observations, rewards or losses; the last good checkpoint is kept."""
+
+
+@dataclass
+class RunResult:
+    """What a finished (or interrupted) run reports."""
+
+    run_dir: Path
+    steps: int
+    eval_steps: list[int] = field(default_factory=list)
+    eval_returns: list[float] = field(default_factory=list)
+    interrupted: bool = False
+    steps_per_sec: float = float("nan")
+    last_diagnostics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> dict[str, float]:
+        return summarize_curve(self.eval_returns)
+
+
+@dataclass
+class _Progress:
+    """Counters of the loop that a checkpoint must restore."""
+
+    step: int = 0
+    episodes: int = 0
+    episode_return: float = 0.0
+    episode_length: int = 0
+    finished_returns: list[float] = field(default_factory=list)
+    train_sums: dict[str, float] = field(default_factory=dict)
+    train_counts: dict[str, int] = field(default_factory=dict)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_returns: list[float] = field(default_factory=list)
+
+    def add_train_metrics(self, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self.train_sums[key] = self.train_sums.get(key, 0.0) + value
+            self.train_counts[key] = self.train_counts.get(key, 0) + 1
+
+    def pop_train_means(self) -> dict[str, float]:
+        means = {k: self.train_sums[k] / self.train_counts[k] for k in self.train_sums}
+        if self.finished_returns:
+            means["train/episode_return"] = float(np.mean(self.finished_returns))
+        self.train_sums, self.train_counts, self.finished_returns = {}, {}, []
+        return means
+
+
+# --------------------------------------------------------------------------------------------
+# Run directory and metrics
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available; an unavailable CUDA device is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"run.device: {name!r} is not a torch device (cpu, cuda, auto)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"run.device: {name!r} requested but CUDA is not available here")
+    return device
+
+
+def load_run_config(run_dir: str | Path) -> Config:
+    """The resolved config saved in a run directory."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not a spikerl run directory (no {CONFIG_NAME})")
+    return config_from_dict(yaml.safe_load(path.read_text()))
+
+
+def _prepare_run_dir(cfg: Config, run_dir: Path, resume: bool, overwrite: bool) -> None:
+    if resume:
+        if not (run_dir / CHECKPOINT_NAME).is_file():
+            raise RunError(f"cannot resume: no checkpoint in {run_dir}")
+        saved = load_run_config(run_dir)
+        if config_to_dict(saved) != config_to_dict(cfg):
+            raise RunError(f"cannot resume {run_dir}: its config.yaml differs from the given one")
+        return
+    if run_dir.exists():
+        if not overwrite:
+            raise RunError(
+                f"run directory {run_dir} already exists; pass --overwrite to replace it or "
+                "--resume to continue it"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    (run_dir / CONFIG_NAME).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+class MetricsWriter:
+    """Append-only CSV of evaluation rows (fixed columns), plus optional TensorBoard."""
+
+    def __init__(self, path: Path, columns: list[str], tensorboard_dir: Path | None) -> None:
+        self.path, self.columns = path, columns
+        self.tb = None
+        if tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ConfigError(
+                    "run.tensorboard: TensorBoard is not installed; pip install 'spikerl[tb]'"
+                ) from None
+            self.tb = SummaryWriter(str(tensorboard_dir))
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after ``step`` (written after the checkpoint a resume starts from)."""
+        if not self.path.exists():
+            return
+        with open(self.path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+        self._write_rows(rows, mode="w")
+
+    def write(self, row: dict[str, Any]) -> None:
+        new = not self.path.exists()
+        self._write_rows([row], mode="a", header=new)
+        if self.tb is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, int | float) and math.isfinite(value):
+                    self.tb.add_scalar(key, value, row["step"])
+            self.tb.flush()
+
+    def _write_rows(self, rows: list[dict[str, Any]], mode: str, header: bool = True) -> None:
+        with open(self.path, mode, newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns, restval="")
+            if header:
+                writer.writeheader()
+            writer.writerows(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Interruption
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[dict[str, bool]]:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints and stops after the current step."""
+    flag = {"stop": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        flag["stop"] = True
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class _Session:
+    """Everything the loop touches, built once per (re)start."""
+
+    cfg: Config
+    run_dir: Path
+    env: Any
+    learner: Learner
+    buffer: ReplayBuffer
+    device: torch.device
+    metrics: MetricsWriter
+    progress: _Progress
+    obs: np.ndarray
+
+
+def _build_session(cfg: Config, run_dir: Path) -> _Session:
+    device = resolve_device(cfg.run.device)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    seed_everything(cfg.run.seed)
+    env = make_env(cfg.env.id, seed=cfg.run.seed, normalize_obs=cfg.env.normalize_obs)
+    obs_dim, act_dim = env_dims(env)
+    learner = build_learner(cfg, obs_dim, act_dim, device)
+    capacity = min(cfg.algo.buffer_size, cfg.run.total_steps)
+    buffer = ReplayBuffer(obs_dim, act_dim, capacity, seed=cfg.run.seed, device=str(device))
+    columns = ["step", "episodes", "wall_time", "steps_per_sec", "eval/return_mean",
+               "eval/return_std", "eval/length_mean", "train/episode_return",
+               *learner.metric_names, *diagnostic_names(learner.actor)]
+    tb_dir = run_dir / "tb" if cfg.run.tensorboard else None
+    metrics = MetricsWriter(run_dir / METRICS_NAME, columns, tb_dir)
+    obs, _ = env.reset(seed=cfg.run.seed)
+    return _Session(cfg, run_dir, env, learner, buffer, device, metrics, _Progress(), obs)
+
+
+def _checkpoint_state(s: _Session) -> dict[str, Any]:
+    p = s.progress
+    return {
+        "config": config_to_dict(s.cfg),
+        "progress": {k: v for k, v in p.__dict__.items()},
+        "obs": torch.from_numpy(np.asarray(s.obs).copy()),
+        "learner": s.learner.state_dict(),
+        "buffer": s.buffer.state_dict(include_data=s.cfg.run.save_buffer),
+        "env": get_env_state(s.env),
+        "rng": get_rng_state(),
+    }
+
+
+def _restore(s: _Session, state: dict[str, Any]) -> None:
+    try:
+        s.learner.load_state_dict(state["learner"])
+        s.buffer.load_state_dict(state["buffer"])
+        set_env_state(s.env, state["env"])
+        set_rng_state(state["rng"])
+        s.progress = _Progress(**state["progress"])
+        s.obs = state["obs"].numpy()
+    except (KeyError, RuntimeError, ValueError, TypeError) as err:
+        raise CheckpointError(f"checkpoint does not match this run's config: {err}") from None
+
+
+def _save(s: _Session) -> None:
+    save_checkpoint(_checkpoint_state(s), s.run_dir / CHECKPOINT_NAME)
+
+
+def _require_finite(what: str, values: Any, s: _Session) -> None:
+    if not np.all(np.isfinite(values)):
+        raise TrainingDiverged(
+            f"non-finite {what} at env step {s.progress.step}; stopped. The last good checkpoint "
+            f"is kept in {s.run_dir / CHECKPOINT_NAME}"
+        )
+
+
+def _evaluate_and_log(s: _Session, started: float, steps_done: int) -> tuple[float, dict]:
+    cfg, p = s.cfg, s.progress
+    norm = find_wrapper(s.env, ObservationNormalizer)
+    result = evaluate_policy(
+        s.learner.actor, cfg.env.id, cfg.run.seed, cfg.run.eval_episodes,
+        normalizer_state=norm.state_dict() if norm is not None else None, device=s.device,
+    )
+    elapsed = time.perf_counter() - started
+    row: dict[str, Any] = {"step": p.step, "episodes": p.episodes, "wall_time": round(elapsed, 3),
+                           "steps_per_sec": round(steps_done / elapsed, 2) if steps_done else ""}
+    row.update(result.metrics())
+    row.update(p.pop_train_means())
+    diagnostics: dict[str, float] = {}
+    if diagnostic_names(s.learner.actor):
+        obs = torch.as_tensor(result.observations, dtype=torch.float32, device=s.device)
+        diagnostics = spiking_diagnostics(s.learner.actor, obs)
+        row.update(diagnostics)
+    s.metrics.write(row)
+    p.eval_steps.append(p.step)
+    p.eval_returns.append(row["eval/return_mean"])
+    return row["eval/return_mean"], diagnostics
+
+
+def _env_step(s: _Session) -> None:
+    """Act, step the env, store the transition and keep episode counters."""
+    cfg, p = s.cfg, s.progress
+    if p.step < cfg.algo.learning_starts:
+        action = s.env.action_space.sample()
+    else:
+        action = s.learner.act(s.obs, explore=True)
+    next_obs, reward, terminated, truncated, _ = s.env.step(action)
+    _require_finite("observation or reward", np.append(next_obs, reward), s)
+    s.buffer.add(s.obs, action, float(reward), next_obs, terminated)
+    p.episode_return += float(reward)
+    p.episode_length += 1
+    if terminated or truncated:
+        p.finished_returns.append(p.episode_return)
+        p.episodes += 1
+        p.episode_return, p.episode_length = 0.0, 0
+        next_obs, _ = s.env.reset()
+    s.obs = next_obs
+
+
+def _train_loop(s: _Session, stop: dict[str, bool]) -> RunResult:
+    cfg, p = s.cfg, s.progress
+    started, first_step = time.perf_counter(), p.step
+    last_return = p.eval_returns[-1] if p.eval_returns else float("nan")
+    diagnostics: dict[str, float] = {}
+    bar = tqdm(total=cfg.run.total_steps, initial=p.step, unit="step", dynamic_ncols=True,
+               disable=not cfg.run.progress, desc=s.run_dir.name, mininterval=1.0)
+    checkpoint_every = cfg.run.checkpoint_every or cfg.run.eval_every
+    while p.step < cfg.run.total_steps and not stop["stop"]:
+        _env_step(s)
+        if p.step >= cfg.algo.learning_starts and len(s.buffer) >= cfg.algo.batch_size:
+            metrics = s.learner.update(s.buffer)
+            _require_finite("loss", list(metrics.values()), s)
+            p.add_train_metrics(metrics)
+        p.step += 1
+        bar.update(1)
+        if p.step % cfg.run.eval_every == 0:
+            last_return, diagnostics = _evaluate_and_log(s, started, p.step - first_step)
+            bar.set_postfix(eval_return=f"{last_return:.1f}", refresh=False)
+        if p.step % checkpoint_every == 0 or p.step == cfg.run.total_steps or stop["stop"]:
+            _save(s)
+    bar.close()
+    elapsed = time.perf_counter() - started
+    return RunResult(s.run_dir, p.step, list(p.eval_steps), list(p.eval_returns),
+                     interrupted=p.step < cfg.run.total_steps,
+                     steps_per_sec=(p.step - first_step) / max(elapsed, 1e-9),
+                     last_diagnostics=diagnostics)
+
+
+def train(
+    cfg: Config,
+    runs_root: str | Path = "runs",
+    resume: bool = False,
+    overwrite: bool = False,
+    run_dir: str | Path | None = None,
+) -> RunResult:
+    """Train ``cfg`` in ``runs_root/<cfg.run_name>`` (or ``run_dir``); see module docstring.
+
+    Raises:
+        RunError: the directory exists (without ``overwrite``/``resume``) or cannot be resumed.
+        CheckpointError: the checkpoint to resume from is missing, corrupt or mismatched.
+        TrainingDiverged: NaN/Inf in observations, rewards or losses.
+    """
+    run_dir = Path(run_dir) if run_dir is not None else Path(runs_root) / cfg.run_name
+    _prepare_run_dir(cfg, run_dir, resume, overwrite)
+    session = _build_session(cfg, run_dir)
+    if resume:
+        _restore(session, load_checkpoint(run_dir / CHECKPOINT_NAME, session.device))
+        session.metrics.truncate_after(session.progress.step)
+    else:
+        _evaluate_and_log(session, time.perf_counter(), 0)
+        _save(session)
+    with _stop_on_signals() as stop:
+        return _train_loop(session, stop)

@@ -1,0 +1,111 @@
+r"""Input encoders and output decoders for spiking actors.
+
+**Population encoder** (PopSAN, arXiv 2010.09635; proxy-target spec Sec. 2). Each observation
+dimension :math:`i` drives :math:`P` neurons with learnable Gaussian receptive fields,
+
+.. math:: A_{ij} = \exp\!\big(-(x_i - \mu_{ij})^2 / (2\sigma_{ij}^2)\big),
+
+and a deterministic spike generator integrates :math:`A` for :math:`T` ticks: it is an IF neuron
+with threshold 0.999 and subtractive reset (:func:`~spikerl.snn.functional.if_step`) whose
+spike function passes gradients straight through, so :math:`\mu, \sigma` learn by backprop.
+
+**Direct encoding** feeds the analog input as a constant current at every tick.
+
+**Decoders** turn spikes ``[T, B, N]`` into values: the rate decoder averages over time; the
+population decoder averages each action's :math:`P` output neurons' rates with learnable
+weights, :math:`a_k = \sum_j w_{kj} r_{kj} + b_k` (pre-activation; the actor applies tanh).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .functional import if_step, unroll
+from .surrogate import Surrogate
+
+__all__ = ["DirectEncoder", "PopulationDecoder", "PopulationEncoder", "rate_decode"]
+
+
+class PopulationEncoder(nn.Module):
+    """Gaussian receptive fields + deterministic spike generator: ``[B, n] -> [T, B, n*P]``.
+
+    Args:
+        obs_dim: n, observation dimensions.
+        pop: P, neurons per dimension; centres evenly spaced on ``[mu_low, mu_high]``.
+        timesteps: T ticks per decision.
+        sigma: initial receptive-field width (std), ``sqrt(0.05)`` in PopSAN.
+        v_th: spike-generator threshold (0.999).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        pop: int = 10,
+        timesteps: int = 5,
+        sigma: float = math.sqrt(0.05),
+        v_th: float = 0.999,
+        mu_range: tuple[float, float] = (-1.0, 1.0),
+    ) -> None:
+        super().__init__()
+        centres = torch.linspace(mu_range[0], mu_range[1], pop) if pop > 1 else torch.zeros(1)
+        self.mu = nn.Parameter(centres.repeat(obs_dim, 1))
+        self.sigma = nn.Parameter(torch.full((obs_dim, pop), float(sigma)))
+        self.timesteps, self.v_th = timesteps, v_th
+        self.surrogate = Surrogate("straight_through", 1.0)
+
+    @property
+    def out_features(self) -> int:
+        return self.mu.numel()
+
+    def receptive_fields(self, x: torch.Tensor) -> torch.Tensor:
+        """Stimulation ``A [B, n*P]`` of each encoder neuron by ``x [B, n]``."""
+        a = torch.exp(-((x.unsqueeze(-1) - self.mu) ** 2) / (2.0 * self.sigma**2))
+        return a.flatten(-2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes ``[T, B, n*P]`` for observations ``x [B, n]`` (already squashed)."""
+        a = self.receptive_fields(x)
+        currents = a.unsqueeze(0).expand(self.timesteps, *a.shape)
+        spikes, _ = unroll(
+            lambda j, st: if_step(j, st, self.surrogate, v_th=self.v_th, soft_reset=True),
+            currents,
+        )
+        return spikes
+
+
+class DirectEncoder(nn.Module):
+    """Direct (analog current) encoding: the input repeated as a constant current for T ticks."""
+
+    def __init__(self, obs_dim: int, timesteps: int = 5) -> None:
+        super().__init__()
+        self.out_features, self.timesteps = obs_dim, timesteps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(0).expand(self.timesteps, *x.shape)
+
+
+def rate_decode(spikes: torch.Tensor) -> torch.Tensor:
+    """Firing rate per neuron: the mean over the time axis of ``spikes [T, B, N] -> [B, N]``."""
+    return spikes.mean(dim=0)
+
+
+class PopulationDecoder(nn.Module):
+    """Grouped linear readout of output-population rates: ``[T, B, m*P] -> [B, m]``.
+
+    ``a_k = sum_j w_kj r_kj + b_k`` with P weights and one bias per action, initialised
+    uniform(+-1/sqrt(P)). Returns the pre-activation; the actor applies ``tanh * max_action``.
+    """
+
+    def __init__(self, act_dim: int, pop: int = 10) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(pop)
+        self.weight = nn.Parameter(torch.empty(act_dim, pop).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(act_dim).uniform_(-bound, bound))
+        self.act_dim, self.pop = act_dim, pop
+
+    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+        rates = rate_decode(spikes).unflatten(-1, (self.act_dim, self.pop))
+        return (rates * self.weight).sum(-1) + self.bias
