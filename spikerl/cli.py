@@ -15,6 +15,7 @@ from pathlib import Path
 from .envs import EnvError
 from .experiments.checkpoint import CheckpointError
 from .experiments.config import ConfigError, describe_config, load_config
+from .experiments.energy_cli import add_energy_parser, cmd_energy
 from .experiments.report import format_table
 from .experiments.run import RunError, TrainingDiverged, load_run_config, train
 
@@ -26,8 +27,14 @@ EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an agent from a YAML preset and overrides")
     p.add_argument("--config", type=Path, help="YAML preset (default: built-in defaults)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted override, e.g. --set algo.tau=0.01 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted override, e.g. --set algo.tau=0.01 (repeatable)",
+    )
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of run folders")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run")
@@ -48,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_evaluate(sub)
+    add_energy_parser(sub)
     return parser
 
 
@@ -58,8 +66,16 @@ def _print_config_help() -> None:
 
 def _result_table(cfg, result) -> str:
     summary = result.summary
-    rows = [[cfg.run_name, cfg.env.id, result.steps, summary["max_return"],
-             summary["final_return"], result.steps_per_sec]]
+    rows = [
+        [
+            cfg.run_name,
+            cfg.env.id,
+            result.steps,
+            summary["max_return"],
+            summary["final_return"],
+            result.steps_per_sec,
+        ]
+    ]
     return format_table(["run", "env", "steps", "max avg return", "final return", "steps/s"], rows)
 
 
@@ -77,8 +93,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         result = train(cfg, args.runs_dir, overwrite=args.overwrite)
     print(_result_table(cfg, result))
     if result.interrupted:
-        print(f"interrupted at step {result.steps}; continue with: spikerl train --resume "
-              f"{result.run_dir}", file=sys.stderr)
+        print(
+            f"interrupted at step {result.steps}; continue with: spikerl train --resume "
+            f"{result.run_dir}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     print(f"run folder: {result.run_dir}")
     return 0
@@ -88,13 +107,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .experiments.policy import evaluate_run
 
     result, cfg = evaluate_run(args.run, episodes=args.episodes, video_dir=args.video)
-    rows = [[cfg.run_name, cfg.env.id, len(result.returns), result.returns.mean(),
-             result.returns.std(), result.lengths.mean()]]
+    rows = [
+        [
+            cfg.run_name,
+            cfg.env.id,
+            len(result.returns),
+            result.returns.mean(),
+            result.returns.std(),
+            result.lengths.mean(),
+        ]
+    ]
     print(format_table(["run", "env", "episodes", "return mean", "return std", "length"], rows))
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate}
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "energy": cmd_energy}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

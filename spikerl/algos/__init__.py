@@ -36,5 +36,6 @@ def build_learner(cfg: Any, obs_dim: int, act_dim: int, device: str | torch.devi
     proxy = None
     if cfg.algo.target == "proxy":
         proxy = DeterministicActor(obs_dim, act_dim, cfg.algo.proxy.hidden).to(device)
-    return TD3(actor, critic, cfg.algo, proxy=proxy, seed=seed, leak_lr=cfg.actor.plif_lr,
-               device=device)
+    return TD3(
+        actor, critic, cfg.algo, proxy=proxy, seed=seed, leak_lr=cfg.actor.plif_lr, device=device
+    )

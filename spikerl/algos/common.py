@@ -43,7 +43,7 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 @contextmanager
 def frozen(module: nn.Module) -> Iterator[None]:
-    """Temporarily stop gradients into ``module``'s parameters (e.g. the critic in an actor step)."""
+    """Temporarily stop gradients into ``module``'s parameters (the critic in an actor step)."""
     params = [p for p in module.parameters() if p.requires_grad]
     for p in params:
         p.requires_grad_(False)

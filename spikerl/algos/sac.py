@@ -106,10 +106,19 @@ class SAC(CheckpointMixin):
             self.alpha_opt.zero_grad(set_to_none=True)
             alpha_loss.mean().backward()
             self.alpha_opt.step()
-        return {"loss/actor": loss.item(), "alpha": self.alpha.item(),
-                "entropy": -logp.mean().item()}
+        return {
+            "loss/actor": loss.item(),
+            "alpha": self.alpha.item(),
+            "entropy": -logp.mean().item(),
+        }
 
     def parts(self) -> dict[str, Any]:
-        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
-                "temperature": self.temperature, "actor_opt": self.actor_opt,
-                "critic_opt": self.critic_opt, "alpha_opt": self.alpha_opt}
+        return {
+            "actor": self.actor,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "temperature": self.temperature,
+            "actor_opt": self.actor_opt,
+            "critic_opt": self.critic_opt,
+            "alpha_opt": self.alpha_opt,
+        }

@@ -6,7 +6,8 @@ TD3 (Fujimoto et al. 2018) with the proxy-target extension of arXiv 2505.24161
 1. ``target = "proxy"``: K proxy steps, each an Adam step on
    :math:`L_\pi = \mathrm{mean}_{B, m} (\pi_\phi(s) - \mathrm{sg}[\mu_\theta(s)])^2` on a fresh
    minibatch. The SNN targets of all K minibatches come from one no-grad forward (they do not
-   depend on the proxy), so no graph is built through the SNN and the actor's ``.grad`` is untouched.
+   depend on the proxy), so no graph is built through the SNN and the actor's ``.grad`` stays
+   untouched.
 2. Critic step on the last proxy minibatch (``proxy``) or a fresh one (``polyak``):
    :math:`y = r + \gamma\,\mathrm{nd}\,\min_i Q_i'(s', \tilde a)`,
    :math:`\tilde a = \mathrm{clip}(\pi'(s') + \mathrm{clip}(\epsilon, -c, c), -1, 1)`,
@@ -150,7 +151,13 @@ class TD3(CheckpointMixin):
     # --- persistence -------------------------------------------------------------------------
     def parts(self) -> dict[str, Any]:
         """Networks and optimisers saved in checkpoints (None where the variant has none)."""
-        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
-                "proxy": self.proxy, "actor_target": self.actor_target,
-                "actor_opt": self.actor_opt, "critic_opt": self.critic_opt,
-                "proxy_opt": self.proxy_opt}
+        return {
+            "actor": self.actor,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "proxy": self.proxy,
+            "actor_target": self.actor_target,
+            "actor_opt": self.actor_opt,
+            "critic_opt": self.critic_opt,
+            "proxy_opt": self.proxy_opt,
+        }

@@ -55,7 +55,11 @@ class ReplayBuffer:
         return self.size
 
     def add(
-        self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: float,
+        next_obs: np.ndarray,
         terminated: bool,
     ) -> None:
         """Store one transition; ``terminated`` (not truncation) zeroes the bootstrap."""
@@ -72,6 +76,7 @@ class ReplayBuffer:
 
     def gather(self, idx: np.ndarray) -> Batch:
         """The transitions at ``idx`` as tensors on the buffer's device."""
+
         def put(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(a[idx], device=self.device)
 
@@ -84,12 +89,15 @@ class ReplayBuffer:
     def state_dict(self, include_data: bool = True) -> dict[str, Any]:
         """Counters, RNG state and (optionally) the stored transitions, as plain data."""
         state: dict[str, Any] = {
-            "ptr": self.ptr, "size": self.size, "capacity": self.capacity,
+            "ptr": self.ptr,
+            "size": self.size,
+            "capacity": self.capacity,
             "rng": self.rng.bit_generator.state,
         }
         if include_data:
-            state["data"] = {f: torch.from_numpy(getattr(self, f)[: self.size].copy())
-                             for f in _FIELDS}
+            state["data"] = {
+                f: torch.from_numpy(getattr(self, f)[: self.size].copy()) for f in _FIELDS
+            }
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

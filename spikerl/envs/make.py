@@ -14,14 +14,22 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["EnvError", "ObservationNormalizer", "env_dims", "make_env"]
+__all__ = [
+    "EnvError",
+    "ObservationNormalizer",
+    "check_env_id",
+    "env_dims",
+    "find_wrapper",
+    "make_env",
+]
 
 
 class EnvError(ValueError):
     """The environment id is unknown or the environment is unsuitable."""
 
 
-def _check_id(env_id: str) -> None:
+def check_env_id(env_id: str) -> None:
+    """Raise :class:`EnvError` listing close matches if ``env_id`` is not registered."""
     registry = gym.envs.registry
     if env_id in registry:
         return
@@ -83,16 +91,21 @@ def make_env(
         render_mode: passed to ``gym.make`` (``"rgb_array"`` for videos).
         kwargs: further ``gym.make`` keyword arguments.
     """
-    _check_id(env_id)
+    check_env_id(env_id)
     env = gym.make(env_id, render_mode=render_mode, **kwargs)
     if not isinstance(env.action_space, gym.spaces.Box):
-        raise EnvError(f"{env_id} has a {type(env.action_space).__name__} action space; "
-                       "spikerl agents need a continuous Box action space")
+        raise EnvError(
+            f"{env_id} has a {type(env.action_space).__name__} action space; "
+            "spikerl agents need a continuous Box action space"
+        )
     if not (np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)):
-        env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
-    env = gym.wrappers.TransformObservation(
-        env, lambda o: np.asarray(o, np.float32), env.observation_space
+        ones = np.ones(env.action_space.shape, np.float32)
+        env = gym.wrappers.RescaleAction(env, -ones, ones)
+    space = env.observation_space
+    float_space = gym.spaces.Box(
+        space.low.astype(np.float32), space.high.astype(np.float32), dtype=np.float32
     )
+    env = gym.wrappers.TransformObservation(env, lambda o: np.asarray(o, np.float32), float_space)
     if normalize_obs:
         env = ObservationNormalizer(env)
     if seed is not None:

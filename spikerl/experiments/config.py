@@ -166,6 +166,27 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _parse_number(text: str) -> Any:
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() else number
+
+
+def _coerce_number(key: str, value: Any, tp: type) -> int | float:
+    if isinstance(value, str):
+        value = _parse_number(value)  # YAML reads 1e4 as a string
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        kind = "an integer" if tp is int else "a number"
+        raise ConfigError(f"{key}: expected {kind}, got {value!r}")
+    if tp is int:
+        if value != value or value != int(value):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(value)
+    return float(value)
+
+
 def _coerce(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
     """Check ``value`` against type ``tp`` and the range in ``meta``; return the typed value."""
     origin = typing.get_origin(tp)
@@ -183,18 +204,11 @@ def _coerce(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
         return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        value = int(value)
-    elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        value = float(value)
-    elif tp is str:
+    if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
         return value
+    value = _coerce_number(key, value, tp)
     lo, hi = meta.get("lo"), meta.get("hi")
     if (lo is not None and value < lo) or (hi is not None and value > hi) or value != value:
         bounds = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
@@ -302,9 +316,7 @@ def describe_config(cls: type = Config, prefix: str = "") -> list[tuple[str, str
             rows.extend(describe_config(tp, f"{prefix}{f.name}."))
             continue
         meta = f.metadata
-        rng = ""
-        if meta.get("lo") is not None or meta.get("hi") is not None:
-            rng = f" in [{meta.get('lo', '')}, {meta.get('hi') if meta.get('hi') is not None else 'inf'}]"
+        lo, hi = meta.get("lo"), meta.get("hi")
+        rng = "" if lo is None and hi is None else f" in [{lo}, {'inf' if hi is None else hi}]"
         rows.append((prefix + f.name, _type_name(tp) + rng, repr(f.default), meta.get("help", "")))
     return rows
-

@@ -90,8 +90,9 @@ def _record_video(env: Any, video_dir: Path) -> Any:
         raise RuntimeError("recording videos needs moviepy: pip install moviepy") from None
     import gymnasium as gym
 
-    return gym.wrappers.RecordVideo(env, str(video_dir), episode_trigger=lambda _: True,
-                                    disable_logger=True)
+    return gym.wrappers.RecordVideo(
+        env, str(video_dir), episode_trigger=lambda _: True, disable_logger=True
+    )
 
 
 def summarize_curve(returns: list[float]) -> dict[str, float]:

@@ -13,7 +13,7 @@ from ..nets import build_actor
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import Config
 from .evaluation import EvalResult, evaluate_policy
-from .run import CHECKPOINT_NAME, load_run_config
+from .run import CHECKPOINT_NAME, RunError, load_run_config
 
 __all__ = ["evaluate_run", "load_policy"]
 
@@ -21,6 +21,8 @@ __all__ = ["evaluate_run", "load_policy"]
 def _locate(path: str | Path) -> tuple[Path, Path]:
     """(run directory, checkpoint file) for a run folder or a checkpoint inside one."""
     path = Path(path)
+    if not path.exists():
+        raise RunError(f"{path} does not exist (expected a run directory or a checkpoint file)")
     if path.is_dir():
         return path, path / CHECKPOINT_NAME
     return path.parent, path
@@ -37,21 +39,33 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Confi
     try:
         actor.load_state_dict(ckpt["learner"]["actor"])
     except (KeyError, RuntimeError) as err:
-        raise CheckpointError(f"{ckpt_path}: actor weights do not match the config: {err}") from None
+        raise CheckpointError(
+            f"{ckpt_path}: actor weights do not match the config: {err}"
+        ) from None
     normalizer = ckpt["env"].get("normalizer")
     if normalizer is not None:
-        normalizer = {k: v.numpy() if isinstance(v, torch.Tensor) else v
-                      for k, v in normalizer.items()}
+        normalizer = {
+            k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in normalizer.items()
+        }
     actor.eval()
     return actor, cfg, normalizer
 
 
 def evaluate_run(
-    path: str | Path, episodes: int | None = None, video_dir: str | Path | None = None,
+    path: str | Path,
+    episodes: int | None = None,
+    video_dir: str | Path | None = None,
     device: str = "cpu",
 ) -> tuple[EvalResult, Config]:
     """Evaluate a run's checkpoint under the standard protocol."""
     actor, cfg, normalizer = load_policy(path, device)
-    result = evaluate_policy(actor, cfg.env.id, cfg.run.seed, episodes or cfg.run.eval_episodes,
-                             normalizer_state=normalizer, device=device, video_dir=video_dir)
+    result = evaluate_policy(
+        actor,
+        cfg.env.id,
+        cfg.run.seed,
+        episodes or cfg.run.eval_episodes,
+        normalizer_state=normalizer,
+        device=device,
+        video_dir=video_dir,
+    )
     return result, cfg

@@ -42,10 +42,15 @@ def _cell(value: Any) -> str:
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain-text table with right-aligned numeric columns (floats get sensible precision)."""
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+
     def line(items: Sequence[str]) -> str:
-        return "  ".join(item.rjust(w) if i else item.ljust(w)
-                         for i, (item, w) in enumerate(zip(items, widths, strict=True)))
+        return "  ".join(
+            item.rjust(w) if i else item.ljust(w)
+            for i, (item, w) in enumerate(zip(items, widths, strict=True))
+        )
+
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(r) for r in cells)])

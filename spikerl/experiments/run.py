@@ -29,8 +29,15 @@ from tqdm.auto import tqdm
 
 from ..algos import Learner, build_learner
 from ..buffers import ReplayBuffer
-from ..envs import ObservationNormalizer, env_dims, find_wrapper, get_env_state, make_env
-from ..envs import set_env_state
+from ..envs import (
+    ObservationNormalizer,
+    check_env_id,
+    env_dims,
+    find_wrapper,
+    get_env_state,
+    make_env,
+    set_env_state,
+)
 from ..nets import diagnostic_names, spiking_diagnostics
 from .checkpoint import (
     CheckpointError,
@@ -240,9 +247,18 @@ def _build_session(cfg: Config, run_dir: Path) -> _Session:
     learner = build_learner(cfg, obs_dim, act_dim, device)
     capacity = min(cfg.algo.buffer_size, cfg.run.total_steps)
     buffer = ReplayBuffer(obs_dim, act_dim, capacity, seed=cfg.run.seed, device=str(device))
-    columns = ["step", "episodes", "wall_time", "steps_per_sec", "eval/return_mean",
-               "eval/return_std", "eval/length_mean", "train/episode_return",
-               *learner.metric_names, *diagnostic_names(learner.actor)]
+    columns = [
+        "step",
+        "episodes",
+        "wall_time",
+        "steps_per_sec",
+        "eval/return_mean",
+        "eval/return_std",
+        "eval/length_mean",
+        "train/episode_return",
+        *learner.metric_names,
+        *diagnostic_names(learner.actor),
+    ]
     tb_dir = run_dir / "tb" if cfg.run.tensorboard else None
     metrics = MetricsWriter(run_dir / METRICS_NAME, columns, tb_dir)
     obs, _ = env.reset(seed=cfg.run.seed)
@@ -290,12 +306,20 @@ def _evaluate_and_log(s: _Session, started: float, steps_done: int) -> tuple[flo
     cfg, p = s.cfg, s.progress
     norm = find_wrapper(s.env, ObservationNormalizer)
     result = evaluate_policy(
-        s.learner.actor, cfg.env.id, cfg.run.seed, cfg.run.eval_episodes,
-        normalizer_state=norm.state_dict() if norm is not None else None, device=s.device,
+        s.learner.actor,
+        cfg.env.id,
+        cfg.run.seed,
+        cfg.run.eval_episodes,
+        normalizer_state=norm.state_dict() if norm is not None else None,
+        device=s.device,
     )
     elapsed = time.perf_counter() - started
-    row: dict[str, Any] = {"step": p.step, "episodes": p.episodes, "wall_time": round(elapsed, 3),
-                           "steps_per_sec": round(steps_done / elapsed, 2) if steps_done else ""}
+    row: dict[str, Any] = {
+        "step": p.step,
+        "episodes": p.episodes,
+        "wall_time": round(elapsed, 3),
+        "steps_per_sec": round(steps_done / elapsed, 2) if steps_done else "",
+    }
     row.update(result.metrics())
     row.update(p.pop_train_means())
     diagnostics: dict[str, float] = {}
@@ -334,8 +358,15 @@ def _train_loop(s: _Session, stop: dict[str, bool]) -> RunResult:
     started, first_step = time.perf_counter(), p.step
     last_return = p.eval_returns[-1] if p.eval_returns else float("nan")
     diagnostics: dict[str, float] = {}
-    bar = tqdm(total=cfg.run.total_steps, initial=p.step, unit="step", dynamic_ncols=True,
-               disable=not cfg.run.progress, desc=s.run_dir.name, mininterval=1.0)
+    bar = tqdm(
+        total=cfg.run.total_steps,
+        initial=p.step,
+        unit="step",
+        dynamic_ncols=True,
+        disable=not cfg.run.progress,
+        desc=s.run_dir.name,
+        mininterval=1.0,
+    )
     checkpoint_every = cfg.run.checkpoint_every or cfg.run.eval_every
     while p.step < cfg.run.total_steps and not stop["stop"]:
         _env_step(s)
@@ -352,10 +383,15 @@ def _train_loop(s: _Session, stop: dict[str, bool]) -> RunResult:
             _save(s)
     bar.close()
     elapsed = time.perf_counter() - started
-    return RunResult(s.run_dir, p.step, list(p.eval_steps), list(p.eval_returns),
-                     interrupted=p.step < cfg.run.total_steps,
-                     steps_per_sec=(p.step - first_step) / max(elapsed, 1e-9),
-                     last_diagnostics=diagnostics)
+    return RunResult(
+        s.run_dir,
+        p.step,
+        list(p.eval_steps),
+        list(p.eval_returns),
+        interrupted=p.step < cfg.run.total_steps,
+        steps_per_sec=(p.step - first_step) / max(elapsed, 1e-9),
+        last_diagnostics=diagnostics,
+    )
 
 
 def train(
@@ -373,6 +409,8 @@ def train(
         TrainingDiverged: NaN/Inf in observations, rewards or losses.
     """
     run_dir = Path(run_dir) if run_dir is not None else Path(runs_root) / cfg.run_name
+    resolve_device(cfg.run.device)  # fail before touching the run directory
+    check_env_id(cfg.env.id)
     _prepare_run_dir(cfg, run_dir, resume, overwrite)
     session = _build_session(cfg, run_dir)
     if resume:

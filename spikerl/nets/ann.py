@@ -18,7 +18,7 @@ __all__ = ["DeterministicActor", "GaussianActor", "SynapticLayer", "TwinCritic",
 
 
 class SynapticLayer(NamedTuple):
-    """A layer whose arithmetic is counted: its input is ``"analog"`` (MACs) or ``"spike"`` (SOPs)."""
+    """A layer whose arithmetic is counted; input ``"analog"`` (MACs) or ``"spike"`` (SOPs)."""
 
     name: str
     module: nn.Module
@@ -44,7 +44,11 @@ class DeterministicActor(nn.Module):
     """``a = max_action * tanh(MLP(s))``: the TD3 actor (256-256) and the proxy network."""
 
     def __init__(
-        self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256), max_action: float = 1.0
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (256, 256),
+        max_action: float = 1.0,
     ) -> None:
         super().__init__()
         self.net = mlp(obs_dim, hidden, act_dim)
@@ -65,7 +69,9 @@ class TwinCritic(nn.Module):
         self.q1 = mlp(obs_dim + act_dim, hidden, 1)
         self.q2 = mlp(obs_dim + act_dim, hidden, 1)
 
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([obs, actions], dim=-1)
         return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
 
@@ -84,7 +90,11 @@ class GaussianActor(nn.Module):
     LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
     def __init__(
-        self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256), max_action: float = 1.0
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (256, 256),
+        max_action: float = 1.0,
     ) -> None:
         super().__init__()
         self.trunk = mlp(obs_dim, hidden[:-1], hidden[-1])
@@ -108,7 +118,7 @@ class GaussianActor(nn.Module):
         std = log_std.exp()
         pre = mean + std * torch.randn_like(mean)
         squashed = torch.tanh(pre)
-        gauss_logp = (-0.5 * ((pre - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi))
+        gauss_logp = -0.5 * ((pre - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
         correction = torch.log(self.max_action * (1 - squashed.pow(2)) + 1e-6)
         return self.max_action * squashed, (gauss_logp - correction).sum(-1)
 

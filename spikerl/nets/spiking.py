@@ -43,7 +43,7 @@ class SpikingActor(nn.Module):
 
     Args:
         obs_dim, act_dim: n and m.
-        neuron: ``lif``, ``clif``, ``dn`` or ``plif`` (paper constants, see :mod:`spikerl.snn.layers`).
+        neuron: ``lif``, ``clif``, ``dn`` or ``plif`` (paper constants; :mod:`spikerl.snn.layers`).
         hidden: hidden layer sizes (256, 256).
         timesteps: T ticks per decision (5).
         pop_in, pop_out: encoder and output population sizes per dimension (10, 10).
@@ -156,8 +156,9 @@ def spiking_diagnostics(actor: SpikingActor, obs: torch.Tensor) -> dict[str, flo
     """
     trace = actor.forward_stepwise(obs)
     out: dict[str, float] = {}
-    for name, spikes, v, neuron in zip(actor.layer_names, trace.spikes, trace.membranes, actor.neurons,
-                                       strict=True):
+    for name, spikes, v, neuron in zip(
+        actor.layer_names, trace.spikes, trace.membranes, actor.neurons, strict=True
+    ):
         rate = spikes.mean(dim=0)  # [B, N]
         half_width = 0.5 / neuron.surrogate.slope
         out[f"snn/rate_{name}"] = float(spikes.mean())

@@ -1,9 +1,10 @@
 """Thin ``nn.Module`` wrappers over the neuron steps of :mod:`spikerl.snn.functional`.
 
-A module holds only parameters (leaks, thresholds) and its :class:`~spikerl.snn.surrogate.Surrogate`;
-it never stores membrane state. ``step(current, state)`` runs one tick; ``forward(currents,
-state=None)`` runs a ``[T, B, N]`` sequence and returns ``(spikes [T, B, N], state)``. Passing
-the returned state back in carries it across calls; passing ``None`` resets it.
+A module holds only parameters (leaks, thresholds) and its
+:class:`~spikerl.snn.surrogate.Surrogate`; it never stores membrane state.
+``step(current, state)`` runs one tick; ``forward(currents, state=None)`` runs a ``[T, B, N]``
+sequence and returns ``(spikes [T, B, N], state)``. Passing the returned state back in carries
+it across calls; passing ``None`` resets it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _logit(p: float) -> float:
 
 
 class LIF(SpikingNeuron):
-    """Leaky integrate-and-fire neuron (hard or soft reset), optionally with learnable leak/threshold.
+    """Leaky integrate-and-fire neuron (hard or soft reset), optional learnable leak/threshold.
 
     Args:
         decay: membrane leak factor per tick, in (0, 1]; 0.75 in the proxy-target actor.

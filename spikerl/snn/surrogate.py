@@ -6,16 +6,15 @@ derivative :math:`g_\alpha(x) = f_\alpha'(x)` of a smooth step :math:`f_\alpha` 
 0 to 1, so every surrogate integrates to 1. :math:`\alpha` is the slope (steepness): larger
 values concentrate the gradient near the threshold.
 
-=================  ==========================================  ==========================================
-kind               smooth step :math:`f_\alpha(x)`             surrogate :math:`g_\alpha(x)`
-=================  ==========================================  ==========================================
-``rectangular``    :math:`\mathrm{clip}(\alpha x + 1/2, 0, 1)`  :math:`\alpha` if :math:`|x| < 1/(2\alpha)`
-``sigmoid``        :math:`\sigma(\alpha x)`                     :math:`\alpha\sigma(\alpha x)(1-\sigma(\alpha x))`
-``fast_sigmoid``   :math:`(1 + \alpha x/(1+\alpha|x|))/2`       :math:`\alpha / (2(1+\alpha|x|)^2)`
-``arctan``         :math:`1/2 + \arctan(\pi\alpha x/2)/\pi`     :math:`(\alpha/2) / (1 + (\pi\alpha x/2)^2)`
-``triangle``       piecewise quadratic                          :math:`\alpha\max(0, 1-\alpha|x|)`
-``straight_through``  identity (unbounded)                      :math:`\alpha`
-=================  ==========================================  ==========================================
+- ``rectangular``: :math:`f = \mathrm{clip}(\alpha x + 1/2, 0, 1)`,
+  :math:`g = \alpha` if :math:`|x| < 1/(2\alpha)` else 0
+- ``sigmoid``: :math:`f = \sigma(\alpha x)`, :math:`g = \alpha\sigma(\alpha x)(1-\sigma(\alpha x))`
+- ``fast_sigmoid``: :math:`f = (1 + \alpha x/(1+\alpha|x|))/2`,
+  :math:`g = \alpha / (2(1+\alpha|x|)^2)`
+- ``arctan``: :math:`f = 1/2 + \arctan(\pi\alpha x/2)/\pi`,
+  :math:`g = (\alpha/2) / (1 + (\pi\alpha x/2)^2)`
+- ``triangle``: :math:`f` piecewise quadratic, :math:`g = \alpha\max(0, 1-\alpha|x|)`
+- ``straight_through``: :math:`f = \alpha x` (unbounded), :math:`g = \alpha`
 
 ``rectangular`` with :math:`\alpha = 1` is the proxy-target paper's window (half-width 0.5,
 height 1; arXiv 2505.24161, Sec. 5). ``straight_through`` is the population encoder's

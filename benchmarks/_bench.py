@@ -1,0 +1,153 @@
+"""Shared pieces of the benchmark scripts: a bare training loop, timers, environment facts.
+
+The training loop here is the one of :mod:`spikerl.experiments.run` without evaluation,
+checkpoints, metrics or the progress bar: act (uniform random during warm-up, the exploring
+actor after), step the env, store the transition, reset on episode end, and one learner update
+per env step once ``learning_starts`` transitions are stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from spikerl.algos import build_learner
+from spikerl.buffers import ReplayBuffer
+from spikerl.envs import env_dims, make_env
+from spikerl.experiments.checkpoint import seed_everything
+from spikerl.experiments.config import Config
+
+__all__ = [
+    "TrainLoop",
+    "environment_info",
+    "non_negative_int",
+    "percentile_us",
+    "positive_int",
+    "quiet_warnings",
+    "raw_env_steps_per_sec",
+    "timed_steps_per_sec",
+    "write_json",
+]
+
+
+class TrainLoop:
+    """Env, learner and replay buffer of one config, stepped on demand.
+
+    Args:
+        cfg: the run config (env, actor, algo; ``run.seed`` seeds everything).
+        capacity: replay capacity; enough for every step the benchmark takes.
+    """
+
+    def __init__(self, cfg: Config, capacity: int) -> None:
+        seed_everything(cfg.run.seed)
+        self.cfg = cfg
+        self.env = make_env(cfg.env.id, seed=cfg.run.seed)
+        obs_dim, act_dim = env_dims(self.env)
+        self.learner = build_learner(cfg, obs_dim, act_dim, "cpu")
+        self.buffer = ReplayBuffer(obs_dim, act_dim, capacity, seed=cfg.run.seed)
+        self.obs, _ = self.env.reset(seed=cfg.run.seed)
+        self.step_count = 0
+
+    def _env_step(self, action: np.ndarray) -> None:
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.buffer.add(self.obs, action, float(reward), next_obs, terminated)
+        if terminated or truncated:
+            next_obs, _ = self.env.reset()
+        self.obs = next_obs
+        self.step_count += 1
+
+    def prefill(self) -> None:
+        """The uniform-random warm-up: ``algo.learning_starts`` steps, no updates."""
+        while self.step_count < self.cfg.algo.learning_starts:
+            self._env_step(self.env.action_space.sample())
+
+    def train(self, steps: int) -> None:
+        """``steps`` training iterations: exploring action, env step, store, one update."""
+        for _ in range(steps):
+            self._env_step(self.learner.act(self.obs, explore=True))
+            self.learner.update(self.buffer)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _bounded_int(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _bounded_int(text, 0)
+
+
+def _bounded_int(text: str, lo: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < lo:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {value}")
+    return value
+
+
+def timed_steps_per_sec(loop: TrainLoop, steps: int) -> float:
+    """Wall-clock env steps per second of ``loop.train(steps)``."""
+    start = time.perf_counter()
+    loop.train(steps)
+    return steps / (time.perf_counter() - start)
+
+
+def raw_env_steps_per_sec(env_id: str, steps: int, seed: int = 0) -> float:
+    """Env steps per second with uniform random actions (resets included), no learning."""
+    env = make_env(env_id, seed=seed)
+    env.reset(seed=seed)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    elapsed = time.perf_counter() - start
+    env.close()
+    return steps / elapsed
+
+
+def percentile_us(samples_ns: list[int], q: float) -> float:
+    """The ``q``-th percentile of nanosecond samples, in microseconds."""
+    return float(np.percentile(np.asarray(samples_ns, dtype=np.float64), q)) / 1e3
+
+
+def environment_info() -> dict[str, Any]:
+    """Library versions and machine facts to store next to the numbers."""
+    import mujoco
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "gymnasium": gym.__version__,
+        "mujoco": mujoco.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
+def quiet_warnings() -> None:
+    """Hide Gymnasium's deprecation (v4 envs) and dtype warnings, which clutter the tables."""
+    warnings.filterwarnings("ignore", module=r"gymnasium(\..*)?")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as indented JSON, creating the parent folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")

@@ -1,0 +1,316 @@
+"""Cost of a spiking actor: SNN-TD3 training throughput and inference latency against ANN-TD3.
+
+Two measurements, both on CPU in one process, with ``--threads`` torch intra-op threads:
+
+1. **Training throughput.** For each variant (``--variants``):
+
+   * ``ann``: ANN-TD3, Polyak target actor (plain TD3, the baseline);
+   * ``lif-polyak``: LIF spiking actor with a Polyak-averaged target actor (vanilla SNN-TD3);
+   * ``lif-proxy-k3``: LIF actor with the proxy target, K = 3, proxy 512-512, lr 1e-3 (paper);
+   * ``lif-proxy-k1``: the same with K = 1, lr 3e-3 (the reference README's faster variant).
+
+   Every variant gets its own env, learner and buffer, filled with ``--learning-starts``
+   uniform-random steps and trained ``--warmup`` iterations untimed. Then timed windows of
+   ``--window`` training iterations (exploring actor action at batch 1 + ``env.step`` + buffer
+   insert + one ``TD3.update``, no evaluation) run round-robin over the variants, ``--repeats``
+   times; a variant's figure is the median of its windows in env steps/s, and its ratio is that
+   median divided by the ANN median (1.0 = as fast as ANN-TD3; below 1 = slower).
+
+2. **Inference latency per decision.** For each actor kind (``--latency-actors``), an untrained
+   actor of the paper's size for the env (SNN: 256-256, T = 5, populations of 10) in eval mode
+   computes one action at a time, exactly as the training loop and deployment do: a NumPy
+   observation (batch 1) converted to a tensor, a no-grad forward, the action back as NumPy
+   (``spikerl.algos.policy_action``). Observations come from a random-action rollout; after
+   ``--latency-warmup`` untimed calls each of ``--latency-calls`` calls is timed on its own.
+   Reported: median and 90th percentile in microseconds, and the median's ratio to the ANN's.
+   The cost of a dense SNN forward does not depend on the weights, so untrained actors suffice.
+
+Usage::
+
+    python benchmarks/snn_vs_ann.py                       # HalfCheetah-v4, 1 thread
+    python benchmarks/snn_vs_ann.py --env HalfCheetah-v5 --window 2000 --repeats 3 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from _bench import (
+    TrainLoop,
+    environment_info,
+    non_negative_int,
+    percentile_us,
+    positive_int,
+    quiet_warnings,
+    timed_steps_per_sec,
+    write_json,
+)
+
+from spikerl.algos import policy_action
+from spikerl.envs import env_dims, make_env
+from spikerl.experiments.config import Config, load_config
+from spikerl.experiments.report import format_table
+from spikerl.nets import build_actor
+
+# variant name -> config overrides on top of TD3 defaults
+VARIANTS: dict[str, list[str]] = {
+    "ann": ["actor.kind=ann", "algo.target=polyak"],
+    "lif-polyak": ["actor.kind=lif", "algo.target=polyak"],
+    "lif-proxy-k3": [
+        "actor.kind=lif",
+        "algo.target=proxy",
+        "algo.proxy.hidden=[512,512]",
+        "algo.proxy.lr=0.001",
+        "algo.proxy.updates=3",
+    ],
+    "lif-proxy-k1": [
+        "actor.kind=lif",
+        "algo.target=proxy",
+        "algo.proxy.hidden=[512,512]",
+        "algo.proxy.lr=0.003",
+        "algo.proxy.updates=1",
+    ],
+}
+LATENCY_ACTORS = ("ann", "lif", "clif", "dn", "plif")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="SNN-TD3 vs ANN-TD3: training speed and latency.")
+    p.add_argument("--env", default="HalfCheetah-v4", help="Gymnasium env id")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        help="training variants to time ('ann' is always added as the baseline)",
+    )
+    p.add_argument(
+        "--learning-starts",
+        type=positive_int,
+        default=1000,
+        help="uniform-random env steps before updates (untimed)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=non_negative_int,
+        default=100,
+        help="training iterations after learning starts, untimed",
+    )
+    p.add_argument(
+        "--window", type=positive_int, default=1000, help="timed training iterations per window"
+    )
+    p.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=1,
+        help="round-robin windows per variant; the median is reported",
+    )
+    p.add_argument(
+        "--latency-actors",
+        nargs="+",
+        choices=LATENCY_ACTORS,
+        default=["ann", "lif", "clif", "dn"],
+        help="actor kinds to time ('ann' is always added as the baseline)",
+    )
+    p.add_argument(
+        "--latency-calls",
+        type=positive_int,
+        default=2000,
+        help="timed batch-1 forward calls per actor",
+    )
+    p.add_argument(
+        "--latency-warmup", type=non_negative_int, default=200, help="untimed calls before timing"
+    )
+    p.add_argument("--skip-training", action="store_true", help="only measure latency")
+    p.add_argument("--skip-latency", action="store_true", help="only measure training")
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of env, networks and buffer"
+    )
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
+    args = p.parse_args(argv)
+    args.variants = with_baseline(args.variants)
+    args.latency_actors = with_baseline(args.latency_actors)
+    return args
+
+
+def with_baseline(names: list[str]) -> list[str]:
+    """``names`` without duplicates, with 'ann' first."""
+    return ["ann", *dict.fromkeys(n for n in names if n != "ann")]
+
+
+def variant_config(name: str, args: argparse.Namespace) -> Config:
+    return load_config(
+        None,
+        [
+            f"env.id={args.env}",
+            "algo.name=td3",
+            f"algo.learning_starts={args.learning_starts}",
+            f"run.seed={args.seed}",
+            *VARIANTS[name],
+        ],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Training throughput
+
+
+def measure_training(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Round-robin timed windows over the variants; one row per variant."""
+    capacity = args.learning_starts + args.warmup + args.window * args.repeats
+    loops = {}
+    for name in args.variants:
+        loops[name] = TrainLoop(variant_config(name, args), capacity)
+        loops[name].prefill()
+        loops[name].train(args.warmup)
+    windows: dict[str, list[float]] = {name: [] for name in args.variants}
+    for _ in range(args.repeats):
+        for name, loop in loops.items():
+            windows[name].append(timed_steps_per_sec(loop, args.window))
+    base = statistics.median(windows["ann"])
+    rows = []
+    for name in args.variants:
+        sps = statistics.median(windows[name])
+        rows.append(
+            {
+                "variant": name,
+                "steps_per_sec": sps,
+                "ratio_to_ann": sps / base,
+                "ms_per_step": 1e3 / sps,
+                "windows": windows[name],
+            }
+        )
+    return rows
+
+
+def training_table(rows: list[dict[str, Any]]) -> str:
+    return format_table(
+        ["variant", "train steps/s", "ratio to ANN", "ms/step"],
+        [[r["variant"], r["steps_per_sec"], r["ratio_to_ann"], r["ms_per_step"]] for r in rows],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Inference latency
+
+
+def rollout_observations(env_id: str, count: int, seed: int) -> np.ndarray:
+    """``count`` observations visited by uniform random actions (resets included)."""
+    env = make_env(env_id, seed=seed)
+    obs, _ = env.reset(seed=seed)
+    out = []
+    for _ in range(count):
+        out.append(obs)
+        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            obs, _ = env.reset()
+    env.close()
+    return np.stack(out).astype(np.float32)
+
+
+def time_actor(actor: torch.nn.Module, observations: np.ndarray, warmup: int) -> list[int]:
+    """Nanoseconds of each batch-1 decision after ``warmup`` untimed ones."""
+    device = torch.device("cpu")
+    for i in range(warmup):
+        policy_action(actor, observations[i % len(observations)], device)
+    samples = []
+    for obs in observations:
+        start = time.perf_counter_ns()
+        policy_action(actor, obs, device)
+        samples.append(time.perf_counter_ns() - start)
+    return samples
+
+
+def measure_latency(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Median and p90 latency per actor kind; one row per kind."""
+    env = make_env(args.env)
+    obs_dim, act_dim = env_dims(env)
+    env.close()
+    observations = rollout_observations(args.env, args.latency_calls, args.seed)
+    rows = []
+    for kind in args.latency_actors:
+        torch.manual_seed(args.seed)
+        cfg = load_config(None, [f"actor.kind={kind}"])
+        actor = build_actor(cfg.actor, "td3", obs_dim, act_dim).eval()
+        samples = time_actor(actor, observations, args.latency_warmup)
+        rows.append(
+            {
+                "actor": kind,
+                "median_us": percentile_us(samples, 50),
+                "p90_us": percentile_us(samples, 90),
+                "parameters": sum(p.numel() for p in actor.parameters()),
+            }
+        )
+    base = rows[0]["median_us"]
+    for row in rows:
+        row["median_ratio_to_ann"] = row["median_us"] / base
+    return rows
+
+
+def latency_table(rows: list[dict[str, Any]]) -> str:
+    return format_table(
+        ["actor", "median us", "p90 us", "median / ANN", "parameters"],
+        [
+            [r["actor"], r["median_us"], r["p90_us"], r["median_ratio_to_ann"], r["parameters"]]
+            for r in rows
+        ],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Both measurements (unless skipped), printed as tables; returns the JSON payload."""
+    results: dict[str, Any] = {}
+    if not args.skip_training:
+        results["training"] = measure_training(args)
+        print(
+            f"\nTraining throughput on {args.env} ({args.threads} thread(s); window "
+            f"{args.window} iterations, median of {args.repeats})"
+        )
+        print(training_table(results["training"]))
+    if not args.skip_latency:
+        results["latency"] = measure_latency(args)
+        print(
+            f"\nInference latency per decision on {args.env} (batch 1, no grad, CPU, "
+            f"{args.threads} thread(s), {args.latency_calls} calls)"
+        )
+        print(latency_table(results["latency"]))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quiet_warnings()
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        results = run(args)
+    finally:
+        torch.set_num_threads(threads_before)
+    if args.json is not None:
+        settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        write_json(
+            args.json,
+            {
+                "benchmark": "snn_vs_ann",
+                "settings": settings,
+                "environment": environment_info(),
+                **results,
+            },
+        )
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""``spikerl energy RUN``: MACs, SOPs, firing rates and energy estimates per decision of a run.
+
+The run's deployed actor is counted over the evaluation protocol's deterministic rollouts
+(:func:`~spikerl.snn.energy.measure_policy`) and compared with a baseline: another run measured
+the same way (``--baseline``), or the analytic 256-256 ANN actor with the same dims.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from ..snn.energy import (
+    PRESETS,
+    EnergyPreset,
+    EnergyReport,
+    analytic_ann_report,
+    get_preset,
+    measure_policy,
+)
+from .config import ConfigError
+from .policy import load_policy
+from .run import CHECKPOINT_NAME, RunError
+
+__all__ = ["add_energy_parser", "cmd_energy"]
+
+
+def add_energy_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``spikerl energy`` on the CLI's subparsers."""
+    p = subparsers.add_parser("energy", help="count MACs/SOPs and estimate energy per decision")
+    p.add_argument("run", type=Path, help="run directory or checkpoint.pt inside one")
+    p.add_argument(
+        "--preset", default="all", help=f"energy preset: {', '.join(PRESETS)} or all (default: all)"
+    )
+    p.add_argument("--episodes", type=int, default=10, help="episodes measured (default: 10)")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="run to compare with (default: analytic 256-256 ANN actor, same dims)",
+    )
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
+    p.add_argument(
+        "--csv", type=Path, default=None, metavar="PATH", help="also write CSV (key,value rows)"
+    )
+
+
+def _presets(name: str) -> tuple[EnergyPreset, ...]:
+    if name == "all":
+        return tuple(PRESETS.values())
+    try:
+        return (get_preset(name),)
+    except KeyError:
+        raise ConfigError(
+            f"--preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)} or all"
+        ) from None
+
+
+def _measure_run(path: Path, episodes: int) -> EnergyReport:
+    """The report of a run's checkpoint, labelled with the run name and checkpoint path."""
+    if not path.exists():
+        raise RunError(f"{path}: no such run directory or checkpoint")
+    actor, cfg, normalizer = load_policy(path)
+    report = measure_policy(actor, cfg.env.id, cfg.run.seed, episodes, normalizer)
+    checkpoint = path / CHECKPOINT_NAME if path.is_dir() else path
+    return dataclasses.replace(
+        report, label=cfg.run_name, meta={**report.meta, "checkpoint": str(checkpoint)}
+    )
+
+
+def _write(path: Path, write: Callable[[Path], object]) -> None:
+    """Run ``write(path)``; an unwritable path is a RunError, not a traceback."""
+    try:
+        write(path)
+    except OSError as err:
+        raise RunError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def cmd_energy(args: argparse.Namespace) -> int:
+    """Measure ``args.run``, print the report with its baseline ratio, optionally save it."""
+    presets = _presets(args.preset)
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
+    report = _measure_run(args.run, args.episodes)
+    if args.baseline is not None:
+        baseline = _measure_run(args.baseline, args.episodes)
+        if baseline.meta["env_id"] != report.meta["env_id"]:
+            raise ConfigError(
+                f"--baseline {args.baseline} ran {baseline.meta['env_id']}, but "
+                f"{args.run} ran {report.meta['env_id']}; compare on one env"
+            )
+    else:
+        baseline = analytic_ann_report(report.meta["obs_dim"], report.meta["act_dim"])
+    print(report.format(presets, baseline))
+    if args.json is not None:
+        text = json.dumps(report.to_dict(presets, baseline), indent=2)
+        _write(args.json, lambda p: p.write_text(text + "\n"))
+    if args.csv is not None:
+        _write(args.csv, lambda p: report.write_csv(p, presets, baseline))
+    return 0

@@ -1,0 +1,82 @@
+import pytest
+
+from spikerl.experiments.config import (
+    Config,
+    ConfigError,
+    config_from_dict,
+    config_to_dict,
+    describe_config,
+    load_config,
+    parse_overrides,
+)
+
+
+def test_defaults_round_trip_through_dict():
+    cfg = Config()
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+
+
+def test_yaml_preset_and_overrides(tmp_path):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("algo:\n  tau: 0.01\n  proxy:\n    updates: 1\nactor:\n  kind: lif\n")
+    cfg = load_config(preset, ["algo.tau=0.02", "actor.hidden=[64, 32]", "run.seed=3"])
+    assert cfg.algo.tau == 0.02
+    assert cfg.algo.proxy.updates == 1
+    assert cfg.actor.kind == "lif"
+    assert cfg.actor.hidden == (64, 32)
+    assert cfg.run.seed == 3
+
+
+def test_int_accepted_for_float_and_integral_float_for_int():
+    cfg = load_config(None, ["algo.tau=1", "run.total_steps=1e4"])
+    assert cfg.algo.tau == 1.0 and isinstance(cfg.algo.tau, float)
+    assert cfg.run.total_steps == 10_000 and isinstance(cfg.run.total_steps, int)
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("algo.taux=0.1", "unknown config key 'algo.taux'"),
+        ("algo.taux=0.1", "Did you mean tau"),
+        ("actor.kind=gru", "choose one of ['ann', 'lif', 'clif', 'dn', 'plif']"),
+        ("algo.tau=1.5", "algo.tau: 1.5 is out of range"),
+        ("algo.batch_size=abc", "algo.batch_size: expected an integer"),
+        ("run.total_steps=2.5", "run.total_steps: expected an integer"),
+        ("run.progress=maybe", "run.progress: expected true or false"),
+        ("actor.hidden=[]", "actor.hidden: expected a non-empty"),
+        ("actor.hidden=[64, 0]", "actor.hidden[1]: 0 is out of range"),
+        ("algo.tau=.nan", "algo.tau"),
+        ("nosection.x=1", "unknown config key 'nosection'"),
+        ("algo=3", "algo: expected a mapping"),
+    ],
+)
+def test_bad_values_name_the_key(override, needle):
+    with pytest.raises(ConfigError, match=None) as info:
+        load_config(None, [override])
+    assert needle in str(info.value)
+
+
+def test_override_syntax_errors():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["algo.tau"])
+
+
+def test_sac_with_spiking_actor_is_rejected():
+    with pytest.raises(ConfigError, match="actor.kind"):
+        load_config(None, ["algo.name=sac", "actor.kind=lif"])
+
+
+def test_missing_and_invalid_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+
+
+def test_run_name_and_describe():
+    cfg = load_config(None, ["actor.kind=lif", "algo.target=proxy", "env.id=Hopper-v4"])
+    assert cfg.run_name == "td3-pt-lif-Hopper-v4-s0"
+    keys = [row[0] for row in describe_config()]
+    assert "algo.proxy.lr" in keys and "run.seed" in keys

@@ -1,0 +1,156 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from spikerl.experiments.checkpoint import CheckpointError, load_checkpoint
+from spikerl.experiments.run import RunError, TrainingDiverged, train
+
+VOLATILE = {"wall_time", "steps_per_sec"}
+
+
+def read_metrics(run_dir):
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in row.items() if k not in VOLATILE} for row in csv.DictReader(f)]
+
+
+def test_run_folder_contents_and_result(tiny_config, tmp_path):
+    cfg = tiny_config("actor.kind=lif", "algo.target=proxy")
+    result = train(cfg, tmp_path)
+    run_dir = tmp_path / cfg.run_name
+    assert {p.name for p in run_dir.iterdir()} >= {"config.yaml", "metrics.csv", "checkpoint.pt"}
+    rows = read_metrics(run_dir)
+    assert [int(r["step"]) for r in rows] == [0, 200, 400]
+    assert rows[-1]["loss/proxy"] != "" and 0 <= float(rows[-1]["snn/rate_h0"]) <= 1
+    assert result.steps == 400 and not result.interrupted
+    assert result.summary["max_return"] == max(result.eval_returns)
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    assert ckpt["progress"]["step"] == 400 and "proxy_opt" in ckpt["learner"]
+
+
+@pytest.mark.parametrize("kind", ["ann", "lif"])
+def test_same_seed_same_metrics(tiny_config, tmp_path, kind):
+    cfg = tiny_config(f"actor.kind={kind}", "algo.target=proxy")
+    train(cfg, tmp_path / "a")
+    train(cfg, tmp_path / "b")
+    run_a, run_b = tmp_path / "a" / cfg.run_name, tmp_path / "b" / cfg.run_name
+    assert read_metrics(run_a) == read_metrics(run_b)
+
+
+def test_different_seed_differs(tiny_config, tmp_path):
+    a, b = tiny_config("run.seed=0"), tiny_config("run.seed=1")
+    train(a, tmp_path)
+    train(b, tmp_path)
+    assert read_metrics(tmp_path / a.run_name) != read_metrics(tmp_path / b.run_name)
+
+
+def test_existing_run_dir_is_refused_unless_overwrite(tiny_config, tmp_path):
+    cfg = tiny_config("run.total_steps=200")
+    train(cfg, tmp_path)
+    with pytest.raises(RunError, match="--overwrite"):
+        train(cfg, tmp_path)
+    train(cfg, tmp_path, overwrite=True)
+
+
+def test_resume_errors(tiny_config, tmp_path):
+    cfg = tiny_config("run.total_steps=200")
+    with pytest.raises(RunError, match="no checkpoint"):
+        train(cfg, tmp_path, resume=True)
+    train(cfg, tmp_path)
+    other = tiny_config("run.total_steps=200", "algo.tau=0.01", f"run.name={cfg.run_name}")
+    with pytest.raises(RunError, match="differs"):
+        train(other, tmp_path, resume=True)
+    (tmp_path / cfg.run_name / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        train(cfg, tmp_path, resume=True)
+
+
+def test_nan_stops_with_message_and_keeps_checkpoint(tiny_config, tmp_path, monkeypatch):
+    from spikerl.algos import TD3
+
+    cfg = tiny_config()
+    real_update = TD3.update
+
+    def poisoned(self, buffer):
+        metrics = real_update(self, buffer)
+        if self.iterations > 150:
+            metrics["loss/critic"] = float("nan")
+        return metrics
+
+    monkeypatch.setattr(TD3, "update", poisoned)
+    with pytest.raises(TrainingDiverged, match="non-finite loss at env step 250"):
+        train(cfg, tmp_path)
+    ckpt = load_checkpoint(tmp_path / cfg.run_name / "checkpoint.pt")
+    assert ckpt["progress"]["step"] == 200
+    assert all(torch.isfinite(p).all() for p in ckpt["learner"]["critic"].values())
+
+
+def _cli(args, **kw):
+    cmd = [sys.executable, "-m", "spikerl.cli", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, **kw)
+
+
+def _tiny_cli_args(tiny_overrides, runs_dir, steps):
+    sets = [a for o in tiny_overrides for a in ("--set", o)]
+    return [
+        "train",
+        *sets,
+        "--set",
+        "actor.kind=lif",
+        "--set",
+        "algo.target=proxy",
+        "--set",
+        f"run.total_steps={steps}",
+        "--set",
+        "run.eval_every=100",
+        "--set",
+        "run.name=r",
+        "--runs-dir",
+        str(runs_dir),
+    ]
+
+
+def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
+    """SIGKILL a real training process mid-run, resume it, and compare with a clean run."""
+    from conftest import TINY
+
+    steps = 600
+    clean = _cli(_tiny_cli_args(TINY, tmp_path / "clean", steps))
+    assert clean.wait(timeout=300) == 0, clean.stderr.read().decode()
+
+    killed = _cli(_tiny_cli_args(TINY, tmp_path / "killed", steps))
+    metrics = tmp_path / "killed" / "r" / "metrics.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait until at least the step-300 checkpoint exists
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    resumed = _cli(["train", "--resume", str(tmp_path / "killed" / "r")])
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+    assert read_metrics(tmp_path / "killed" / "r") == read_metrics(tmp_path / "clean" / "r")
+
+
+def test_sigterm_checkpoints_and_reports_resume_command(tmp_path):
+    from conftest import TINY
+
+    proc = _cli(_tiny_cli_args(TINY, tmp_path, 100_000))
+    metrics = tmp_path / "r" / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if metrics.exists() and metrics.read_text().count("\n") >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    assert "spikerl train --resume" in proc.stderr.read().decode()
+    step = load_checkpoint(tmp_path / "r" / "checkpoint.pt")["progress"]["step"]
+    assert 100 < step < 100_000

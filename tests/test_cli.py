@@ -1,0 +1,66 @@
+"""The command line: in-process ``main(argv)`` calls, exit codes and messages."""
+
+import pytest
+from conftest import TINY
+
+from spikerl.cli import main
+
+
+def sets(*overrides):
+    return [a for o in (*TINY, *overrides) for a in ("--set", o)]
+
+
+def test_train_evaluate_and_refuse_existing(tmp_path, capsys):
+    args = ["train", *sets("run.total_steps=200", "run.name=cli"), "--runs-dir", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "max avg return" in out and "cli" in out
+    assert main(args) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    assert main(["evaluate", str(tmp_path / "cli"), "--episodes", "2"]) == 0
+    assert "return mean" in capsys.readouterr().out
+
+
+def test_resume_finished_run_is_a_no_op(tmp_path, capsys):
+    args = ["train", *sets("run.total_steps=200", "run.name=r"), "--runs-dir", str(tmp_path)]
+    assert main(args) == 0
+    assert main(["train", "--resume", str(tmp_path / "r")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "r"), "--set", "run.seed=2"]) == 2
+    assert "drop --config/--set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (["train", "--set", "algo.tua=1"], 2, "unknown config key 'algo.tua'"),
+        (["train", "--set", "env.id=Hoper-v4"], 2, "Close matches: Hopper-v4"),
+        (["train", "--config", "missing.yaml"], 2, "does not exist"),
+        (["train", "--resume", "nowhere"], 1, "not a spikerl run directory"),
+        (["evaluate", "nowhere"], 1, "nowhere does not exist"),
+        (["train", "--set", "run.device=cuda:7"], 2, "run.device"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(tmp_path, capsys, argv, code, needle):
+    if argv[0] == "train" and "--resume" not in argv:
+        argv = [*argv, "--runs-dir", str(tmp_path)]
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # nothing half-created
+
+
+def test_corrupt_checkpoint(tmp_path, capsys):
+    assert (
+        main(["train", *sets("run.total_steps=200", "run.name=c"), "--runs-dir", str(tmp_path)])
+        == 0
+    )
+    (tmp_path / "c" / "checkpoint.pt").write_bytes(b"\x00garbage")
+    assert main(["evaluate", str(tmp_path / "c")]) == 1
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_help_config_lists_keys(capsys):
+    assert main(["train", "--help-config"]) == 0
+    out = capsys.readouterr().out
+    assert "algo.proxy.updates" in out and "K: proxy regression steps" in out
