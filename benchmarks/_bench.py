@@ -29,6 +29,7 @@ from spikerl.experiments.config import Config
 
 __all__ = [
     "TrainLoop",
+    "add_training_window_args",
     "environment_info",
     "non_negative_int",
     "percentile_us",
@@ -37,6 +38,7 @@ __all__ = [
     "raw_env_steps_per_sec",
     "timed_steps_per_sec",
     "write_json",
+    "write_results",
 ]
 
 
@@ -98,6 +100,36 @@ def _bounded_int(text: str, lo: int) -> int:
     return value
 
 
+#: Help of the flags that :func:`add_training_window_args` adds, by flag.
+_WINDOW_HELP = {
+    "--learning-starts": "uniform-random env steps before updates (untimed)",
+    "--warmup": "training iterations after learning starts, untimed",
+    "--window": "timed training iterations per window",
+    "--repeats": "round-robin windows of each setting; the median is reported",
+    "--seed": "seed of env, networks and buffer",
+}
+
+
+def add_training_window_args(
+    parser: argparse.ArgumentParser, *, warmup_default: int, window_default: int
+) -> None:
+    """The flags shared by the training benchmarks; the env and thread flags are their own.
+
+    ``--learning-starts`` uniform-random env steps and ``--warmup`` training iterations run
+    untimed, then ``--repeats`` round-robin windows of ``--window`` timed iterations each;
+    ``--seed`` seeds env, networks and buffer, and ``--json PATH`` also writes the results.
+    """
+    for flag, kind, default in (
+        ("--learning-starts", positive_int, 1000),
+        ("--warmup", non_negative_int, warmup_default),
+        ("--window", positive_int, window_default),
+        ("--repeats", positive_int, 1),
+        ("--seed", non_negative_int, 0),
+    ):
+        parser.add_argument(flag, type=kind, default=default, help=_WINDOW_HELP[flag])
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
+
+
 def timed_steps_per_sec(loop: TrainLoop, steps: int) -> float:
     """Wall-clock env steps per second of ``loop.train(steps)``."""
     start = time.perf_counter()
@@ -151,3 +183,13 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` as indented JSON, creating the parent folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def write_results(args: argparse.Namespace, benchmark: str, results: dict[str, Any]) -> None:
+    """With ``--json PATH``: write the settings, :func:`environment_info` and ``results``."""
+    if args.json is None:
+        return
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    payload = {"benchmark": benchmark, "settings": settings, "environment": environment_info()}
+    write_json(args.json, {**payload, **results})
+    print(f"wrote {args.json}")

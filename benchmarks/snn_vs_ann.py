@@ -37,20 +37,20 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
 from _bench import (
     TrainLoop,
-    environment_info,
+    add_training_window_args,
     non_negative_int,
     percentile_us,
     positive_int,
     quiet_warnings,
     timed_steps_per_sec,
-    write_json,
+    write_results,
 )
 
 from spikerl.algos import policy_action
@@ -79,66 +79,42 @@ VARIANTS: dict[str, list[str]] = {
     ],
 }
 LATENCY_ACTORS = ("ann", "lif", "clif", "dn", "plif")
+LATENCY_DEFAULT = ("ann", "lif", "clif", "dn")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="SNN-TD3 vs ANN-TD3: training speed and latency.")
     p.add_argument("--env", default="HalfCheetah-v4", help="Gymnasium env id")
     p.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads")
+    add_baselined_list(p, "--variants", VARIANTS, VARIANTS, "training variants")
+    add_training_window_args(p, warmup_default=100, window_default=1000)
+    add_baselined_list(p, "--latency-actors", LATENCY_ACTORS, LATENCY_DEFAULT, "actor kinds")
     p.add_argument(
-        "--variants",
-        nargs="+",
-        choices=list(VARIANTS),
-        default=list(VARIANTS),
-        help="training variants to time ('ann' is always added as the baseline)",
-    )
-    p.add_argument(
-        "--learning-starts",
-        type=positive_int,
-        default=1000,
-        help="uniform-random env steps before updates (untimed)",
-    )
-    p.add_argument(
-        "--warmup",
-        type=non_negative_int,
-        default=100,
-        help="training iterations after learning starts, untimed",
-    )
-    p.add_argument(
-        "--window", type=positive_int, default=1000, help="timed training iterations per window"
-    )
-    p.add_argument(
-        "--repeats",
-        type=positive_int,
-        default=1,
-        help="round-robin windows per variant; the median is reported",
-    )
-    p.add_argument(
-        "--latency-actors",
-        nargs="+",
-        choices=LATENCY_ACTORS,
-        default=["ann", "lif", "clif", "dn"],
-        help="actor kinds to time ('ann' is always added as the baseline)",
-    )
-    p.add_argument(
-        "--latency-calls",
-        type=positive_int,
-        default=2000,
-        help="timed batch-1 forward calls per actor",
+        "--latency-calls", type=positive_int, default=2000, help="timed batch-1 calls per actor"
     )
     p.add_argument(
         "--latency-warmup", type=non_negative_int, default=200, help="untimed calls before timing"
     )
     p.add_argument("--skip-training", action="store_true", help="only measure latency")
     p.add_argument("--skip-latency", action="store_true", help="only measure training")
-    p.add_argument(
-        "--seed", type=non_negative_int, default=0, help="seed of env, networks and buffer"
-    )
-    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
     args = p.parse_args(argv)
     args.variants = with_baseline(args.variants)
     args.latency_actors = with_baseline(args.latency_actors)
     return args
+
+
+def add_baselined_list(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    choices: Iterable[str],
+    default: Iterable[str],
+    what: str,
+) -> None:
+    """A list flag of names to time; :func:`with_baseline` adds 'ann' to it after parsing."""
+    help_text = f"{what} to time ('ann' is always added as the baseline)"
+    parser.add_argument(
+        flag, nargs="+", choices=list(choices), default=list(default), help=help_text
+    )
 
 
 def with_baseline(names: list[str]) -> list[str]:
@@ -270,20 +246,17 @@ def latency_table(rows: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Both measurements (unless skipped), printed as tables; returns the JSON payload."""
+    threads = f"{args.threads} thread(s)"
     results: dict[str, Any] = {}
     if not args.skip_training:
         results["training"] = measure_training(args)
-        print(
-            f"\nTraining throughput on {args.env} ({args.threads} thread(s); window "
-            f"{args.window} iterations, median of {args.repeats})"
-        )
+        window = f"window {args.window} iterations, median of {args.repeats}"
+        print(f"\nTraining throughput on {args.env} ({threads}; {window})")
         print(training_table(results["training"]))
     if not args.skip_latency:
         results["latency"] = measure_latency(args)
-        print(
-            f"\nInference latency per decision on {args.env} (batch 1, no grad, CPU, "
-            f"{args.threads} thread(s), {args.latency_calls} calls)"
-        )
+        calls = f"batch 1, no grad, CPU, {threads}, {args.latency_calls} calls"
+        print(f"\nInference latency per decision on {args.env} ({calls})")
         print(latency_table(results["latency"]))
     return results
 
@@ -297,18 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run(args)
     finally:
         torch.set_num_threads(threads_before)
-    if args.json is not None:
-        settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-        write_json(
-            args.json,
-            {
-                "benchmark": "snn_vs_ann",
-                "settings": settings,
-                "environment": environment_info(),
-                **results,
-            },
-        )
-        print(f"wrote {args.json}")
+    write_results(args, "snn_vs_ann", results)
     return 0
 
 

@@ -30,19 +30,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 from _bench import (
     TrainLoop,
-    environment_info,
-    non_negative_int,
+    add_training_window_args,
     positive_int,
     quiet_warnings,
     raw_env_steps_per_sec,
     timed_steps_per_sec,
-    write_json,
+    write_results,
 )
 
 from spikerl.experiments.config import Config, load_config
@@ -52,47 +50,13 @@ from spikerl.experiments.report import format_table
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="TD3 training throughput vs raw env stepping.")
     p.add_argument("--env", default="HalfCheetah-v5", help="Gymnasium env id")
+    add_training_window_args(p, warmup_default=200, window_default=3000)
     p.add_argument(
-        "--learning-starts",
-        type=positive_int,
-        default=1000,
-        help="uniform-random env steps before updates (untimed)",
+        "--raw-steps", type=positive_int, default=10_000, help="env steps of the random-action run"
     )
     p.add_argument(
-        "--warmup",
-        type=non_negative_int,
-        default=200,
-        help="training iterations after learning starts, untimed",
+        "--threads", type=positive_int, nargs="+", default=[1, 2], help="torch intra-op threads"
     )
-    p.add_argument(
-        "--window",
-        type=positive_int,
-        default=3000,
-        help="timed training iterations per measurement",
-    )
-    p.add_argument(
-        "--raw-steps",
-        type=positive_int,
-        default=10_000,
-        help="env steps of the raw random-action measurement",
-    )
-    p.add_argument(
-        "--threads",
-        type=positive_int,
-        nargs="+",
-        default=[1, 2],
-        help="torch intra-op thread counts to measure",
-    )
-    p.add_argument(
-        "--repeats",
-        type=positive_int,
-        default=1,
-        help="round-robin repetitions; the median is reported",
-    )
-    p.add_argument(
-        "--seed", type=non_negative_int, default=0, help="seed of env, networks and buffer"
-    )
-    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
     return p.parse_args(argv)
 
 
@@ -171,18 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.learning_starts} warm-up steps, median of {args.repeats}"
     )
     print(table(rows))
-    if args.json is not None:
-        settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-        write_json(
-            args.json,
-            {
-                "benchmark": "train_throughput",
-                "settings": settings,
-                "environment": environment_info(),
-                "results": rows,
-            },
-        )
-        print(f"wrote {args.json}")
+    write_results(args, "train_throughput", {"results": rows})
     return 0
 
 

@@ -24,17 +24,21 @@ __all__ = ["main"]
 EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train an agent from a YAML preset and overrides")
-    p.add_argument("--config", type=Path, help="YAML preset (default: built-in defaults)")
+def _add_overrides(p: argparse.ArgumentParser, scope: str) -> None:
     p.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="dotted override, e.g. --set algo.tau=0.01 (repeatable)",
+        help=f"dotted config override{scope}, e.g. --set algo.tau=0.01 (repeatable)",
     )
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an agent from a YAML preset and overrides")
+    p.add_argument("--config", type=Path, help="YAML preset (default: built-in defaults)")
+    _add_overrides(p, "")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of run folders")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run")
@@ -48,6 +52,22 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video", type=Path, default=None, help="folder to write episode videos to")
 
 
+def _add_quickstart(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "quickstart", help="train ANN TD3 and proxy-target LIF side by side and compare them"
+    )
+    p.add_argument("--env", default="Pendulum-v1", help="Gymnasium env id")
+    p.add_argument("--steps", type=int, default=8000, help="env steps per method (>= 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path("runs/quickstart"),
+        help="where the two runs go (replaced on every call)",
+    )
+    _add_overrides(p, " applied to both methods")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikerl", description="Spiking neural network policies for continuous control."
@@ -56,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     add_energy_parser(sub)
+    _add_quickstart(sub)
     return parser
 
 
@@ -121,7 +142,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "energy": cmd_energy}
+def _cmd_quickstart(args: argparse.Namespace) -> int:
+    from .experiments.quickstart import quickstart
+
+    if args.steps < 2000:
+        raise ConfigError("--steps must be at least 2000 (1000 of them are random warm-up)")
+    print(quickstart(args.env, args.steps, args.seed, args.runs_dir, args.overrides))
+    return 0
+
+
+COMMANDS = {
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "energy": cmd_energy,
+    "quickstart": _cmd_quickstart,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,3 +64,23 @@ def test_help_config_lists_keys(capsys):
     assert main(["train", "--help-config"]) == 0
     out = capsys.readouterr().out
     assert "algo.proxy.updates" in out and "K: proxy regression steps" in out
+
+
+def test_quickstart_prints_comparison_table(tmp_path, capsys):
+    tiny = [
+        "actor.hidden=[32, 32]",
+        "algo.critic_hidden=[32, 32]",
+        "algo.proxy.hidden=[32, 32]",
+        "algo.batch_size=32",
+        "run.threads=1",
+        "run.progress=false",
+    ]
+    argv = ["quickstart", "--steps", "2000", "--runs-dir", str(tmp_path)]
+    assert main([*argv, *(a for o in tiny for a in ("--set", o))]) == 0
+    out = capsys.readouterr().out
+    assert "ANN TD3" in out and "PT-LIF" in out and "SOP" in out and "MAC" in out
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "td3-ann-Pendulum-v1-s0",
+        "td3-pt-lif-Pendulum-v1-s0",
+    }
+    assert main([*argv, "--steps", "10"]) == 2

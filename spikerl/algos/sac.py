@@ -21,11 +21,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..buffers import Batch, ReplayBuffer
-from .common import CheckpointMixin, frozen, policy_action, soft_update
+from .common import (
+    CheckpointMixin,
+    adam,
+    critic_regression_step,
+    frozen,
+    policy_action,
+    soft_update,
+)
 
 __all__ = ["SAC"]
 
@@ -53,9 +59,9 @@ class SAC(CheckpointMixin):
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
         self.temperature = _Temperature(cfg.sac.alpha).to(self.device)
         self.target_entropy = -float(act_dim)
-        self.actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.lr_actor)
-        self.critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr_critic)
-        self.alpha_opt = torch.optim.Adam(self.temperature.parameters(), lr=cfg.sac.lr_alpha)
+        self.actor_opt = adam(actor.parameters(), cfg.lr_actor)
+        self.critic_opt = adam(critic.parameters(), cfg.lr_critic)
+        self.alpha_opt = adam(self.temperature.parameters(), cfg.sac.lr_alpha)
         self.rng = np.random.default_rng(seed)
         self.iterations = 0
         self.metric_names = ("loss/critic", "loss/actor", "q/mean", "alpha", "entropy")
@@ -86,12 +92,7 @@ class SAC(CheckpointMixin):
             q1_next, q2_next = self.critic_target(batch.next_obs, next_actions)
             soft_q = torch.min(q1_next, q2_next) - self.alpha * next_logp
             y = batch.rewards + self.cfg.gamma * batch.not_done * soft_q
-        q1, q2 = self.critic(batch.obs, batch.actions)
-        loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
-        self.critic_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.critic_opt.step()
-        return {"loss/critic": loss.item(), "q/mean": q1.mean().item()}
+        return critic_regression_step(self.critic, self.critic_opt, batch, y)
 
     def _actor_and_alpha_step(self, batch: Batch) -> dict[str, float]:
         with frozen(self.critic):

@@ -30,7 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..buffers import Batch, ReplayBuffer
-from .common import CheckpointMixin, frozen, policy_action, soft_update
+from .common import (
+    CheckpointMixin,
+    adam,
+    critic_regression_step,
+    frozen,
+    policy_action,
+    soft_update,
+)
 
 __all__ = ["TD3"]
 
@@ -69,11 +76,9 @@ class TD3(CheckpointMixin):
         leaks = [p for n, p in actor.named_parameters() if "leak_logit" in n]
         others = [p for n, p in actor.named_parameters() if "leak_logit" not in n]
         groups = [{"params": others}] + ([{"params": leaks, "lr": leak_lr}] if leaks else [])
-        self.actor_opt = torch.optim.Adam(groups, lr=cfg.lr_actor)
-        self.critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr_critic)
-        self.proxy_opt = (
-            torch.optim.Adam(proxy.parameters(), lr=cfg.proxy.lr) if proxy is not None else None
-        )
+        self.actor_opt = adam(groups, cfg.lr_actor)
+        self.critic_opt = adam(critic.parameters(), cfg.lr_critic)
+        self.proxy_opt = adam(proxy.parameters(), cfg.proxy.lr) if proxy is not None else None
         self.rng = np.random.default_rng(seed)
         self.iterations = 0
         self.metric_names = ("loss/critic", "loss/actor", "q/mean") + (
@@ -133,12 +138,7 @@ class TD3(CheckpointMixin):
             next_actions = (next_actions + noise).clamp(-max_a, max_a)
             q1_next, q2_next = self.critic_target(batch.next_obs, next_actions)
             y = batch.rewards + cfg.gamma * batch.not_done * torch.min(q1_next, q2_next)
-        q1, q2 = self.critic(batch.obs, batch.actions)
-        loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
-        self.critic_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.critic_opt.step()
-        return {"loss/critic": loss.item(), "q/mean": q1.mean().item()}
+        return critic_regression_step(self.critic, self.critic_opt, batch, y)
 
     def _actor_step(self, batch: Batch) -> float:
         with frozen(self.critic):

@@ -1,7 +1,7 @@
 """``spikerl energy RUN``: MACs, SOPs, firing rates and energy estimates per decision of a run.
 
 The run's deployed actor is counted over the evaluation protocol's deterministic rollouts
-(:func:`~spikerl.snn.energy.measure_policy`) and compared with a baseline: another run measured
+(:func:`measure_policy`) and compared with a baseline: another run measured
 the same way (``--baseline``), or the analytic 256-256 ANN actor with the same dims.
 """
 
@@ -12,20 +12,45 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from torch import nn
 
 from ..snn.energy import (
     PRESETS,
     EnergyPreset,
     EnergyReport,
+    OpCounter,
     analytic_ann_report,
     get_preset,
-    measure_policy,
 )
 from .config import ConfigError
+from .evaluation import evaluate_policy
 from .policy import load_policy
 from .run import CHECKPOINT_NAME, RunError
 
-__all__ = ["add_energy_parser", "cmd_energy"]
+__all__ = ["add_energy_parser", "cmd_energy", "measure_policy"]
+
+
+def measure_policy(
+    actor: nn.Module, env_id: str, seed: int, episodes: int = 10, **eval_kwargs: Any
+) -> EnergyReport:
+    """Count ``actor`` over the evaluation protocol's deterministic rollouts (batch 1 each).
+
+    Every env step is one decision; the report holds mean +- std over all of them.
+    ``eval_kwargs`` (``normalizer_state``, ``device``) go to
+    :func:`~spikerl.experiments.evaluation.evaluate_policy`.
+    """
+    with OpCounter(actor) as counter:
+        result = evaluate_policy(actor, env_id, seed, episodes, **eval_kwargs)
+    return counter.report(
+        env_id=env_id,
+        env_version=gym.spec(env_id).version,
+        episodes=episodes,
+        seed=seed,
+        return_mean=float(result.returns.mean()),
+    )
 
 
 def add_energy_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -65,7 +90,7 @@ def _measure_run(path: Path, episodes: int) -> EnergyReport:
     if not path.exists():
         raise RunError(f"{path}: no such run directory or checkpoint")
     actor, cfg, normalizer = load_policy(path)
-    report = measure_policy(actor, cfg.env.id, cfg.run.seed, episodes, normalizer)
+    report = measure_policy(actor, cfg.env.id, cfg.run.seed, episodes, normalizer_state=normalizer)
     checkpoint = path / CHECKPOINT_NAME if path.is_dir() else path
     return dataclasses.replace(
         report, label=cfg.run_name, meta={**report.meta, "checkpoint": str(checkpoint)}

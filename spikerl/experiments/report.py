@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
+
+from ..tables import format_table
 
 __all__ = ["apg", "format_table", "mean_std"]
 
@@ -29,28 +29,3 @@ def apg(method: Mapping[str, float], baseline: Mapping[str, float]) -> float:
     if not envs:
         raise ValueError("method and baseline share no environment")
     return float(np.mean([method[e] / baseline[e] - 1.0 for e in envs]))
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3g}"
-    return str(value)
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain-text table with right-aligned numeric columns (floats get sensible precision)."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [
-        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
-    ]
-
-    def line(items: Sequence[str]) -> str:
-        return "  ".join(
-            item.rjust(w) if i else item.ljust(w)
-            for i, (item, w) in enumerate(zip(items, widths, strict=True))
-        )
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule, *(line(r) for r in cells)])

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from spikerl.experiments.checkpoint import CheckpointError, load_checkpoint
+from spikerl.experiments.config import config_to_dict
 from spikerl.experiments.run import RunError, TrainingDiverged, train
 
 VOLATILE = {"wall_time", "steps_per_sec"}
@@ -153,4 +155,24 @@ def test_sigterm_checkpoints_and_reports_resume_command(tmp_path):
     assert proc.wait(timeout=60) == 130
     assert "spikerl train --resume" in proc.stderr.read().decode()
     step = load_checkpoint(tmp_path / "r" / "checkpoint.pt")["progress"]["step"]
-    assert 100 < step < 100_000
+    assert 100 <= step < 100_000
+
+
+def test_resume_without_saved_buffer_refills_before_updating(tiny_config, tmp_path):
+    cfg = tiny_config("run.save_buffer=false", "run.total_steps=200", "algo.buffer_size=150")
+    train(cfg, tmp_path)
+    ckpt = load_checkpoint(tmp_path / cfg.run_name / "checkpoint.pt")
+    assert "data" not in ckpt["buffer"]
+    longer = tiny_config(
+        "run.save_buffer=false",
+        "run.total_steps=400",
+        "algo.buffer_size=150",
+        f"run.name={cfg.run_name}",
+    )
+    (tmp_path / cfg.run_name / "config.yaml").write_text(yaml.safe_dump(config_to_dict(longer)))
+    result = train(longer, tmp_path, resume=True)
+    assert result.steps == 400 and [int(r["step"]) for r in read_metrics(result.run_dir)] == [
+        0,
+        200,
+        400,
+    ]

@@ -15,17 +15,6 @@ STATE_TYPES = {"lif": LIFState, "plif": LIFState, "clif": CLIFState, "dn": DNSta
 NEURON_CLASSES = {"lif": LIF, "plif": PLIF, "clif": CLIF, "dn": DN}
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Batch-256 float64 forwards: intra-op threads on a shared 2-core box slow down ~40x."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 @pytest.fixture
 def float64():
     old = torch.get_default_dtype()

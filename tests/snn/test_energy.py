@@ -14,7 +14,7 @@ from torch import nn
 
 from spikerl.experiments.checkpoint import save_checkpoint
 from spikerl.experiments.config import ConfigError, config_to_dict
-from spikerl.experiments.energy_cli import add_energy_parser, cmd_energy
+from spikerl.experiments.energy_cli import add_energy_parser, cmd_energy, measure_policy
 from spikerl.experiments.run import CHECKPOINT_NAME, CONFIG_NAME, RunError
 from spikerl.nets import DeterministicActor, SpikingActor, SynapticLayer, build_actor
 from spikerl.snn import energy
@@ -26,7 +26,6 @@ from spikerl.snn.energy import (
     analytic_ann_report,
     ann_actor_macs,
     compare,
-    measure_policy,
     register_preset,
     sop_ceiling,
 )

@@ -15,18 +15,6 @@ from spikerl.snn.surrogate import (
     surrogate_grad,
 )
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Large 1-D tensors: intra-op threads on a shared 2-core box only add contention."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 SLOPES = (0.5, 1.0, 2.0, 4.0)
 SMOOTH_KINDS = tuple(k for k in SURROGATE_KINDS if k != "straight_through")
 
