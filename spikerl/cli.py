@@ -24,6 +24,16 @@ __all__ = ["main"]
 EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def _add_overrides(p: argparse.ArgumentParser, scope: str) -> None:
     p.add_argument(
         "--set",
@@ -48,7 +58,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="re-evaluate a run's checkpoint (optionally record video)")
     p.add_argument("run", type=Path, help="run directory or checkpoint.pt inside one")
-    p.add_argument("--episodes", type=int, default=None, help="episodes (default: the run's)")
+    p.add_argument(
+        "--episodes", type=_positive_int, default=None, help="episodes (default: the run's)"
+    )
     p.add_argument("--video", type=Path, default=None, help="folder to write episode videos to")
 
 
@@ -170,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RunError, CheckpointError, TrainingDiverged) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

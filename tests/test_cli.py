@@ -20,6 +20,10 @@ def test_train_evaluate_and_refuse_existing(tmp_path, capsys):
     assert main([*args, "--overwrite"]) == 0
     assert main(["evaluate", str(tmp_path / "cli"), "--episodes", "2"]) == 0
     assert "return mean" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:  # argparse rejects it before any work
+        main(["evaluate", str(tmp_path / "cli"), "--episodes", "0"])
+    assert exit_info.value.code == 2
+    assert "expected a positive integer" in capsys.readouterr().err
 
 
 def test_resume_finished_run_is_a_no_op(tmp_path, capsys):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -137,6 +138,9 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
+        name = self.run.name
+        if name in (".", "..") or "/" in name or "\\" in name:
+            raise ConfigError(f"run.name: {name!r} must be a plain folder name (no '/', '.', '..')")
         if self.algo.name == "sac" and self.actor.kind != "ann":
             raise ConfigError(
                 "actor.kind: SAC supports only 'ann' actors for now; spiking actors train with "
@@ -181,7 +185,7 @@ def _coerce_number(key: str, value: Any, tp: type) -> int | float:
         kind = "an integer" if tp is int else "a number"
         raise ConfigError(f"{key}: expected {kind}, got {value!r}")
     if tp is int:
-        if value != value or value != int(value):
+        if not math.isfinite(value) or value != int(value):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return int(value)
     return float(value)

@@ -32,7 +32,7 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Confi
     """The deployed actor of a run, its config and its observation-normaliser state (or None)."""
     run_dir, ckpt_path = _locate(path)
     cfg = load_run_config(run_dir)
-    ckpt = load_checkpoint(ckpt_path, device)
+    ckpt = load_checkpoint(ckpt_path, "cpu")
     env = make_env(cfg.env.id)
     actor = build_actor(cfg.actor, cfg.algo.name, *env_dims(env)).to(device)
     env.close()
@@ -63,7 +63,7 @@ def evaluate_run(
         actor,
         cfg.env.id,
         cfg.run.seed,
-        episodes or cfg.run.eval_episodes,
+        episodes if episodes is not None else cfg.run.eval_episodes,
         normalizer_state=normalizer,
         device=device,
         video_dir=video_dir,

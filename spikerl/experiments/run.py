@@ -15,6 +15,7 @@ import csv
 import math
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -153,6 +154,8 @@ def _prepare_run_dir(cfg: Config, run_dir: Path, resume: bool, overwrite: bool) 
                 f"run directory {run_dir} already exists; pass --overwrite to replace it or "
                 "--resume to continue it"
             )
+        if not (run_dir / CONFIG_NAME).is_file():
+            raise RunError(f"refusing to overwrite {run_dir}: it is not a spikerl run directory")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     (run_dir / CONFIG_NAME).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
@@ -206,8 +209,13 @@ class MetricsWriter:
 def _stop_on_signals() -> Iterator[dict[str, bool]]:
     """SIGINT/SIGTERM set a flag; the loop checkpoints and stops after the current step."""
     flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag  # signal handlers can only be installed from the main thread
+        return
 
     def handler(signum: int, frame: Any) -> None:
+        if flag["stop"]:  # a second signal stops at once
+            raise KeyboardInterrupt
         flag["stop"] = True
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -242,7 +250,8 @@ def _build_session(cfg: Config, run_dir: Path) -> _Session:
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     seed_everything(cfg.run.seed)
-    env = make_env(cfg.env.id, seed=cfg.run.seed, normalize_obs=cfg.env.normalize_obs)
+    env = make_env(cfg.env.id, normalize_obs=cfg.env.normalize_obs)
+    env.action_space.seed(cfg.run.seed)
     obs_dim, act_dim = env_dims(env)
     learner = build_learner(cfg, obs_dim, act_dim, device)
     capacity = min(cfg.algo.buffer_size, cfg.run.total_steps)
@@ -414,7 +423,9 @@ def train(
     _prepare_run_dir(cfg, run_dir, resume, overwrite)
     session = _build_session(cfg, run_dir)
     if resume:
-        _restore(session, load_checkpoint(run_dir / CHECKPOINT_NAME, session.device))
+        # plain data (buffer, RNG, env state) must stay on the CPU; modules and optimisers move
+        # their tensors to their own device inside load_state_dict
+        _restore(session, load_checkpoint(run_dir / CHECKPOINT_NAME, "cpu"))
         session.metrics.truncate_after(session.progress.step)
     else:
         _evaluate_and_log(session, time.perf_counter(), 0)

@@ -80,3 +80,17 @@ def test_run_name_and_describe():
     assert cfg.run_name == "td3-pt-lif-Hopper-v4-s0"
     keys = [row[0] for row in describe_config()]
     assert "algo.proxy.lr" in keys and "run.seed" in keys
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/b", "/tmp", "a\\b"])
+def test_run_name_must_be_a_plain_folder_name(name):
+    with pytest.raises(ConfigError, match="run.name"):
+        load_config(None, [f"run.name={name}"])
+
+
+@pytest.mark.parametrize(
+    "override", ["run.total_steps=.inf", "run.seed=1e400", "actor.hidden=[.inf]"]
+)
+def test_infinite_integers_are_rejected(override):
+    with pytest.raises(ConfigError, match="expected an integer"):
+        load_config(None, [override])

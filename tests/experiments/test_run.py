@@ -176,3 +176,21 @@ def test_resume_without_saved_buffer_refills_before_updating(tiny_config, tmp_pa
         200,
         400,
     ]
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run(tiny_config, tmp_path):
+    cfg = tiny_config("run.name=precious")
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "data.txt").write_text("keep me")
+    with pytest.raises(RunError, match="not a spikerl run directory"):
+        train(cfg, tmp_path, overwrite=True)
+    assert (tmp_path / "precious" / "data.txt").read_text() == "keep me"
+
+
+def test_checkpoint_write_failure_is_a_clear_error(tmp_path):
+    from spikerl.experiments.checkpoint import save_checkpoint
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match="could not write checkpoint"):
+        save_checkpoint({"a": 1}, tmp_path / "file" / "checkpoint.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
