@@ -61,6 +61,7 @@ def evaluate_policy(
     if video_dir is not None:
         env = _record_video(env, Path(video_dir))
     env.reset(seed=seed + EVAL_SEED_OFFSET)
+    device = torch.device(device)
     returns, lengths, seen = [], [], []
     was_training = actor.training
     actor.eval()
@@ -70,9 +71,7 @@ def evaluate_policy(
             done, total, length = False, 0.0, 0
             while not done:
                 seen.append(obs)
-                obs, reward, terminated, truncated, _ = env.step(
-                    policy_action(actor, obs, torch.device(device))
-                )
+                obs, reward, terminated, truncated, _ = env.step(policy_action(actor, obs, device))
                 total, length, done = total + float(reward), length + 1, terminated or truncated
             returns.append(total)
             lengths.append(length)

@@ -12,6 +12,7 @@ The loop (:func:`_train_loop`) reads top to bottom: act, step, store, update, ev
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import shutil
 import signal
@@ -245,8 +246,7 @@ class _Session:
     obs: np.ndarray
 
 
-def _build_session(cfg: Config, run_dir: Path) -> _Session:
-    device = resolve_device(cfg.run.device)
+def _build_session(cfg: Config, run_dir: Path, device: torch.device) -> _Session:
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     seed_everything(cfg.run.seed)
@@ -278,7 +278,7 @@ def _checkpoint_state(s: _Session) -> dict[str, Any]:
     p = s.progress
     return {
         "config": config_to_dict(s.cfg),
-        "progress": {k: v for k, v in p.__dict__.items()},
+        "progress": dataclasses.asdict(p),
         "obs": torch.from_numpy(np.asarray(s.obs).copy()),
         "learner": s.learner.state_dict(),
         "buffer": s.buffer.state_dict(include_data=s.cfg.run.save_buffer),
@@ -418,10 +418,10 @@ def train(
         TrainingDiverged: NaN/Inf in observations, rewards or losses.
     """
     run_dir = Path(run_dir) if run_dir is not None else Path(runs_root) / cfg.run_name
-    resolve_device(cfg.run.device)  # fail before touching the run directory
+    device = resolve_device(cfg.run.device)  # fail before touching the run directory
     check_env_id(cfg.env.id)
     _prepare_run_dir(cfg, run_dir, resume, overwrite)
-    session = _build_session(cfg, run_dir)
+    session = _build_session(cfg, run_dir, device)
     if resume:
         # plain data (buffer, RNG, env state) must stay on the CPU; modules and optimisers move
         # their tensors to their own device inside load_state_dict

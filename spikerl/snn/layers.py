@@ -9,6 +9,7 @@ it across calls; passing ``None`` resets it.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Literal
 
@@ -89,16 +90,21 @@ class LIF(SpikingNeuron):
         """The leak factor: fixed, or ``sigmoid(leak_logit)``."""
         return self.decay_value if self.learn_leak == "fixed" else torch.sigmoid(self.leak_logit)
 
+    def _tick(self, decay: torch.Tensor | float) -> Any:
+        """The single-tick step with this layer's parameters and the given leak."""
+        return functools.partial(
+            lif_step,
+            spike_fn=self.surrogate,
+            decay=decay,
+            v_th=self.v_th,
+            soft_reset=self.soft_reset,
+        )
+
     def step(self, current: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        return lif_step(current, state, self.surrogate, self.decay, self.v_th, self.soft_reset)
+        return self._tick(self.decay)(current, state)
 
     def forward(self, currents: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        decay = self.decay  # computed once for all T ticks
-        return unroll(
-            lambda j, st: lif_step(j, st, self.surrogate, decay, self.v_th, self.soft_reset),
-            currents,
-            state,
-        )
+        return unroll(self._tick(self.decay), currents, state)  # leak computed once for all T
 
 
 class IF(LIF):

@@ -28,6 +28,16 @@ def _const(value: float, ticks: int, dtype=F64) -> torch.Tensor:
     return torch.full((ticks, 1), value, dtype=dtype)
 
 
+def _random_currents(seed: int, scale: float, low: float) -> list[float]:
+    """40 reproducible currents uniform in [low, low + scale)."""
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.rand(40, generator=gen, dtype=F64) * scale + low).tolist()
+
+
+def _column(values: list[float]) -> torch.Tensor:
+    return torch.tensor(values, dtype=F64).unsqueeze(-1)
+
+
 def _trajectory(step, currents):
     """Python loop over ticks, recording spikes and full states."""
     state, spikes, states = None, [], []
@@ -100,11 +110,10 @@ def test_lif_defaults_are_paper_constants():
 
 
 def test_lif_matches_reference_random_currents():
-    gen = torch.Generator().manual_seed(1)
-    js = (torch.rand(40, generator=gen, dtype=F64) * 0.8 - 0.1).tolist()
+    js = _random_currents(1, 0.8, -0.1)
     for soft in (False, True):
         step = functools.partial(lif_step, spike_fn=RECT, soft_reset=soft)
-        spikes, states = _trajectory(step, torch.tensor(js, dtype=F64).unsqueeze(-1))
+        spikes, states = _trajectory(step, _column(js))
         ref = _ref_lif(js, soft=soft)
         assert spikes.flatten().tolist() == [s for _, s in ref]
         assert [st.v.item() for st in states] == pytest.approx([v for v, _ in ref], abs=1e-12)
@@ -162,11 +171,8 @@ def test_clif_by_hand():
 
 
 def test_clif_matches_reference_random_currents():
-    gen = torch.Generator().manual_seed(2)
-    js = (torch.rand(40, generator=gen, dtype=F64) * 0.6 - 0.2).tolist()
-    spikes, states = _trajectory(
-        functools.partial(clif_step, spike_fn=RECT), torch.tensor(js, dtype=F64).unsqueeze(-1)
-    )
+    js = _random_currents(2, 0.6, -0.2)
+    spikes, states = _trajectory(functools.partial(clif_step, spike_fn=RECT), _column(js))
     ref = _ref_clif(js)
     assert spikes.flatten().tolist() == [r[2] for r in ref]
     assert [st.i.item() for st in states] == pytest.approx([r[0] for r in ref], abs=1e-12)
@@ -191,11 +197,8 @@ def test_dn_by_hand():
 
 
 def test_dn_matches_reference_random_currents():
-    gen = torch.Generator().manual_seed(3)
-    js = (torch.rand(40, generator=gen, dtype=F64) * 0.6 - 0.2).tolist()
-    spikes, states = _trajectory(
-        functools.partial(dn_step, spike_fn=RECT), torch.tensor(js, dtype=F64).unsqueeze(-1)
-    )
+    js = _random_currents(3, 0.6, -0.2)
+    spikes, states = _trajectory(functools.partial(dn_step, spike_fn=RECT), _column(js))
     ref = _ref_dn(js)
     assert spikes.flatten().tolist() == [r[3] for r in ref]
     for k, name in enumerate("cvu"):
