@@ -11,9 +11,14 @@ spike function passes gradients straight through, so :math:`\mu, \sigma` learn b
 
 **Direct encoding** feeds the analog input as a constant current at every tick.
 
-**Decoders** turn spikes ``[T, B, N]`` into values: the rate decoder averages over time; the
-population decoder averages each action's :math:`P` output neurons' rates with learnable
-weights, :math:`a_k = \sum_j w_{kj} r_{kj} + b_k` (pre-activation; the actor applies tanh).
+**Readouts** turn the last layer's outputs ``[T, B, N]`` (and its final membrane ``[B, N]``)
+into values, the pre-activation of the action: the population decoder averages each action's
+:math:`P` output neurons' rates with learnable weights,
+:math:`a_k = \sum_j w_{kj} r_{kj} + b_k`; :class:`LinearReadout` is a non-spiking linear layer
+on the spikes of the last tick, the rates, or the final membrane.
+
+Every encoder declares ``output_kind`` (``"spike"`` or ``"analog"``) and every readout
+``input_kind``, which energy accounting uses to count SOPs or MACs.
 """
 
 from __future__ import annotations
@@ -26,7 +31,16 @@ from torch import nn
 from .functional import if_step, unroll
 from .surrogate import Surrogate
 
-__all__ = ["DirectEncoder", "PopulationDecoder", "PopulationEncoder", "rate_decode"]
+__all__ = [
+    "READOUT_SOURCES",
+    "DirectEncoder",
+    "LinearReadout",
+    "PopulationDecoder",
+    "PopulationEncoder",
+    "rate_decode",
+]
+
+READOUT_SOURCES: tuple[str, ...] = ("spikes", "rate", "membrane")
 
 
 class PopulationEncoder(nn.Module):
@@ -39,6 +53,8 @@ class PopulationEncoder(nn.Module):
         sigma: initial receptive-field width (std), ``sqrt(0.05)`` in PopSAN.
         v_th: spike-generator threshold (0.999).
     """
+
+    output_kind = "spike"
 
     def __init__(
         self,
@@ -70,7 +86,7 @@ class PopulationEncoder(nn.Module):
         a = self.receptive_fields(x)
         currents = a.unsqueeze(0).expand(self.timesteps, *a.shape)
         spikes, _ = unroll(
-            lambda j, st: if_step(j, st, self.surrogate, v_th=self.v_th, soft_reset=True),
+            lambda j, st: if_step(j, st, self.surrogate, v_th=self.v_th, reset="soft"),
             currents,
         )
         return spikes
@@ -78,6 +94,8 @@ class PopulationEncoder(nn.Module):
 
 class DirectEncoder(nn.Module):
     """Direct (analog current) encoding: the input repeated as a constant current for T ticks."""
+
+    output_kind = "analog"
 
     def __init__(self, obs_dim: int, timesteps: int = 5) -> None:
         super().__init__()
@@ -99,6 +117,8 @@ class PopulationDecoder(nn.Module):
     uniform(+-1/sqrt(P)). Returns the pre-activation; the actor applies ``tanh * max_action``.
     """
 
+    input_kind = "spike"
+
     def __init__(self, act_dim: int, pop: int = 10) -> None:
         super().__init__()
         bound = 1.0 / math.sqrt(pop)
@@ -106,6 +126,40 @@ class PopulationDecoder(nn.Module):
         self.bias = nn.Parameter(torch.empty(act_dim).uniform_(-bound, bound))
         self.act_dim, self.pop = act_dim, pop
 
-    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+    def forward(self, spikes: torch.Tensor, membrane: torch.Tensor | None = None) -> torch.Tensor:
+        """Pre-activation ``[B, m]`` from output spikes ``[T, B, m*P]`` (membrane unused)."""
         rates = rate_decode(spikes).unflatten(-1, (self.act_dim, self.pop))
         return (rates * self.weight).sum(-1) + self.bias
+
+
+class LinearReadout(nn.Module):
+    r"""Non-spiking linear readout ``[T, B, N] -> [B, m]`` of the last spiking layer.
+
+    ``source``:
+
+    - ``spikes``: :math:`W o(T) + b`, the outputs of the decision's last tick (a stateful
+      controller stepped once per control step reads the spikes it just emitted);
+    - ``rate``: :math:`rac{1}{T}\sum_t (W o(t) + b) = W ar o + b` (computed per tick, so
+      energy accounting sees the spike events);
+    - ``membrane``: :math:`W V(T) + b`, the final membrane potential (analog input: MACs).
+    """
+
+    def __init__(self, in_features: int, out_features: int, source: str = "spikes") -> None:
+        super().__init__()
+        if source not in READOUT_SOURCES:
+            raise ValueError(f"source={source!r}; choose one of {list(READOUT_SOURCES)}")
+        self.linear = nn.Linear(in_features, out_features)
+        self.source = source
+
+    @property
+    def input_kind(self) -> str:
+        return "analog" if self.source == "membrane" else "spike"
+
+    def forward(self, spikes: torch.Tensor, membrane: torch.Tensor | None = None) -> torch.Tensor:
+        if self.source == "spikes":
+            return self.linear(spikes[-1])
+        if self.source == "rate":
+            return self.linear(spikes).mean(dim=0)
+        if membrane is None:
+            raise ValueError("a membrane readout needs the last layer's membrane potential")
+        return self.linear(membrane)

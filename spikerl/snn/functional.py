@@ -14,11 +14,20 @@ lets gradients flow through the reset:
 
     \text{LIF, hard:}\quad V_t &= \beta\, V_{t-1} (1 - S_{t-1}) + J_t \\
     \text{LIF, soft:}\quad V_t &= \beta\, (V_{t-1} - \vartheta S_{t-1}) + J_t \\
+    \text{LIF, soft\_detached:}\quad V_t &= \beta\, V_{t-1} + J_t
+        - \vartheta\,\mathrm{sg}(S_{t-1}) \\
     S_t &= H(V_t - \vartheta)
 
-with leak (decay) :math:`\beta \in (0, 1]` (IF: :math:`\beta = 1`) and threshold
-:math:`\vartheta`. CLIF adds a leaky synaptic current, DN is the second-order dynamic neuron of
-MDC-SAN (Zhang et al., AAAI 2022); see their functions.
+with leak (decay) :math:`\beta \in [0, 1]` (IF: :math:`\beta = 1`) and threshold
+:math:`\vartheta`. ``soft`` equals subtracting the threshold at once (the subtraction leaks
+with the membrane); ``soft_detached`` is the form of arXiv 2510.24461 Sec. 1 (the threshold is
+subtracted after the leak and the reset indicator carries no gradient; ``sg`` = stop-gradient,
+while :math:`\vartheta` still gets one). With :math:`\beta = 1` (IF) ``soft`` and
+``soft_detached`` have the same forward pass. CLIF adds a leaky synaptic current, DN is the
+second-order dynamic neuron of MDC-SAN (Zhang et al., AAAI 2022); see their functions.
+
+A state passed in must have the shape of the current; a mismatch raises
+:class:`StateShapeError` (it is never broadcast or silently re-created).
 
 :func:`unroll` runs one step function over a ``[T, ...]`` sequence of currents: the multi-step
 mode in which a whole layer runs over all T ticks before the next layer.
@@ -27,24 +36,36 @@ mode in which a whole layer runs over all T ticks before the next layer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+import typing
+from typing import Any, Literal, NamedTuple
 
 import torch
 
 __all__ = [
+    "RESET_MODES",
     "CLIFState",
     "DNState",
     "LIFState",
+    "StateShapeError",
     "clif_step",
     "detach_state",
     "dn_step",
     "if_step",
     "lif_step",
+    "map_state",
+    "reset_rows",
     "unroll",
+    "unroll_recording",
 ]
 
 SpikeFn = Callable[[torch.Tensor], torch.Tensor]
 Tensorish = torch.Tensor | float
+ResetMode = Literal["hard", "soft", "soft_detached"]
+RESET_MODES: tuple[str, ...] = typing.get_args(ResetMode)
+
+
+class StateShapeError(ValueError):
+    """A neuron state does not have the shape of the input it is stepped with."""
 
 
 class LIFState(NamedTuple):
@@ -75,25 +96,43 @@ def _zeros(cls: type, x: torch.Tensor) -> Any:
     return cls(*(torch.zeros_like(x) for _ in cls._fields))
 
 
+def _state_or_zeros(cls: type, current: torch.Tensor, state: Any) -> Any:
+    """``state``, or a fresh zero state for ``None``; a shape mismatch raises."""
+    if state is None:
+        return _zeros(cls, current)
+    if state[0].shape != current.shape:
+        raise StateShapeError(
+            f"{cls.__name__} of shape {tuple(state[0].shape)} does not match the input of shape "
+            f"{tuple(current.shape)}; reset the state (None or init_state) for a new batch size"
+        )
+    return state
+
+
 def lif_step(
     current: torch.Tensor,
     state: LIFState | None,
     spike_fn: SpikeFn,
     decay: Tensorish = 0.75,
     v_th: Tensorish = 0.5,
-    soft_reset: bool = False,
+    reset: ResetMode = "hard",
 ) -> tuple[torch.Tensor, LIFState]:
-    r"""One tick of a leaky integrate-and-fire neuron.
+    r"""One tick of a leaky integrate-and-fire neuron (module docstring for the three resets).
 
-    :math:`V_t = \beta\,\mathrm{reset}(V_{t-1}, S_{t-1}) + J_t`, :math:`S_t = H(V_t - \vartheta)`,
-    with hard reset to 0 (``reset = V (1 - S)``) or soft reset by subtraction
-    (``reset = V - \vartheta S``). ``decay`` and ``v_th`` may be floats or tensors that broadcast
-    against ``current`` (per-layer or per-neuron learnable values).
+    ``hard``: :math:`V_t = \beta V_{t-1}(1 - S_{t-1}) + J_t`; ``soft``:
+    :math:`V_t = \beta (V_{t-1} - \vartheta S_{t-1}) + J_t`; ``soft_detached``:
+    :math:`V_t = \beta V_{t-1} + J_t - \vartheta\,\mathrm{sg}(S_{t-1})`; then
+    :math:`S_t = H(V_t - \vartheta)`. ``decay`` and ``v_th`` may be floats or tensors that
+    broadcast against ``current`` (per-layer or per-neuron, fixed, calibrated or learnable).
     """
-    if state is None:
-        state = _zeros(LIFState, current)
-    v_prev = state.v - v_th * state.s if soft_reset else state.v * (1.0 - state.s)
-    v = decay * v_prev + current
+    state = _state_or_zeros(LIFState, current, state)
+    if reset == "hard":
+        v = decay * (state.v * (1.0 - state.s)) + current
+    elif reset == "soft":
+        v = decay * (state.v - v_th * state.s) + current
+    elif reset == "soft_detached":
+        v = decay * state.v + current - v_th * state.s.detach()
+    else:
+        raise ValueError(f"reset={reset!r}; choose one of {list(RESET_MODES)}")
     s = spike_fn(v - v_th)
     return s, LIFState(v, s)
 
@@ -103,10 +142,10 @@ def if_step(
     state: LIFState | None,
     spike_fn: SpikeFn,
     v_th: Tensorish = 1.0,
-    soft_reset: bool = True,
+    reset: ResetMode = "soft",
 ) -> tuple[torch.Tensor, LIFState]:
     """One tick of an integrate-and-fire neuron: :func:`lif_step` without leak (decay 1)."""
-    return lif_step(current, state, spike_fn, decay=1.0, v_th=v_th, soft_reset=soft_reset)
+    return lif_step(current, state, spike_fn, decay=1.0, v_th=v_th, reset=reset)
 
 
 def clif_step(
@@ -123,8 +162,7 @@ def clif_step(
     :math:`S_t = H(V_t - \vartheta)`; defaults :math:`\gamma = 0.5`, :math:`\beta = 0.75`,
     :math:`\vartheta = 0.5`.
     """
-    if state is None:
-        state = _zeros(CLIFState, current)
+    state = _state_or_zeros(CLIFState, current, state)
     i = current_decay * state.i + current
     v = decay * state.v * (1.0 - state.s) + i
     s = spike_fn(v - v_th)
@@ -153,8 +191,7 @@ def dn_step(
         V_t &= V' + (V'^2 - V' - U' + C_t),\quad U_t = U' + \theta_v V' + \theta_u U' \\
         S_t &= H(V_t - \vartheta)
     """
-    if state is None:
-        state = _zeros(DNState, current)
+    state = _state_or_zeros(DNState, current, state)
     c = current_decay * state.c + current
     v_reset = state.v * (1.0 - state.s) + theta_r * state.s
     u_reset = state.u + theta_s * state.s
@@ -164,31 +201,85 @@ def dn_step(
     return s, DNState(c, v, u, s)
 
 
+def _loop(
+    step: Callable[..., tuple[torch.Tensor, Any]],
+    currents: torch.Tensor,
+    state: Any,
+    with_tick: bool,
+    record: Callable[[Any], torch.Tensor] | None,
+) -> tuple[torch.Tensor, Any, list[torch.Tensor]]:
+    outputs, recorded = [], []
+    for t, current in enumerate(currents):
+        out, state = step(current, state, t) if with_tick else step(current, state)
+        outputs.append(out)
+        if record is not None:
+            recorded.append(record(state))
+    return torch.stack(outputs), state, recorded
+
+
 def unroll(
-    step: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]],
+    step: Callable[..., tuple[torch.Tensor, Any]],
     currents: torch.Tensor,
     state: Any = None,
+    with_tick: bool = False,
 ) -> tuple[torch.Tensor, Any]:
     """Run ``step`` over the leading time axis of ``currents`` ``[T, ...]``.
 
-    Returns the spikes ``[T, ...]`` and the state after the last tick. The step body is the only
-    place where neuron dynamics are written; this loop only threads the state.
+    Returns the outputs ``[T, ...]`` and the state after the last tick. With ``with_tick`` the
+    step is called as ``step(current, state, t)`` with the tick index ``t = 0..T-1`` of the
+    decision. The step body is the only place where neuron dynamics are written; this loop only
+    threads the state.
     """
-    outputs = []
-    for current in currents:
-        out, state = step(current, state)
-        outputs.append(out)
-    return torch.stack(outputs), state
+    outputs, state, _ = _loop(step, currents, state, with_tick, None)
+    return outputs, state
+
+
+def unroll_recording(
+    step: Callable[..., tuple[torch.Tensor, Any]],
+    currents: torch.Tensor,
+    state: Any,
+    record: Callable[[Any], torch.Tensor],
+    with_tick: bool = False,
+) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """:func:`unroll` that also returns ``record(state)`` after every tick, stacked ``[T, ...]``
+    (e.g. the membrane potentials, for diagnostics and CRPI)."""
+    outputs, state, recorded = _loop(step, currents, state, with_tick, record)
+    return outputs, state, torch.stack(recorded)
+
+
+def map_state(fn: Callable[[torch.Tensor], torch.Tensor], state: Any) -> Any:
+    """Apply ``fn`` to every tensor of a (nested) state of NamedTuples, tuples and lists."""
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return fn(state)
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(map_state(fn, s) for s in state))
+    if isinstance(state, tuple | list):
+        return type(state)(map_state(fn, s) for s in state)
+    raise TypeError(f"cannot map over a state of type {type(state).__name__}")
 
 
 def detach_state(state: Any) -> Any:
     """Cut the autograd history of a (nested) state: truncated backpropagation through time."""
-    if state is None:
-        return None
-    if isinstance(state, torch.Tensor):
-        return state.detach()
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(detach_state(s) for s in state))
-    if isinstance(state, tuple | list):
-        return type(state)(detach_state(s) for s in state)
-    raise TypeError(f"cannot detach state of type {type(state).__name__}")
+    return map_state(torch.Tensor.detach, state)
+
+
+def reset_rows(state: Any, mask: torch.Tensor) -> Any:
+    """A copy of ``state`` whose batch rows (axis 0) where ``mask [B]`` is True are zero.
+
+    Used when some episodes of a batch end: their rows restart from the zero state while the
+    others keep theirs. ``mask`` must be a boolean vector as long as the batch.
+    """
+    if mask.dtype != torch.bool or mask.dim() != 1:
+        raise ValueError(f"mask must be a 1-d boolean tensor, got {mask.dtype} {tuple(mask.shape)}")
+
+    def reset(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != mask.shape[0]:
+            raise StateShapeError(
+                f"mask of {mask.shape[0]} rows does not match a state of batch {x.shape[0]}"
+            )
+        keep = ~mask.to(x.device).view(-1, *([1] * (x.dim() - 1)))
+        return torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+    return map_state(reset, state)

@@ -1,161 +1,335 @@
 """Thin ``nn.Module`` wrappers over the neuron steps of :mod:`spikerl.snn.functional`.
 
-A module holds only parameters (leaks, thresholds) and its
+A module holds only parameters and buffers (leaks, thresholds) and its
 :class:`~spikerl.snn.surrogate.Surrogate`; it never stores membrane state.
-``step(current, state)`` runs one tick; ``forward(currents, state=None)`` runs a ``[T, B, N]``
-sequence and returns ``(spikes [T, B, N], state)``. Passing the returned state back in carries
-it across calls; passing ``None`` resets it.
+
+- ``step(current, state=None, tick=0)`` runs one tick; ``tick`` is the index of the tick within
+  the decision, for neurons whose rule depends on it (the conversion neurons).
+- ``forward(currents, state=None)`` runs a ``[T, B, N]`` sequence and returns
+  ``(outputs [T, B, N], state)``; passing the returned state back in carries it across calls,
+  passing ``None`` starts from zeros.
+- ``forward_recording`` also returns the membrane potential after every tick ``[T, B, N]``.
+- ``init_state(batch)`` is the zero state of a layer of ``size`` neurons, and
+  ``neuron_parameters()`` the per-layer constants an exporter or importer needs to rebuild it.
+
+Outputs need not be binary: a step may emit graded or signed values (multi-threshold and signed
+conversion neurons); callers count events as non-zero outputs.
 """
 
 from __future__ import annotations
 
-import functools
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from .functional import clif_step, dn_step, lif_step, unroll
+from .functional import (
+    RESET_MODES,
+    CLIFState,
+    DNState,
+    LIFState,
+    ResetMode,
+    clif_step,
+    dn_step,
+    lif_step,
+    unroll,
+    unroll_recording,
+)
 from .surrogate import Surrogate
 
-__all__ = ["CLIF", "DN", "IF", "LIF", "PLIF", "SpikingNeuron", "make_neuron"]
+__all__ = [
+    "CLIF",
+    "DN",
+    "IF",
+    "LEAK_MODES",
+    "LIF",
+    "NEURON_KINDS",
+    "PLIF",
+    "THRESHOLD_MODES",
+    "SpikingNeuron",
+    "make_neuron",
+]
 
-LeakMode = Literal["fixed", "layer", "neuron"]
+LeakMode = Literal["fixed", "layer", "neuron", "clip"]
+ThresholdMode = Literal["fixed", "buffer", "learn"]
+InitMode = Literal["constant", "uniform"]
+LEAK_MODES: tuple[str, ...] = ("fixed", "layer", "neuron", "clip")
+THRESHOLD_MODES: tuple[str, ...] = ("fixed", "buffer", "learn")
+TickFn = Callable[[torch.Tensor, Any, int], tuple[torch.Tensor, Any]]
 
 
 class SpikingNeuron(nn.Module):
-    """Base class: multi-step ``forward`` over the single-tick ``step`` of a subclass."""
+    """Base class: ``step``, multi-step ``forward`` and ``init_state`` over :meth:`tick_fn`.
 
-    def __init__(self, surrogate: Surrogate | None = None) -> None:
+    Subclasses set ``state_type`` (the NamedTuple of their state) and implement
+    :meth:`tick_fn`, which returns ``(current, state, tick) -> (output, state)`` with the layer's
+    parameters bound once (so a learnable leak is computed once for all T ticks).
+    """
+
+    state_type: type = LIFState
+    kind: str = ""
+
+    def __init__(self, surrogate: Surrogate | None = None, size: int | None = None) -> None:
         super().__init__()
         self.surrogate = surrogate if surrogate is not None else Surrogate()
+        self.size = size
 
-    def step(self, current: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+    def tick_fn(self) -> TickFn:
         raise NotImplementedError
 
+    def step(
+        self, current: torch.Tensor, state: Any = None, tick: int = 0
+    ) -> tuple[torch.Tensor, Any]:
+        """One tick; ``state=None`` is the zero state."""
+        return self.tick_fn()(current, state, tick)
+
     def forward(self, currents: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        """Run all ``T`` ticks of ``currents [T, B, N]``; returns ``(spikes [T, B, N], state)``."""
-        return unroll(self.step, currents, state)
+        """Run all ``T`` ticks of ``currents [T, B, N]``; returns ``(outputs [T, B, N], state)``."""
+        return unroll(self.tick_fn(), currents, state, with_tick=True)
+
+    def forward_recording(
+        self, currents: torch.Tensor, state: Any = None
+    ) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """:meth:`forward` plus the membrane potential after every tick ``[T, B, N]``."""
+        return unroll_recording(self.tick_fn(), currents, state, self.membrane, with_tick=True)
+
+    @staticmethod
+    def membrane(state: Any) -> torch.Tensor:
+        """The membrane potential of a state."""
+        return state.v
+
+    def init_state(
+        self,
+        batch: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Any:
+        """The zero state ``[batch, size]`` (every field) of this layer."""
+        if self.size is None:
+            raise ValueError(f"{type(self).__name__} needs size=<neurons> for init_state")
+        zeros = torch.zeros(batch, self.size, device=device, dtype=dtype)
+        return self.state_type(*(zeros.clone() for _ in self.state_type._fields))
+
+    def neuron_parameters(self) -> dict[str, Any]:
+        """The constants of this layer as plain values (floats, strings, detached tensors)."""
+        raise NotImplementedError
 
 
 def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
+def _plain(value: torch.Tensor | float) -> torch.Tensor | float:
+    return value.detach().clone() if isinstance(value, torch.Tensor) else float(value)
+
+
 class LIF(SpikingNeuron):
-    """Leaky integrate-and-fire neuron (hard or soft reset), optional learnable leak/threshold.
+    r"""Leaky integrate-and-fire neuron; see :func:`~spikerl.snn.functional.lif_step`.
 
     Args:
-        decay: membrane leak factor per tick, in (0, 1]; 0.75 in the proxy-target actor.
-        v_th: firing threshold; 0.5 in the proxy-target actor.
-        soft_reset: subtract the threshold on a spike instead of resetting to 0.
-        learn_leak: ``"fixed"``; ``"layer"`` (one learnable leak ``sigmoid(w)`` for the layer,
-            i.e. PLIF); or ``"neuron"`` (one per neuron, needs ``size``).
-        learn_threshold: one learnable threshold per neuron (needs ``size``).
-        size: number of neurons, for per-neuron parameters.
+        decay: membrane leak factor per tick :math:`\beta`; 0.75 in the proxy-target actor.
+        v_th: firing threshold :math:`\vartheta`; 0.5 in the proxy-target actor.
+        reset: ``hard`` (to 0), ``soft`` (subtract :math:`\vartheta`, leaked) or
+            ``soft_detached`` (subtract :math:`\vartheta\,\mathrm{sg}(S)` after the leak,
+            arXiv 2510.24461 Sec. 1).
+        leak: ``fixed`` (the float ``decay``); ``layer`` (one learnable ``sigmoid(w)``, PLIF);
+            ``neuron`` (one ``sigmoid(w_i)`` per neuron); or ``clip`` (one ``clip(beta_i, 0, 1)``
+            per neuron, arXiv 2510.24461 Sec. 1).
+        threshold: ``fixed`` (the float ``v_th``); ``buffer`` (a per-neuron registered buffer,
+            e.g. calibrated by conversion; saved and moved by ``.to()``); or ``learn`` (a
+            per-neuron parameter, not clamped).
+        init: initial value of per-neuron ``clip`` leaks and ``learn`` thresholds: ``constant``
+            (``decay`` and ``v_th``) or ``uniform`` (U(0, 1), as arXiv 2510.24461).
+        size: number of neurons (needed by per-neuron modes and :meth:`init_state`).
     """
+
+    state_type = LIFState
+    kind = "lif"
 
     def __init__(
         self,
         decay: float = 0.75,
         v_th: float = 0.5,
-        soft_reset: bool = False,
-        learn_leak: LeakMode = "fixed",
-        learn_threshold: bool = False,
+        reset: ResetMode = "hard",
+        leak: LeakMode = "fixed",
+        threshold: ThresholdMode = "fixed",
+        init: InitMode = "constant",
         size: int | None = None,
         surrogate: Surrogate | None = None,
     ) -> None:
-        super().__init__(surrogate)
-        if learn_leak not in ("fixed", "layer", "neuron"):
-            raise ValueError(f"learn_leak={learn_leak!r}; choose 'fixed', 'layer' or 'neuron'")
-        if (learn_leak == "neuron" or learn_threshold) and size is None:
-            raise ValueError("per-neuron learnable leak or threshold needs size=<neurons>")
-        if not 0.0 < decay <= 1.0 or (learn_leak != "fixed" and decay >= 1.0):
-            raise ValueError(f"decay must be in (0, 1] (below 1 when learnable), got {decay}")
-        self.soft_reset = soft_reset
-        self.learn_leak = learn_leak
-        shape = (size,) if learn_leak == "neuron" else ()
-        if learn_leak == "fixed":
+        super().__init__(surrogate, size)
+        _check_choice("reset", reset, RESET_MODES)
+        _check_choice("leak", leak, LEAK_MODES)
+        _check_choice("threshold", threshold, THRESHOLD_MODES)
+        _check_choice("init", init, ("constant", "uniform"))
+        if (leak in ("neuron", "clip") or threshold != "fixed") and size is None:
+            raise ValueError(f"leak={leak!r}, threshold={threshold!r} need size=<neurons>")
+        if leak in ("layer", "neuron") and not 0.0 < decay < 1.0:
+            raise ValueError(f"a sigmoid leak needs decay in (0, 1), got {decay}")
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"decay must be in [0, 1], got {decay}")
+        self.reset, self.leak = reset, leak
+        self._init_leak(leak, decay, init, size)
+        self._init_threshold(threshold, v_th, init, size)
+
+    def _init_leak(self, leak: str, decay: float, init: str, size: int | None) -> None:
+        if leak == "fixed":
             self.decay_value = decay
+        elif leak == "clip":
+            start = torch.rand(size) if init == "uniform" else torch.full((size,), float(decay))
+            self.beta = nn.Parameter(start)
         else:
+            shape = (size,) if leak == "neuron" else ()
             self.leak_logit = nn.Parameter(torch.full(shape, _logit(decay)))
-        if learn_threshold:
-            self.v_th = nn.Parameter(torch.full((size,), float(v_th)))
-        else:
+
+    def _init_threshold(self, threshold: str, v_th: float, init: str, size: int | None) -> None:
+        self.threshold_mode = threshold
+        if threshold == "fixed":
             self.v_th = v_th
+            return
+        start = torch.full((size,), float(v_th))
+        if threshold == "buffer":
+            self.register_buffer("v_th", start)
+        else:
+            self.v_th = nn.Parameter(torch.rand(size) if init == "uniform" else start)
 
     @property
     def decay(self) -> torch.Tensor | float:
-        """The leak factor: fixed, or ``sigmoid(leak_logit)``."""
-        return self.decay_value if self.learn_leak == "fixed" else torch.sigmoid(self.leak_logit)
+        """The leak factor: fixed, ``sigmoid(leak_logit)`` or ``clip(beta, 0, 1)``."""
+        if self.leak == "fixed":
+            return self.decay_value
+        if self.leak == "clip":
+            return self.beta.clamp(0.0, 1.0)
+        return torch.sigmoid(self.leak_logit)
 
-    def _tick(self, decay: torch.Tensor | float) -> Any:
-        """The single-tick step with this layer's parameters and the given leak."""
-        return functools.partial(
-            lif_step,
-            spike_fn=self.surrogate,
-            decay=decay,
-            v_th=self.v_th,
-            soft_reset=self.soft_reset,
-        )
+    def tick_fn(self) -> TickFn:
+        decay, v_th, reset, spike_fn = self.decay, self.v_th, self.reset, self.surrogate
 
-    def step(self, current: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        return self._tick(self.decay)(current, state)
+        def tick(current: torch.Tensor, state: Any, t: int) -> tuple[torch.Tensor, Any]:
+            return lif_step(current, state, spike_fn, decay, v_th, reset)
 
-    def forward(self, currents: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        return unroll(self._tick(self.decay), currents, state)  # leak computed once for all T
+        return tick
+
+    def neuron_parameters(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "decay": _plain(self.decay),
+            "v_th": _plain(self.v_th),
+            "reset": self.reset,
+        }
 
 
 class IF(LIF):
     """Integrate-and-fire neuron: LIF without leak; soft reset by default (conversion use)."""
 
+    kind = "if"
+
     def __init__(
-        self, v_th: float = 1.0, soft_reset: bool = True, surrogate: Surrogate | None = None
+        self,
+        v_th: float = 1.0,
+        reset: ResetMode = "soft",
+        threshold: ThresholdMode = "fixed",
+        size: int | None = None,
+        surrogate: Surrogate | None = None,
     ) -> None:
-        super().__init__(decay=1.0, v_th=v_th, soft_reset=soft_reset, surrogate=surrogate)
+        super().__init__(
+            decay=1.0, v_th=v_th, reset=reset, threshold=threshold, size=size, surrogate=surrogate
+        )
 
 
 class PLIF(LIF):
     """Parametric LIF: one learnable leak ``sigmoid(w)`` per layer, ``w`` initialised at ln 3."""
 
+    kind = "plif"
+
     def __init__(
-        self, decay: float = 0.75, v_th: float = 0.5, surrogate: Surrogate | None = None
+        self,
+        decay: float = 0.75,
+        v_th: float = 0.5,
+        size: int | None = None,
+        surrogate: Surrogate | None = None,
     ) -> None:
-        super().__init__(decay=decay, v_th=v_th, learn_leak="layer", surrogate=surrogate)
+        super().__init__(decay=decay, v_th=v_th, leak="layer", size=size, surrogate=surrogate)
 
 
 class CLIF(SpikingNeuron):
     """Current-leaking LIF (PopSAN): see :func:`~spikerl.snn.functional.clif_step`."""
+
+    state_type = CLIFState
+    kind = "clif"
 
     def __init__(
         self,
         current_decay: float = 0.5,
         decay: float = 0.75,
         v_th: float = 0.5,
+        size: int | None = None,
         surrogate: Surrogate | None = None,
     ) -> None:
-        super().__init__(surrogate)
+        super().__init__(surrogate, size)
         self.current_decay, self.decay, self.v_th = current_decay, decay, v_th
 
-    def step(self, current: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        return clif_step(current, state, self.surrogate, self.current_decay, self.decay, self.v_th)
+    def tick_fn(self) -> TickFn:
+        def tick(current: torch.Tensor, state: Any, t: int) -> tuple[torch.Tensor, Any]:
+            return clif_step(
+                current, state, self.surrogate, self.current_decay, self.decay, self.v_th
+            )
+
+        return tick
+
+    def neuron_parameters(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "current_decay": self.current_decay,
+            "decay": self.decay,
+            "v_th": self.v_th,
+            "reset": "hard",
+        }
 
 
 class DN(SpikingNeuron):
     """Second-order dynamic neuron (MDC-SAN): see :func:`~spikerl.snn.functional.dn_step`."""
 
-    def __init__(self, v_th: float = 0.5, surrogate: Surrogate | None = None) -> None:
-        super().__init__(surrogate)
+    state_type = DNState
+    kind = "dn"
+
+    def __init__(
+        self, v_th: float = 0.5, size: int | None = None, surrogate: Surrogate | None = None
+    ) -> None:
+        super().__init__(surrogate, size)
         self.v_th = v_th
 
-    def step(self, current: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        return dn_step(current, state, self.surrogate, v_th=self.v_th)
+    def tick_fn(self) -> TickFn:
+        def tick(current: torch.Tensor, state: Any, t: int) -> tuple[torch.Tensor, Any]:
+            return dn_step(current, state, self.surrogate, v_th=self.v_th)
+
+        return tick
+
+    def neuron_parameters(self) -> dict[str, Any]:
+        return {"kind": self.kind, "v_th": self.v_th, "reset": "dn"}
 
 
-def make_neuron(kind: str, surrogate: Surrogate | None = None) -> SpikingNeuron:
-    """A neuron with the proxy-target paper's constants: ``lif``, ``clif``, ``dn`` or ``plif``."""
-    builders = {"lif": LIF, "clif": CLIF, "dn": DN, "plif": PLIF}
-    if kind not in builders:
-        raise ValueError(f"unknown neuron {kind!r}; choose one of {sorted(builders)}")
-    return builders[kind](surrogate=surrogate)
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}; choose one of {list(allowed)}")
+
+
+NEURON_BUILDERS: dict[str, type[SpikingNeuron]] = {
+    "lif": LIF,
+    "clif": CLIF,
+    "dn": DN,
+    "plif": PLIF,
+    "if": IF,
+}
+NEURON_KINDS: tuple[str, ...] = tuple(NEURON_BUILDERS)
+
+
+def make_neuron(
+    kind: str, size: int | None = None, surrogate: Surrogate | None = None, **options: Any
+) -> SpikingNeuron:
+    """A neuron layer of ``size`` units; ``options`` override the class defaults, which are the
+    proxy-target paper's constants for ``lif``, ``clif``, ``dn`` and ``plif``."""
+    _check_choice("neuron", kind, NEURON_KINDS)
+    return NEURON_BUILDERS[kind](size=size, surrogate=surrogate, **options)

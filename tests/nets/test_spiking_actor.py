@@ -161,7 +161,7 @@ def test_step_with_carried_state_differs(neuron, float64):
     actor = _active_actor(neuron)
     obs = _obs(16)
     a_fresh, state = actor.step(obs)
-    assert isinstance(state, list) and len(state) == 3
+    assert isinstance(state, tuple) and len(state) == 3
     assert all(isinstance(s, STATE_TYPES[neuron]) for s in state)
     assert [s.v.shape for s in state] == [(16, 256), (16, 256), (16, 60)]
     a_carried, state2 = actor.step(obs, state)

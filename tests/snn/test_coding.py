@@ -37,7 +37,7 @@ def test_constant_field_via_if_path():
     # the spike generator: v <- v + A; o = H(v - 0.999); v <- v - 0.999 o
     sur = Surrogate("straight_through", 1.0)
     cur = torch.full((5, 1), 0.6, dtype=F64)
-    spikes, _ = unroll(lambda j, st: if_step(j, st, sur, v_th=0.999, soft_reset=True), cur)
+    spikes, _ = unroll(lambda j, st: if_step(j, st, sur, v_th=0.999, reset="soft"), cur)
     assert spikes.flatten().tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
 
 

@@ -112,7 +112,7 @@ def test_lif_defaults_are_paper_constants():
 def test_lif_matches_reference_random_currents():
     js = _random_currents(1, 0.8, -0.1)
     for soft in (False, True):
-        step = functools.partial(lif_step, spike_fn=RECT, soft_reset=soft)
+        step = functools.partial(lif_step, spike_fn=RECT, reset="soft" if soft else "hard")
         spikes, states = _trajectory(step, _column(js))
         ref = _ref_lif(js, soft=soft)
         assert spikes.flatten().tolist() == [s for _, s in ref]
@@ -122,9 +122,9 @@ def test_lif_matches_reference_random_currents():
 
 def test_soft_vs_hard_reset():
     currents = _const(0.3, 5)
-    _, hard = _trajectory(functools.partial(lif_step, spike_fn=RECT, soft_reset=False), currents)
+    _, hard = _trajectory(functools.partial(lif_step, spike_fn=RECT, reset="hard"), currents)
     soft_spikes, soft = _trajectory(
-        functools.partial(lif_step, spike_fn=RECT, soft_reset=True), currents
+        functools.partial(lif_step, spike_fn=RECT, reset="soft"), currents
     )
     # soft: V3 = 0.75 * (0.525 - 0.5) + 0.3, V4 = 0.75 * V3 + 0.3, V5 = 0.75 * (V4 - 0.5) + 0.3
     v3 = 0.75 * 0.025 + 0.3
@@ -134,8 +134,8 @@ def test_soft_vs_hard_reset():
     assert [st.v.item() for st in hard] == pytest.approx([0.3, 0.525, 0.3, 0.525, 0.3])
     assert soft_spikes.flatten().tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
     # a case where the spike trains differ: IF, J = 0.75, threshold 1
-    step_soft = functools.partial(lif_step, spike_fn=RECT, decay=1.0, v_th=1.0, soft_reset=True)
-    step_hard = functools.partial(lif_step, spike_fn=RECT, decay=1.0, v_th=1.0, soft_reset=False)
+    step_soft = functools.partial(lif_step, spike_fn=RECT, decay=1.0, v_th=1.0, reset="soft")
+    step_hard = functools.partial(lif_step, spike_fn=RECT, decay=1.0, v_th=1.0, reset="hard")
     s_soft, _ = _trajectory(step_soft, _const(0.75, 6))
     s_hard, _ = _trajectory(step_hard, _const(0.75, 6))
     assert s_soft.flatten().tolist() == [0.0, 1.0, 1.0, 0.0, 1.0, 1.0]
@@ -155,7 +155,7 @@ def test_if_soft_reset_golden():
     cur = torch.rand(7, 3, dtype=F64) * 0.9
     s_if, _ = unroll(functools.partial(if_step, spike_fn=RECT, v_th=0.7), cur)
     s_lif, _ = unroll(
-        functools.partial(lif_step, spike_fn=RECT, decay=1.0, v_th=0.7, soft_reset=True), cur
+        functools.partial(lif_step, spike_fn=RECT, decay=1.0, v_th=0.7, reset="soft"), cur
     )
     assert torch.equal(s_if, s_lif)
 
@@ -245,7 +245,7 @@ def test_gradient_flows_through_dn_reset_and_adaptation():
 # --- unroll / state handling ---------------------------------------------------------------------
 STEPS = {
     "lif": functools.partial(lif_step, spike_fn=Surrogate("sigmoid", 4.0)),
-    "lif_soft": functools.partial(lif_step, spike_fn=Surrogate("sigmoid", 4.0), soft_reset=True),
+    "lif_soft": functools.partial(lif_step, spike_fn=Surrogate("sigmoid", 4.0), reset="soft"),
     "if": functools.partial(if_step, spike_fn=Surrogate("sigmoid", 4.0)),
     "clif": functools.partial(clif_step, spike_fn=Surrogate("sigmoid", 4.0)),
     "dn": functools.partial(dn_step, spike_fn=Surrogate("sigmoid", 4.0)),

@@ -34,9 +34,9 @@ def _make(kind: str, sur: Surrogate | None = None) -> SpikingNeuron:
     if kind == "lif":
         return LIF(surrogate=sur)
     if kind == "lif_soft":
-        return LIF(soft_reset=True, surrogate=sur)
+        return LIF(reset="soft", surrogate=sur)
     if kind == "lif_neuron":
-        return LIF(learn_leak="neuron", learn_threshold=True, size=5, surrogate=sur).double()
+        return LIF(leak="neuron", threshold="learn", size=5, surrogate=sur).double()
     if kind == "if":
         return IF(surrogate=sur)
     if kind == "plif":
@@ -54,13 +54,13 @@ KINDS = ("lif", "lif_soft", "lif_neuron", "if", "plif", "clif", "dn")
 @pytest.mark.parametrize(
     "module,step",
     [
-        (LIF(), functools.partial(lif_step, decay=0.75, v_th=0.5, soft_reset=False)),
+        (LIF(), functools.partial(lif_step, decay=0.75, v_th=0.5, reset="hard")),
         (
-            LIF(decay=0.9, v_th=0.3, soft_reset=True),
-            functools.partial(lif_step, decay=0.9, v_th=0.3, soft_reset=True),
+            LIF(decay=0.9, v_th=0.3, reset="soft"),
+            functools.partial(lif_step, decay=0.9, v_th=0.3, reset="soft"),
         ),
-        (IF(), functools.partial(if_step, v_th=1.0, soft_reset=True)),
-        (IF(v_th=0.6, soft_reset=False), functools.partial(if_step, v_th=0.6, soft_reset=False)),
+        (IF(), functools.partial(if_step, v_th=1.0, reset="soft")),
+        (IF(v_th=0.6, reset="hard"), functools.partial(if_step, v_th=0.6, reset="hard")),
         (
             PLIF().double(),
             functools.partial(
@@ -94,10 +94,10 @@ def test_module_equals_functional(module, step):
 
 def test_default_constants_are_paper_values():
     lif, clif, dn, plif, if_ = LIF(), CLIF(), DN(), PLIF(), IF()
-    assert (lif.decay, lif.v_th, lif.soft_reset) == (0.75, 0.5, False)
+    assert (lif.decay, lif.v_th, lif.reset) == (0.75, 0.5, "hard")
     assert (clif.current_decay, clif.decay, clif.v_th) == (0.5, 0.75, 0.5)
     assert dn.v_th == 0.5
-    assert (if_.decay, if_.v_th, if_.soft_reset) == (1.0, 1.0, True)
+    assert (if_.decay, if_.v_th, if_.reset) == (1.0, 1.0, "soft")
     assert float(plif.decay.detach()) == pytest.approx(0.75)
     for m in (lif, clif, dn, plif, if_):
         assert (m.surrogate.kind, m.surrogate.slope) == ("rectangular", 1.0)
@@ -180,7 +180,7 @@ def test_plif_leak_init_and_trainable():
 def test_per_neuron_leak_and_threshold():
     n = 5
     lif = LIF(
-        learn_leak="neuron", learn_threshold=True, size=n, surrogate=Surrogate("sigmoid", 4.0)
+        leak="neuron", threshold="learn", size=n, surrogate=Surrogate("sigmoid", 4.0)
     ).double()
     params = dict(lif.named_parameters())
     assert set(params) == {"leak_logit", "v_th"}
@@ -198,7 +198,7 @@ def test_per_neuron_leak_and_threshold():
 
 def test_per_neuron_parameters_act_per_neuron():
     n = 3
-    lif = LIF(learn_leak="neuron", learn_threshold=True, size=n).double()
+    lif = LIF(leak="neuron", threshold="learn", size=n).double()
     with torch.no_grad():
         lif.leak_logit.copy_(torch.tensor([0.0, math.log(3.0), 10.0]))  # leaks 0.5, 0.75, ~1
         lif.v_th.copy_(torch.tensor([0.2, 0.5, 0.9]))
@@ -219,14 +219,14 @@ def test_per_neuron_parameters_act_per_neuron():
 
 
 def test_layer_leak_with_threshold():
-    lif = LIF(learn_leak="layer", learn_threshold=True, size=4)
+    lif = LIF(leak="layer", threshold="learn", size=4)
     assert lif.leak_logit.shape == () and lif.v_th.shape == (4,)
 
 
 def test_make_neuron():
     for kind, cls in (("lif", LIF), ("clif", CLIF), ("dn", DN), ("plif", PLIF)):
         sur = Surrogate("arctan", 2.0)
-        m = make_neuron(kind, sur)
+        m = make_neuron(kind, surrogate=sur)
         assert type(m) is cls
         assert m.surrogate is sur
     a, b = make_neuron("lif"), make_neuron("lif")
@@ -248,14 +248,18 @@ def test_surrogate_of_module_is_used():
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"learn_leak": "bad"},
-        {"learn_leak": "neuron"},  # no size
-        {"learn_threshold": True},  # no size
-        {"decay": 0.0},
+        {"leak": "bad"},
+        {"reset": "subtract"},
+        {"threshold": "calibrated"},
+        {"init": "normal"},
+        {"leak": "neuron"},  # no size
+        {"leak": "clip"},  # no size
+        {"threshold": "learn"},  # no size
+        {"threshold": "buffer"},  # no size
         {"decay": -0.5},
         {"decay": 1.5},
-        {"decay": 1.0, "learn_leak": "layer"},
-        {"decay": 1.0, "learn_leak": "neuron", "size": 3},
+        {"decay": 1.0, "leak": "layer"},
+        {"decay": 0.0, "leak": "neuron", "size": 3},
     ],
 )
 def test_invalid_arguments_raise(kwargs):

@@ -9,6 +9,7 @@ import torch
 
 from spikerl.snn.surrogate import (
     SURROGATE_KINDS,
+    UNIT_PEAK_KINDS,
     Surrogate,
     smooth_step,
     spike,
@@ -17,6 +18,7 @@ from spikerl.snn.surrogate import (
 
 SLOPES = (0.5, 1.0, 2.0, 4.0)
 SMOOTH_KINDS = tuple(k for k in SURROGATE_KINDS if k != "straight_through")
+UNIT_AREA_KINDS = tuple(k for k in SMOOTH_KINDS if k not in UNIT_PEAK_KINDS)
 
 
 def _kinks(kind: str, slope: float) -> list[float]:
@@ -25,7 +27,7 @@ def _kinks(kind: str, slope: float) -> list[float]:
         return [-0.5 / slope, 0.5 / slope]
     if kind == "triangle":
         return [-1.0 / slope, 0.0, 1.0 / slope]
-    if kind == "fast_sigmoid":
+    if kind.startswith("fast_sigmoid"):
         return [0.0]
     return []
 
@@ -43,6 +45,7 @@ def test_kinds_listed():
         "rectangular",
         "sigmoid",
         "fast_sigmoid",
+        "fast_sigmoid_normalized",
         "arctan",
         "triangle",
         "straight_through",
@@ -69,7 +72,7 @@ def test_grad_matches_autograd_of_smooth_step(kind, slope):
 
 
 @pytest.mark.parametrize("slope", SLOPES)
-@pytest.mark.parametrize("kind", SMOOTH_KINDS)
+@pytest.mark.parametrize("kind", UNIT_AREA_KINDS)
 def test_smooth_step_rises_from_zero_to_one(kind, slope):
     x = torch.tensor([-1e7, 0.0, 1e7], dtype=torch.float64)
     f = smooth_step(x, kind, slope)
@@ -81,7 +84,7 @@ def test_smooth_step_rises_from_zero_to_one(kind, slope):
 
 
 @pytest.mark.parametrize("slope", SLOPES)
-@pytest.mark.parametrize("kind", SMOOTH_KINDS)
+@pytest.mark.parametrize("kind", UNIT_AREA_KINDS)
 def test_surrogate_integrates_to_one(kind, slope):
     # sinh-spaced grid: fine near the threshold (dx ~ 5e-5), reaching |x| = 1e4 for heavy tails
     u = torch.linspace(-math.asinh(1e4), math.asinh(1e4), 400_001, dtype=torch.float64)
@@ -134,8 +137,13 @@ def test_hand_computed_values():
     assert _g("arctan", 2.0, 0.0)[0] == pytest.approx(1.0)
     assert _g("arctan", 2.0, 1.0 / math.pi)[0] == pytest.approx(0.5)  # 1 / (1 + 1)
     for a in (0.5, 1.0, 3.0):
-        assert _g("fast_sigmoid", a, 0.0)[0] == pytest.approx(a / 2)
-    assert _g("fast_sigmoid", 1.0, 1.0)[0] == pytest.approx(0.125)  # 1 / (2 * 4)
+        assert _g("fast_sigmoid_normalized", a, 0.0)[0] == pytest.approx(a / 2)
+    assert _g("fast_sigmoid_normalized", 1.0, 1.0)[0] == pytest.approx(0.125)  # 1 / (2 * 4)
+    # arXiv 2510.24461 Sec. 2: dS/dU = 1 / (1 + k |U - theta|)^2, peak 1 for every k
+    for k in (0.5, 1.0, 10.0, 100.0):
+        assert _g("fast_sigmoid", k, 0.0)[0] == 1.0
+    assert _g("fast_sigmoid", 1.0, 1.0, -1.0)[0] == pytest.approx(0.25)
+    assert _g("fast_sigmoid", 3.0, 1.0)[0] == pytest.approx(1 / 16)
     assert _g("triangle", 1.0, 0.25, -0.25, 0.0, 1.0, 1.5) == pytest.approx(
         [0.75, 0.75, 1.0, 0.0, 0.0]
     )
@@ -229,3 +237,33 @@ def test_invalid_kind_raises(bad):
 def test_invalid_slope_raises(bad):
     with pytest.raises(ValueError):
         Surrogate("sigmoid", bad)
+
+
+def test_fast_sigmoid_forward_is_invariant_to_slope():
+    x = torch.randn(1000, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    outs = [spike(x.clone().requires_grad_(True), "fast_sigmoid", k) for k in (0.1, 1, 25, 1e4)]
+    assert all(torch.equal(o.detach(), outs[0].detach()) for o in outs)
+
+
+@pytest.mark.parametrize("kind", SURROGATE_KINDS)
+def test_torch_func_grad_sees_the_surrogate(kind):
+    x = torch.tensor([-0.7, -0.2, 0.0, 0.3, 1.2], dtype=torch.float64)
+    grad = torch.func.grad(lambda v: spike(v, kind, 2.0).sum())(x)
+    torch.testing.assert_close(grad, surrogate_grad(x, kind, 2.0))
+
+
+def test_vmap_of_grad_equals_a_loop_of_backward_passes():
+    gen = torch.Generator().manual_seed(5)
+    w = torch.randn(6, 4, dtype=torch.float64, generator=gen)
+    xs = torch.randn(8, 6, dtype=torch.float64, generator=gen)
+    sur = Surrogate("fast_sigmoid", 3.0)
+
+    def loss(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return (sur(x @ weight - 0.1) * torch.arange(1.0, 5.0, dtype=x.dtype)).sum()
+
+    per_sample = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(w, xs)
+    for i, x in enumerate(xs):
+        wi = w.clone().requires_grad_(True)
+        loss(wi, x).backward()
+        torch.testing.assert_close(per_sample[i], wi.grad)
+    assert per_sample.abs().sum() > 0
