@@ -20,7 +20,7 @@ Two measurements, both on CPU in one process, with ``--threads`` torch intra-op 
    actor of the paper's size for the env (SNN: 256-256, T = 5, populations of 10) in eval mode
    computes one action at a time, exactly as the training loop and deployment do: a NumPy
    observation (batch 1) converted to a tensor, a no-grad forward, the action back as NumPy
-   (``spikerl.algos.policy_action``). Observations come from a random-action rollout; after
+   (``spikerl.nets.policy.ActingPolicy``). Observations come from a random-action rollout; after
    ``--latency-warmup`` untimed calls each of ``--latency-calls`` calls is timed on its own.
    Reported: median and 90th percentile in microseconds, and the median's ratio to the ANN's.
    The cost of a dense SNN forward does not depend on the weights, so untrained actors suffice.
@@ -53,7 +53,7 @@ from _bench import (
     write_results,
 )
 
-from spikerl.algos import policy_action
+from spikerl.nets.policy import ActingPolicy
 from spikerl.envs import env_dims, make_env
 from spikerl.experiments.config import Config, load_config
 from spikerl.experiments.report import format_table
@@ -194,13 +194,13 @@ def rollout_observations(env_id: str, count: int, seed: int) -> np.ndarray:
 
 def time_actor(actor: torch.nn.Module, observations: np.ndarray, warmup: int) -> list[int]:
     """Nanoseconds of each batch-1 decision after ``warmup`` untimed ones."""
-    device = torch.device("cpu")
+    policy = ActingPolicy(actor, "cpu")
     for i in range(warmup):
-        policy_action(actor, observations[i % len(observations)], device)
+        policy(observations[i % len(observations)])
     samples = []
     for obs in observations:
         start = time.perf_counter_ns()
-        policy_action(actor, obs, device)
+        policy(obs)
         samples.append(time.perf_counter_ns() - start)
     return samples
 

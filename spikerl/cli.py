@@ -138,6 +138,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .experiments.policy import evaluate_run
+    from .experiments.provenance import env_version
 
     result, cfg = evaluate_run(args.run, episodes=args.episodes, video_dir=args.video)
     rows = [
@@ -151,6 +152,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         ]
     ]
     print(format_table(["run", "env", "episodes", "return mean", "return std", "length"], rows))
+    print(f"environment: {env_version(cfg.env.id)}")
     return 0
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 
 from ..nets import DeterministicActor, TwinCritic, build_actor
-from .common import CheckpointMixin, Learner, frozen, policy_action, soft_update
+from ..seeding import SeedStreams
+from .common import CheckpointMixin, Learner, frozen, soft_update
 from .sac import SAC
 from .td3 import TD3
 
@@ -18,7 +19,6 @@ __all__ = [
     "Learner",
     "build_learner",
     "frozen",
-    "policy_action",
     "soft_update",
 ]
 
@@ -26,16 +26,18 @@ __all__ = [
 def build_learner(cfg: Any, obs_dim: int, act_dim: int, device: str | torch.device) -> Learner:
     """Actor, critic (and proxy) from ``cfg`` (a :class:`~spikerl.experiments.config.Config`).
 
-    Networks are built in a fixed order (actor, critic, proxy) so a seed fixes all of them.
+    Networks are built in a fixed order (actor, critic, proxy) from the seed's ``init`` stream,
+    without touching torch's global generator.
     """
-    actor = build_actor(cfg.actor, cfg.algo.name, obs_dim, act_dim).to(device)
-    critic = TwinCritic(obs_dim, act_dim, cfg.algo.critic_hidden).to(device)
     seed = cfg.run.seed
+    with SeedStreams(seed).torch_init():
+        actor = build_actor(cfg.actor, cfg.algo.name, obs_dim, act_dim).to(device)
+        critic = TwinCritic(obs_dim, act_dim, cfg.algo.critic_hidden).to(device)
+        proxy = None
+        if cfg.algo.name == "td3" and cfg.algo.target == "proxy":
+            proxy = DeterministicActor(obs_dim, act_dim, cfg.algo.proxy.hidden).to(device)
     if cfg.algo.name == "sac":
         return SAC(actor, critic, cfg.algo, act_dim, seed=seed, device=device)
-    proxy = None
-    if cfg.algo.target == "proxy":
-        proxy = DeterministicActor(obs_dim, act_dim, cfg.algo.proxy.hidden).to(device)
     return TD3(
         actor, critic, cfg.algo, proxy=proxy, seed=seed, leak_lr=cfg.actor.plif_lr, device=device
     )

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..buffers import ReplayBuffer
+from ..nets.policy import ActingPolicy
 
 __all__ = [
     "CheckpointMixin",
@@ -19,7 +20,6 @@ __all__ = [
     "adam",
     "critic_regression_step",
     "frozen",
-    "policy_action",
     "soft_update",
 ]
 
@@ -27,10 +27,13 @@ __all__ = [
 class Learner(Protocol):
     """What the training loop needs from an algorithm (TD3, SAC, ...).
 
-    ``actor`` is the deployed policy: ``actor(obs [B, n]) -> actions [B, m]`` deterministically.
+    ``actor`` is the deployed policy: ``actor(obs [B, n]) -> actions [B, m]`` deterministically;
+    ``policy`` acts with it step by step (carrying a stateful actor's state; the training loop
+    calls ``policy.reset()`` at every episode start).
     """
 
     actor: nn.Module
+    policy: ActingPolicy
     metric_names: tuple[str, ...]
 
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray: ...
@@ -80,34 +83,54 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def policy_action(actor: nn.Module, obs: np.ndarray, device: torch.device) -> np.ndarray:
-    """Deterministic action for one observation ``[n]`` (batch 1, no graph)."""
-    with torch.no_grad():
-        x = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
-        return actor(x).squeeze(0).cpu().numpy()
+Generator = np.random.Generator | torch.Generator
+
+
+def generator_state(generator: Generator) -> Any:
+    """The state of a NumPy or torch generator as plain data."""
+    if isinstance(generator, torch.Generator):
+        return generator.get_state()
+    return generator.bit_generator.state
+
+
+def set_generator_state(generator: Generator, state: Any) -> None:
+    if isinstance(generator, torch.Generator):
+        generator.set_state(state)
+    else:
+        generator.bit_generator.state = state
 
 
 class CheckpointMixin:
-    """``state_dict``/``load_state_dict`` over :meth:`parts`, plus ``iterations`` and ``rng``.
+    """``state_dict``/``load_state_dict`` over :meth:`parts` and :meth:`generators`, plus
+    ``iterations`` and the acting policy's carried state.
 
-    Subclasses define ``parts()`` (name -> module, optimiser, or None), ``iterations`` and a
-    NumPy generator ``rng``; everything needed to continue training bit-for-bit except the
-    replay buffer, which the run saves separately.
+    Subclasses define ``parts()`` (name -> module, optimiser, or None), ``generators()`` (name ->
+    the learner's own NumPy or torch generators), ``iterations`` and ``policy``; everything
+    needed to continue training bit-for-bit except the replay buffer, which the run saves.
     """
 
     iterations: int
-    rng: np.random.Generator
+    policy: ActingPolicy
 
     def parts(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def generators(self) -> dict[str, Generator]:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
         state = {k: p.state_dict() for k, p in self.parts().items() if p is not None}
         state["iterations"] = self.iterations
-        state["rng"] = self.rng.bit_generator.state
+        state["generators"] = {k: generator_state(g) for k, g in self.generators().items()}
+        state["policy"] = self.policy.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "generators" not in state:
+            raise KeyError(
+                "the checkpoint was written by spikerl 0.1, before independent random streams; "
+                "its policy can be evaluated, but the run cannot be resumed"
+            )
         for key, part in self.parts().items():
             if part is None:
                 continue
@@ -115,4 +138,6 @@ class CheckpointMixin:
                 raise KeyError(f"checkpoint has no '{key}' (was it saved by another method?)")
             part.load_state_dict(state[key])
         self.iterations = state["iterations"]
-        self.rng.bit_generator.state = state["rng"]
+        for key, generator in self.generators().items():
+            set_generator_state(generator, state["generators"][key])
+        self.policy.load_state_dict(state.get("policy", {}))

@@ -9,8 +9,10 @@ One call of :meth:`SAC.update` is one iteration on a fresh minibatch:
   target entropy :math:`\bar{\mathcal H} = -|A|`;
 - Polyak update of the target critic every iteration.
 
-The actor must offer ``sample(obs) -> (actions, log_prob)`` and a deterministic ``forward``
-(the mean path used for evaluation and deployment).
+The actor must offer ``sample(obs, generator) -> (actions, log_prob)`` and a deterministic
+``forward`` (the mean path used for evaluation and deployment). Exploratory samples and the
+update's samples come from two learner-owned torch generators (streams ``exploration`` and
+``policy_sample``), never from the global generator.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ import torch
 from torch import nn
 
 from ..buffers import Batch, ReplayBuffer
+from ..nets.policy import ActingPolicy
+from ..seeding import SeedStreams
 from .common import (
     CheckpointMixin,
+    Generator,
     adam,
     critic_regression_step,
     frozen,
-    policy_action,
     soft_update,
 )
 
@@ -62,7 +66,10 @@ class SAC(CheckpointMixin):
         self.actor_opt = adam(actor.parameters(), cfg.lr_actor)
         self.critic_opt = adam(critic.parameters(), cfg.lr_critic)
         self.alpha_opt = adam(self.temperature.parameters(), cfg.sac.lr_alpha)
-        self.rng = np.random.default_rng(seed)
+        streams = SeedStreams(seed)
+        self.explore_gen = streams.torch("exploration", self.device)
+        self.sample_gen = streams.torch("policy_sample", self.device)
+        self.policy = ActingPolicy(actor, self.device)
         self.iterations = 0
         self.metric_names = ("loss/critic", "loss/actor", "q/mean", "alpha", "entropy")
 
@@ -73,10 +80,11 @@ class SAC(CheckpointMixin):
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
         """The mean action, or (``explore``) a sample from the squashed Gaussian."""
         if not explore:
-            return policy_action(self.actor, obs, self.device).astype(np.float32)
+            return self.policy(obs).astype(np.float32)
         with torch.no_grad():
             x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-            return self.actor.sample(x)[0].squeeze(0).cpu().numpy().astype(np.float32)
+            action = self.actor.sample(x, self.explore_gen)[0]
+            return action.squeeze(0).cpu().numpy().astype(np.float32)
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         self.iterations += 1
@@ -88,7 +96,7 @@ class SAC(CheckpointMixin):
 
     def _critic_step(self, batch: Batch) -> dict[str, float]:
         with torch.no_grad():
-            next_actions, next_logp = self.actor.sample(batch.next_obs)
+            next_actions, next_logp = self.actor.sample(batch.next_obs, self.sample_gen)
             q1_next, q2_next = self.critic_target(batch.next_obs, next_actions)
             soft_q = torch.min(q1_next, q2_next) - self.alpha * next_logp
             y = batch.rewards + self.cfg.gamma * batch.not_done * soft_q
@@ -96,7 +104,7 @@ class SAC(CheckpointMixin):
 
     def _actor_and_alpha_step(self, batch: Batch) -> dict[str, float]:
         with frozen(self.critic):
-            actions, logp = self.actor.sample(batch.obs)
+            actions, logp = self.actor.sample(batch.obs, self.sample_gen)
             q = torch.min(*self.critic(batch.obs, actions))
             loss = (self.alpha * logp - q).mean()
             self.actor_opt.zero_grad(set_to_none=True)
@@ -123,3 +131,6 @@ class SAC(CheckpointMixin):
             "critic_opt": self.critic_opt,
             "alpha_opt": self.alpha_opt,
         }
+
+    def generators(self) -> dict[str, Generator]:
+        return {"exploration": self.explore_gen, "policy_sample": self.sample_gen}

@@ -16,7 +16,10 @@ TD3 (Fujimoto et al. 2018) with the proxy-target extension of arXiv 2505.24161
    through the surrogate gradients, then Polyak updates of the target critic (and, for
    ``polyak``, of the target actor). The proxy has no soft update.
 
-All noise scales are fractions of ``max_action`` (1 after action rescaling).
+All noise scales are fractions of ``max_action`` (1 after action rescaling). Exploration noise
+and target-policy noise come from the learner's own generators (streams ``exploration`` and
+``target_noise`` of :class:`~spikerl.seeding.SeedStreams`); the learner never draws from the
+global torch or NumPy generators.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..buffers import Batch, ReplayBuffer
+from ..nets.policy import ActingPolicy
+from ..seeding import SeedStreams
 from .common import (
     CheckpointMixin,
+    Generator,
     adam,
     critic_regression_step,
     frozen,
-    policy_action,
     soft_update,
 )
 
@@ -50,7 +55,7 @@ class TD3(CheckpointMixin):
         critic: a :class:`~spikerl.nets.TwinCritic`.
         cfg: an :class:`~spikerl.experiments.config.AlgoConfig`.
         proxy: the proxy network when ``cfg.target == "proxy"``; must be None otherwise.
-        seed: seeds the exploration-noise generator.
+        seed: the run seed; exploration and target noise use its own streams.
         leak_lr: learning rate of learnable leaks (PLIF), in their own Adam group.
     """
 
@@ -79,7 +84,10 @@ class TD3(CheckpointMixin):
         self.actor_opt = adam(groups, cfg.lr_actor)
         self.critic_opt = adam(critic.parameters(), cfg.lr_critic)
         self.proxy_opt = adam(proxy.parameters(), cfg.proxy.lr) if proxy is not None else None
-        self.rng = np.random.default_rng(seed)
+        streams = SeedStreams(seed)
+        self.rng = streams.numpy("exploration")
+        self.target_gen = streams.torch("target_noise", self.device)
+        self.policy = ActingPolicy(actor, self.device)
         self.iterations = 0
         self.metric_names = ("loss/critic", "loss/actor", "q/mean") + (
             ("loss/proxy",) if proxy is not None else ()
@@ -88,7 +96,7 @@ class TD3(CheckpointMixin):
     # --- acting ------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
         """Action for one observation; with ``explore`` adds N(0, (expl_noise * max_a)^2)."""
-        action = policy_action(self.actor, obs, self.device)
+        action = self.policy(obs)
         if explore:
             noise = self.rng.normal(0.0, self.cfg.expl_noise * self.max_action, action.shape)
             action = np.clip(action + noise, -self.max_action, self.max_action)
@@ -132,7 +140,13 @@ class TD3(CheckpointMixin):
         cfg, max_a = self.cfg, self.max_action
         with torch.no_grad():
             next_actions = self._target_policy(batch.next_obs)
-            noise = (torch.randn_like(next_actions) * cfg.target_noise * max_a).clamp(
+            eps = torch.randn(
+                next_actions.shape,
+                generator=self.target_gen,
+                dtype=next_actions.dtype,
+                device=next_actions.device,
+            )
+            noise = (eps * cfg.target_noise * max_a).clamp(
                 -cfg.noise_clip * max_a, cfg.noise_clip * max_a
             )
             next_actions = (next_actions + noise).clamp(-max_a, max_a)
@@ -161,3 +175,6 @@ class TD3(CheckpointMixin):
             "critic_opt": self.critic_opt,
             "proxy_opt": self.proxy_opt,
         }
+
+    def generators(self) -> dict[str, Generator]:
+        return {"exploration": self.rng, "target_noise": self.target_gen}

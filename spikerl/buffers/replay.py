@@ -33,12 +33,18 @@ class ReplayBuffer:
     Args:
         obs_dim, act_dim: flat observation and action sizes.
         capacity: number of transitions kept; the oldest are overwritten.
-        seed: seeds the buffer's own ``np.random.Generator`` (sampling never touches global RNGs).
+        seed: an int or :class:`numpy.random.SeedSequence` (a run's ``replay`` stream) for the
+            buffer's own ``np.random.Generator`` (sampling never touches global RNGs).
         device: where sampled tensors are put.
     """
 
     def __init__(
-        self, obs_dim: int, act_dim: int, capacity: int, seed: int = 0, device: str = "cpu"
+        self,
+        obs_dim: int,
+        act_dim: int,
+        capacity: int,
+        seed: int | np.random.SeedSequence = 0,
+        device: str = "cpu",
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")

@@ -28,6 +28,7 @@ from ..snn.energy import (
 from .config import ConfigError
 from .evaluation import evaluate_policy
 from .policy import load_policy
+from .provenance import env_version
 from .run import CHECKPOINT_NAME, RunError
 
 __all__ = ["add_energy_parser", "cmd_energy", "measure_policy"]
@@ -121,6 +122,7 @@ def cmd_energy(args: argparse.Namespace) -> int:
     else:
         baseline = analytic_ann_report(report.meta["obs_dim"], report.meta["act_dim"])
     print(report.format(presets, baseline))
+    print(f"environment: {env_version(report.meta['env_id'])}")
     if args.json is not None:
         text = json.dumps(report.to_dict(presets, baseline), indent=2)
         _write(args.json, lambda p: p.write_text(text + "\n"))

@@ -1,9 +1,13 @@
 """The evaluation protocol used everywhere (proxy-target spec Sec. 6).
 
-Each evaluation builds a fresh env, calls ``reset(seed=seed + 100)`` once and discards that
+Each evaluation builds a fresh env, calls ``reset(seed=eval_seed)`` once and discards that
 state (as the reference code does), then runs ``episodes`` deterministic episodes from the next
-unseeded resets, so every evaluation of a run sees the same start states. A training run's
-observation-normaliser statistics are copied into the evaluation env and kept frozen.
+unseeded resets, so every evaluation of a run sees the same start states. ``eval_seed`` is the
+run seed's ``evaluation`` stream (:class:`~spikerl.seeding.SeedStreams`); the reference code
+uses ``seed + 100``, which is the training seed of run ``seed + 100``, so spikerl's evaluation
+starts never coincide with any run's training stream. A training run's observation-normaliser
+statistics are copied into the evaluation env and kept frozen. A stateful actor's state is
+reset at the start of every episode.
 """
 
 from __future__ import annotations
@@ -15,12 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..algos import policy_action
 from ..envs import ObservationNormalizer, find_wrapper, make_env
+from ..nets.policy import ActingPolicy
+from ..seeding import SeedStreams
 
 __all__ = ["EvalResult", "evaluate_policy", "summarize_curve"]
-
-EVAL_SEED_OFFSET = 100
 
 
 class EvalResult(NamedTuple):
@@ -60,18 +63,19 @@ def evaluate_policy(
         norm.update = False
     if video_dir is not None:
         env = _record_video(env, Path(video_dir))
-    env.reset(seed=seed + EVAL_SEED_OFFSET)
-    device = torch.device(device)
+    env.reset(seed=SeedStreams(seed).integer("evaluation"))
+    policy = ActingPolicy(actor, device)
     returns, lengths, seen = [], [], []
     was_training = actor.training
     actor.eval()
     try:
         for _ in range(episodes):
             obs, _ = env.reset()
+            policy.reset()
             done, total, length = False, 0.0, 0
             while not done:
                 seen.append(obs)
-                obs, reward, terminated, truncated, _ = env.step(policy_action(actor, obs, device))
+                obs, reward, terminated, truncated, _ = env.step(policy(obs))
                 total, length, done = total + float(reward), length + 1, terminated or truncated
             returns.append(total)
             lengths.append(length)

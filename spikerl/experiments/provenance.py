@@ -150,3 +150,26 @@ def format_provenance(p: dict[str, Any], indent: str = "") -> str:
         else:
             lines.append(f"{indent}{key}: {value}")
     return "\n".join(line for line in lines if line)
+
+
+PROVENANCE_NAME = "provenance.yaml"
+
+
+def record_provenance(
+    run_dir: Path, event: str, device: str | torch.device, threads: int | None
+) -> dict[str, Any]:
+    """Append one entry (``event``: ``start`` or ``resume``, UTC time, provenance) to the run's
+    ``provenance.yaml``; a resumed run keeps the entries of every earlier session."""
+    import datetime
+
+    import yaml
+
+    path = Path(run_dir) / PROVENANCE_NAME
+    entries = yaml.safe_load(path.read_text()) if path.is_file() else None
+    entries = entries if isinstance(entries, list) else []
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    entry = {"event": event, "time": now, **collect_provenance(device, threads)}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(yaml.safe_dump([*entries, entry], sort_keys=False))
+    os.replace(tmp, path)
+    return entry

@@ -2,7 +2,9 @@
 
 ``train(cfg, runs_root)`` writes ``runs/<name>/`` with ``config.yaml`` (the resolved config),
 ``metrics.csv`` (one row per evaluation), ``checkpoint.pt`` (the full training state, written
-atomically at every evaluation) and, optionally, TensorBoard logs under ``tb/``. A run killed at
+atomically at every evaluation), ``provenance.yaml`` (spikerl version and git revision, library
+versions, CPU, threads and device of every session that wrote the run) and, optionally,
+TensorBoard logs under ``tb/``. A run killed at
 any point resumes from its last checkpoint with ``train(cfg, ..., resume=True)``; with the
 replay buffer saved it continues exactly as if it had never stopped.
 
@@ -41,6 +43,7 @@ from ..envs import (
     set_env_state,
 )
 from ..nets import diagnostic_names, spiking_diagnostics
+from ..seeding import SeedStreams
 from .checkpoint import (
     CheckpointError,
     get_rng_state,
@@ -51,6 +54,7 @@ from .checkpoint import (
 )
 from .config import Config, ConfigError, config_from_dict, config_to_dict
 from .evaluation import evaluate_policy, summarize_curve
+from .provenance import record_provenance
 
 __all__ = [
     "RunError",
@@ -249,13 +253,15 @@ class _Session:
 def _build_session(cfg: Config, run_dir: Path, device: torch.device) -> _Session:
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
-    seed_everything(cfg.run.seed)
+    seed_everything(cfg.run.seed)  # for third-party code only: spikerl uses its own streams
+    streams = SeedStreams(cfg.run.seed)
     env = make_env(cfg.env.id, normalize_obs=cfg.env.normalize_obs)
-    env.action_space.seed(cfg.run.seed)
+    env.action_space.seed(streams.integer("action_space"))
     obs_dim, act_dim = env_dims(env)
     learner = build_learner(cfg, obs_dim, act_dim, device)
     capacity = min(cfg.algo.buffer_size, cfg.run.total_steps)
-    buffer = ReplayBuffer(obs_dim, act_dim, capacity, seed=cfg.run.seed, device=str(device))
+    replay_seed = streams.sequence("replay")
+    buffer = ReplayBuffer(obs_dim, act_dim, capacity, seed=replay_seed, device=str(device))
     columns = [
         "step",
         "episodes",
@@ -270,7 +276,7 @@ def _build_session(cfg: Config, run_dir: Path, device: torch.device) -> _Session
     ]
     tb_dir = run_dir / "tb" if cfg.run.tensorboard else None
     metrics = MetricsWriter(run_dir / METRICS_NAME, columns, tb_dir)
-    obs, _ = env.reset(seed=cfg.run.seed)
+    obs, _ = env.reset(seed=streams.integer("env"))
     return _Session(cfg, run_dir, env, learner, buffer, device, metrics, _Progress(), obs)
 
 
@@ -295,7 +301,9 @@ def _restore(s: _Session, state: dict[str, Any]) -> None:
         set_rng_state(state["rng"])
         s.progress = _Progress(**state["progress"])
         s.obs = state["obs"].numpy()
-    except (KeyError, RuntimeError, ValueError, TypeError) as err:
+    except KeyError as err:  # a KeyError's message is its repr: unwrap it
+        raise CheckpointError(f"cannot resume from this checkpoint: {err.args[0]}") from None
+    except (RuntimeError, ValueError, TypeError) as err:
         raise CheckpointError(f"checkpoint does not match this run's config: {err}") from None
 
 
@@ -359,6 +367,7 @@ def _env_step(s: _Session) -> None:
         p.episodes += 1
         p.episode_return, p.episode_length = 0.0, 0
         next_obs, _ = s.env.reset()
+        s.learner.policy.reset()  # a stateful actor starts every episode from zero state
     s.obs = next_obs
 
 
@@ -422,6 +431,7 @@ def train(
     check_env_id(cfg.env.id)
     _prepare_run_dir(cfg, run_dir, resume, overwrite)
     session = _build_session(cfg, run_dir, device)
+    record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())
     if resume:
         # plain data (buffer, RNG, env state) must stay on the CPU; modules and optimisers move
         # their tensors to their own device inside load_state_dict

@@ -112,11 +112,15 @@ class GaussianActor(nn.Module):
         mean, _ = self._heads(obs)
         return self.max_action * torch.tanh(mean)
 
-    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reparameterised action ``[B, m]`` and its log-probability ``[B]``."""
+    def sample(
+        self, obs: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised action ``[B, m]`` and its log-probability ``[B]``; the noise is drawn
+        from ``generator`` (the learner's own; None: torch's global generator)."""
         mean, log_std = self._heads(obs)
         std = log_std.exp()
-        pre = mean + std * torch.randn_like(mean)
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        pre = mean + std * eps
         squashed = torch.tanh(pre)
         gauss_logp = -0.5 * ((pre - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
         correction = torch.log(self.max_action * (1 - squashed.pow(2)) + 1e-6)
