@@ -53,11 +53,11 @@ from _bench import (
     write_results,
 )
 
-from spikerl.nets.policy import ActingPolicy
 from spikerl.envs import env_dims, make_env
 from spikerl.experiments.config import Config, load_config
 from spikerl.experiments.report import format_table
 from spikerl.nets import build_actor
+from spikerl.nets.policy import ActingPolicy
 
 # variant name -> config overrides on top of TD3 defaults
 VARIANTS: dict[str, list[str]] = {

@@ -35,8 +35,8 @@ mode in which a whole layer runs over all T ticks before the next layer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import typing
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import torch
