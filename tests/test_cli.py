@@ -1,7 +1,7 @@
 """The command line: in-process ``main(argv)`` calls, exit codes and messages."""
 
 import pytest
-from conftest import TINY
+from tests.conftest import TINY
 
 from spikerl.cli import main
 

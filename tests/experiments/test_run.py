@@ -121,7 +121,7 @@ def _tiny_cli_args(tiny_overrides, runs_dir, steps):
 
 def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
     """SIGKILL a real training process mid-run, resume it, and compare with a clean run."""
-    from conftest import TINY
+    from tests.conftest import TINY
 
     steps = 600
     clean = _cli(_tiny_cli_args(TINY, tmp_path / "clean", steps))
@@ -142,7 +142,7 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
 
 
 def test_sigterm_checkpoints_and_reports_resume_command(tmp_path):
-    from conftest import TINY
+    from tests.conftest import TINY
 
     proc = _cli(_tiny_cli_args(TINY, tmp_path, 100_000))
     metrics = tmp_path / "r" / "metrics.csv"

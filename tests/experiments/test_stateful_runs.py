@@ -1,0 +1,92 @@
+"""Stateful actors in training and evaluation: state reset per episode, saved for exact resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+import spikerl.algos
+from spikerl.experiments.evaluation import evaluate_policy
+from spikerl.experiments.run import train
+from spikerl.nets.policy import ActingPolicy
+from spikerl.nets.spiking import stateful_controller
+from tests.experiments.test_run import read_metrics
+
+
+def _controller(obs_dim: int = 3, act_dim: int = 1):
+    net = stateful_controller(obs_dim, act_dim, (16, 8), slope=5.0)
+    with torch.no_grad():
+        for lin in net.linears:
+            lin.weight.mul_(3.0)
+    return net
+
+
+def test_evaluation_resets_state_at_every_episode_start():
+    net = _controller()
+    fresh_at_call = []
+    step = net.step
+
+    def spy(obs, state=None):
+        fresh_at_call.append(state is None)
+        return step(obs, state)
+
+    net.step = spy
+    result = evaluate_policy(net, "Pendulum-v1", seed=0, episodes=2)
+    assert list(result.lengths) == [200, 200]
+    assert fresh_at_call == ([True] + [False] * 199) * 2
+
+
+@pytest.fixture
+def stateful_learners(monkeypatch):
+    """Build every run's actor as a small stateful controller; record the acting policies."""
+    monkeypatch.setattr(spikerl.algos, "build_actor", lambda *a, **k: _controller())
+    policies, resets = [], []
+    init, reset = ActingPolicy.__init__, ActingPolicy.reset
+
+    def record_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        policies.append(self)
+
+    def record_reset(self, mask=None):
+        resets.append((self, self.state is not None))
+        reset(self, mask)
+
+    monkeypatch.setattr(ActingPolicy, "__init__", record_init)
+    monkeypatch.setattr(ActingPolicy, "reset", record_reset)
+    return policies, resets
+
+
+def test_training_resets_the_acting_state_at_episode_ends(tiny_config, tmp_path, stateful_learners):
+    policies, resets = stateful_learners
+    train(tiny_config("actor.kind=lif"), tmp_path)  # 400 steps: two 200-step episodes
+    training_policy = policies[0]  # built with the learner, before any evaluation
+    assert training_policy.stateful
+    resets_in_training = [carried for p, carried in resets if p is training_policy]
+    assert resets_in_training == [True, True]  # the state was carried, then cleared
+
+
+def test_interrupted_stateful_run_resumes_exactly(tiny_config, tmp_path, stateful_learners):
+    cfg = tiny_config("actor.kind=lif", "run.total_steps=500", "run.eval_every=250")
+    train(cfg, tmp_path / "clean")
+    # stop mid-episode (step 230 of 200-step episodes), while the policy carries state
+    real_act = spikerl.algos.TD3.act
+    calls = {"n": 0}
+
+    def act_then_stop(self, obs, explore):
+        calls["n"] += 1
+        if calls["n"] == 130:  # acting starts after the 100 warm-up steps
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_act(self, obs, explore)
+
+    spikerl.algos.TD3.act = act_then_stop
+    try:
+        result = train(cfg, tmp_path / "cut")
+    finally:
+        spikerl.algos.TD3.act = real_act
+    assert result.interrupted and 200 < result.steps < 250
+    train(cfg, tmp_path / "cut", resume=True)
+    clean, cut = tmp_path / "clean" / cfg.run_name, tmp_path / "cut" / cfg.run_name
+    assert read_metrics(cut) == read_metrics(clean)
