@@ -70,9 +70,9 @@ class ActorConfig:
     timesteps: int = param(5, "SNN ticks per decision (T)", lo=1, hi=1000)
     pop_in: int = param(10, "encoder neurons per observation dimension", lo=1)
     pop_out: int = param(10, "output-population neurons per action dimension", lo=1)
-    surrogate: Literal["rectangular", "sigmoid", "fast_sigmoid", "arctan", "triangle"] = param(
-        "rectangular", "surrogate gradient of the spike function"
-    )
+    surrogate: Literal[
+        "rectangular", "sigmoid", "fast_sigmoid", "fast_sigmoid_normalized", "arctan", "triangle"
+    ] = param("rectangular", "surrogate gradient of the spike function (docs/core.md)")
     slope: float = param(
         1.0, "surrogate steepness (1.0 = rectangle of half-width 0.5, height 1)", lo=1e-6
     )
