@@ -431,7 +431,6 @@ def train(
     check_env_id(cfg.env.id)
     _prepare_run_dir(cfg, run_dir, resume, overwrite)
     session = _build_session(cfg, run_dir, device)
-    record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())
     if resume:
         # plain data (buffer, RNG, env state) must stay on the CPU; modules and optimisers move
         # their tensors to their own device inside load_state_dict
@@ -440,5 +439,6 @@ def train(
     else:
         _evaluate_and_log(session, time.perf_counter(), 0)
         _save(session)
+    record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())
     with _stop_on_signals() as stop:
         return _train_loop(session, stop)

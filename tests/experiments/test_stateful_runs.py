@@ -90,3 +90,17 @@ def test_interrupted_stateful_run_resumes_exactly(tiny_config, tmp_path, statefu
     train(cfg, tmp_path / "cut", resume=True)
     clean, cut = tmp_path / "clean" / cfg.run_name, tmp_path / "cut" / cfg.run_name
     assert read_metrics(cut) == read_metrics(clean)
+
+
+def test_provenance_is_recorded_per_session(tiny_config, tmp_path):
+    import yaml
+
+    cfg = tiny_config("run.total_steps=200")
+    train(cfg, tmp_path)
+    train(cfg, tmp_path, resume=True)
+    entries = yaml.safe_load((tmp_path / cfg.run_name / "provenance.yaml").read_text())
+    assert [e["event"] for e in entries] == ["start", "resume"]
+    for entry in entries:
+        assert entry["torch"] == torch.__version__ and entry["torch_threads"] == 1
+        assert entry["device"] == "cpu" and entry["spikerl"]
+        assert {"python", "numpy", "gymnasium", "mujoco", "cpu", "git_revision"} <= set(entry)

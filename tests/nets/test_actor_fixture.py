@@ -47,3 +47,22 @@ def test_run_folder_from_before_the_refactor_loads_and_acts_the_same():
     with torch.no_grad():
         assert torch.equal(actor(saved["obs"]), saved["actions"])
     assert cfg.actor.kind == "lif" and cfg.algo.target == "proxy"
+
+
+def test_resuming_a_run_from_before_the_random_streams_fails_with_a_clear_message(
+    tmp_path, capsys
+):
+    import shutil
+
+    from spikerl.cli import main
+
+    run = tmp_path / "old"
+    shutil.copytree(FIXTURES / "old_pt_lif", run)
+    assert main(["train", "--resume", str(run)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "error: cannot resume from this checkpoint: the checkpoint was written by spikerl 0.1, "
+        "before independent random streams; its policy can be evaluated, but the run cannot be "
+        "resumed"
+    ]
+    assert main(["evaluate", str(run), "--episodes", "1"]) == 0
