@@ -1,9 +1,9 @@
 """The command line: in-process ``main(argv)`` calls, exit codes and messages."""
 
 import pytest
-from tests.conftest import TINY
 
 from spikerl.cli import main
+from tests.conftest import TINY
 
 
 def sets(*overrides):

@@ -49,9 +49,7 @@ def test_run_folder_from_before_the_refactor_loads_and_acts_the_same():
     assert cfg.actor.kind == "lif" and cfg.algo.target == "proxy"
 
 
-def test_resuming_a_run_from_before_the_random_streams_fails_with_a_clear_message(
-    tmp_path, capsys
-):
+def test_resuming_a_run_from_before_the_random_streams_fails_with_a_clear_message(tmp_path, capsys):
     import shutil
 
     from spikerl.cli import main

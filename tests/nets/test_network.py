@@ -50,7 +50,8 @@ def test_stateful_controller_matches_the_sequence_paper():
     assert lif_params == 768
     assert net.stateful and net.timesteps == 1 and net.input_kind == "analog"
     for neuron in net.neurons:
-        assert (neuron.reset, neuron.leak, neuron.threshold_mode) == ("soft_detached", "clip", "learn")
+        modes = (neuron.reset, neuron.leak, neuron.threshold_mode)
+        assert modes == ("soft_detached", "clip", "learn")
         for values in (neuron.beta.detach(), neuron.v_th.detach()):  # U(0, 1)
             assert 0 <= float(values.min()) and float(values.max()) <= 1
         assert neuron.surrogate.kind == "fast_sigmoid"
