@@ -1,7 +1,8 @@
 """Learning tests: each method solves a small task within a CI-sized budget.
 
 Pendulum-v1 counts as solved above an evaluation return of -250 (random: about -1200). The
-budgets were chosen from measured curves (seed 0, CPU); runs are deterministic on a given
+budgets were chosen from measured curves (seed 0, CPU; re-measured for spikerl 0.2's random
+streams, docs/results.md); runs are deterministic on a given
 machine. The ``slow`` tests use the paper's full network sizes and bigger tasks.
 """
 
