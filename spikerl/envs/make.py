@@ -14,6 +14,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from ..errors import UsageError
+
 __all__ = [
     "EnvError",
     "ObservationNormalizer",
@@ -24,7 +26,7 @@ __all__ = [
 ]
 
 
-class EnvError(ValueError):
+class EnvError(UsageError):
     """The environment id is unknown or the environment is unsuitable."""
 
 

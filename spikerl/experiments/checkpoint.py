@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import SpikerlError
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
@@ -30,7 +32,7 @@ __all__ = [
 CHECKPOINT_FORMAT = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(SpikerlError, RuntimeError):
     """A checkpoint is missing, unreadable, corrupt or of another format."""
 
 

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import yaml
 
+from ..errors import UsageError
+
 __all__ = [
     "ActorConfig",
     "AlgoConfig",
@@ -43,7 +45,7 @@ ActorKind = Literal["ann", "lif", "clif", "dn", "plif"]
 SPIKING_ACTOR_KINDS = ("lif", "clif", "dn", "plif")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A configuration key or value is invalid; the message names the key."""
 
 

@@ -42,6 +42,7 @@ from ..envs import (
     make_env,
     set_env_state,
 )
+from ..errors import SpikerlError
 from ..nets import diagnostic_names, spiking_diagnostics
 from ..seeding import SeedStreams
 from .checkpoint import (
@@ -68,11 +69,11 @@ __all__ = [
 CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME = "checkpoint.pt", "config.yaml", "metrics.csv"
 
 
-class RunError(RuntimeError):
+class RunError(SpikerlError, RuntimeError):
     """The run directory cannot be used as asked (exists, missing, mismatched)."""
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(SpikerlError, RuntimeError):
     """A NaN/Inf appeared in observations, rewards or losses; the last good checkpoint is kept."""
 
 
