@@ -16,8 +16,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -42,7 +44,7 @@ from ..envs import (
     make_env,
     set_env_state,
 )
-from ..errors import SpikerlError
+from ..errors import MissingDependencyError, SpikerlError
 from ..nets import diagnostic_names, spiking_diagnostics
 from ..seeding import SeedStreams
 from .checkpoint import (
@@ -56,6 +58,7 @@ from .checkpoint import (
 from .config import Config, ConfigError, config_from_dict, config_to_dict
 from .evaluation import evaluate_policy, summarize_curve
 from .provenance import record_provenance
+from .runlock import run_lock
 
 __all__ = [
     "RunError",
@@ -67,6 +70,7 @@ __all__ = [
 ]
 
 CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME = "checkpoint.pt", "config.yaml", "metrics.csv"
+BEST_NAME = "best.pt"
 
 
 class RunError(SpikerlError, RuntimeError):
@@ -107,6 +111,9 @@ class _Progress:
     train_counts: dict[str, int] = field(default_factory=dict)
     eval_steps: list[int] = field(default_factory=list)
     eval_returns: list[float] = field(default_factory=list)
+    best_return: float = float("-inf")
+    wall_time: float = 0.0  # seconds of training up to the last checkpoint, over all sessions
+    metrics_rows: list[dict[str, Any]] = field(default_factory=list)
 
     def add_train_metrics(self, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
@@ -143,18 +150,26 @@ def load_run_config(run_dir: str | Path) -> Config:
     path = Path(run_dir) / CONFIG_NAME
     if not path.is_file():
         raise RunError(f"{run_dir} is not a spikerl run directory (no {CONFIG_NAME})")
-    return config_from_dict(yaml.safe_load(path.read_text()))
+    try:
+        return config_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else "not valid YAML"
+        raise RunError(f"{path} is corrupt ({reason}); the run cannot be read") from None
+    except ConfigError as err:
+        raise RunError(f"{path} is not a valid spikerl config: {err}") from None
 
 
-def _prepare_run_dir(cfg: Config, run_dir: Path, resume: bool, overwrite: bool) -> None:
-    if resume:
-        if not (run_dir / CHECKPOINT_NAME).is_file():
-            raise RunError(f"cannot resume: no checkpoint in {run_dir}")
-        saved = load_run_config(run_dir)
-        if config_to_dict(saved) != config_to_dict(cfg):
-            raise RunError(f"cannot resume {run_dir}: its config.yaml differs from the given one")
-        return
-    if run_dir.exists():
+def _check_resumable(cfg: Config, run_dir: Path) -> None:
+    if not (run_dir / CHECKPOINT_NAME).is_file():
+        raise RunError(f"cannot resume: no checkpoint in {run_dir}")
+    saved = load_run_config(run_dir)
+    if config_to_dict(saved) != config_to_dict(cfg):
+        raise RunError(f"cannot resume {run_dir}: its config.yaml differs from the given one")
+
+
+def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Refuse an existing folder (unless ``overwrite`` of a spikerl run) or an unusable parent."""
+    if run_dir.exists() or run_dir.is_symlink():
         if not overwrite:
             raise RunError(
                 f"run directory {run_dir} already exists; pass --overwrite to replace it or "
@@ -162,49 +177,100 @@ def _prepare_run_dir(cfg: Config, run_dir: Path, resume: bool, overwrite: bool) 
             )
         if not (run_dir / CONFIG_NAME).is_file():
             raise RunError(f"refusing to overwrite {run_dir}: it is not a spikerl run directory")
+    parent = run_dir.parent
+    if parent.exists() and not parent.is_dir():
+        raise RunError(f"runs directory {parent} is a file, not a directory")
+    for folder in (parent, *parent.parents):
+        if folder.exists():
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise RunError(f"runs directory {folder} is not writable")
+            break
+
+
+def _create_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> None:
+    """Replace (``overwrite``) or create the folder and write its ``config.yaml``."""
+    if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
-    (run_dir / CONFIG_NAME).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    try:
+        run_dir.mkdir(parents=True)
+        (run_dir / CONFIG_NAME).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    except OSError as err:
+        raise RunError(f"cannot create run directory {run_dir}: {err.strerror or err}") from None
 
 
 class MetricsWriter:
-    """Append-only CSV of evaluation rows (fixed columns), plus optional TensorBoard."""
+    """CSV of evaluation rows (fixed columns), plus optional TensorBoard.
+
+    The rows also live in the checkpoint, so on resume the CSV is rewritten from it: a file cut
+    mid-row by a kill, or damaged, never keeps a half-written number.
+    """
 
     def __init__(self, path: Path, columns: list[str], tensorboard_dir: Path | None) -> None:
-        self.path, self.columns = path, columns
-        self.tb = None
+        self.path, self.columns, self.tensorboard_dir = path, columns, tensorboard_dir
+        self.tb: Any = None
         if tensorboard_dir is not None:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                import torch.utils.tensorboard  # noqa: F401
             except ImportError:
-                raise ConfigError(
+                raise MissingDependencyError(
                     "run.tensorboard: TensorBoard is not installed; pip install 'spikerl[tb]'"
                 ) from None
-            self.tb = SummaryWriter(str(tensorboard_dir))
 
-    def truncate_after(self, step: int) -> None:
-        """Drop rows logged after ``step`` (written after the checkpoint a resume starts from)."""
+    def damage(self, rows: list[dict[str, Any]]) -> str | None:
+        """Why the CSV on disk disagrees with ``rows`` up to their last step, or None."""
         if not self.path.exists():
-            return
-        with open(self.path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-        self._write_rows(rows, mode="w")
+            return "it is missing" if rows else None
+        raw = self.path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "it is not UTF-8 text"
+        if text and not text.endswith("\n"):
+            return "its last row was cut off"
+        on_disk = list(csv.DictReader(text.splitlines()))
+        last = rows[-1]["step"] if rows else -1
+        kept = [r for r in on_disk if r.get("step", "").isdigit() and int(r["step"]) <= last]
+        expected = [{c: _csv_text(row.get(c, "")) for c in self.columns} for row in rows]
+        return None if kept == expected else "its rows differ from the checkpoint's"
+
+    def rewrite(self, rows: list[dict[str, Any]]) -> None:
+        """Replace the CSV by ``rows`` (atomically: temp file + rename)."""
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
 
     def write(self, row: dict[str, Any]) -> None:
         new = not self.path.exists()
-        self._write_rows([row], mode="a", header=new)
-        if self.tb is not None:
-            for key, value in row.items():
-                if key != "step" and isinstance(value, int | float) and math.isfinite(value):
-                    self.tb.add_scalar(key, value, row["step"])
-            self.tb.flush()
-
-    def _write_rows(self, rows: list[dict[str, Any]], mode: str, header: bool = True) -> None:
-        with open(self.path, mode, newline="") as f:
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=self.columns, restval="")
-            if header:
+            if new:
                 writer.writeheader()
-            writer.writerows(rows)
+            writer.writerow(row)
+        self._tensorboard(row)
+
+    def _tensorboard(self, row: dict[str, Any]) -> None:
+        if self.tensorboard_dir is None:
+            return
+        if self.tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.tensorboard_dir))
+        for key, value in row.items():
+            if key != "step" and isinstance(value, int | float) and math.isfinite(value):
+                self.tb.add_scalar(key, value, row["step"])
+        self.tb.flush()
+
+
+def _csv_text(value: Any) -> str:
+    """A value as ``csv`` writes it (for comparing rows read back from disk)."""
+    return "" if value is None else str(value)
+
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,6 +315,12 @@ class _Session:
     metrics: MetricsWriter
     progress: _Progress
     obs: np.ndarray
+    started: float = 0.0  # perf_counter at the start of this session
+    wall_base: float = 0.0  # training seconds of earlier sessions
+
+    def wall_time(self) -> float:
+        """Seconds of training over all sessions of the run, now."""
+        return self.wall_base + time.perf_counter() - self.started
 
 
 def _build_session(cfg: Config, run_dir: Path, device: torch.device) -> _Session:
@@ -278,7 +350,9 @@ def _build_session(cfg: Config, run_dir: Path, device: torch.device) -> _Session
     tb_dir = run_dir / "tb" if cfg.run.tensorboard else None
     metrics = MetricsWriter(run_dir / METRICS_NAME, columns, tb_dir)
     obs, _ = env.reset(seed=streams.integer("env"))
-    return _Session(cfg, run_dir, env, learner, buffer, device, metrics, _Progress(), obs)
+    return _Session(
+        cfg, run_dir, env, learner, buffer, device, metrics, _Progress(), obs, time.perf_counter()
+    )
 
 
 def _checkpoint_state(s: _Session) -> dict[str, Any]:
@@ -302,6 +376,7 @@ def _restore(s: _Session, state: dict[str, Any]) -> None:
         set_rng_state(state["rng"])
         s.progress = _Progress(**state["progress"])
         s.obs = state["obs"].numpy()
+        s.wall_base, s.started = s.progress.wall_time, time.perf_counter()
     except KeyError as err:  # a KeyError's message is its repr: unwrap it
         raise CheckpointError(f"cannot resume from this checkpoint: {err.args[0]}") from None
     except (RuntimeError, ValueError, TypeError) as err:
@@ -309,7 +384,21 @@ def _restore(s: _Session, state: dict[str, Any]) -> None:
 
 
 def _save(s: _Session) -> None:
+    s.progress.wall_time = s.wall_time()
     save_checkpoint(_checkpoint_state(s), s.run_dir / CHECKPOINT_NAME)
+
+
+def _save_best(s: _Session, eval_return: float) -> None:
+    """``best.pt``: the policy of the best evaluation so far (loadable by ``evaluate``)."""
+    env_state = get_env_state(s.env)
+    state = {
+        "config": config_to_dict(s.cfg),
+        "progress": {"step": s.progress.step},
+        "eval_return": eval_return,
+        "learner": {"actor": s.learner.actor.state_dict()},
+        "env": {k: v for k, v in env_state.items() if k == "normalizer"},
+    }
+    save_checkpoint(state, s.run_dir / BEST_NAME)
 
 
 def _require_finite(what: str, values: Any, s: _Session) -> None:
@@ -320,7 +409,11 @@ def _require_finite(what: str, values: Any, s: _Session) -> None:
         )
 
 
-def _evaluate_and_log(s: _Session, started: float, steps_done: int) -> tuple[float, dict]:
+def _evaluate_and_log(
+    s: _Session, since: float, steps_done: int, log_lines: bool
+) -> tuple[float, dict]:
+    """Evaluate, write a metrics row (CSV, checkpointed rows, best policy) and, with
+    ``log_lines``, print it as one plain line; ``steps_done`` env steps took since ``since``."""
     cfg, p = s.cfg, s.progress
     norm = find_wrapper(s.env, ObservationNormalizer)
     result = evaluate_policy(
@@ -331,11 +424,11 @@ def _evaluate_and_log(s: _Session, started: float, steps_done: int) -> tuple[flo
         normalizer_state=norm.state_dict() if norm is not None else None,
         device=s.device,
     )
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - since
     row: dict[str, Any] = {
         "step": p.step,
         "episodes": p.episodes,
-        "wall_time": round(elapsed, 3),
+        "wall_time": round(s.wall_time(), 3),
         "steps_per_sec": round(steps_done / elapsed, 2) if steps_done else "",
     }
     row.update(result.metrics())
@@ -346,9 +439,28 @@ def _evaluate_and_log(s: _Session, started: float, steps_done: int) -> tuple[flo
         diagnostics = spiking_diagnostics(s.learner.actor, obs)
         row.update(diagnostics)
     s.metrics.write(row)
+    p.metrics_rows.append(row)
     p.eval_steps.append(p.step)
     p.eval_returns.append(row["eval/return_mean"])
+    if row["eval/return_mean"] > p.best_return:
+        p.best_return = row["eval/return_mean"]
+        _save_best(s, p.best_return)
+    if log_lines:
+        print(_log_line(s.run_dir.name, row, cfg.run.total_steps), file=sys.stderr, flush=True)
     return row["eval/return_mean"], diagnostics
+
+
+def _log_line(name: str, row: dict[str, Any], total: int) -> str:
+    """One plain line per evaluation: step, return, losses and first-layer firing rate."""
+    parts = [f"{name} step {row['step']}/{total}", f"return {row['eval/return_mean']:.1f}"]
+    for key in ("loss/critic", "loss/actor", "loss/proxy"):
+        if isinstance(row.get(key), float):
+            parts.append(f"{key.split('/')[1]} loss {row[key]:.4g}")
+    if isinstance(row.get("snn/rate_h0"), float):
+        parts.append(f"firing rate {row['snn/rate_h0']:.3f}")
+    if row["steps_per_sec"] != "":
+        parts.append(f"{row['steps_per_sec']:.1f} steps/s")
+    return ", ".join(parts)
 
 
 def _env_step(s: _Session) -> None:
@@ -372,17 +484,23 @@ def _env_step(s: _Session) -> None:
     s.obs = next_obs
 
 
+def _show_bar(cfg: Config) -> bool:
+    """A progress bar only when asked for and stderr is a terminal; else plain log lines."""
+    return cfg.run.progress and sys.stderr.isatty()
+
+
 def _train_loop(s: _Session, stop: dict[str, bool]) -> RunResult:
     cfg, p = s.cfg, s.progress
     started, first_step = time.perf_counter(), p.step
     last_return = p.eval_returns[-1] if p.eval_returns else float("nan")
     diagnostics: dict[str, float] = {}
+    show_bar = _show_bar(cfg)
     bar = tqdm(
         total=cfg.run.total_steps,
         initial=p.step,
         unit="step",
         dynamic_ncols=True,
-        disable=not cfg.run.progress,
+        disable=not show_bar,
         desc=s.run_dir.name,
         mininterval=1.0,
     )
@@ -396,7 +514,9 @@ def _train_loop(s: _Session, stop: dict[str, bool]) -> RunResult:
         p.step += 1
         bar.update(1)
         if p.step % cfg.run.eval_every == 0:
-            last_return, diagnostics = _evaluate_and_log(s, started, p.step - first_step)
+            last_return, diagnostics = _evaluate_and_log(
+                s, started, p.step - first_step, log_lines=not show_bar
+            )
             bar.set_postfix(eval_return=f"{last_return:.1f}", refresh=False)
         if p.step % checkpoint_every == 0 or p.step == cfg.run.total_steps or stop["stop"]:
             _save(s)
@@ -422,24 +542,58 @@ def train(
 ) -> RunResult:
     """Train ``cfg`` in ``runs_root/<cfg.run_name>`` (or ``run_dir``); see module docstring.
 
+    The run folder is locked for the whole call (:mod:`~spikerl.experiments.runlock`). Every
+    check that can fail (device, env, optional dependencies, folder) runs before anything is
+    written; a start that still fails removes the folder it created, and ``overwrite`` deletes
+    the old folder only once the new run is fully built.
+
     Raises:
         RunError: the directory exists (without ``overwrite``/``resume``) or cannot be resumed.
+        RunLocked: another live process is writing the directory.
         CheckpointError: the checkpoint to resume from is missing, corrupt or mismatched.
         TrainingDiverged: NaN/Inf in observations, rewards or losses.
     """
+    if resume and overwrite:
+        raise RunError("--resume continues a run and --overwrite replaces it; choose one")
     run_dir = Path(run_dir) if run_dir is not None else Path(runs_root) / cfg.run_name
     device = resolve_device(cfg.run.device)  # fail before touching the run directory
     check_env_id(cfg.env.id)
-    _prepare_run_dir(cfg, run_dir, resume, overwrite)
-    session = _build_session(cfg, run_dir, device)
-    if resume:
-        # plain data (buffer, RNG, env state) must stay on the CPU; modules and optimisers move
-        # their tensors to their own device inside load_state_dict
-        _restore(session, load_checkpoint(run_dir / CHECKPOINT_NAME, "cpu"))
-        session.metrics.truncate_after(session.progress.step)
-    else:
-        _evaluate_and_log(session, time.perf_counter(), 0)
-        _save(session)
-    record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())
-    with _stop_on_signals() as stop:
-        return _train_loop(session, stop)
+    with run_lock(run_dir) as lock:
+        if lock.took_over is not None:
+            _note(f"took over the lock of {run_dir} from process {lock.took_over}, which is gone")
+        if resume:
+            _check_resumable(cfg, run_dir)
+        else:
+            _check_new_run_dir(run_dir, overwrite)
+        session = _build_session(cfg, run_dir, device)
+        if resume:
+            _resume(session)
+        else:
+            _start(session, overwrite)
+        record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())
+        with _stop_on_signals() as stop:
+            return _train_loop(session, stop)
+
+
+def _start(s: _Session, overwrite: bool) -> None:
+    """Create the folder, evaluate the initial policy and write the first checkpoint; a
+    failure removes the folder again, so the same command can simply be repeated."""
+    _create_run_dir(s.cfg, s.run_dir, overwrite)
+    try:
+        _evaluate_and_log(s, time.perf_counter(), 0, log_lines=not _show_bar(s.cfg))
+        _save(s)
+    except BaseException:
+        shutil.rmtree(s.run_dir, ignore_errors=True)
+        raise
+
+
+def _resume(s: _Session) -> None:
+    """Restore the checkpoint; rewrite ``metrics.csv`` from it when the file disagrees."""
+    # plain data (buffer, RNG, env state) must stay on the CPU; modules and optimisers move
+    # their tensors to their own device inside load_state_dict
+    _restore(s, load_checkpoint(s.run_dir / CHECKPOINT_NAME, "cpu"))
+    rows = s.progress.metrics_rows
+    damage = s.metrics.damage(rows)
+    if damage is not None:
+        _note(f"{s.metrics.path}: {damage}; rewritten from the checkpoint")
+    s.metrics.rewrite(rows)
