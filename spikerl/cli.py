@@ -1,27 +1,39 @@
 """Command-line interface: ``spikerl train | evaluate | energy | quickstart``.
 
 The CLI only parses arguments and calls the library; ``main(argv)`` can be called in-process.
-Expected errors (bad config, bad run directory, corrupt checkpoint, unknown env, divergence)
-print one ``error:`` line and exit with status 2 (usage) or 1 (run failure), never a traceback.
+Every expected failure (bad config, bad run directory, corrupt checkpoint, unknown env, missing
+optional dependency, divergence) is a :class:`~spikerl.errors.SpikerlError` raised where it
+happens; :func:`main` catches that one base class, prints one ``error:`` line and exits with the
+error's status (2: usage, 1: run failure), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
-from .envs import EnvError
-from .experiments.checkpoint import CheckpointError
-from .experiments.config import ConfigError, describe_config, load_config
+from .errors import SpikerlError
+from .experiments.config import ConfigError, format_config_help, load_config
 from .experiments.energy_cli import add_energy_parser, cmd_energy
 from .experiments.report import format_table
-from .experiments.run import RunError, TrainingDiverged, load_run_config, train
+from .experiments.run import load_run_config, train
 
 __all__ = ["main"]
 
-EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_INTERRUPTED = 130
+
+
+def _version() -> str:
+    """The installed distribution's version (importlib.metadata), or ``unknown``."""
+    try:
+        return metadata.version("spikerl")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _positive_int(text: str) -> int:
@@ -75,7 +87,8 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
         "--runs-dir",
         type=Path,
         default=Path("runs/quickstart"),
-        help="where the two runs go (replaced on every call)",
+        help="where the two runs go (a second call reuses or continues the same runs; it never "
+        "deletes a folder it did not create)",
     )
     _add_overrides(p, " applied to both methods")
 
@@ -84,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikerl", description="Spiking neural network policies for continuous control."
     )
+    parser.add_argument("--version", action="version", version=f"spikerl {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_evaluate(sub)
@@ -93,8 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _print_config_help() -> None:
-    rows = describe_config()
-    print(format_table(["key", "type", "default", "meaning"], rows))
+    print(format_config_help())
 
 
 def _result_table(cfg, result) -> str:
@@ -141,6 +154,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .experiments.provenance import env_version
 
     result, cfg = evaluate_run(args.run, episodes=args.episodes, video_dir=args.video)
+    episodes = [
+        [i, float(ret), int(length)]
+        for i, (ret, length) in enumerate(zip(result.returns, result.lengths, strict=True), 1)
+    ]
+    print(format_table(["episode", "return", "length"], episodes))
+    print()
     rows = [
         [
             cfg.run_name,
@@ -152,6 +171,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         ]
     ]
     print(format_table(["run", "env", "episodes", "return mean", "return std", "length"], rows))
+    count = len(result.returns)
+    print(
+        f"{count} episode{'s' if count != 1 else ''}, deterministic actor, start states from "
+        "the run seed's evaluation stream"
+    )
     print(f"environment: {env_version(cfg.env.id)}")
     return 0
 
@@ -173,20 +197,35 @@ COMMANDS = {
 }
 
 
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (a multi-line message is joined), or its class name."""
+    parts = [part.strip() for part in str(err).splitlines() if part.strip()]
+    return " ".join(parts) or type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, EnvError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except (RunError, CheckpointError, TrainingDiverged) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_FAILURE
+    except SpikerlError as err:  # every expected failure: one line, the class's exit status
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout piped into a reader that stopped early (``| head``)
+        _discard_stdout()
+        return 1
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # in-process callers with a replaced stdout
 
 
 if __name__ == "__main__":

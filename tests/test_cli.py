@@ -88,3 +88,50 @@ def test_quickstart_prints_comparison_table(tmp_path, capsys):
         "td3-pt-lif-Pendulum-v1-s0",
     }
     assert main([*argv, "--steps", "10"]) == 2
+
+
+QUICK_TINY = [
+    "actor.hidden=[32, 32]",
+    "algo.critic_hidden=[32, 32]",
+    "algo.proxy.hidden=[32, 32]",
+    "algo.batch_size=32",
+    "run.threads=1",
+    "run.progress=false",
+]
+
+
+def test_quickstart_never_deletes_a_folder_it_did_not_create(tmp_path, capsys):
+    foreign = tmp_path / "td3-ann-Pendulum-v1-s0"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("my own results")
+    argv = ["quickstart", "--steps", "2000", "--runs-dir", str(tmp_path)]
+    assert main([*argv, *(a for o in QUICK_TINY for a in ("--set", o))]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not delete it" in err[0]
+    assert (foreign / "notes.txt").read_text() == "my own results"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["td3-ann-Pendulum-v1-s0"]
+
+
+def test_ctrl_c_stops_quickstart_without_a_table_and_the_same_command_continues(tmp_path):
+    import signal
+    import time
+
+    from tests.experiments.test_run import _cli
+
+    argv = ["quickstart", "--steps", "2000", "--runs-dir", str(tmp_path)]
+    argv += [a for o in QUICK_TINY for a in ("--set", o)]
+    proc = _cli(argv)
+    metrics = tmp_path / "td3-ann-Pendulum-v1-s0" / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") > 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+    assert "method" not in out and "PT-LIF" not in out
+    assert "quickstart interrupted while training ANN TD3" in err
+    assert not (tmp_path / "td3-pt-lif-Pendulum-v1-s0").exists()  # nothing else was trained
+    again = _cli(argv)
+    assert again.wait(timeout=300) == 0, again.stderr.read().decode()
+    table = again.stdout.read().decode()
+    assert "ANN TD3" in table and "PT-LIF" in table

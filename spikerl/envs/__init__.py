@@ -3,20 +3,24 @@
 from .make import (
     EnvError,
     ObservationNormalizer,
+    check_env,
     check_env_id,
     env_dims,
     find_wrapper,
     make_env,
+    missing_dependency,
 )
 from .state import get_env_state, set_env_state
 
 __all__ = [
     "EnvError",
     "ObservationNormalizer",
+    "check_env",
     "check_env_id",
     "env_dims",
     "find_wrapper",
     "get_env_state",
     "make_env",
+    "missing_dependency",
     "set_env_state",
 ]

@@ -3,27 +3,44 @@
 :func:`make_env` builds a Gymnasium environment (MuJoCo v4 tasks as the papers report them, v5
 for new work, classic control), rescales its Box action space to ``[-1, 1]`` so every agent uses
 ``max_action = 1``, optionally normalises observations with running statistics, and seeds it.
-An unknown id fails with a list of close matches.
+An unknown id fails with a list of close matches; an env whose optional dependency is missing
+(Box2D, MuJoCo, pygame for rendering) fails with the package to install. Gymnasium's warnings
+raised while building an env (such as "Hopper-v4 is out of date") are shown once per process,
+without terminal colour codes.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
+import warnings
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import MissingDependencyError, UsageError
 
 __all__ = [
     "EnvError",
     "ObservationNormalizer",
+    "check_env",
     "check_env_id",
     "env_dims",
     "find_wrapper",
     "make_env",
+    "missing_dependency",
 ]
+
+#: Gymnasium env family (``gymnasium.envs.<family>``) -> what to install for it.
+_INSTALL = {
+    "box2d": 'pip install swig "gymnasium[box2d]"',
+    "mujoco": 'pip install "gymnasium[mujoco]"',
+    "classic_control": 'pip install "gymnasium[classic-control]"',
+    "toy_text": 'pip install "gymnasium[toy-text]"',
+}
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_SHOWN_WARNINGS: set[tuple[type[Warning], str]] = set()
 
 
 class EnvError(UsageError):
@@ -38,6 +55,65 @@ def check_env_id(env_id: str) -> None:
     close = difflib.get_close_matches(env_id, list(registry), n=5, cutoff=0.5)
     hint = f" Close matches: {', '.join(close)}." if close else ""
     raise EnvError(f"unknown environment id {env_id!r}.{hint}")
+
+
+def _install_hint(env_id: str, err: Exception) -> str:
+    """The install command for ``env_id``'s family, or the one gymnasium's message names."""
+    entry_point = str(getattr(gym.spec(env_id), "entry_point", ""))
+    family = entry_point.split(":")[0].split(".")[2:3]
+    if entry_point.startswith("gymnasium.envs.") and family and family[0] in _INSTALL:
+        return _INSTALL[family[0]]
+    found = re.search(r"pip install [^`'\n]+", str(err))
+    return found.group(0).strip().rstrip(".") if found else "install the package it names"
+
+
+def missing_dependency(env_id: str, err: Exception) -> MissingDependencyError:
+    """A :class:`MissingDependencyError` for gymnasium's ``DependencyNotInstalled`` ``err``."""
+    named = re.match(r"\s*([\w.\-]+) is not installed", _ANSI.sub("", str(err)))
+    what = named.group(1) if named else "an optional dependency"
+    return MissingDependencyError(
+        f"environment {env_id!r} needs {what}, which is not installed: {_install_hint(env_id, err)}"
+    )
+
+
+def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gym.make(env_id, **kwargs)`` with typed dependency errors and tidy warnings.
+
+    ``DependencyNotInstalled`` becomes :class:`MissingDependencyError` naming ``env_id`` and
+    the package to install; warnings are re-emitted once per process without colour codes.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            env = gym.make(env_id, **kwargs)
+        except gym.error.DependencyNotInstalled as err:
+            raise missing_dependency(env_id, err) from None
+    for warning in caught:
+        _reemit(warning)
+    return env
+
+
+def _reemit(warning: warnings.WarningMessage) -> None:
+    """Show a caught warning once per process (same category and text), colour codes stripped."""
+    text = _ANSI.sub("", str(warning.message))
+    key = (warning.category, text)
+    if key in _SHOWN_WARNINGS:
+        return
+    _SHOWN_WARNINGS.add(key)
+    # Keep gymnasium's module so its own filter (DeprecationWarnings shown to users) applies.
+    module = "gymnasium.envs" if "gymnasium" in warning.filename else None
+    warnings.warn_explicit(
+        text, warning.category, warning.filename, warning.lineno or 0, module=module
+    )
+
+
+def check_env(env_id: str) -> None:
+    """Build ``env_id`` once and close it, so a run can fail before it writes anything.
+
+    Raises :class:`EnvError` for an unknown or unsuitable id (no Box action space) and
+    :class:`MissingDependencyError` when the env needs a package that is not installed.
+    """
+    make_env(env_id).close()
 
 
 class ObservationNormalizer(gym.ObservationWrapper):
@@ -94,7 +170,7 @@ def make_env(
         kwargs: further ``gym.make`` keyword arguments.
     """
     check_env_id(env_id)
-    env = gym.make(env_id, render_mode=render_mode, **kwargs)
+    env = _gym_make(env_id, render_mode=render_mode, **kwargs)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise EnvError(
             f"{env_id} has a {type(env.action_space).__name__} action space; "

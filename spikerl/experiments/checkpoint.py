@@ -63,10 +63,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    try:  # permissions, I/O: the file is there but cannot be read at all
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {err.strerror or err}") from None
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises several types for truncated/corrupt files
-        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({err})") from None
+    except Exception:  # torch raises several types (even OSError) for truncated/corrupt files
+        # Not torch's text: for a file spikerl wrote, it wrongly suggests weights_only=False.
+        raise CheckpointError(
+            f"{path} is not a spikerl checkpoint (corrupt or truncated)"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import textwrap
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,11 +38,16 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "describe_config",
+    "format_config_help",
     "load_config",
     "parse_overrides",
+    "read_yaml_mapping",
+    "yaml_problem",
 ]
 
 ActorKind = Literal["ann", "lif", "clif", "dn", "plif"]
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding (np.random.seed) takes seeds below 2**32
+MAX_RUN_NAME = 100  # characters; folder names stay well below filesystem limits (255 bytes)
 SPIKING_ACTOR_KINDS = ("lif", "clif", "dn", "plif")
 
 
@@ -120,7 +126,7 @@ class AlgoConfig:
 @dataclass(frozen=True)
 class RunConfig:
     name: str = param("", "run directory name under runs/ (default: derived from the config)")
-    seed: int = param(0, "random seed", lo=0)
+    seed: int = param(0, "random seed", lo=0, hi=MAX_SEED)
     total_steps: int = param(1_025_000, "env steps including warm-up", lo=1)
     eval_every: int = param(5_000, "env steps between evaluations", lo=1)
     eval_episodes: int = param(10, "deterministic episodes per evaluation", lo=1)
@@ -140,9 +146,8 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
-        name = self.run.name
-        if name in (".", "..") or "/" in name or "\\" in name:
-            raise ConfigError(f"run.name: {name!r} must be a plain folder name (no '/', '.', '..')")
+        _check_run_name(self.run.name)
+        _check_budgets(self.algo, self.run)
         if self.algo.name == "sac" and self.actor.kind != "ann":
             raise ConfigError(
                 "actor.kind: SAC supports only 'ann' actors for now; spiking actors train with "
@@ -158,6 +163,30 @@ class Config:
             return self.run.name
         tag = {"polyak": "", "proxy": "pt-"}[self.algo.target] if self.algo.name == "td3" else ""
         return f"{self.algo.name}-{tag}{self.actor.kind}-{self.env.id}-s{self.run.seed}"
+
+
+def _check_run_name(name: str) -> None:
+    """``run.name`` must be a plain folder name of at most :data:`MAX_RUN_NAME` characters."""
+    if name in (".", "..") or "/" in name or "\\" in name:
+        raise ConfigError(f"run.name: {name!r} must be a plain folder name (no '/', '.', '..')")
+    if len(name) > MAX_RUN_NAME:
+        raise ConfigError(
+            f"run.name: {len(name)} characters is too long; allowed at most {MAX_RUN_NAME}"
+        )
+
+
+def _check_budgets(algo: AlgoConfig, run: RunConfig) -> None:
+    """Sizes that are valid alone but not together: a buffer below one batch, no evaluation."""
+    if algo.buffer_size < algo.batch_size:
+        raise ConfigError(
+            f"algo.buffer_size ({algo.buffer_size}) is smaller than algo.batch_size "
+            f"({algo.batch_size}); the replay buffer could never fill one batch"
+        )
+    if run.eval_every > run.total_steps:
+        raise ConfigError(
+            f"run.eval_every ({run.eval_every}) is larger than run.total_steps "
+            f"({run.total_steps}); the run would never evaluate after the start"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,10 +245,22 @@ def _coerce(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
         return value
     value = _coerce_number(key, value, tp)
     lo, hi = meta.get("lo"), meta.get("hi")
-    if (lo is not None and value < lo) or (hi is not None and value > hi) or value != value:
-        bounds = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-        raise ConfigError(f"{key}: {value!r} is out of range; allowed {bounds}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}: {value!r} is not a finite number; allowed {_bounds(lo, hi)}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(f"{key}: {value!r} is out of range; allowed {_bounds(lo, hi)}")
     return value
+
+
+def _bounds(lo: float | None, hi: float | None) -> str:
+    """Allowed values of a numeric field: ``[0, 4294967295]`` or ``finite values >= 1e-06``."""
+    if lo is not None and hi is not None:
+        return f"[{lo}, {hi}]"
+    if lo is not None:
+        return f"finite values >= {lo}"
+    if hi is not None:
+        return f"finite values <= {hi}"
+    return "finite values"
 
 
 def _unknown_key_error(key: str, allowed: list[str]) -> ConfigError:
@@ -284,7 +325,7 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as err:
-            raise ConfigError(f"{key}: cannot parse value {raw!r}: {err}") from None
+            raise ConfigError(f"{key}: cannot parse value {raw!r}: {yaml_problem(err)}") from None
         node = nested
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -297,19 +338,48 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load a YAML preset (or the defaults when ``path`` is None) and apply dotted overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    data = {} if path is None else read_yaml_mapping(path, "config file")
     data = _deep_merge(data, parse_overrides(overrides or []))
     return config_from_dict(data)
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path``; a missing file, a folder or a binary file is a ConfigError."""
+    if path.is_dir():
+        raise ConfigError(f"{what} {str(path)!r} is a directory; expected a YAML file")
+    if not path.exists():
+        raise ConfigError(f"{what} {str(path)!r} does not exist")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {str(path)!r} is not a text YAML file (not UTF-8)") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {what} {str(path)!r}: {err.strerror or err}") from None
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A one-line description of a YAML error: what is wrong and where (line, column)."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+def read_yaml_mapping(path: str | Path, what: str = "YAML file") -> dict[str, Any]:
+    """The top-level mapping of a YAML file (empty file: ``{}``), with one-line errors."""
+    path = Path(path)
+    text = _read_text(path, what)
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.reader.ReaderError:  # control characters such as NUL: a binary file
+        raise ConfigError(
+            f"{what} {str(path)!r} is not a text YAML file (binary characters)"
+        ) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(err)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
 
 
 def describe_config(cls: type = Config, prefix: str = "") -> list[tuple[str, str, str, str]]:
@@ -326,3 +396,22 @@ def describe_config(cls: type = Config, prefix: str = "") -> list[tuple[str, str
         rng = "" if lo is None and hi is None else f" in [{lo}, {'inf' if hi is None else hi}]"
         rows.append((prefix + f.name, _type_name(tp) + rng, repr(f.default), meta.get("help", "")))
     return rows
+
+
+def format_config_help(width: int = 96) -> str:
+    """``--help-config`` text: one left-aligned block per key, grouped by section.
+
+    Each block is ``key  type  default: value`` with the help text wrapped under it, indented;
+    no line is longer than ``width``.
+    """
+    blocks: list[str] = []
+    section = None
+    for key, tp, default, text in describe_config():
+        group = key.rpartition(".")[0]
+        if group != section:
+            section = group
+            blocks.append(f"\n[{group}]")
+        head = textwrap.fill(f"{key}  {tp}  default: {default}", width, subsequent_indent="    ")
+        body = textwrap.fill(text, width, initial_indent="    ", subsequent_indent="    ")
+        blocks.append(f"{head}\n{body}" if text else head)
+    return "\n".join(blocks).lstrip("\n")

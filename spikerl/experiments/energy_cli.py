@@ -61,7 +61,12 @@ def add_energy_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset", default="all", help=f"energy preset: {', '.join(PRESETS)} or all (default: all)"
     )
-    p.add_argument("--episodes", type=int, default=10, help="episodes measured (default: 10)")
+    p.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="episodes measured (default: the run's run.eval_episodes, the evaluation protocol)",
+    )
     p.add_argument(
         "--baseline",
         type=Path,
@@ -86,11 +91,15 @@ def _presets(name: str) -> tuple[EnergyPreset, ...]:
         ) from None
 
 
-def _measure_run(path: Path, episodes: int) -> EnergyReport:
-    """The report of a run's checkpoint, labelled with the run name and checkpoint path."""
+def _measure_run(path: Path, episodes: int | None) -> EnergyReport:
+    """The report of a run's checkpoint, labelled with the run name and checkpoint path.
+
+    ``episodes`` None measures the run's own ``run.eval_episodes``.
+    """
     if not path.exists():
         raise RunError(f"{path}: no such run directory or checkpoint")
     actor, cfg, normalizer = load_policy(path)
+    episodes = cfg.run.eval_episodes if episodes is None else episodes
     report = measure_policy(actor, cfg.env.id, cfg.run.seed, episodes, normalizer_state=normalizer)
     checkpoint = path / CHECKPOINT_NAME if path.is_dir() else path
     return dataclasses.replace(
@@ -109,11 +118,11 @@ def _write(path: Path, write: Callable[[Path], object]) -> None:
 def cmd_energy(args: argparse.Namespace) -> int:
     """Measure ``args.run``, print the report with its baseline ratio, optionally save it."""
     presets = _presets(args.preset)
-    if args.episodes < 1:
+    if args.episodes is not None and args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
     report = _measure_run(args.run, args.episodes)
-    if args.baseline is not None:
-        baseline = _measure_run(args.baseline, args.episodes)
+    if args.baseline is not None:  # measured over as many episodes as the run
+        baseline = _measure_run(args.baseline, report.meta["episodes"])
         if baseline.meta["env_id"] != report.meta["env_id"]:
             raise ConfigError(
                 f"--baseline {args.baseline} ran {baseline.meta['env_id']}, but "

@@ -15,11 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from ..envs import ObservationNormalizer, find_wrapper, make_env
+from ..envs import ObservationNormalizer, find_wrapper, make_env, missing_dependency
+from ..errors import MissingDependencyError
 from ..nets.policy import ActingPolicy
 from ..seeding import SeedStreams
 
@@ -55,6 +57,8 @@ def evaluate_policy(
 
     With ``video_dir``, every episode is rendered and written there as MP4 (needs ``moviepy``).
     """
+    if video_dir is not None:
+        _require_moviepy()  # before any env is built or episode run
     render_mode = "rgb_array" if video_dir is not None else None
     env = make_env(env_id, normalize_obs=normalizer_state is not None, render_mode=render_mode)
     if normalizer_state is not None:
@@ -63,22 +67,14 @@ def evaluate_policy(
         norm.update = False
     if video_dir is not None:
         env = _record_video(env, Path(video_dir))
-    env.reset(seed=SeedStreams(seed).integer("evaluation"))
     policy = ActingPolicy(actor, device)
     returns, lengths, seen = [], [], []
     was_training = actor.training
     actor.eval()
     try:
-        for _ in range(episodes):
-            obs, _ = env.reset()
-            policy.reset()
-            done, total, length = False, 0.0, 0
-            while not done:
-                seen.append(obs)
-                obs, reward, terminated, truncated, _ = env.step(policy(obs))
-                total, length, done = total + float(reward), length + 1, terminated or truncated
-            returns.append(total)
-            lengths.append(length)
+        _rollouts(env, policy, seed, episodes, returns, lengths, seen)
+    except gym.error.DependencyNotInstalled as err:  # rendering without pygame, for example
+        raise missing_dependency(env_id, err) from None
     finally:
         actor.train(was_training)
         env.close()
@@ -86,13 +82,42 @@ def evaluate_policy(
     return EvalResult(np.array(returns), np.array(lengths), np.stack(seen[::stride][:keep_obs]))
 
 
-def _record_video(env: Any, video_dir: Path) -> Any:
+def _rollouts(
+    env: Any,
+    policy: ActingPolicy,
+    seed: int,
+    episodes: int,
+    returns: list[float],
+    lengths: list[int],
+    seen: list[np.ndarray],
+) -> None:
+    """One discarded seeded reset, then ``episodes`` episodes; appends to the three lists."""
+    env.reset(seed=SeedStreams(seed).integer("evaluation"))
+    for _ in range(episodes):
+        obs, _ = env.reset()
+        policy.reset()
+        done, total, length = False, 0.0, 0
+        while not done:
+            seen.append(obs)
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            total, length, done = total + float(reward), length + 1, terminated or truncated
+        returns.append(total)
+        lengths.append(length)
+
+
+def _require_moviepy() -> None:
+    """Raise :class:`MissingDependencyError` unless moviepy (RecordVideo's writer) imports."""
     try:
         import moviepy  # noqa: F401  (gymnasium's RecordVideo writes through moviepy)
     except ImportError:
-        raise RuntimeError("recording videos needs moviepy: pip install moviepy") from None
-    import gymnasium as gym
+        raise MissingDependencyError(
+            "recording videos needs moviepy: pip install moviepy"
+        ) from None
 
+
+def _record_video(env: Any, video_dir: Path) -> Any:
+    """Wrap ``env`` so every episode is written to ``video_dir`` as MP4."""
+    _require_moviepy()
     return gym.wrappers.RecordVideo(
         env, str(video_dir), episode_trigger=lambda _: True, disable_logger=True
     )

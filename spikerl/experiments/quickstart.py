@@ -3,7 +3,12 @@
 ``spikerl quickstart`` trains both on a small task with the same seed and budget, then measures
 each deployed actor on the evaluation protocol's rollouts and prints one table: returns
 (max average and final), training speed, firing rate, operations per decision and energy per
-decision under both presets. Runs land in ``runs/quickstart/`` (replaced on every call).
+decision under both presets. Runs land in ``runs/quickstart/``.
+
+Running it again is safe and cheap: a finished run with the same settings is reused, an
+interrupted one is resumed, and a folder holding a different run is never deleted (the call
+stops and names it). Ctrl-C stops the run in progress at a checkpoint, trains nothing else and
+prints no comparison table; the same command continues where it stopped.
 """
 
 from __future__ import annotations
@@ -11,14 +16,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..errors import SpikerlError
 from ..snn.energy import PRESETS, EnergyReport
-from .config import load_config
+from .config import Config, config_to_dict, load_config
 from .energy_cli import measure_policy
 from .policy import load_policy
 from .report import format_table
-from .run import RunResult, train
+from .run import CHECKPOINT_NAME, RunError, RunResult, load_run_config, train
 
-__all__ = ["QUICKSTART_METHODS", "quickstart", "quickstart_overrides"]
+__all__ = ["QUICKSTART_METHODS", "QuickstartInterrupted", "quickstart", "quickstart_overrides"]
+
+
+class QuickstartInterrupted(SpikerlError):
+    """Ctrl-C (or SIGTERM) stopped the quick start; exit status 130 as for ``train``."""
+
+    exit_code = 130
 
 #: method label -> config overrides on top of the shared quick-start settings.
 QUICKSTART_METHODS: dict[str, list[str]] = {
@@ -43,6 +55,29 @@ def quickstart_overrides(env_id: str, total_steps: int, seed: int) -> list[str]:
     ]
 
 
+def _reusable(cfg: Config, runs_root: Path) -> bool:
+    """True if ``runs_root/<run>`` holds this very run (to reuse or resume); False if absent.
+    A folder holding anything else is an error: quickstart never deletes what it did not make."""
+    run_dir = runs_root / cfg.run_name
+    if not run_dir.exists():
+        return False
+    try:
+        same = config_to_dict(load_run_config(run_dir)) == config_to_dict(cfg)
+    except RunError:
+        same = False
+    if not same or not (run_dir / CHECKPOINT_NAME).is_file():
+        raise RunError(
+            f"{run_dir} already holds a different run (or files that are not a spikerl run); "
+            "quickstart does not delete it: pass another --runs-dir or remove it yourself"
+        )
+    return True
+
+
+def _train_or_reuse(cfg: Config, runs_root: Path) -> RunResult:
+    """A fresh run, or the same run continued (a finished run returns at once)."""
+    return train(cfg, runs_root, resume=_reusable(cfg, runs_root))
+
+
 def _row(label: str, result: RunResult, energy: EnergyReport) -> list[Any]:
     rates = energy.network_rate.mean if energy.populations else float("nan")
     ops = energy.sop.mean if energy.populations else energy.mac.mean
@@ -65,17 +100,30 @@ def quickstart(
     seed: int = 0,
     runs_root: str | Path = "runs/quickstart",
     extra_overrides: list[str] | None = None,
-    energy_episodes: int = 2,
     progress: bool = True,
 ) -> str:
-    """Train every method in :data:`QUICKSTART_METHODS`; return the comparison table as text."""
+    """Train every method in :data:`QUICKSTART_METHODS`; return the comparison table as text.
+
+    Energy is measured over the runs' own ``run.eval_episodes`` evaluation episodes, the default
+    of ``spikerl evaluate`` and ``spikerl energy``, so both commands reproduce the table."""
     shared = quickstart_overrides(env_id, total_steps, seed) + [f"run.progress={progress}"]
+    configs = {
+        label: load_config(QUICKSTART_PRESET, [*shared, *overrides, *(extra_overrides or [])])
+        for label, overrides in QUICKSTART_METHODS.items()
+    }
+    for cfg in configs.values():  # refuse before training anything
+        _reusable(cfg, Path(runs_root))
     rows = []
-    for label, overrides in QUICKSTART_METHODS.items():
-        cfg = load_config(QUICKSTART_PRESET, [*shared, *overrides, *(extra_overrides or [])])
-        result = train(cfg, runs_root, overwrite=True)
+    for label, cfg in configs.items():
+        result = _train_or_reuse(cfg, Path(runs_root))
+        if result.interrupted:
+            raise QuickstartInterrupted(
+                f"quickstart interrupted while training {label} at step {result.steps} of "
+                f"{total_steps}; run the same command again to continue"
+            )
         actor, _, normalizer = load_policy(result.run_dir)
-        energy = measure_policy(actor, env_id, seed, energy_episodes, normalizer_state=normalizer)
+        episodes = cfg.run.eval_episodes
+        energy = measure_policy(actor, env_id, seed, episodes, normalizer_state=normalizer)
         rows.append(_row(label, result, energy))
     headers = [
         "method",
@@ -86,9 +134,11 @@ def quickstart(
         "ops/decision",
         *(f"nJ ({name})" for name in PRESETS),
     ]
+    episodes = next(iter(configs.values())).run.eval_episodes
     note = (
         f"{env_id}, {total_steps} env steps (1000 warm-up), seed {seed}; returns from "
-        "deterministic evaluation episodes; energy is a compute-only estimate "
-        "(see docs/energy.md)."
+        f"{episodes} deterministic evaluation episodes per point, energy over the final "
+        f"policy's {episodes} evaluation episodes (`spikerl evaluate` / `spikerl energy` on the "
+        "run folders give the same); energy is a compute-only estimate (see docs/energy.md)."
     )
     return format_table(headers, rows) + "\n" + note

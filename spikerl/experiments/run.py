@@ -37,7 +37,7 @@ from ..algos import Learner, build_learner
 from ..buffers import ReplayBuffer
 from ..envs import (
     ObservationNormalizer,
-    check_env_id,
+    check_env,
     env_dims,
     find_wrapper,
     get_env_state,
@@ -90,7 +90,7 @@ class RunResult:
     eval_steps: list[int] = field(default_factory=list)
     eval_returns: list[float] = field(default_factory=list)
     interrupted: bool = False
-    steps_per_sec: float = float("nan")
+    steps_per_sec: float = float("nan")  # env steps over training wall time, all sessions
     last_diagnostics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -140,8 +140,18 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"run.device: {name!r} is not a torch device (cpu, cuda, auto)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"run.device: {name!r} requested but CUDA is not available here")
+    if device.type == "cpu":
+        return device
+    checks = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if device.type not in checks or not checks[device.type]():
+        raise ConfigError(
+            f"run.device: {name!r} is not available on this machine; use cpu, auto"
+            + (", cuda or cuda:N" if torch.cuda.is_available() else "")
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"run.device: {name!r}, but this machine has {torch.cuda.device_count()} CUDA devices"
+        )
     return device
 
 
@@ -376,7 +386,10 @@ def _restore(s: _Session, state: dict[str, Any]) -> None:
         set_rng_state(state["rng"])
         s.progress = _Progress(**state["progress"])
         s.obs = state["obs"].numpy()
-        s.wall_base, s.started = s.progress.wall_time, time.perf_counter()
+        # checkpoints older than the time and row records: training time unknown
+        known = "wall_time" in state["progress"]
+        s.wall_base = s.progress.wall_time if known else float("nan")
+        s.started = time.perf_counter()
     except KeyError as err:  # a KeyError's message is its repr: unwrap it
         raise CheckpointError(f"cannot resume from this checkpoint: {err.args[0]}") from None
     except (RuntimeError, ValueError, TypeError) as err:
@@ -521,14 +534,13 @@ def _train_loop(s: _Session, stop: dict[str, bool]) -> RunResult:
         if p.step % checkpoint_every == 0 or p.step == cfg.run.total_steps or stop["stop"]:
             _save(s)
     bar.close()
-    elapsed = time.perf_counter() - started
     return RunResult(
         s.run_dir,
         p.step,
         list(p.eval_steps),
         list(p.eval_returns),
         interrupted=p.step < cfg.run.total_steps,
-        steps_per_sec=(p.step - first_step) / max(elapsed, 1e-9),
+        steps_per_sec=p.step / max(s.wall_time(), 1e-9),
         last_diagnostics=diagnostics,
     )
 
@@ -557,7 +569,7 @@ def train(
         raise RunError("--resume continues a run and --overwrite replaces it; choose one")
     run_dir = Path(run_dir) if run_dir is not None else Path(runs_root) / cfg.run_name
     device = resolve_device(cfg.run.device)  # fail before touching the run directory
-    check_env_id(cfg.env.id)
+    check_env(cfg.env.id)  # unknown ids and missing optional dependencies, before any file
     with run_lock(run_dir) as lock:
         if lock.took_over is not None:
             _note(f"took over the lock of {run_dir} from process {lock.took_over}, which is gone")
@@ -591,7 +603,10 @@ def _resume(s: _Session) -> None:
     """Restore the checkpoint; rewrite ``metrics.csv`` from it when the file disagrees."""
     # plain data (buffer, RNG, env state) must stay on the CPU; modules and optimisers move
     # their tensors to their own device inside load_state_dict
-    _restore(s, load_checkpoint(s.run_dir / CHECKPOINT_NAME, "cpu"))
+    state = load_checkpoint(s.run_dir / CHECKPOINT_NAME, "cpu")
+    _restore(s, state)
+    if "metrics_rows" not in state["progress"]:  # an older checkpoint: keep the CSV as it is
+        return
     rows = s.progress.metrics_rows
     damage = s.metrics.damage(rows)
     if damage is not None:

@@ -32,6 +32,7 @@ __all__ = [
     "PopulationStats",
     "analytic_ann_report",
     "compare",
+    "format_ratio",
     "other_ops",
 ]
 
@@ -118,13 +119,31 @@ class EnergyEstimate(NamedTuple):
 
 
 def compare(policy: EnergyEstimate, baseline: EnergyEstimate) -> float:
-    """Energy ratio ``E_baseline / E_policy``; both must use the same preset."""
+    """Energy ratio ``E_baseline / E_policy``; both must use the same preset.
+
+    A policy that spends nothing (no neuron ever fires) gives ``inf`` against a baseline that
+    spends something, and NaN (no ratio) when neither does.
+    """
     if policy.preset != baseline.preset:
         raise ValueError(
             f"cannot compare energies under different presets "
             f"({policy.preset.name!r} vs {baseline.preset.name!r})"
         )
-    return baseline.joules.mean / policy.joules.mean
+    return _ratio(baseline.joules.mean, policy.joules.mean)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator``; a zero denominator gives ``inf`` (or NaN for ``0 / 0``)."""
+    if denominator:
+        return numerator / denominator
+    return math.inf if numerator > 0 else math.nan
+
+
+def format_ratio(ratio: float) -> str:
+    """A ratio for the report: ``12.34x``, ``inf`` (the policy spends nothing) or ``n/a``."""
+    if math.isnan(ratio):
+        return "n/a"
+    return "inf" if math.isinf(ratio) else f"{ratio:.2f}x"
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,7 +237,7 @@ class EnergyReport:
     def _header(self) -> str:
         m = self.meta
         where = (
-            f" on {m['env_id']} (episodes {m['episodes']}, seed {m['seed']})"
+            f" on {m['env_id']} ({_count(m['episodes'], 'episode')}, seed {m['seed']})"
             if "env_id" in m
             else ""
         )
@@ -283,7 +302,9 @@ class EnergyReport:
         rows = []
         for r in self._energy_rows(presets, baseline):
             if "ratio" in r:
-                rows.append([r["policy"], r["preset"], "", "", "", "", f"{r['ratio']:.2f}x", ""])
+                rows.append(
+                    [r["policy"], r["preset"], "", "", "", "", format_ratio(r["ratio"]), ""]
+                )
             else:
                 rows.append(
                     [
@@ -349,6 +370,11 @@ class EnergyReport:
             writer = csv.writer(f)
             writer.writerow(["key", "value"])
             writer.writerows(_flatten(self.to_dict(presets, baseline)))
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 episode``, ``10 episodes``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _share(value: float, total: float) -> float:
