@@ -70,26 +70,6 @@ def test_help_config_lists_keys(capsys):
     assert "algo.proxy.updates" in out and "K: proxy regression steps" in out
 
 
-def test_quickstart_prints_comparison_table(tmp_path, capsys):
-    tiny = [
-        "actor.hidden=[32, 32]",
-        "algo.critic_hidden=[32, 32]",
-        "algo.proxy.hidden=[32, 32]",
-        "algo.batch_size=32",
-        "run.threads=1",
-        "run.progress=false",
-    ]
-    argv = ["quickstart", "--steps", "2000", "--runs-dir", str(tmp_path)]
-    assert main([*argv, *(a for o in tiny for a in ("--set", o))]) == 0
-    out = capsys.readouterr().out
-    assert "ANN TD3" in out and "PT-LIF" in out and "SOP" in out and "MAC" in out
-    assert {p.name for p in tmp_path.iterdir()} == {
-        "td3-ann-Pendulum-v1-s0",
-        "td3-pt-lif-Pendulum-v1-s0",
-    }
-    assert main([*argv, "--steps", "10"]) == 2
-
-
 QUICK_TINY = [
     "actor.hidden=[32, 32]",
     "algo.critic_hidden=[32, 32]",
@@ -98,6 +78,18 @@ QUICK_TINY = [
     "run.threads=1",
     "run.progress=false",
 ]
+
+
+def test_quickstart_prints_comparison_table(tmp_path, capsys):
+    argv = ["quickstart", "--steps", "2000", "--runs-dir", str(tmp_path)]
+    assert main([*argv, *(a for o in QUICK_TINY for a in ("--set", o))]) == 0
+    out = capsys.readouterr().out
+    assert "ANN TD3" in out and "PT-LIF" in out and "SOP" in out and "MAC" in out
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "td3-ann-Pendulum-v1-s0",
+        "td3-pt-lif-Pendulum-v1-s0",
+    }
+    assert main([*argv, "--steps", "10"]) == 2
 
 
 def test_quickstart_never_deletes_a_folder_it_did_not_create(tmp_path, capsys):
