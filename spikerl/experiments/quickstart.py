@@ -32,6 +32,7 @@ class QuickstartInterrupted(SpikerlError):
 
     exit_code = 130
 
+
 #: method label -> config overrides on top of the shared quick-start settings.
 QUICKSTART_METHODS: dict[str, list[str]] = {
     "ANN TD3": ["actor.kind=ann", "algo.target=polyak"],
@@ -73,11 +74,6 @@ def _reusable(cfg: Config, runs_root: Path) -> bool:
     return True
 
 
-def _train_or_reuse(cfg: Config, runs_root: Path) -> RunResult:
-    """A fresh run, or the same run continued (a finished run returns at once)."""
-    return train(cfg, runs_root, resume=_reusable(cfg, runs_root))
-
-
 def _row(label: str, result: RunResult, energy: EnergyReport) -> list[Any]:
     rates = energy.network_rate.mean if energy.populations else float("nan")
     ops = energy.sop.mean if energy.populations else energy.mac.mean
@@ -111,11 +107,12 @@ def quickstart(
         label: load_config(QUICKSTART_PRESET, [*shared, *overrides, *(extra_overrides or [])])
         for label, overrides in QUICKSTART_METHODS.items()
     }
-    for cfg in configs.values():  # refuse before training anything
-        _reusable(cfg, Path(runs_root))
+    # refuse a foreign folder before training anything; the same run is resumed (a finished
+    # run returns at once)
+    resume = {label: _reusable(cfg, Path(runs_root)) for label, cfg in configs.items()}
     rows = []
     for label, cfg in configs.items():
-        result = _train_or_reuse(cfg, Path(runs_root))
+        result = train(cfg, runs_root, resume=resume[label])
         if result.interrupted:
             raise QuickstartInterrupted(
                 f"quickstart interrupted while training {label} at step {result.steps} of "

@@ -178,7 +178,9 @@ def _check_resumable(cfg: Config, run_dir: Path) -> None:
 
 
 def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """Refuse an existing folder (unless ``overwrite`` of a spikerl run) or an unusable parent."""
+    """Refuse an existing folder, unless ``overwrite`` of a spikerl run. (An unusable parent,
+    a file or not writable, has already been refused by :func:`run_lock`, which creates the
+    lock file in it.)"""
     if run_dir.exists() or run_dir.is_symlink():
         if not overwrite:
             raise RunError(
@@ -187,14 +189,6 @@ def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
             )
         if not (run_dir / CONFIG_NAME).is_file():
             raise RunError(f"refusing to overwrite {run_dir}: it is not a spikerl run directory")
-    parent = run_dir.parent
-    if parent.exists() and not parent.is_dir():
-        raise RunError(f"runs directory {parent} is a file, not a directory")
-    for folder in (parent, *parent.parents):
-        if folder.exists():
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise RunError(f"runs directory {folder} is not writable")
-            break
 
 
 def _create_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> None:
