@@ -1,4 +1,4 @@
-"""Command-line interface: ``spikerl train | evaluate | energy | quickstart``.
+"""Command-line interface: ``spikerl train | evaluate | energy | quickstart | sweep | report``.
 
 The CLI only parses arguments and calls the library; ``main(argv)`` can be called in-process.
 Every expected failure (bad config, bad run directory, corrupt checkpoint, unknown env, missing
@@ -18,10 +18,12 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import SpikerlError
+from .experiments.argtypes import positive_int
 from .experiments.config import ConfigError, format_config_help, load_config
 from .experiments.energy_cli import add_energy_parser, cmd_energy
 from .experiments.report import format_table
 from .experiments.run import load_run_config, train
+from .experiments.sweep_cli import add_sweep_parser, cmd_sweep
 
 __all__ = ["main"]
 
@@ -34,16 +36,6 @@ def _version() -> str:
         return metadata.version("spikerl")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _add_overrides(p: argparse.ArgumentParser, scope: str) -> None:
@@ -71,7 +63,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="re-evaluate a run's checkpoint (optionally record video)")
     p.add_argument("run", type=Path, help="run directory or checkpoint.pt inside one")
     p.add_argument(
-        "--episodes", type=_positive_int, default=None, help="episodes (default: the run's)"
+        "--episodes", type=positive_int, default=None, help="episodes (default: the run's)"
     )
     p.add_argument("--video", type=Path, default=None, help="folder to write episode videos to")
 
@@ -103,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     add_energy_parser(sub)
     _add_quickstart(sub)
+    add_sweep_parser(sub)
     return parser
 
 
@@ -194,6 +187,7 @@ COMMANDS = {
     "evaluate": _cmd_evaluate,
     "energy": cmd_energy,
     "quickstart": _cmd_quickstart,
+    "sweep": cmd_sweep,
 }
 
 

@@ -12,6 +12,7 @@ without terminal colour codes.
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
 import warnings
 from typing import Any
@@ -48,13 +49,28 @@ class EnvError(UsageError):
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise :class:`EnvError` listing close matches if ``env_id`` is not registered."""
+    """Raise :class:`EnvError` listing close matches if ``env_id`` is not registered.
+
+    Gymnasium's ``"module:EnvName-v0"`` form (a user package that registers its own envs on
+    import) imports ``module`` first; a module that cannot be imported is an :class:`EnvError`.
+    """
     registry = gym.envs.registry
+    module, sep, env_id = env_id.rpartition(":")
+    if sep:
+        _import_env_module(module)
     if env_id in registry:
         return
     close = difflib.get_close_matches(env_id, list(registry), n=5, cutoff=0.5)
     hint = f" Close matches: {', '.join(close)}." if close else ""
     raise EnvError(f"unknown environment id {env_id!r}.{hint}")
+
+
+def _import_env_module(module: str) -> None:
+    """Import the module named in a ``"module:EnvName-v0"`` id (it registers its envs)."""
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise EnvError(f"cannot import {module!r}, named in the environment id: {err}") from None
 
 
 def _install_hint(env_id: str, err: Exception) -> str:

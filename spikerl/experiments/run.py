@@ -59,6 +59,7 @@ from .config import Config, ConfigError, config_from_dict, config_to_dict
 from .evaluation import evaluate_policy, summarize_curve
 from .provenance import record_provenance
 from .runlock import run_lock
+from .status import FINISHED, write_status
 
 __all__ = [
     "RunError",
@@ -71,6 +72,7 @@ __all__ = [
 
 CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME = "checkpoint.pt", "config.yaml", "metrics.csv"
 BEST_NAME = "best.pt"
+STATUS_EVERY = 2.0  # seconds between live status.json writes
 
 
 class RunError(SpikerlError, RuntimeError):
@@ -496,9 +498,28 @@ def _show_bar(cfg: Config) -> bool:
     return cfg.run.progress and sys.stderr.isatty()
 
 
+def _write_status(s: _Session, state: str, since: float, first_step: int, **extra: Any) -> None:
+    """``status.json`` (:mod:`~spikerl.experiments.status`): state, live step, last return."""
+    p = s.progress
+    elapsed = time.perf_counter() - since
+    write_status(
+        s.run_dir,
+        state=state,
+        step=p.step,
+        total_steps=s.cfg.run.total_steps,
+        last_return=p.eval_returns[-1] if p.eval_returns else None,
+        steps_per_sec=(p.step - first_step) / elapsed if elapsed > 0 else None,
+        updated=time.time(),
+        pid=os.getpid(),
+        **extra,
+    )
+
+
 def _train_loop(s: _Session, stop: dict[str, bool]) -> RunResult:
     cfg, p = s.cfg, s.progress
     started, first_step = time.perf_counter(), p.step
+    status_due = started + STATUS_EVERY
+    _write_status(s, "running", started, first_step)
     last_return = p.eval_returns[-1] if p.eval_returns else float("nan")
     diagnostics: dict[str, float] = {}
     show_bar = _show_bar(cfg)
@@ -527,13 +548,18 @@ def _train_loop(s: _Session, stop: dict[str, bool]) -> RunResult:
             bar.set_postfix(eval_return=f"{last_return:.1f}", refresh=False)
         if p.step % checkpoint_every == 0 or p.step == cfg.run.total_steps or stop["stop"]:
             _save(s)
+        if time.perf_counter() >= status_due:
+            _write_status(s, "running", started, first_step)
+            status_due = time.perf_counter() + STATUS_EVERY
     bar.close()
+    finished = p.step >= cfg.run.total_steps
+    _write_status(s, FINISHED if finished else "stopped", started, first_step)
     return RunResult(
         s.run_dir,
         p.step,
         list(p.eval_steps),
         list(p.eval_returns),
-        interrupted=p.step < cfg.run.total_steps,
+        interrupted=not finished,
         steps_per_sec=p.step / max(s.wall_time(), 1e-9),
         last_diagnostics=diagnostics,
     )
@@ -578,7 +604,17 @@ def train(
             _start(session, overwrite)
         record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())
         with _stop_on_signals() as stop:
-            return _train_loop(session, stop)
+            try:
+                return _train_loop(session, stop)
+            except Exception as err:  # the run folder says why it stopped; the caller reports
+                _write_status(
+                    session,
+                    "failed",
+                    time.perf_counter(),
+                    session.progress.step,
+                    error=f"{type(err).__name__}: {err}",
+                )
+                raise
 
 
 def _start(s: _Session, overwrite: bool) -> None:

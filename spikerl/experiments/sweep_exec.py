@@ -1,0 +1,537 @@
+"""Running a sweep: one ``spikerl train`` process per run, on a local pool or a Ray cluster.
+
+Every run is a child process (``python -m spikerl.experiments.sweep_exec train ...``) whose
+output goes to ``OUTPUT/logs/<run>.log``; a run that crashes takes nothing else down. The child
+asks the kernel to send it SIGTERM when its parent dies (Linux ``PR_SET_PDEATHSIG``), so a
+killed driver's runs checkpoint and stop instead of running on unattended.
+
+What a run does is decided when it starts, from its folder on the (shared) output folder:
+
+=====================================  ======================================================
+``status.json`` says ``finished``      nothing (the driver skips it without a process)
+a ``checkpoint.pt``                    ``train --resume``: continue exactly where it stopped
+a folder without a checkpoint          ``train --overwrite``: it never got past its start
+no folder                              ``train --config configs/<run>.yaml``
+=====================================  ======================================================
+
+So re-running a sweep skips finished runs, resumes interrupted ones and restarts failed starts;
+a run folder is only ever written by :func:`~spikerl.experiments.run.train`, which checkpoints
+atomically, so it is never half-written.
+
+Backends share one scheduler (:func:`run_sweep`): ``local`` runs up to ``max_parallel``
+children at once (default: usable cores / threads per run); ``ray`` submits each run as a Ray
+task asking for ``threads`` CPUs (and ``gpus`` GPUs), connecting to ``address`` or
+``RAY_ADDRESS`` (``ray.init``'s own rule), else starting a local instance.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from ..errors import MissingDependencyError, SpikerlError
+from .config import config_to_dict
+from .run import CHECKPOINT_NAME, CONFIG_NAME
+from .status import FINISHED, read_status
+from .sweep import CONFIGS_DIR, LOGS_DIR, MANIFEST_NAME, Sweep, SweepRun
+
+__all__ = ["RunTask", "SweepError", "TaskResult", "run_sweep", "run_task"]
+
+ENERGY_NAME = "energy.json"
+EXIT_INTERRUPTED = 130
+LOG_TAIL_LINES = 15
+
+
+class SweepError(SpikerlError):
+    """The sweep cannot run as asked (output folder, backend, conflicting run folders)."""
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """Everything a worker needs to run one sweep run (plain data: it travels to Ray nodes)."""
+
+    name: str
+    output: str
+    threads: int
+    energy: bool
+    attempt: int = 1
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output) / self.name
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.output) / LOGS_DIR / f"{self.name}.log"
+
+    @property
+    def config_path(self) -> Path:
+        return Path(self.output) / CONFIGS_DIR / f"{self.name}.yaml"
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    name: str
+    returncode: int
+    log_tail: str
+    seconds: float
+
+
+# --------------------------------------------------------------------------------------------
+# The worker side: one run as a child process
+
+
+def _train_args(task: RunTask) -> list[str]:
+    run_dir = task.run_dir
+    if (run_dir / CHECKPOINT_NAME).is_file():
+        return ["train", "--resume", str(run_dir)]
+    if run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()  # killed between mkdir and config.yaml: nothing to keep
+    args = ["train", "--config", str(task.config_path), "--runs-dir", task.output]
+    return [*args, "--overwrite"] if run_dir.exists() else args
+
+
+def _child_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)  # numpy/BLAS in the child stay within the run's cores
+    env["SPIKERL_PARENT_PID"] = str(os.getpid())
+    return env
+
+
+def _spawn(args: list[str], log, threads: int) -> int:
+    """Run ``spikerl ARGS`` as a child writing to ``log``; SIGTERM it if we are interrupted."""
+    cmd = [sys.executable, "-m", "spikerl.experiments.sweep_exec", *args]
+    log.write(f"$ spikerl {' '.join(args)}\n")
+    log.flush()
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_child_env(threads)
+    )
+    with _CHILDREN_LOCK:
+        _CHILDREN.add(proc)
+    try:
+        return proc.wait()
+    except BaseException:  # Ray's cancel or the driver stopping: let the run checkpoint
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=120)
+        raise
+    finally:
+        with _CHILDREN_LOCK:
+            _CHILDREN.discard(proc)
+
+
+_CHILDREN: set[subprocess.Popen] = set()  # this process's running children
+_CHILDREN_LOCK = threading.Lock()
+
+
+def terminate_children() -> None:
+    """SIGTERM every running child (a trainer checkpoints and stops on SIGTERM)."""
+    with _CHILDREN_LOCK:
+        for proc in _CHILDREN:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+
+
+def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _measure_energy(task: RunTask, log) -> int:
+    """``spikerl energy RUN --json RUN/energy.json``, written via a temp file and a rename."""
+    target = task.run_dir / ENERGY_NAME
+    if target.is_file():
+        return 0
+    tmp = target.with_name(f".{ENERGY_NAME}.tmp-{os.getpid()}")
+    code = _spawn(["energy", str(task.run_dir), "--json", str(tmp)], log, task.threads)
+    if code == 0:
+        os.replace(tmp, target)
+    return code
+
+
+def run_task(task: RunTask) -> TaskResult:
+    """Train (or resume) one run, then measure its energy if asked; the log gets everything."""
+    started = time.perf_counter()
+    task.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(task.log_path, "a", encoding="utf-8") as log:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.write(f"=== {task.name}: attempt {task.attempt}, {stamp}, host {os.uname()[1]} ===\n")
+        code = _spawn(_train_args(task), log, task.threads)
+        if code == 0 and task.energy:
+            code = _measure_energy(task, log)
+        log.write(f"=== exit status {code} ===\n")
+    return TaskResult(task.name, code, _log_tail(task.log_path), time.perf_counter() - started)
+
+
+def _die_with_parent() -> None:
+    """Linux: ask for SIGTERM when the parent dies (PR_SET_PDEATHSIG = 1); exit if it already
+    has. Elsewhere a killed driver's runs keep going and finish on their own."""
+    parent = os.environ.get("SPIKERL_PARENT_PID")
+    if not sys.platform.startswith("linux") or parent is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    if str(os.getppid()) != parent:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+# --------------------------------------------------------------------------------------------
+# Backends
+
+
+class Backend(Protocol):
+    slots: int
+
+    def submit(self, task: RunTask) -> Any: ...
+
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, TaskResult]]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalBackend:
+    """Up to ``slots`` child processes at once, each waited on by a pool thread."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._pool = cf.ThreadPoolExecutor(max_workers=slots, thread_name_prefix="spikerl-run")
+
+    def submit(self, task: RunTask) -> cf.Future:
+        return self._pool.submit(run_task, task)
+
+    def wait(self, handles: list[cf.Future], timeout: float) -> list[tuple[Any, TaskResult]]:
+        done, _ = cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return [(h, h.result()) for h in done]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise MissingDependencyError(
+            "the ray backend needs Ray, which is not installed: pip install 'spikerl[ray]'"
+        ) from None
+    return ray
+
+
+class RayBackend:
+    """Each run is a Ray task asking for ``threads`` CPUs and ``gpus`` GPUs."""
+
+    def __init__(self, address: str | None, threads: int, gpus: float, slots: int | None):
+        ray = self._ray = _import_ray()
+        try:
+            ray.init(address=address, log_to_driver=False, include_dashboard=False)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            where = address or os.environ.get("RAY_ADDRESS") or "a new local instance"
+            raise SweepError(f"cannot start or reach Ray at {where}: {err}") from None
+        self._remote = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=0)(run_task)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.slots = slots or max(1, cpus // threads)
+
+    def submit(self, task: RunTask) -> Any:
+        return self._remote.remote(task)
+
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, TaskResult]]:
+        ready, _ = self._ray.wait(handles, num_returns=len(handles), timeout=timeout)
+        return [(ref, self._result(ref)) for ref in ready]
+
+    def _result(self, ref: Any) -> TaskResult:
+        try:
+            return self._ray.get(ref)
+        except self._ray.exceptions.RayError as err:  # the worker died, the node was lost, ...
+            return TaskResult("?", 1, f"Ray task failed: {type(err).__name__}: {err}", 0.0)
+
+    def cancel(self, handles: list[Any]) -> None:
+        for ref in handles:
+            self._ray.cancel(ref)
+
+    def close(self) -> None:
+        self._ray.shutdown()
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def make_backend(
+    name: str, sweep: Sweep, max_parallel: int | None, address: str | None
+) -> LocalBackend | RayBackend:
+    if name == "local":
+        return LocalBackend(max_parallel or max(1, usable_cores() // sweep.threads))
+    if name == "ray":
+        return RayBackend(address, sweep.threads, sweep.gpus, max_parallel)
+    raise SweepError(f"unknown backend {name!r}; choose one of ['local', 'ray']")
+
+
+# --------------------------------------------------------------------------------------------
+# The driver
+
+
+@dataclass
+class RunState:
+    """The driver's view of one run."""
+
+    run: SweepRun
+    state: str = "pending"  # pending, running, finished, skipped, failed, stopped, conflict
+    attempts: int = 0
+    step: int = 0
+    last_return: float | None = None
+    steps_per_sec: float | None = None
+    error: str = ""
+    started: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def total_steps(self) -> int:
+        return self.run.config.run.total_steps
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("finished", "skipped")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _config_text(run: SweepRun) -> str:
+    return yaml.safe_dump(config_to_dict(run.config), sort_keys=False)
+
+
+def _existing_config(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return yaml.safe_load((run_dir / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+
+
+def prepare_output(sweep: Sweep) -> list[RunState]:
+    """Create the output folder, write the manifest and each run's config, and classify each
+    run as finished (skipped), conflicting (its folder holds another config) or to run."""
+    out = sweep.output
+    try:
+        for folder in (out, out / LOGS_DIR, out / CONFIGS_DIR):
+            folder.mkdir(parents=True, exist_ok=True)
+        _write_atomic(out / MANIFEST_NAME, json.dumps(sweep.manifest(), indent=1) + "\n")
+        for run in sweep.runs:
+            _write_atomic(out / CONFIGS_DIR / f"{run.name}.yaml", _config_text(run))
+    except OSError as err:
+        raise SweepError(
+            f"cannot write the sweep output folder {out}: {err.strerror or err}"
+        ) from None
+    return [initial_state(run, out, sweep.energy) for run in sweep.runs]
+
+
+def initial_state(run: SweepRun, out: Path, energy: bool) -> RunState:
+    state = RunState(run)
+    run_dir = out / run.name
+    if not run_dir.exists():
+        return state
+    saved = _existing_config(run_dir)
+    if saved is not None and saved != config_to_dict(run.config):
+        state.state = "conflict"
+        state.error = (
+            f"{run_dir} holds a run with a different config (was the sweep file edited?); "
+            "remove that folder or choose another output"
+        )
+        return state
+    status = read_status(run_dir) or {}
+    state.step = int(status.get("step") or 0)
+    state.last_return = status.get("last_return")
+    if status.get("state") == FINISHED and (not energy or (run_dir / ENERGY_NAME).is_file()):
+        state.state = "skipped"
+    return state
+
+
+@dataclass
+class SweepResult:
+    states: list[RunState]
+    interrupted: bool = False
+    seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[RunState]:
+        return [s for s in self.states if s.state in ("failed", "conflict")]
+
+
+def _refresh_live(states: list[RunState], out: Path) -> None:
+    """Read each running run's ``status.json`` (written by the child about every 2 s)."""
+    for st in states:
+        if st.state != "running":
+            continue
+        status = read_status(out / st.run.name)
+        if status and status.get("pid") is not None and status.get("updated", 0) >= st.started:
+            st.step = int(status.get("step") or st.step)
+            st.last_return = status.get("last_return", st.last_return)
+            st.steps_per_sec = status.get("steps_per_sec", st.steps_per_sec)
+
+
+def _finish(
+    st: RunState, result: TaskResult, retries: int, queue: list[RunState], out: Path, stopping: bool
+) -> None:
+    """Classify a returned run: finished, stopped, queued for a retry, or failed."""
+    st.seconds += result.seconds
+    status = read_status(out / st.run.name) or {}
+    st.step = int(status.get("step") or st.step)
+    st.last_return = status.get("last_return", st.last_return)
+    if result.returncode == 0 and status.get("state") == FINISHED:
+        st.state = "finished"
+    elif result.returncode == EXIT_INTERRUPTED or stopping:
+        st.state, st.error = "stopped", ""
+    elif st.attempts <= retries:
+        st.state, st.error = "pending", result.log_tail
+        queue.append(st)  # retried from its checkpoint
+    else:
+        st.state, st.error = "failed", result.log_tail
+
+
+class _StopRequest:
+    """SIGTERM to the driver stops the sweep as Ctrl-C does (children are told to stop)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def handler(signum: int, frame: Any) -> None:
+            self.requested = True
+
+        signal.signal(signal.SIGTERM, handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def run_sweep(
+    sweep: Sweep,
+    backend: str = "local",
+    max_parallel: int | None = None,
+    address: str | None = None,
+    retries: int | None = None,
+    display: Any = None,
+) -> SweepResult:
+    """Run every unfinished run of ``sweep``; see the module docstring.
+
+    ``display`` (a :class:`~spikerl.experiments.sweep_progress.SweepDisplay`) is told about
+    every change; by default one is made for stderr. Ctrl-C or SIGTERM stops submitting, lets
+    the running runs checkpoint and stop, and returns with ``interrupted`` set.
+    """
+    from .sweep_progress import SweepDisplay
+
+    started = time.perf_counter()
+    states = prepare_output(sweep)
+    display = display or SweepDisplay()
+    result = SweepResult(states)
+    if any(st.state == "pending" for st in states):
+        engine = make_backend(backend, sweep, max_parallel, address)
+        scheduler = _Scheduler(sweep, engine, states, display, retries)
+        try:
+            result.interrupted = scheduler.run()
+        finally:
+            engine.close()
+    display.close(states)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+class _Scheduler:
+    """Keeps ``engine.slots`` runs in flight, retries crashes, stops cleanly when told."""
+
+    def __init__(self, sweep: Sweep, engine, states: list[RunState], display, retries) -> None:
+        self.sweep, self.engine, self.states, self.display = sweep, engine, states, display
+        self.retries = sweep.retries if retries is None else retries
+        self.queue = [st for st in states if st.state == "pending"]
+        self.inflight: dict[Any, RunState] = {}
+        self.stopping = False
+        self.stop = _StopRequest()
+
+    def run(self) -> bool:
+        """Run until every queued run is done; True if it was interrupted."""
+        with self.stop.installed():
+            while self.queue or self.inflight:
+                self._submit()
+                try:
+                    done = self.engine.wait(list(self.inflight), timeout=1.0)
+                except KeyboardInterrupt:
+                    self._interrupt()
+                    continue
+                if self.stop.requested and not self.stopping:
+                    self._interrupt()
+                for handle, task_result in done:
+                    st = self.inflight.pop(handle)
+                    _finish(
+                        st, task_result, self.retries, self.queue, self.sweep.output, self.stopping
+                    )
+                    self.display.event(st)
+                _refresh_live(self.states, self.sweep.output)
+                self.display.update(self.states)
+        return self.stopping
+
+    def _submit(self) -> None:
+        sweep = self.sweep
+        while self.queue and len(self.inflight) < self.engine.slots and not self.stopping:
+            st = self.queue.pop(0)
+            st.attempts += 1
+            st.state, st.started = "running", time.time()
+            output = str(sweep.output.resolve())  # Ray workers run in folders of their own
+            task = RunTask(st.run.name, output, sweep.threads, sweep.energy, st.attempts)
+            self.inflight[self.engine.submit(task)] = st
+            self.display.event(st)
+
+    def _interrupt(self) -> None:
+        """Stop submitting; tell running children to checkpoint and stop; keep waiting."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.queue.clear()
+        if isinstance(self.engine, RayBackend):
+            self.engine.cancel(list(self.inflight))
+        else:
+            terminate_children()
+        self.display.note(
+            "stopping: running runs checkpoint and stop; run the same command to continue"
+        )
+
+
+def main(argv: list[str]) -> int:
+    """The child process: ``spikerl`` with this process bound to its parent's life."""
+    _die_with_parent()
+    from ..cli import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
