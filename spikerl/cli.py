@@ -22,6 +22,7 @@ from .experiments.argtypes import positive_int
 from .experiments.config import ConfigError, format_config_help, load_config
 from .experiments.energy_cli import add_energy_parser, cmd_energy
 from .experiments.report import format_table
+from .experiments.report_cli import add_report_parser, cmd_report
 from .experiments.run import load_run_config, train
 from .experiments.sweep_cli import add_sweep_parser, cmd_sweep
 
@@ -96,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     add_energy_parser(sub)
     _add_quickstart(sub)
     add_sweep_parser(sub)
+    add_report_parser(sub)
     return parser
 
 
@@ -188,6 +190,7 @@ COMMANDS = {
     "energy": cmd_energy,
     "quickstart": _cmd_quickstart,
     "sweep": cmd_sweep,
+    "report": cmd_report,
 }
 
 

@@ -1,14 +1,61 @@
-"""Result tables and summary statistics (APG, mean +- std over seeds)."""
+"""Result tables and summary statistics (APG, mean +- std over seeds) of a folder of runs.
+
+:func:`summarize` turns the :class:`~spikerl.experiments.run_records.RunRecord` list of a sweep
+(:func:`~spikerl.experiments.run_records.collect_runs`) into a :class:`Report`. Per (method M,
+env e), over the finished seeds ``s`` only, with ``R_{s,k}`` the k-th evaluation's mean return:
+
+    Rbar_M(e) = mean_s max_k R_{s,k}     (max average return; std over seeds with ddof 0)
+    final_M(e) = mean_s R_{s,K}          (the last evaluation)
+    APG_M = mean_{e in E_M & E_B} (Rbar_M(e) / Rbar_B(e) - 1)   against the baseline B
+
+as in arXiv 2505.24161 (Table 1). Unfinished, missing and broken runs are never
+averaged: their cells say how many runs are left out, and the report lists each one.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..errors import UsageError
 from ..tables import format_table
+from .run_records import ENERGY_PRESETS, UNKNOWN, RunRecord
+from .status import finite_or_none
 
-__all__ = ["apg", "format_table", "mean_std"]
+__all__ = [
+    "CSV_COLUMNS",
+    "DEFAULT_BASELINE",
+    "FORMATS",
+    "Cell",
+    "Gain",
+    "Report",
+    "apg",
+    "format_table",
+    "mean_std",
+    "summarize",
+]
+
+DEFAULT_BASELINE = "ANN TD3"  # Table 1's baseline, used when a report has it and names none
+FORMATS = ("md", "csv", "json")
+
+
+def _energy_key(preset: str) -> str:
+    """The CSV and JSON key of a preset's energy: ``energy_nj_proxy_target``."""
+    return f"energy_nj_{preset.replace('-', '_')}"
+
+
+CSV_COLUMNS = (
+    "method", "env", "runs", "seeds", "left_out", "max_return_mean", "max_return_std",
+    "final_return_mean", "final_return_std", *map(_energy_key, ENERGY_PRESETS),
+    "baseline", "apg_pct",
+)  # fmt: skip
 
 
 def mean_std(values: Sequence[float], ddof: int = 0) -> tuple[float, float]:
@@ -29,3 +76,318 @@ def apg(method: Mapping[str, float], baseline: Mapping[str, float]) -> float:
     if not envs:
         raise ValueError("method and baseline share no environment")
     return float(np.mean([method[e] / baseline[e] - 1.0 for e in envs]))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (method, env) of the grid: ``runs`` expected, ``seeds`` of them finished.
+
+    ``max_return`` and ``final_return`` are (mean, std) over the finished seeds; ``energy_nj``
+    the mean nJ per decision per preset over the finished seeds that have an ``energy.json``.
+    """
+
+    method: str
+    env: str
+    runs: int
+    seeds: int
+    max_return: tuple[float, float]
+    final_return: tuple[float, float]
+    energy_nj: Mapping[str, float]
+
+    @property
+    def left_out(self) -> int:
+        """Runs not averaged: unfinished, missing or broken."""
+        return self.runs - self.seeds
+
+    @property
+    def seeds_text(self) -> str:
+        """``5``, or ``3 (+2 unfinished)`` when runs are left out."""
+        return f"{self.seeds} (+{self.left_out} unfinished)" if self.left_out else str(self.seeds)
+
+
+class Gain(NamedTuple):
+    """APG of one method against the baseline (a fraction) over ``envs`` shared envs;
+    ``complete`` is False when a cell it averages has runs left out."""
+
+    value: float
+    envs: int
+    complete: bool = True
+
+
+@dataclass(frozen=True)
+class Report:
+    """The grid of :class:`Cell` (methods x envs, in the order found) and the APG per method.
+
+    ``cells`` holds the (method, env) pairs that have runs; ``gains`` is empty without a
+    baseline; ``records`` are every run, averaged or not.
+    """
+
+    methods: tuple[str, ...]
+    envs: tuple[str, ...]
+    cells: Mapping[tuple[str, str], Cell]
+    baseline: str | None
+    gains: Mapping[str, Gain]
+    records: tuple[RunRecord, ...]
+
+    @property
+    def left_out(self) -> tuple[RunRecord, ...]:
+        """The runs left out of every mean (not finished), in record order."""
+        return tuple(r for r in self.records if not r.finished)
+
+    @property
+    def has_energy(self) -> bool:
+        return any(c.energy_nj for c in self.cells.values())
+
+    def finished_runs(self, method: str, env: str) -> list[RunRecord]:
+        """The finished runs (seeds) of one cell, the ones its means average."""
+        return [r for r in self.records if r.finished and (r.method, r.env) == (method, env)]
+
+    def format(self, fmt: str = "md") -> str:
+        """The report as ``md`` (see :meth:`markdown`), ``csv`` (:meth:`csv`) or ``json``."""
+        if fmt == "md":
+            return self.markdown()
+        if fmt == "csv":
+            return self.csv()
+        if fmt == "json":
+            return json.dumps(self.to_dict(), indent=2)
+        raise UsageError(f"unknown report format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+    def markdown(self) -> str:
+        """The paper's table, one row per method and one column per env (max average return
+        mean +- std, then APG), so an 8-method x 5-env grid reads like Table 1 at 7 columns;
+        then the long table (final return, seeds, energy per (method, env)) and the runs left
+        out. A cell that averages fewer runs than expected shows ``(finished/expected)``."""
+        parts = [self._grid_markdown(), self._long_markdown()]
+        if self.left_out:
+            parts.append(self._left_out_markdown())
+        parts.append(_NOTE + (_APG_NOTE if self.baseline is not None else ""))
+        return "\n\n".join(parts) + "\n"
+
+    def _grid_markdown(self) -> str:
+        headers = ["method", *self.envs]
+        if self.baseline is not None:
+            headers.append(f"APG vs {self.baseline}")
+        rows = []
+        for m in self.methods:
+            row = [m, *(_grid_cell(self.cells.get((m, e))) for e in self.envs)]
+            if self.baseline is not None:
+                row.append("baseline" if m == self.baseline else self._gain_text(m))
+            rows.append(row)
+        title = "### Max average return (mean ± std over finished seeds)"
+        return "\n\n".join([title, _md_table(headers, rows, left=1), *self._apg_notes()])
+
+    def _gain_text(self, method: str) -> str:
+        """``+5.84%``; ``(4/5 envs)`` when envs are missing, ``*`` when runs are left out."""
+        gain = self.gains[method]
+        if math.isnan(gain.value):
+            return "-"
+        partial = f" ({gain.envs}/{len(self.envs)} envs)" if gain.envs < len(self.envs) else ""
+        return f"{100 * gain.value:+.2f}%{'' if gain.complete else '*'}{partial}"
+
+    def _apg_notes(self) -> list[str]:
+        """Footnotes of the APG column: runs left out, baseline means that are not positive
+        (the ratio then loses its meaning)."""
+        if self.baseline is None:
+            return []
+        notes = []
+        if not all(g.complete for g in self.gains.values()):
+            notes.append("\\* APG over cells with runs left out (listed below).")
+        bad = [e for e in self.envs if _mean(self.cells.get((self.baseline, e))) <= 0]
+        if bad:
+            notes.append(
+                f"APG assumes positive returns; the baseline's is <= 0 on {', '.join(bad)}."
+            )
+        return notes
+
+    def _long_markdown(self) -> str:
+        presets = ENERGY_PRESETS if self.has_energy else ()
+        headers = ["method", "env", "seeds", "max avg return", "std", "final return", "std"]
+        headers += [f"nJ/decision {p}" for p in presets]
+        rows = [
+            [
+                c.method,
+                c.env,
+                c.seeds_text,
+                *_mean_std_text(c.max_return),
+                *_mean_std_text(c.final_return),
+                *(_num(c.energy_nj.get(p, math.nan)) for p in presets),
+            ]
+            for c in self._ordered_cells()
+        ]
+        return f"### Per method and env\n\n{_md_table(headers, rows, left=2)}"
+
+    def _left_out_markdown(self) -> str:
+        rows = [
+            [r.name, r.method, r.env, "-" if r.seed is None else r.seed, r.state, r.progress]
+            for r in self.left_out
+        ]
+        headers = ["run", "method", "env", "seed", "state", "step/total or problem"]
+        title = f"### Runs left out of the means ({len(rows)})"
+        return f"{title}\n\n{_md_table(headers, rows, left=len(headers))}"
+
+    def _ordered_cells(self) -> list[Cell]:
+        keys = [(m, e) for m in self.methods for e in self.envs]
+        return [self.cells[k] for k in keys if k in self.cells]
+
+    def _cell_row(self, c: Cell) -> dict[str, Any]:
+        """One (method, env) with every number, as the CSV and JSON hold it (NaN: None)."""
+        gain = self.gains.get(c.method)
+        row = {
+            "method": c.method,
+            "env": c.env,
+            "runs": c.runs,
+            "seeds": c.seeds,
+            "left_out": c.left_out,
+            "max_return_mean": c.max_return[0],
+            "max_return_std": c.max_return[1],
+            "final_return_mean": c.final_return[0],
+            "final_return_std": c.final_return[1],
+            **{_energy_key(p): c.energy_nj.get(p, math.nan) for p in ENERGY_PRESETS},
+            "baseline": self.baseline,
+            "apg_pct": math.nan if gain is None else 100 * gain.value,
+        }
+        return {k: finite_or_none(v) for k, v in row.items()}
+
+    def csv(self) -> str:
+        """Long format: a header, then one row per (method, env) with all numbers (NaN empty)."""
+        rows = [self._cell_row(c) for c in self._ordered_cells()]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: the cells, APG per method and every run (NaN: None)."""
+        return {
+            "version": 1,
+            "baseline": self.baseline,
+            "methods": list(self.methods),
+            "envs": list(self.envs),
+            "cells": [self._cell_row(c) for c in self._ordered_cells()],
+            "apg_pct": {m: finite_or_none(100 * g.value) for m, g in self.gains.items()},
+            "runs": [_run_row(r) for r in self.records],
+        }
+
+
+_NOTE = (
+    "Means over finished seeds only, std with ddof 0. Max average return: the maximum of a "
+    "seed's evaluation curve (biased upward; compare the final return too)."
+)
+_APG_NOTE = " APG: mean over shared envs of Rbar_M / Rbar_B - 1 (arXiv 2505.24161, Table 1)."
+
+
+def summarize(records: Sequence[RunRecord], baseline: str | None = None) -> Report:
+    """Group runs by (method, env) and average their finished seeds; APG against ``baseline``.
+
+    ``baseline`` None takes :data:`DEFAULT_BASELINE` when the runs have it (else no APG); a
+    name that is no method of the runs is a :class:`~spikerl.errors.UsageError`. Runs whose
+    method is unknown (a broken config in a plain folder) join no cell but stay in ``records``.
+    """
+    labelled = [r for r in records if r.method != UNKNOWN]
+    methods = tuple(dict.fromkeys(r.method for r in labelled))
+    envs = tuple(dict.fromkeys(r.env for r in labelled))
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for r in labelled:
+        groups.setdefault((r.method, r.env), []).append(r)
+    cells = {key: _cell(*key, runs) for key, runs in groups.items()}
+    baseline = _check_baseline(baseline, methods)
+    gains = {} if baseline is None else {m: _gain(cells, m, baseline) for m in methods}
+    return Report(methods, envs, cells, baseline, gains, tuple(records))
+
+
+def _check_baseline(name: str | None, methods: tuple[str, ...]) -> str | None:
+    if name is None:
+        return DEFAULT_BASELINE if DEFAULT_BASELINE in methods else None
+    if name not in methods:
+        raise UsageError(
+            f"baseline {name!r} is not a method of these runs; choose one of {', '.join(methods)}"
+        )
+    return name
+
+
+def _cell(method: str, env: str, runs: list[RunRecord]) -> Cell:
+    done = [r for r in runs if r.finished]
+    energy = {
+        p: float(np.mean(values))
+        for p in ENERGY_PRESETS
+        if (values := [r.energy_nj[p] for r in done if p in r.energy_nj])
+    }
+    return Cell(
+        method,
+        env,
+        runs=len(runs),
+        seeds=len(done),
+        max_return=mean_std([r.max_return for r in done]),
+        final_return=mean_std([r.final_return for r in done]),
+        energy_nj=energy,
+    )
+
+
+def _gain(cells: Mapping[tuple[str, str], Cell], method: str, baseline: str) -> Gain:
+    """APG of ``method`` over the envs where both it and the baseline have finished seeds."""
+
+    def means(m: str) -> dict[str, float]:
+        return {e: c.max_return[0] for (k, e), c in cells.items() if k == m and c.seeds}
+
+    ours, base = means(method), means(baseline)
+    shared = [e for e in ours if e in base]
+    if not shared:
+        return Gain(math.nan, 0)
+    complete = all(not cells[m, e].left_out for m in (method, baseline) for e in shared)
+    return Gain(apg(ours, base), len(shared), complete)
+
+
+def _run_row(r: RunRecord) -> dict[str, Any]:
+    row = {
+        "name": r.name,
+        "method": r.method,
+        "env": r.env,
+        "seed": r.seed,
+        "state": r.state,
+        "step": r.step,
+        "total_steps": r.total_steps,
+        "max_return": r.max_return,
+        "final_return": r.final_return,
+        **{_energy_key(p): r.energy_nj.get(p, math.nan) for p in ENERGY_PRESETS},
+        "problem": r.problem or None,
+    }
+    return {k: finite_or_none(v) for k, v in row.items()}
+
+
+def _mean(cell: Cell | None) -> float:
+    return math.nan if cell is None or not cell.seeds else cell.max_return[0]
+
+
+def _num(x: float, like: float | None = None) -> str:
+    """A table number: ``-`` for NaN, whole numbers from 100 up, else 3 significant digits.
+
+    ``like`` formats a std as its mean is formatted: ``2517 ± 53``, not ``2517 ± 52.7``.
+    """
+    if math.isnan(x):
+        return "-"
+    whole = abs(x if like is None or math.isnan(like) else like) >= 100
+    return f"{x:.0f}" if whole else f"{x:.3g}"
+
+
+def _mean_std_text(mean_std: tuple[float, float]) -> tuple[str, str]:
+    mean, std = mean_std
+    return _num(mean), _num(std, like=mean)
+
+
+def _grid_cell(cell: Cell | None) -> str:
+    """``9347 ± 12``; ``(3/5)`` appended when runs are left out; ``-`` without runs."""
+    if cell is None:
+        return "-"
+    text = " ± ".join(_mean_std_text(cell.max_return)) if cell.seeds else "-"
+    return f"{text} ({cell.seeds}/{cell.runs})" if cell.left_out else text
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int) -> str:
+    """A Markdown table; the first ``left`` columns align left, the others right."""
+
+    def line(cells: Sequence[Any]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    rule = "|" + "|".join(":---" if i < left else "---:" for i in range(len(headers))) + "|"
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from ..errors import SpikerlError
 
-__all__ = ["RunLocked", "lock_path", "run_lock"]
+__all__ = ["RunLocked", "lock_holder", "lock_path", "run_lock"]
 
 
 class RunLocked(SpikerlError):
@@ -34,6 +34,19 @@ class RunLocked(SpikerlError):
 def lock_path(run_dir: Path) -> Path:
     """The lock file of ``run_dir``: ``<parent>/.<name>.lock``."""
     return run_dir.parent / f".{run_dir.name}.lock"
+
+
+def lock_holder(run_dir: Path) -> dict[str, str]:
+    """The ``pid``, ``host`` and ``command`` in ``run_dir``'s lock file ({} if there is none).
+
+    Read without locking: a reader that took the lock, even briefly, could make a trainer
+    starting at that instant fail with :class:`RunLocked`.
+    """
+    try:
+        with open(lock_path(Path(run_dir)), encoding="utf-8") as handle:
+            return _read_holder(handle)
+    except (OSError, UnicodeDecodeError):
+        return {}
 
 
 def _read_holder(handle: IO[str]) -> dict[str, str]:

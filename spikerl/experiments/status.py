@@ -29,13 +29,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FINISHED", "STATUS_NAME", "read_status", "write_status"]
+__all__ = ["FINISHED", "STATUS_NAME", "finite_or_none", "read_status", "write_status"]
 
 STATUS_NAME = "status.json"
 FINISHED = "finished"
 
 
-def _json_value(value: Any) -> Any:
+def finite_or_none(value: Any) -> Any:
+    """``value``, or None for a NaN or infinite float (JSON has neither)."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
@@ -43,7 +44,7 @@ def write_status(run_dir: str | Path, **fields: Any) -> None:
     """Atomically replace ``run_dir/status.json`` with ``fields`` (NaN/inf become null)."""
     path = Path(run_dir) / STATUS_NAME
     tmp = path.with_name(f".{STATUS_NAME}.tmp-{os.getpid()}")
-    text = json.dumps({k: _json_value(v) for k, v in fields.items()})
+    text = json.dumps({k: finite_or_none(v) for k, v in fields.items()})
     try:
         tmp.write_text(text + "\n")
         os.replace(tmp, path)

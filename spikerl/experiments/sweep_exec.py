@@ -45,12 +45,12 @@ import yaml
 from ..errors import MissingDependencyError, SpikerlError
 from .config import config_to_dict
 from .run import CHECKPOINT_NAME, CONFIG_NAME
+from .run_records import ENERGY_NAME
 from .status import FINISHED, read_status
 from .sweep import CONFIGS_DIR, LOGS_DIR, MANIFEST_NAME, Sweep, SweepRun
 
 __all__ = ["RunTask", "SweepError", "TaskResult", "run_sweep", "run_task"]
 
-ENERGY_NAME = "energy.json"
 EXIT_INTERRUPTED = 130
 LOG_TAIL_LINES = 15
 

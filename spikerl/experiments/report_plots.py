@@ -1,0 +1,237 @@
+"""Plots of a :class:`~spikerl.experiments.report.Report`, one PNG each, one panel per env.
+
+- ``learning_curves.png``: per method, the mean over finished seeds of ``eval/return_mean``
+  against env steps with a +-1 std band. Seeds are aligned on the evaluation steps they all
+  have: ``mean_s R_s(t)`` for ``t`` in the intersection of their step sets.
+- ``max_return.png``: the grid as bars, one per method: mean max average return, std error bars.
+- ``energy_vs_return.png``: mean max average return against nJ per decision (45 nm preset, log
+  scale), one labelled marker per (method, env); written only when some run has an
+  ``energy.json``.
+
+matplotlib (``pip install 'spikerl[plot]'``) is imported when a plot is drawn. Figures render
+on the Agg canvas directly, without pyplot, so no global backend or figure list is touched.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import MissingDependencyError
+from .report import Report
+from .run_records import ReportError, RunRecord
+
+__all__ = ["ENERGY_PLOT_PRESET", "aligned_curves", "write_plots"]
+
+ENERGY_PLOT_PRESET = "45nm"
+PANEL_COLUMNS = 3  # envs per row of panels
+
+
+def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
+    """Draw the plots of ``report`` into ``out_dir`` (created); returns the PNG paths.
+
+    The energy plot is left out when no finished run has an ``energy.json``
+    (:attr:`Report.has_energy`). Raises MissingDependencyError without matplotlib.
+    """
+    out_dir = Path(out_dir)
+    drawings: list[tuple[str, Callable[[Report], Any]]] = [
+        ("learning_curves.png", _learning_curves),
+        ("max_return.png", _return_bars),
+    ]
+    if report.has_energy:
+        drawings.append(("energy_vs_return.png", _energy_scatter))
+    _matplotlib()  # fail before creating the folder
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ReportError(f"cannot create plot folder {out_dir}: {err.strerror or err}") from None
+    paths = []
+    for name, draw in drawings:
+        path = out_dir / name
+        try:
+            draw(report).savefig(path, dpi=110)
+        except OSError as err:
+            raise ReportError(f"cannot write {path}: {err.strerror or err}") from None
+        paths.append(path)
+    return paths
+
+
+def _matplotlib() -> Any:
+    """The matplotlib module, or a MissingDependencyError saying what to install."""
+    try:
+        import matplotlib
+        import matplotlib.backends.backend_agg  # noqa: F401 (the canvas of every figure)
+        import matplotlib.figure  # noqa: F401
+        import matplotlib.ticker  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(
+            "report plots need matplotlib, which is not installed; pip install 'spikerl[plot]'"
+        ) from None
+    return matplotlib
+
+
+def _panels(report: Report, title: str) -> tuple[Any, list[Any]]:
+    """A figure on the Agg canvas with one panel per env (rows of :data:`PANEL_COLUMNS`)."""
+    mpl = _matplotlib()
+    n = max(len(report.envs), 1)
+    cols = min(n, PANEL_COLUMNS)
+    rows = math.ceil(n / cols)
+    size = (max(4.4 * cols, 6.4), 3.3 * rows + 0.9)  # one panel: wide enough for the title
+    fig = mpl.figure.Figure(figsize=size, layout="constrained")
+    mpl.backends.backend_agg.FigureCanvasAgg(fig)
+    axes = list(fig.subplots(rows, cols, squeeze=False).ravel())
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    for ax, env in zip(axes, report.envs, strict=False):
+        ax.set_title(env)
+        ax.grid(alpha=0.3)
+        ax.set_axisbelow(True)
+    fig.suptitle(title)
+    return fig, axes[:n]
+
+
+def _colors(report: Report) -> dict[str, Any]:
+    """One color per method, the same in every plot (tab10, or tab20 beyond ten methods)."""
+    mpl = _matplotlib()
+    cmap = mpl.colormaps["tab10" if len(report.methods) <= 10 else "tab20"]
+    return {m: cmap(i % cmap.N) for i, m in enumerate(report.methods)}
+
+
+def _note_if_empty(ax: Any, text: str) -> None:
+    """Say why a panel has nothing drawn in it."""
+    if not ax.has_data():
+        ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
+def _legend(fig: Any, axes: list[Any]) -> None:
+    """One legend for the figure, below the panels, each method once."""
+    entries: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(
+            entries.values(),
+            entries.keys(),
+            loc="outside lower center",
+            ncol=min(len(entries), 5),
+            frameon=False,
+        )
+
+
+def aligned_curves(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """Steps ``[K]`` that every run evaluated at, and the returns there, ``[S, K]``."""
+    common = sorted(set.intersection(*(set(r.steps) for r in runs))) if runs else []
+    table = [dict(zip(r.steps, r.returns, strict=True)) for r in runs]
+    return np.array(common, dtype=float), np.array([[t[s] for s in common] for t in table])
+
+
+def _learning_curves(report: Report) -> Any:
+    fig, axes = _panels(report, "Learning curves: mean ± std over finished seeds")
+    colors = _colors(report)
+    mpl = _matplotlib()
+    for ax, env in zip(axes, report.envs, strict=True):
+        for method in report.methods:
+            steps, returns = aligned_curves(report.finished_runs(method, env))
+            if not steps.size:
+                continue
+            mean, std = returns.mean(axis=0), returns.std(axis=0)
+            ax.plot(steps, mean, color=colors[method], label=method, lw=1.6)
+            ax.fill_between(steps, mean - std, mean + std, color=colors[method], alpha=0.18, lw=0)
+        _note_if_empty(ax, "no finished runs")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("mean eval return")
+        ax.xaxis.set_major_formatter(mpl.ticker.EngFormatter())
+    _legend(fig, axes)
+    return fig
+
+
+def _return_bars(report: Report) -> Any:
+    title = "Max average return: mean ± std over finished seeds"
+    if any(c.left_out for c in report.cells.values()):
+        title += "\n(a/b over a bar: a of its b runs finished; the others are left out)"
+    fig, axes = _panels(report, title)
+    colors = _colors(report)
+    x = np.arange(len(report.methods))
+    for ax, env in zip(axes, report.envs, strict=True):
+        for i, method in enumerate(report.methods):
+            cell = report.cells.get((method, env))
+            if cell is None:
+                continue
+            mean, std = cell.max_return if cell.seeds else (0.0, 0.0)  # no bar, only 0/b
+            yerr = std if cell.seeds else None
+            bar = ax.bar(i, mean, yerr=yerr, capsize=3, color=colors[method], label=method)
+            if cell.left_out:  # flag a bar that averages fewer seeds than expected
+                ax.bar_label(bar, [f"{cell.seeds}/{cell.runs}"], padding=2, fontsize=8)
+        ax.set_xticks(x, report.methods, rotation=30, ha="right", rotation_mode="anchor")
+        ax.set_xlim(-0.6, len(report.methods) - 0.4)
+        ax.set_ylabel("max average return")
+        ax.axhline(0.0, color="black", lw=0.6)
+        lo, hi = ax.get_ylim()  # room for the a/b labels, also beside 0 where bars stick
+        pad = 0.08 * (hi - lo)
+        ax.set_ylim(lo - pad if lo < 0 else lo, hi + pad)
+    return fig
+
+
+def _energy_scatter(report: Report) -> Any:
+    fig, axes = _panels(report, "Energy per decision vs max average return")
+    colors = _colors(report)
+    mpl = _matplotlib()
+    points: dict[Any, list[tuple[float, float, str]]] = {}
+    for ax, env in zip(axes, report.envs, strict=True):
+        points[ax] = []
+        for method in report.methods:
+            cell = report.cells.get((method, env))
+            if cell is None or not cell.seeds or ENERGY_PLOT_PRESET not in cell.energy_nj:
+                continue
+            x, (y, std) = cell.energy_nj[ENERGY_PLOT_PRESET], cell.max_return
+            ax.errorbar(x, y, yerr=std, fmt="o", color=colors[method], capsize=3, label=method)
+            points[ax].append((x, y, method))
+        _note_if_empty(ax, "no energy.json in finished runs")
+        ax.set_xscale("log")
+        plain = mpl.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.6))
+        ax.xaxis.set_major_formatter(mpl.ticker.LogFormatter(labelOnlyBase=False))
+        ax.xaxis.set_minor_formatter(plain)  # plain numbers, minor ones within one decade
+        ax.margins(x=0.15, y=0.1)
+        ax.set_xlabel(f"energy per decision (nJ, {ENERGY_PLOT_PRESET} preset)")
+        ax.set_ylabel("max average return")
+    _legend(fig, axes)
+    fig.canvas.draw()  # fixes the layout and the limits, so label extents are final
+    for ax, pts in points.items():
+        _label_points(ax, pts, fig.canvas.get_renderer())
+    return fig
+
+
+# Where a point's label may go, in points from the marker (tried in turn); dx < 0: to the left.
+LABEL_OFFSETS = ((5, 4), (5, -12), (-5, 4), (-5, -12), (5, 14), (-5, 14), (5, -22), (-5, -22))
+
+
+def _label_points(ax: Any, points: list[tuple[float, float, str]], renderer: Any) -> None:
+    """Name each point beside its marker, at the first offset of :data:`LABEL_OFFSETS` whose
+    box overlaps no label placed before it and no other marker (else at the last one)."""
+    taken = [_marker_box(ax, x, y) for x, y, _ in points]
+    for i, (x, y, text) in enumerate(points):
+        others = taken[:i] + taken[i + 1 :]
+        for dx, dy in LABEL_OFFSETS:
+            label = ax.annotate(
+                text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=8,
+                ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
+            )  # fmt: skip
+            box = label.get_window_extent(renderer)
+            if (dx, dy) == LABEL_OFFSETS[-1] or not any(box.overlaps(b) for b in others):
+                break
+            label.remove()
+        taken.append(box)
+
+
+def _marker_box(ax: Any, x: float, y: float, half: float = 4.0) -> Any:
+    """The display-space box of a marker at data ``(x, y)`` (``half`` points each side)."""
+    from matplotlib.transforms import Bbox
+
+    cx, cy = ax.transData.transform((x, y))
+    r = half * ax.figure.dpi / 72
+    return Bbox.from_extents(cx - r, cy - r, cx + r, cy + r)

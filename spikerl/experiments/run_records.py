@@ -1,0 +1,302 @@
+"""The run folders a report reads: one :class:`RunRecord` per training run.
+
+A report folder is either a *sweep folder*, whose ``sweep.json`` lists the runs (run ``i`` in
+``DIR/<name>/``, with its method, env and seed), or a *plain folder of runs*: every direct
+subfolder with a ``config.yaml`` is a run, labelled from its config by :func:`method_label`.
+
+A run's state comes from ``status.json`` when the trainer wrote one (``running``, ``finished``,
+``stopped`` or ``failed``, see :mod:`~spikerl.experiments.status`); without it a run is finished
+when its last evaluation is at ``run.total_steps``. A ``running`` run whose trainer is gone (the
+pid in its lock file, :mod:`~spikerl.experiments.runlock`, is dead on this host) is ``crashed``.
+A listed run without a folder is ``missing``; a run whose files cannot be read is ``broken``.
+Reports average finished runs only and list every other one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ..errors import SpikerlError
+from .run import CONFIG_NAME, METRICS_NAME, RunError, load_run_config
+from .runlock import lock_holder
+from .status import FINISHED, read_status
+from .sweep import MANIFEST_NAME, method_label
+
+__all__ = [
+    "ENERGY_NAME",
+    "ENERGY_PRESETS",
+    "METHOD_ORDER",
+    "RETURN_COLUMN",
+    "UNKNOWN",
+    "ReportError",
+    "RunRecord",
+    "RunSet",
+    "collect_runs",
+    "method_label",
+    "read_curve",
+]
+
+ENERGY_NAME = "energy.json"  # ``spikerl energy RUN --json RUN/energy.json``
+RETURN_COLUMN = "eval/return_mean"
+ENERGY_PRESETS = ("45nm", "proxy-target")  # the presets a report shows, nJ per decision
+# The row order of a plain folder's report, after paper Table 1 (arXiv 2505.24161): the ANN
+# baseline, vanilla spiking actors, then proxy-target ones; other labels follow alphabetically.
+METHOD_ORDER = (
+    "ANN TD3", "PN-ANN", "SAC", "LIF", "CLIF", "DN", "PLIF",
+    "PT-LIF", "PT-CLIF", "PT-DN", "PT-PLIF",
+)  # fmt: skip
+UNKNOWN = "?"  # method and env of a plain folder's run whose config cannot be read
+
+
+class ReportError(SpikerlError):
+    """A folder or file cannot be reported: a missing folder, one without runs, an unreadable
+    ``sweep.json``; an unreadable file of one run only makes that run ``broken``."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One training run as a report sees it.
+
+    ``steps``/``returns`` are the evaluation curve (``[E]`` env steps and ``eval/return_mean``);
+    ``step``/``total_steps`` the progress; ``energy_nj`` the nJ per decision per preset of
+    :data:`ENERGY_PRESETS` found in ``energy.json``; ``problem`` why a run is ``broken`` (or the
+    error of a ``failed`` one).
+    """
+
+    name: str
+    method: str
+    env: str
+    seed: int | None
+    state: str
+    step: int | None = None
+    total_steps: int | None = None
+    steps: tuple[int, ...] = ()
+    returns: tuple[float, ...] = ()
+    energy_nj: Mapping[str, float] = field(default_factory=dict)
+    problem: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.state == FINISHED
+
+    @property
+    def max_return(self) -> float:
+        """Max average return: ``max_k R_k`` over the evaluation curve (NaN without one)."""
+        return max(self.returns) if self.returns else math.nan
+
+    @property
+    def final_return(self) -> float:
+        """The last evaluation's mean return (NaN without one)."""
+        return self.returns[-1] if self.returns else math.nan
+
+    @property
+    def progress(self) -> str:
+        """``step/total`` env steps, then the problem if any: ``4000/10000: RuntimeError: ...``."""
+        if self.step is None:
+            return self.problem or "-"
+        progress = f"{self.step}/{'-' if self.total_steps is None else self.total_steps}"
+        return f"{progress}: {self.problem}" if self.problem else progress
+
+
+class RunSet(NamedTuple):
+    """The runs of a report folder and the baseline its ``sweep.json`` names (or None)."""
+
+    folder: Path
+    records: list[RunRecord]
+    baseline: str | None
+
+
+def collect_runs(folder: str | Path) -> RunSet:
+    """Every run of a sweep folder (manifest order) or a plain folder of runs.
+
+    A plain folder's runs are sorted by :data:`METHOD_ORDER`, env, seed and name.
+    Raises :class:`ReportError` when ``folder`` is missing, not a folder or holds no runs.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise ReportError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise ReportError(f"{folder} is a file; expected a sweep folder or a folder of runs")
+    if (folder / MANIFEST_NAME).is_file():
+        baseline, records = _sweep_records(folder)
+        if not records:
+            raise ReportError(f"{folder / MANIFEST_NAME} lists no runs")
+        return RunSet(folder, records, baseline)
+    if (folder / CONFIG_NAME).is_file():
+        raise ReportError(f"{folder} is a single run; report the folder that holds it")
+    records = sorted(_plain_records(folder), key=_plain_order)
+    if not records:
+        raise ReportError(
+            f"{folder} holds no runs (no {MANIFEST_NAME}, no subfolder with a config)"
+        )
+    return RunSet(folder, records, None)
+
+
+def _plain_records(folder: Path) -> list[RunRecord]:
+    return [
+        _read_run(sub, None)
+        for sub in sorted(folder.iterdir())
+        if sub.is_dir() and (sub / CONFIG_NAME).is_file()
+    ]
+
+
+def _plain_order(r: RunRecord) -> tuple[Any, ...]:
+    rank = METHOD_ORDER.index(r.method) if r.method in METHOD_ORDER else len(METHOD_ORDER)
+    return rank, r.method, r.env, -1 if r.seed is None else r.seed, r.name
+
+
+def _sweep_records(folder: Path) -> tuple[str | None, list[RunRecord]]:
+    """The manifest's baseline and its runs; a listed run without a folder is ``missing``."""
+    path = folder / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ReportError(f"{path} cannot be read: {err}") from None
+    runs = data.get("runs") if isinstance(data, dict) else None
+    if not isinstance(runs, list) or data.get("version") != 1:
+        raise ReportError(f"{path} is not a version-1 sweep manifest (a 'runs' list)")
+    records = []
+    for i, entry in enumerate(runs):
+        labels = _manifest_labels(entry, f"{path}: runs[{i}]")
+        run_dir = folder / labels[0]
+        if run_dir.is_dir():
+            records.append(_read_run(run_dir, labels))
+        else:
+            records.append(RunRecord(*labels, state="missing"))
+    baseline = data.get("baseline")
+    return (baseline if isinstance(baseline, str) else None), records
+
+
+def _manifest_labels(entry: Any, where: str) -> tuple[str, str, str, int]:
+    """``(name, method, env, seed)`` of one manifest entry, checked."""
+    keys = {"name": str, "method": str, "env": str, "seed": int}
+    if not isinstance(entry, dict) or any(not isinstance(entry.get(k), t) for k, t in keys.items()):
+        raise ReportError(f"{where} needs name, method, env (strings) and seed (an integer)")
+    if entry["name"] in ("", ".", "..") or "/" in entry["name"]:
+        raise ReportError(f"{where}: name {entry['name']!r} is not a plain folder name")
+    return entry["name"], entry["method"], entry["env"], entry["seed"]
+
+
+def _read_run(run_dir: Path, labels: tuple[str, str, str, int] | None) -> RunRecord:
+    """The record of one run folder; ``labels`` (name, method, env, seed) come from a manifest,
+    or, when None, from the run's config."""
+    try:
+        cfg = load_run_config(run_dir)
+    except RunError as err:
+        name, method, env, seed = labels or (run_dir.name, UNKNOWN, UNKNOWN, None)
+        return RunRecord(name, method, env, seed, state="broken", problem=str(err))
+    name, method, env, seed = labels or (run_dir.name, method_label(cfg), cfg.env.id, cfg.run.seed)
+    try:
+        steps, returns = read_curve(run_dir / METRICS_NAME)
+        energy = _read_energy(run_dir / ENERGY_NAME)
+    except ReportError as err:
+        return RunRecord(name, method, env, seed, state="broken", problem=str(err))
+    status = _status(run_dir)
+    total = status.get("total_steps", cfg.run.total_steps)
+    if status:
+        state, step = status["state"], status.get("step", steps[-1] if steps else None)
+    else:  # no status.json (an older trainer): finished iff the last evaluation is at the end
+        state = FINISHED if steps and steps[-1] == total else "unfinished"
+        step = steps[-1] if steps else None
+    if state == FINISHED and not steps:
+        problem = f"{run_dir / METRICS_NAME} has no evaluations, but the run is finished"
+        return RunRecord(name, method, env, seed, state="broken", problem=problem)
+    problem = str(status.get("error") or "")
+    return RunRecord(name, method, env, seed, state, step, total, steps, returns, energy, problem)
+
+
+def _status(run_dir: Path) -> dict[str, Any]:
+    """``status.json`` ({} if absent or unreadable), with ``running`` turned into ``crashed``
+    when the trainer is gone (SIGKILL leaves ``running`` behind, see
+    :mod:`~spikerl.experiments.status`)."""
+    status = _valid_status(run_dir)
+    if status.get("state") != "running" or _trainer_alive(run_dir):
+        return status
+    status = _valid_status(run_dir)  # read again: the trainer may have finished meanwhile
+    return {**status, "state": "crashed"} if status.get("state") == "running" else status
+
+
+def _valid_status(run_dir: Path) -> dict[str, Any]:
+    """``status.json`` if it has a string ``state`` and integer steps, else {} (not trusted)."""
+    status = read_status(run_dir) or {}
+    steps = (status.get(k, 0) for k in ("step", "total_steps"))
+    ok = isinstance(status.get("state"), str) and all(isinstance(v, int) for v in steps)
+    return status if ok else {}
+
+
+def _trainer_alive(run_dir: Path) -> bool:
+    """Whether the process named in the run's lock file lives (one on another host counts)."""
+    holder = lock_holder(run_dir)
+    if not holder.get("pid", "").isdigit():
+        return False
+    if holder.get("host", socket.gethostname()) != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)  # signal 0: only asks whether the pid exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def read_curve(path: Path) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The evaluation curve of a ``metrics.csv``: env steps and ``eval/return_mean``, ``[E]``.
+
+    A missing file is an empty curve (no evaluation yet). A last line without its newline is
+    being written by the trainer and is left out. An unreadable file is a :class:`ReportError`.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return (), ()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ReportError(f"{path} cannot be read: {err}") from None
+    lines = text.splitlines()
+    if text and not text.endswith("\n"):
+        lines = lines[:-1]
+    rows = list(csv.DictReader(lines))
+    if rows and not {"step", RETURN_COLUMN} <= set(rows[0]):
+        raise ReportError(f"{path} has no 'step' and '{RETURN_COLUMN}' columns")
+    try:
+        steps = tuple(int(r["step"]) for r in rows)
+        returns = tuple(float(r[RETURN_COLUMN]) for r in rows)
+    except (TypeError, ValueError):
+        raise ReportError(f"{path} holds a row that is not numbers") from None
+    if not all(math.isfinite(r) for r in returns):
+        raise ReportError(f"{path} holds a non-finite {RETURN_COLUMN}")
+    return steps, returns
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON value in ``path``, or None when there is no such file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ReportError(f"{path} cannot be read: {err}") from None
+
+
+def _read_energy(path: Path) -> dict[str, float]:
+    """nJ per decision per preset of :data:`ENERGY_PRESETS` from an ``EnergyReport.to_dict()``
+    dump: in its ``energy`` rows the run's own row comes first for each preset."""
+    data = _read_json(path)
+    if data is None:
+        return {}
+    rows = data.get("energy") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ReportError(f"{path} is not a spikerl energy report (no 'energy' rows)")
+    ours: dict[str, Any] = {}
+    for row in rows:  # ratio rows have no energy_nj; a NaN energy was written as null
+        if "energy_nj" in row and row.get("preset") in ENERGY_PRESETS:
+            ours.setdefault(row["preset"], row["energy_nj"])
+    return {k: float(v) for k, v in ours.items() if isinstance(v, int | float)}
