@@ -24,6 +24,7 @@ import torch
 from spikerl.algos import build_learner
 from spikerl.buffers import ReplayBuffer
 from spikerl.envs import env_dims, make_env
+from spikerl.experiments.argtypes import non_negative_int, positive_int
 from spikerl.experiments.checkpoint import seed_everything
 from spikerl.experiments.config import Config
 
@@ -78,26 +79,6 @@ class TrainLoop:
         for _ in range(steps):
             self._env_step(self.learner.act(self.obs, explore=True))
             self.learner.update(self.buffer)
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    return _bounded_int(text, 1)
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    return _bounded_int(text, 0)
-
-
-def _bounded_int(text: str, lo: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < lo:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {lo}, got {value}")
-    return value
 
 
 #: Help of the flags that :func:`add_training_window_args` adds, by flag.

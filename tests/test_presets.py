@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from spikerl.experiments.config import load_config
+from spikerl.experiments.config import config_to_dict, load_config
+from spikerl.experiments.sweep import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 PT_DIR = CONFIGS / "proxy_target"
-ALL_YAML = sorted(CONFIGS.rglob("*.yaml"))
+SWEEPS_DIR = CONFIGS / "sweeps"
+ALL_YAML = sorted(p for p in CONFIGS.rglob("*.yaml") if SWEEPS_DIR not in p.parents)
+SWEEP_YAML = sorted(SWEEPS_DIR.glob("*.yaml"))
 PT_YAML = sorted(PT_DIR.glob("*.yaml"))
 
 PAPER_ENVS = ("InvertedDoublePendulum-v4", "Ant-v4", "HalfCheetah-v4", "Hopper-v4", "Walker2d-v4")
@@ -119,3 +122,27 @@ def test_small_presets() -> None:
         25_000,
         1_000_000,
     )
+
+
+@pytest.mark.parametrize("path", SWEEP_YAML, ids=lambda p: p.name)
+def test_every_sweep_preset_expands_and_validates(path: Path) -> None:
+    sweep = load_sweep(path)
+    assert sweep.runs and sweep.baseline in {run.method for run in sweep.runs}
+    assert str(sweep.output).startswith("runs/sweeps/")
+
+
+def test_table1_sweep_is_exactly_the_per_cell_presets() -> None:
+    """200 runs, each equal to configs/proxy_target/<env>_<actor>_<method>.yaml at its seed."""
+    sweep = load_sweep(SWEEPS_DIR / "pt_table1.yaml")
+    assert len(sweep.runs) == 8 * 5 * 5
+    tokens = ("idp", "ant", "halfcheetah", "hopper", "walker2d")
+    env_token = dict(zip(PAPER_ENVS, tokens, strict=True))
+    for run in sweep.runs:
+        neuron = {"ANN TD3": "ann", "PN-ANN": "ann"}.get(run.method, run.method.removeprefix("PT-"))
+        target = "proxy" if run.method.startswith(("PT-", "PN-")) else "polyak"
+        preset = PT_DIR / f"{env_token[run.env]}_{neuron.lower()}_{target}.yaml"
+        expected = load_config(
+            preset,
+            [f"run.seed={run.seed}", f"run.name={run.name}", "run.threads=1", "run.progress=false"],
+        )
+        assert config_to_dict(run.config) == config_to_dict(expected), run.name

@@ -2,7 +2,7 @@
 
 On a terminal the display redraws in place (at most twice a second): one line per running or
 failed run (state, env steps, last evaluation return, steps/s) under an overall bar counting
-env steps over all runs, with an ETA from the sweep's own throughput since it started. Events
+env steps over all runs, with an ETA from the sweep's throughput over the last two minutes. Events
 (a run started, finished, crashed and retried, failed) print above the table. Elsewhere (logs,
 CI, ``nohup``) every event is one plain line and a summary line follows every 30 seconds.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import TextIO
 
 from ..tables import format_table
@@ -20,6 +20,7 @@ from ..tables import format_table
 __all__ = ["SweepDisplay", "format_duration", "overall_line"]
 
 REDRAW_EVERY, SUMMARY_EVERY = 0.5, 30.0
+ETA_WINDOW = 120.0  # seconds of throughput the ETA is based on
 BAR_WIDTH = 24
 
 
@@ -84,8 +85,7 @@ class SweepDisplay:
         self.live = stream.isatty() if live is None else live
         self._drawn_lines = 0
         self._last_draw = self._last_summary = 0.0
-        self._started = time.perf_counter()
-        self._steps_at_start: int | None = None
+        self._samples: deque[tuple[float, int]] = deque()  # (time, env steps done)
 
     # -- events --------------------------------------------------------------------------
     def event(self, st) -> None:
@@ -110,11 +110,14 @@ class SweepDisplay:
 
     # -- periodic ------------------------------------------------------------------------
     def eta(self, states) -> float | None:
-        done = _steps_done(states)
-        if self._steps_at_start is None:
-            self._steps_at_start = done
-        elapsed = time.perf_counter() - self._started
-        rate = (done - self._steps_at_start) / elapsed if elapsed > 0 else 0.0
+        """Remaining env steps over the sweep's throughput in the last :data:`ETA_WINDOW`
+        seconds (so the estimate follows the runs in flight, fast or slow)."""
+        now, done = time.perf_counter(), _steps_done(states)
+        self._samples.append((now, done))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= ETA_WINDOW:
+            self._samples.popleft()
+        then, done_then = self._samples[0]
+        rate = (done - done_then) / (now - then) if now > then else 0.0
         remaining = sum(st.total_steps for st in states) - done
         return remaining / rate if rate > 0 else None
 

@@ -312,3 +312,29 @@ def test_an_unwritable_output_is_one_line(tmp_path, capsys):
     path = _write_sweep(tmp_path, set=_tiny_set(), axes={"run.seed": [0]}, output=str(blocker))
     assert _sweep_cli(path) == 1
     assert capsys.readouterr().err.startswith("error: cannot write the sweep output folder")
+
+
+def test_live_display_redraws_a_table_and_an_overall_bar_with_an_eta(tmp_path):
+    import io
+
+    from spikerl.experiments.sweep_exec import initial_state
+    from spikerl.experiments.sweep_progress import SweepDisplay, format_duration
+
+    sweep = load_sweep(_write_sweep(tmp_path, set=_tiny_set(), axes={"run.seed": [0, 1]}))
+    states = [initial_state(run, sweep.output, energy=False) for run in sweep.runs]
+    stream = io.StringIO()
+    display = SweepDisplay(stream, live=True)
+    states[0].state, states[0].attempts, states[0].step = "running", 1, 100
+    states[0].last_return, states[0].steps_per_sec = -900.0, 50.0
+    display.event(states[0])
+    display.update(states)
+    first = stream.getvalue()
+    assert f"start    {states[0].run.name} (attempt 1)" in first
+    assert "100/400" in first and "-900" in first and "1 running, 1 pending" in first
+    time.sleep(0.6)  # past the redraw interval
+    states[0].step = 300
+    display.update(states)
+    redraw = stream.getvalue()[len(first) :]
+    assert redraw.startswith("\x1b[")  # cursor up and clear: the table is redrawn in place
+    assert "300/400" in redraw and "ETA" in redraw and "ETA ?" not in redraw
+    assert [format_duration(s) for s in (5, 250, 3725, None)] == ["5s", "4m10s", "1h02m", "?"]
