@@ -84,7 +84,8 @@ def _sweep(sweep_path: Path, output: Path, parallel: int, backend: str) -> float
 def _ray_init_seconds(parallel: int) -> float:
     code = (
         "import time; t = time.perf_counter(); import ray; "
-        f"ray.init(num_cpus={parallel}, include_dashboard=False, log_to_driver=False); "
+        f"ray.init(address='local', num_cpus={parallel}, include_dashboard=False, "
+        "log_to_driver=False); "
         "print(time.perf_counter() - t); ray.shutdown()"
     )
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")

@@ -195,7 +195,8 @@ class Report:
         bad = [e for e in self.envs if _mean(self.cells.get((self.baseline, e))) <= 0]
         if bad:
             notes.append(
-                f"APG assumes positive returns; the baseline's is <= 0 on {', '.join(bad)}."
+                f"APG assumes positive returns; left out on {', '.join(bad)}, where the "
+                "baseline's mean is <= 0."
             )
         return notes
 
@@ -325,12 +326,15 @@ def _cell(method: str, env: str, runs: list[RunRecord]) -> Cell:
 
 
 def _gain(cells: Mapping[tuple[str, str], Cell], method: str, baseline: str) -> Gain:
-    """APG of ``method`` over the envs where both it and the baseline have finished seeds."""
+    """APG of ``method`` over the envs where both it and the baseline have finished seeds and
+    the baseline's mean is positive: with a baseline mean <= 0 (Pendulum's returns are
+    negative) the ratio ``R_M / R_B`` rewards the worse method, so such envs are left out."""
 
     def means(m: str) -> dict[str, float]:
         return {e: c.max_return[0] for (k, e), c in cells.items() if k == m and c.seeds}
 
     ours, base = means(method), means(baseline)
+    base = {e: r for e, r in base.items() if r > 0}
     shared = [e for e in ours if e in base]
     if not shared:
         return Gain(math.nan, 0)

@@ -239,10 +239,14 @@ class RayBackend:
 
     def __init__(self, address: str | None, threads: int, gpus: float, slots: int | None):
         ray = self._ray = _import_ray()
+        # no address: a fresh local instance ("local"), never a stale cluster that an earlier
+        # `ray start` left in Ray's temp folder
+        address = address or os.environ.get("RAY_ADDRESS") or "local"
+        local = {"num_cpus": usable_cores()} if address == "local" else {}
         try:
-            ray.init(address=address, log_to_driver=False, include_dashboard=False)
+            ray.init(address=address, log_to_driver=False, include_dashboard=False, **local)
         except (ConnectionError, RuntimeError, ValueError) as err:
-            where = address or os.environ.get("RAY_ADDRESS") or "a new local instance"
+            where = "a new local instance" if address == "local" else address
             raise SweepError(f"cannot start or reach Ray at {where}: {err}") from None
         self._remote = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=0)(run_task)
         cpus = int(ray.cluster_resources().get("CPU", 1))

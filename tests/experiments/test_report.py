@@ -500,3 +500,17 @@ def test_cli_main_report_bad_input_is_one_error_line(grid, capsys, args, code, n
     assert main(["report", *args]) == code
     err = capsys.readouterr().err
     assert err.startswith("error: ") and needle in err and err.count("\n") == 1
+
+
+def test_apg_leaves_out_envs_where_the_baseline_mean_is_not_positive(tmp_path):
+    """Pendulum's returns are negative: R_M / R_B - 1 would reward the worse method there."""
+    write_run(tmp_path, "a-p", "ANN TD3", "Pendulum-v1", returns=(-900, -200, -200))
+    write_run(tmp_path, "l-p", "PT-LIF", "Pendulum-v1", returns=(-900, -300, -300))
+    write_run(tmp_path, "a-h", "ANN TD3", "Hopper-v4", returns=(0, 100, 100))
+    write_run(tmp_path, "l-h", "PT-LIF", "Hopper-v4", returns=(0, 110, 110))
+    report = summarize(collect_runs(tmp_path).records)
+    gain = report.gains["PT-LIF"]
+    assert gain.value == pytest.approx(0.10) and gain.envs == 1
+    text = report.format("md")
+    assert "+10.00% (1/2 envs)" in text
+    assert "left out on Pendulum-v1, where the baseline's mean is <= 0" in text
