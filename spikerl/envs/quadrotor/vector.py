@@ -1,0 +1,223 @@
+"""``QuadrotorVectorEnv``: N drones stepped at once on NumPy columns.
+
+It runs the dynamics of :mod:`~spikerl.envs.quadrotor.core` on ``(N,)`` float64 columns, the
+same functions and operation order as the single env, so drone ``i`` after
+``reset(seed=s)`` reproduces a :class:`~spikerl.envs.quadrotor.env.QuadrotorEnv` reset with
+``seed=s + i`` bit for bit, autoresets included. Each drone has its own generator.
+
+Autoreset (Gymnasium >= 1.1, declared in ``metadata["autoreset_mode"]``):
+
+- ``NEXT_STEP`` (default): the step after a drone terminated or truncated resets it; that
+  step ignores its action and returns its first observation with reward 0 and both flags
+  False (as calling ``reset()`` on a single env).
+- ``SAME_STEP``: a drone that ends is reset within the same step; the observation returned is
+  its new first one, the last one is in ``info["final_obs"]`` (rows masked by
+  ``info["_final_obs"]``) and its info in ``info["final_info"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from .core import ARRAY, Physics, finite, reward_terms, rk4_step, rotation, weighted_reward
+from .env import (
+    ACTION_SPACE,
+    QuadrotorEnv,
+    _noise_scale,
+    drone_physics,
+    observation_space,
+    sample_start,
+)
+from .params import QuadrotorError
+
+__all__ = ["QuadrotorVectorEnv"]
+
+_PHYSICS_FIELDS = ("mass", "c0", "c1", "c2", "motor_tau")
+
+
+class QuadrotorVectorEnv(VectorEnv):
+    """``num_envs`` quadrotors; options as :class:`~spikerl.envs.quadrotor.env.QuadrotorEnv`."""
+
+    def __init__(self, num_envs: int, autoreset_mode: str | AutoresetMode = "NextStep", **kwargs):
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise QuadrotorError(f"quadrotor num_envs: expected an integer >= 1, got {num_envs!r}")
+        mode = AutoresetMode(autoreset_mode) if isinstance(autoreset_mode, str) else autoreset_mode
+        if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
+            raise QuadrotorError(
+                f"quadrotor autoreset_mode: {mode} is not supported; choose NEXT_STEP or SAME_STEP"
+            )
+        limit = kwargs.pop("max_episode_steps", None)  # make_vec passes the spec's limit
+        if limit is not None:
+            kwargs.setdefault("max_steps", limit)
+        self._template = QuadrotorEnv(**kwargs)  # validates the options once
+        self.options = self._template.options
+        self.num_envs = n = num_envs
+        self.metadata = {"render_modes": [], "render_fps": 100, "autoreset_mode": mode}
+        self.single_observation_space = observation_space(self.options)
+        self.single_action_space = ACTION_SPACE
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, n)
+        self.action_space = gym.vector.utils.batch_space(ACTION_SPACE, n)
+        self._generators = [seeding.np_random(None)[0] for _ in range(n)]
+        self._state = tuple(np.zeros(n) for _ in range(17))
+        self._physics_columns = {name: np.zeros(n) for name in _PHYSICS_FIELDS}
+        self._mass = np.full(n, self.options.params.mass)
+        # the action history, float32 as observed (its entries are clipped actions, which the
+        # single env also stores as they are and casts with the observation); two buffers
+        # that swap, so shifting by one row is one copy
+        width = 4 * self.options.history_length
+        self._history = np.zeros((n, width), dtype=np.float32)
+        self._history_spare = np.zeros((n, width), dtype=np.float32)
+        self._steps = np.zeros(n, dtype=np.int64)
+        self._needs_reset = np.zeros(n, dtype=bool)
+        self._a_hover = self.options.action_hover
+
+    # -- curriculum: the same coefficients for every drone ------------------------------------
+    @property
+    def coefficients(self):
+        return self._template.coefficients
+
+    def set_curriculum(self, rho: float) -> None:
+        self._template.set_curriculum(rho)
+
+    def set_reward_coefficients(self, **coefficients: float) -> None:
+        self._template.set_reward_coefficients(**coefficients)
+
+    # -- reset -------------------------------------------------------------------------------
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        """Reset every drone; ``seed=s`` seeds drone i with ``s + i`` (a list: one each)."""
+        if seed is not None:
+            seeds = seed if isinstance(seed, list) else [seed + i for i in range(self.num_envs)]
+            self._generators = [seeding.np_random(s)[0] for s in seeds]
+        self._reset_drones(np.arange(self.num_envs))
+        self._needs_reset[:] = False
+        return self._observations(np.arange(self.num_envs)), self._info(
+            None, np.zeros(self.num_envs, bool)
+        )
+
+    def _reset_drones(self, idx: np.ndarray) -> None:
+        """New start states for drones ``idx`` from their own generators (a Python loop over
+        the few drones that reset; the step itself has none)."""
+        opt = self.options
+        columns = [np.array(c) for c in self._state]
+        for i in idx.tolist():
+            start, drone = sample_start(self._generators[i], opt)
+            for col, value in zip(columns, start, strict=True):
+                col[i] = value
+            ph = drone_physics(opt, drone)
+            for name in _PHYSICS_FIELDS:
+                self._physics_columns[name][i] = getattr(ph, name)
+            self._mass[i] = ph.mass
+        self._state = tuple(columns)
+        u = np.stack(columns[13:17], axis=1)[idx]
+        self._history[idx] = np.tile(2.0 * u - 1.0, self.options.history_length)
+        self._steps[idx] = 0
+
+    # -- step --------------------------------------------------------------------------------
+    def step(self, actions: Any):
+        a = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 4)
+        if not np.all(np.isfinite(a)):
+            raise ValueError("quadrotor actions must be finite")
+        a = np.minimum(np.maximum(a, -1.0), 1.0)
+        resetting = self._needs_reset.copy()
+        a = self._with_action_noise(a, ~resetting)
+        cols = tuple(a[:, j] for j in range(4))
+        u_des = tuple((c + 1.0) / 2.0 for c in cols)
+        self._state = state = rk4_step(self._state, u_des, self._physics(), ARRAY)
+        self._steps += 1
+        if self.options.history_length:
+            shifted = self._history_spare
+            shifted[:, :-4] = self._history[:, 4:]
+            shifted[:, -4:] = a
+            self._history, self._history_spare = shifted, self._history
+        nonfinite = ~finite(state, ARRAY)
+        terms = reward_terms(state, cols, self._a_hover, self.options.orientation_cost, ARRAY)
+        terminated = nonfinite | self._outside(state)
+        truncated = ~terminated & (self._steps >= self.options.max_steps)
+        reward = np.asarray(weighted_reward(terms, self.coefficients), dtype=np.float64)
+        reward = np.where(nonfinite & ~np.isfinite(reward), 0.0, reward)
+        return self._finish_step(
+            resetting, reward, terminated, truncated, np.stack(terms, axis=1), nonfinite
+        )
+
+    def _finish_step(self, resetting, reward, terminated, truncated, terms, nonfinite):
+        mode = self.metadata["autoreset_mode"]
+        if mode == AutoresetMode.NEXT_STEP and resetting.any():
+            idx = np.flatnonzero(resetting)
+            self._reset_drones(idx)
+            reward[idx], terminated[idx], truncated[idx] = 0.0, False, False
+            terms[idx] = 0.0
+            nonfinite[idx] = False
+        every = np.arange(self.num_envs)
+        obs = self._observations(every)
+        info = self._info(terms, nonfinite)
+        done = terminated | truncated
+        if mode == AutoresetMode.SAME_STEP and done.any():
+            idx = np.flatnonzero(done)
+            info["final_obs"], info["_final_obs"] = obs.copy(), done.copy()
+            info["final_info"] = {k: v.copy() for k, v in info.items() if not k.startswith("final")}
+            self._reset_drones(idx)
+            obs[idx] = self._observations(idx)
+        self._needs_reset = (
+            done if mode == AutoresetMode.NEXT_STEP else np.zeros(self.num_envs, bool)
+        )
+        return obs, reward, terminated, truncated, info
+
+    def _with_action_noise(self, a: np.ndarray, stepping: np.ndarray) -> np.ndarray:
+        std = self.options.action_noise_std
+        if std <= 0:
+            return a
+        for i in np.flatnonzero(stepping).tolist():
+            a[i] = np.minimum(np.maximum(a[i] + self._generators[i].normal(0.0, std, 4), -1.0), 1.0)
+        return a
+
+    def _physics(self) -> Physics:
+        c = self._physics_columns
+        return Physics(c["mass"], c["c0"], c["c1"], c["c2"], c["motor_tau"], self.options.params)
+
+    def _outside(self, s: tuple) -> np.ndarray:
+        opt = self.options
+        out = np.zeros(self.num_envs, dtype=bool)
+        for cols, limit in (
+            (s[0:3], opt.position_limit),
+            (s[7:10], opt.velocity_limit),
+            (s[10:13], opt.angular_velocity_limit),
+        ):
+            for col in cols:
+                out |= np.abs(col) > limit
+        return out
+
+    def _observations(self, idx: np.ndarray) -> np.ndarray:
+        """float32 observations of drones ``idx``: state columns, then the history."""
+        s = self._state
+        cols = [*s[0:3], *rotation(*s[3:7]), *s[7:13]]
+        every = len(idx) == self.num_envs
+        state = np.empty((len(idx), 18), dtype=np.float64)
+        for j, col in enumerate(cols):
+            state[:, j] = col if every else col[idx]
+        noise = self.options.obs_noise
+        if any(noise):
+            scale = _noise_scale(noise)
+            for row, i in enumerate(idx.tolist()):
+                state[row] += self._generators[i].normal(0.0, 1.0, 18) * scale
+        if not np.isfinite(state).all():
+            state = np.nan_to_num(state)
+        obs = np.empty((len(idx), self.single_observation_space.shape[0]), dtype=np.float32)
+        obs[:, :18] = state
+        obs[:, 18:] = self._history if every else self._history[idx]
+        return obs
+
+    def _info(self, terms: np.ndarray | None, nonfinite: np.ndarray) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "step": self._steps.copy(),
+            "rotor_speeds": np.stack(self._state[13:17], axis=1),
+            "reward_terms": terms if terms is not None else np.zeros((self.num_envs, 5)),
+            "nonfinite": nonfinite,
+        }
+        if self.options.randomize_mass is not None:
+            info["mass"] = self._mass.copy()
+        return info
