@@ -358,7 +358,7 @@ def test_energy_ratio_with_zero_denominators():
 
 def test_pyproject_extras_all_have_code_behind_them():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert set(data["project"]["optional-dependencies"]) == {"plot", "tb", "dev"}
+    assert set(data["project"]["optional-dependencies"]) == {"plot", "tb", "ray", "dev"}
 
 
 def _user_facing_files() -> list[Path]:

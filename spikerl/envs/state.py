@@ -1,7 +1,8 @@
 """Capture and restore an environment's full state, so a resumed run continues mid-episode.
 
 The snapshot is plain data (tensors, ints, floats, dicts) that a ``weights_only`` checkpoint can
-hold: the simulator state (MuJoCo's full integration state via ``mj_getState``, or the
+hold: the simulator state (an env's own ``get_state()``/``set_state()`` where it has them, as
+spikerl's quadrotor does; MuJoCo's full integration state via ``mj_getState``; or the
 ``state``/``last_u`` arrays of classic-control tasks), the env's and the action space's
 random generators, the time-limit counter and the observation-normaliser statistics.
 """
@@ -46,7 +47,9 @@ def get_env_state(env: gym.Env) -> dict[str, Any]:
         "np_random": base.np_random.bit_generator.state,
         "action_space_rng": env.action_space.np_random.bit_generator.state,
     }
-    if hasattr(base, "data") and hasattr(base, "model"):
+    if callable(getattr(base, "get_state", None)) and callable(getattr(base, "set_state", None)):
+        snap["custom"] = base.get_state()  # an env that snapshots itself (spikerl's quadrotor)
+    elif hasattr(base, "data") and hasattr(base, "model"):
         mujoco, spec = _mujoco_spec()
         buf = np.empty(mujoco.mj_stateSize(base.model, spec), np.float64)
         mujoco.mj_getState(base.model, base.data, buf, spec)
@@ -69,6 +72,8 @@ def set_env_state(env: gym.Env, snap: dict[str, Any]) -> None:
     base = env.unwrapped
     base.np_random.bit_generator.state = snap["np_random"]
     env.action_space.np_random.bit_generator.state = snap["action_space_rng"]
+    if "custom" in snap:
+        base.set_state(snap["custom"])
     if "mujoco" in snap:
         mujoco, spec = _mujoco_spec()
         mujoco.mj_setState(base.model, base.data, snap["mujoco"].numpy(), spec)

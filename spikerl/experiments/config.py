@@ -158,11 +158,13 @@ class Config:
 
     @property
     def run_name(self) -> str:
-        """The run's directory name: ``run.name`` or ``<algo>-<target>-<actor>-<env>-s<seed>``."""
+        """The run's directory name: ``run.name`` or ``<algo>-<target>-<actor>-<env>-s<seed>``
+        (a namespaced or module-prefixed env id contributes its last part, ``/`` as ``-``)."""
         if self.run.name:
             return self.run.name
         tag = {"polyak": "", "proxy": "pt-"}[self.algo.target] if self.algo.name == "td3" else ""
-        return f"{self.algo.name}-{tag}{self.actor.kind}-{self.env.id}-s{self.run.seed}"
+        env = self.env.id.rpartition(":")[2].replace("/", "-")  # spikerl/Quadrotor-v0, pkg:Env
+        return f"{self.algo.name}-{tag}{self.actor.kind}-{env}-s{self.run.seed}"
 
 
 def _check_run_name(name: str) -> None:

@@ -431,3 +431,18 @@ def test_rk4_is_exact_for_constant_acceleration():
     s = (0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     out = rk4_step(s, (0.0,) * 4, ph, SCALAR)
     assert out[2] == pytest.approx(1.0 + 2.0 * 0.01 - 0.5 * 9.81 * 1e-4, abs=1e-15)
+
+
+def test_env_snapshots_restore_mid_episode_exactly():
+    from spikerl.envs import get_env_state, make_env, set_env_state
+
+    actions = np.random.default_rng(2).uniform(-0.2, 0.6, (60, 4))
+    env = make_env(ENV_ID, seed=0)
+    for a in actions[:30]:
+        env.step(a)
+    snap = get_env_state(env)
+    reference = [env.step(a)[0] for a in actions[30:]]
+    other = make_env(ENV_ID, seed=99)
+    set_env_state(other, snap)
+    replay = [other.step(a)[0] for a in actions[30:]]
+    assert all(np.array_equal(x, y) for x, y in zip(reference, replay, strict=True))

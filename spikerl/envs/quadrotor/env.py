@@ -172,7 +172,13 @@ class QuadrotorEnv(gym.Env):
 
     metadata = {"render_modes": [], "render_fps": 100}
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        if render_mode is not None:
+            raise QuadrotorError(
+                f"quadrotor render_mode: {render_mode!r} is not available (the env draws no "
+                "frames); `spikerl evaluate RUN --video DIR` plots flown trajectories instead"
+            )
+        self.render_mode = None
         self.options = make_options(kwargs)
         self.observation_space = observation_space(self.options)
         self.action_space = ACTION_SPACE
@@ -235,6 +241,27 @@ class QuadrotorEnv(gym.Env):
             info["nonfinite"] = True
             reward = 0.0 if not math.isfinite(reward) else reward
         return self._observation(), reward, terminated, truncated, info
+
+    # -- snapshots (exact resume of a run mid-episode) ------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """Plain data: the 17 state numbers, action history, step count, randomised
+        constants and reward coefficients (the generator is saved by the caller)."""
+        return {
+            "state": list(self._state),
+            "history": list(self._history),
+            "steps": self._steps,
+            "drone": dict(self._drone),
+            "coefficients": dataclasses.asdict(self.coefficients),
+        }
+
+    def set_state(self, snapshot: dict[str, Any]) -> None:
+        """Restore :meth:`get_state`'s snapshot."""
+        self._state = tuple(float(x) for x in snapshot["state"])
+        self._history = [float(x) for x in snapshot["history"]]
+        self._steps = int(snapshot["steps"])
+        self._drone = dict(snapshot["drone"])
+        self._physics = drone_physics(self.options, self._drone)
+        self.coefficients = RewardCoefficients(**snapshot["coefficients"])
 
     # -- pieces ------------------------------------------------------------------------------
     def _executed_action(self, action: Any) -> tuple[float, ...]:
