@@ -145,27 +145,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .experiments.evaluation import eval_info_labels
     from .experiments.policy import evaluate_run
     from .experiments.provenance import env_version
 
     result, cfg = evaluate_run(args.run, episodes=args.episodes, video_dir=args.video)
+    labels = eval_info_labels(cfg.env.id)  # env-declared extras: the quadrotor's position error
+    extras = list(result.info)
     episodes = [
-        [i, float(ret), int(length)]
+        [i, float(ret), int(length), *(float(result.info[k][i - 1]) for k in extras)]
         for i, (ret, length) in enumerate(zip(result.returns, result.lengths, strict=True), 1)
     ]
-    print(format_table(["episode", "return", "length"], episodes))
+    print(format_table(["episode", "return", "length", *extras], episodes))
     print()
-    rows = [
-        [
-            cfg.run_name,
-            cfg.env.id,
-            len(result.returns),
-            result.returns.mean(),
-            result.returns.std(),
-            result.lengths.mean(),
-        ]
-    ]
-    print(format_table(["run", "env", "episodes", "return mean", "return std", "length"], rows))
+    summary = [result.returns.mean(), result.returns.std(), result.lengths.mean()]
+    summary += [float(result.info[k].mean()) for k in extras]
+    rows = [[cfg.run_name, cfg.env.id, len(result.returns), *summary]]
+    headers = ["run", "env", "episodes", "return mean", "return std", "length"]
+    print(format_table([*headers, *(labels.get(k, k) for k in extras)], rows))
     count = len(result.returns)
     print(
         f"{count} episode{'s' if count != 1 else ''}, deterministic actor, start states from "

@@ -25,22 +25,34 @@ from ..errors import MissingDependencyError
 from ..nets.policy import ActingPolicy
 from ..seeding import SeedStreams
 
-__all__ = ["EvalResult", "evaluate_policy", "summarize_curve"]
+__all__ = ["EvalResult", "eval_info_keys", "eval_info_labels", "evaluate_policy", "summarize_curve"]
 
 
 class EvalResult(NamedTuple):
-    """Returns and lengths per episode and up to ``keep_obs`` visited observations ``[N, n]``."""
+    """Returns and lengths per episode, up to ``keep_obs`` visited observations ``[N, n]``,
+    and the per-episode values of the env's declared evaluation info (:func:`eval_info_keys`)."""
 
     returns: np.ndarray
     lengths: np.ndarray
     observations: np.ndarray
+    info: dict[str, np.ndarray] = {}
 
     def metrics(self) -> dict[str, float]:
-        return {
+        out = {
             "eval/return_mean": float(self.returns.mean()),
             "eval/return_std": float(self.returns.std()),
             "eval/length_mean": float(self.lengths.mean()),
         }
+        out.update({f"eval/{key}": float(values.mean()) for key, values in self.info.items()})
+        return out
+
+
+def eval_info_keys(env: gym.Env) -> dict[str, tuple[str, str]]:
+    """Info entries an env asks evaluations to report, ``metadata["eval_info"]``: key ->
+    (how an episode's steps reduce to one number, ``mean`` or ``last``; the label of its mean
+    over episodes). The quadrotor's: ``position_error`` (mean, "position error (m)") and
+    ``crashed`` (0/1, last, "crash rate")."""
+    return dict(env.unwrapped.metadata.get("eval_info", {}))
 
 
 def evaluate_policy(
@@ -55,54 +67,94 @@ def evaluate_policy(
 ) -> EvalResult:
     """Run ``episodes`` deterministic episodes of ``actor`` under the protocol above.
 
-    With ``video_dir``, every episode is rendered and written there as MP4 (needs ``moviepy``).
+    With ``video_dir``, every episode is rendered and written there as MP4 (needs ``moviepy``);
+    an env without frames that declares ``metadata["trajectory_obs"]`` gets a trajectory plot
+    (:mod:`~spikerl.experiments.trajectory_plot`) there instead.
     """
-    if video_dir is not None:
+    trajectory = _trajectory_slice(env_id) if video_dir is not None else None
+    if video_dir is not None and trajectory is None:
         _require_moviepy()  # before any env is built or episode run
-    render_mode = "rgb_array" if video_dir is not None else None
+    render_mode = "rgb_array" if video_dir is not None and trajectory is None else None
     env = make_env(env_id, normalize_obs=normalizer_state is not None, render_mode=render_mode)
     if normalizer_state is not None:
         norm = find_wrapper(env, ObservationNormalizer)
         norm.load_state_dict(normalizer_state)
         norm.update = False
-    if video_dir is not None:
+    if video_dir is not None and trajectory is None:
         env = _record_video(env, Path(video_dir))
     policy = ActingPolicy(actor, device)
     returns, lengths, seen = [], [], []
+    info: dict[str, list[float]] = {key: [] for key in eval_info_keys(env)}
     was_training = actor.training
     actor.eval()
     try:
-        _rollouts(env, policy, seed, episodes, returns, lengths, seen)
+        _rollouts(env, policy, seed, episodes, (returns, lengths, seen, info))
     except gym.error.DependencyNotInstalled as err:  # rendering without pygame, for example
         raise missing_dependency(env_id, err) from None
     finally:
         actor.train(was_training)
         env.close()
+    if trajectory is not None:
+        _plot_trajectories(seen, lengths, trajectory, env_id, Path(video_dir))
     stride = max(1, len(seen) // keep_obs)
-    return EvalResult(np.array(returns), np.array(lengths), np.stack(seen[::stride][:keep_obs]))
+    per_episode = {key: np.array(values) for key, values in info.items()}
+    observations = np.stack(seen[::stride][:keep_obs])
+    return EvalResult(np.array(returns), np.array(lengths), observations, per_episode)
 
 
-def _rollouts(
-    env: Any,
-    policy: ActingPolicy,
-    seed: int,
-    episodes: int,
-    returns: list[float],
-    lengths: list[int],
-    seen: list[np.ndarray],
-) -> None:
-    """One discarded seeded reset, then ``episodes`` episodes; appends to the three lists."""
+def _env_class_metadata(env_id: str) -> dict[str, Any]:
+    """``metadata`` of the class registered for ``env_id`` (no env is built)."""
+    entry = gym.spec(env_id).entry_point
+    cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    return getattr(cls, "metadata", {})
+
+
+def _trajectory_slice(env_id: str) -> tuple[int, int] | None:
+    """Where a frameless env's position lies in its observation, or None (it renders)."""
+    meta = _env_class_metadata(env_id)
+    return None if meta.get("render_modes") else meta.get("trajectory_obs")
+
+
+def _plot_trajectories(seen, lengths, where: tuple[int, int], env_id: str, out: Path) -> None:
+    from .trajectory_plot import write_trajectory_plot
+
+    start, stop = where
+    positions = np.stack(seen)[:, start:stop].astype(np.float64)
+    bounds = np.cumsum([0, *lengths])
+    paths = [positions[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    dt = 1.0 / _env_class_metadata(env_id).get("render_fps", 1)
+    write_trajectory_plot(paths, dt, out, f"{env_id}: {len(paths)} evaluation episodes")
+
+
+def eval_info_labels(env_id: str) -> dict[str, str]:
+    """Summary labels of the env's :func:`eval_info_keys` (from its registered class, no env
+    is built)."""
+    info = _env_class_metadata(env_id).get("eval_info", {})
+    return {key: label for key, (_, label) in info.items()}
+
+
+def _rollouts(env: Any, policy: ActingPolicy, seed: int, episodes: int, out: tuple) -> None:
+    """One discarded seeded reset, then ``episodes`` episodes; appends to the lists of ``out``
+    (returns, lengths, observations, and the declared info reduced per episode)."""
+    returns, lengths, seen, info = out
+    reduce = eval_info_keys(env)
     env.reset(seed=SeedStreams(seed).integer("evaluation"))
     for _ in range(episodes):
         obs, _ = env.reset()
         policy.reset()
         done, total, length = False, 0.0, 0
+        sums = dict.fromkeys(reduce, 0.0)
         while not done:
             seen.append(obs)
-            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            obs, reward, terminated, truncated, step_info = env.step(policy(obs))
             total, length, done = total + float(reward), length + 1, terminated or truncated
+            for key, (how, _) in reduce.items():
+                value = float(step_info[key])
+                sums[key] = value if how == "last" else sums[key] + value
         returns.append(total)
         lengths.append(length)
+        for key, (how, _) in reduce.items():
+            info[key].append(sums[key] if how == "last" else sums[key] / length)
 
 
 def _require_moviepy() -> None:

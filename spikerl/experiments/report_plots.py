@@ -44,7 +44,7 @@ def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
     ]
     if report.has_energy:
         drawings.append(("energy_vs_return.png", _energy_scatter))
-    _matplotlib()  # fail before creating the folder
+    matplotlib_or_error()  # fail before creating the folder
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -60,7 +60,7 @@ def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
     return paths
 
 
-def _matplotlib() -> Any:
+def matplotlib_or_error(what: str = "report plots") -> Any:
     """The matplotlib module, or a MissingDependencyError saying what to install."""
     try:
         import matplotlib
@@ -69,14 +69,14 @@ def _matplotlib() -> Any:
         import matplotlib.ticker  # noqa: F401
     except ImportError:
         raise MissingDependencyError(
-            "report plots need matplotlib, which is not installed; pip install 'spikerl[plot]'"
+            f"{what} need matplotlib, which is not installed; pip install 'spikerl[plot]'"
         ) from None
     return matplotlib
 
 
 def _panels(report: Report, title: str) -> tuple[Any, list[Any]]:
     """A figure on the Agg canvas with one panel per env (rows of :data:`PANEL_COLUMNS`)."""
-    mpl = _matplotlib()
+    mpl = matplotlib_or_error()
     n = max(len(report.envs), 1)
     cols = min(n, PANEL_COLUMNS)
     rows = math.ceil(n / cols)
@@ -96,7 +96,7 @@ def _panels(report: Report, title: str) -> tuple[Any, list[Any]]:
 
 def _colors(report: Report) -> dict[str, Any]:
     """One color per method, the same in every plot (tab10, or tab20 beyond ten methods)."""
-    mpl = _matplotlib()
+    mpl = matplotlib_or_error()
     cmap = mpl.colormaps["tab10" if len(report.methods) <= 10 else "tab20"]
     return {m: cmap(i % cmap.N) for i, m in enumerate(report.methods)}
 
@@ -133,7 +133,7 @@ def aligned_curves(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray]:
 def _learning_curves(report: Report) -> Any:
     fig, axes = _panels(report, "Learning curves: mean ± std over finished seeds")
     colors = _colors(report)
-    mpl = _matplotlib()
+    mpl = matplotlib_or_error()
     for ax, env in zip(axes, report.envs, strict=True):
         for method in report.methods:
             steps, returns = aligned_curves(report.finished_runs(method, env))
@@ -180,7 +180,7 @@ def _return_bars(report: Report) -> Any:
 def _energy_scatter(report: Report) -> Any:
     fig, axes = _panels(report, "Energy per decision vs max average return")
     colors = _colors(report)
-    mpl = _matplotlib()
+    mpl = matplotlib_or_error()
     points: dict[Any, list[tuple[float, float, str]]] = {}
     for ax, env in zip(axes, report.envs, strict=True):
         points[ax] = []

@@ -56,7 +56,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .config import Config, ConfigError, config_from_dict, config_to_dict
-from .evaluation import evaluate_policy, summarize_curve
+from .evaluation import eval_info_keys, evaluate_policy, summarize_curve
 from .provenance import record_provenance
 from .runlock import run_lock
 from .status import FINISHED, write_status
@@ -349,6 +349,7 @@ def _build_session(cfg: Config, run_dir: Path, device: torch.device) -> _Session
         "eval/return_mean",
         "eval/return_std",
         "eval/length_mean",
+        *(f"eval/{key}" for key in eval_info_keys(env)),
         "train/episode_return",
         *learner.metric_names,
         *diagnostic_names(learner.actor),

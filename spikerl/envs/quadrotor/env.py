@@ -170,7 +170,17 @@ class QuadrotorEnv(gym.Env):
     ``max_steps`` (500). Options: :class:`~spikerl.envs.quadrotor.params.TaskOptions`.
     """
 
-    metadata = {"render_modes": [], "render_fps": 100}
+    #: ``eval_info``: what evaluations report beside the return (``spikerl evaluate``,
+    #: metrics.csv): mean distance to the target (m) and whether the episode crashed.
+    metadata = {
+        "render_modes": [],
+        "render_fps": 100,
+        "trajectory_obs": (0, 3),  # position (m) relative to the target: evaluate --video
+        "eval_info": {
+            "position_error": ("mean", "position error (m)"),
+            "crashed": ("last", "crash rate"),
+        },
+    }
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         if render_mode is not None:
@@ -237,6 +247,7 @@ class QuadrotorEnv(gym.Env):
         truncated = not terminated and self._steps >= self.options.max_steps
         reward = float(weighted_reward(terms, self.coefficients))
         info = self._info(terms)
+        info["crashed"] = terminated
         if nonfinite:
             info["nonfinite"] = True
             reward = 0.0 if not math.isfinite(reward) else reward
@@ -295,8 +306,10 @@ class QuadrotorEnv(gym.Env):
         return np.nan_to_num(obs).astype(np.float32)
 
     def _info(self, terms: tuple | None) -> dict[str, Any]:
+        s = self._state
         info: dict[str, Any] = {
             "step": self._steps,
+            "position_error": math.sqrt(s[0] * s[0] + s[1] * s[1] + s[2] * s[2]),
             "rotor_speeds": np.array(self._state[13:17]),
             "reward_terms": np.array(terms if terms is not None else (0.0,) * 5),
         }

@@ -155,6 +155,7 @@ class QuadrotorVectorEnv(VectorEnv):
         every = np.arange(self.num_envs)
         obs = self._observations(every)
         info = self._info(terms, nonfinite)
+        info["crashed"] = terminated.copy()
         done = terminated | truncated
         if mode == AutoresetMode.SAME_STEP and done.any():
             idx = np.flatnonzero(done)
@@ -212,8 +213,10 @@ class QuadrotorVectorEnv(VectorEnv):
         return obs
 
     def _info(self, terms: np.ndarray | None, nonfinite: np.ndarray) -> dict[str, Any]:
+        px, py, pz = self._state[0:3]
         info: dict[str, Any] = {
             "step": self._steps.copy(),
+            "position_error": np.sqrt(px * px + py * py + pz * pz),
             "rotor_speeds": np.stack(self._state[13:17], axis=1),
             "reward_terms": terms if terms is not None else np.zeros((self.num_envs, 5)),
             "nonfinite": nonfinite,

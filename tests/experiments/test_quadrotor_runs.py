@@ -1,0 +1,31 @@
+"""Runs on spikerl/Quadrotor-v0: train, evaluate with position error and crash rate, and a
+trajectory plot in place of videos (exact resume rests on the env snapshot test in
+tests/envs/test_quadrotor.py and the generic resume tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+from spikerl.cli import main
+from spikerl.experiments.config import load_config
+from spikerl.experiments.run import train
+from tests.conftest import TINY
+from tests.experiments.test_run import read_metrics
+
+QUAD = [*TINY, "env.id=spikerl/Quadrotor-v0", "algo.learning_starts=100"]
+
+
+def test_a_quadrotor_run_logs_position_error_and_crashes_and_evaluates(tmp_path, capsys):
+    cfg = load_config(None, QUAD)
+    result = train(cfg, tmp_path)
+    assert result.run_dir.name == "td3-ann-spikerl-Quadrotor-v0-s0"  # no "/" in a folder name
+    rows = read_metrics(result.run_dir)
+    assert [r["step"] for r in rows] == ["0", "200", "400"]
+    assert all(0 <= float(r["eval/crashed"]) <= 1 for r in rows)
+    assert all(float(r["eval/position_error"]) > 0 for r in rows)
+    pytest.importorskip("matplotlib")
+    video = tmp_path / "video"
+    assert main(["evaluate", str(result.run_dir), "--episodes", "2", "--video", str(video)]) == 0
+    out = capsys.readouterr().out
+    assert "position error (m)" in out and "crash rate" in out and "position_error" in out
+    assert (video / "trajectories.png").stat().st_size > 10_000
