@@ -35,6 +35,7 @@ __all__ = [
     "ProxyConfig",
     "RunConfig",
     "SACConfig",
+    "SlopeScheduleConfig",
     "config_from_dict",
     "config_to_dict",
     "describe_config",
@@ -72,6 +73,24 @@ class EnvConfig:
 
 
 @dataclass(frozen=True)
+class SlopeScheduleConfig:
+    kind: Literal["fixed", "stepped", "adaptive"] = param(
+        "fixed",
+        "surrogate slope over training: fixed (actor.slope), stepped (actor.slope to end in "
+        "stages) or adaptive (from actor.slope, following the evaluation return)",
+    )
+    end: float = param(100.0, "stepped: final slope k_end", lo=1e-6)
+    stages: int = param(10, "stepped: number of equal stages n", lo=1)
+    min: float = param(1.0, "adaptive: lowest slope k_min", lo=1e-6)
+    max: float = param(100.0, "adaptive: highest slope k_max", lo=1e-6)
+    window: int = param(10, "adaptive: evaluations averaged (M)", lo=1)
+    order: float = param(3.0, "adaptive: scheduling order p", lo=1e-6)
+    return_ref: float = param(400.0, "adaptive: return that maps to s = 1 (R_ref)", lo=1e-9)
+    weight_p: float = param(0.5, "adaptive: weight of the normalised return (w_p)", lo=1e-9)
+    weight_d: float = param(0.5, "adaptive: weight of its first difference (w_d)", lo=0.0)
+
+
+@dataclass(frozen=True)
 class ActorConfig:
     kind: ActorKind = param("ann", "actor type: ann or a spiking neuron model")
     hidden: tuple[int, ...] = param((256, 256), "hidden layer sizes", lo=1)
@@ -85,6 +104,7 @@ class ActorConfig:
         1.0, "surrogate steepness (1.0 = rectangle of half-width 0.5, height 1)", lo=1e-6
     )
     plif_lr: float = param(1e-4, "learning rate of PLIF leak parameters (own Adam group)", lo=0.0)
+    slope_schedule: SlopeScheduleConfig = field(default_factory=SlopeScheduleConfig)
 
 
 @dataclass(frozen=True)
@@ -152,6 +172,17 @@ class Config:
             raise ConfigError(
                 "actor.kind: SAC supports only 'ann' actors for now; spiking actors train with "
                 "algo.name=td3"
+            )
+        if self.actor.kind == "ann" and self.actor.slope_schedule.kind != "fixed":
+            raise ConfigError(
+                "actor.slope_schedule.kind: a slope schedule needs a spiking actor "
+                f"(actor.kind one of {list(SPIKING_ACTOR_KINDS)})"
+            )
+        schedule = self.actor.slope_schedule
+        if schedule.min > schedule.max:
+            raise ConfigError(
+                f"actor.slope_schedule.min ({schedule.min}) is above actor.slope_schedule.max "
+                f"({schedule.max})"
             )
         if self.algo.name == "sac" and self.algo.target == "proxy":
             raise ConfigError("algo.target: 'proxy' is a TD3 target; SAC uses 'polyak'")

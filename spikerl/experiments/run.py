@@ -45,8 +45,9 @@ from ..envs import (
     set_env_state,
 )
 from ..errors import MissingDependencyError, SpikerlError
-from ..nets import diagnostic_names, spiking_diagnostics
+from ..nets import build_slope_schedule, diagnostic_names, spiking_diagnostics
 from ..seeding import SeedStreams
+from ..snn.schedules import SlopeSchedule
 from .checkpoint import (
     CheckpointError,
     get_rng_state,
@@ -323,6 +324,12 @@ class _Session:
     obs: np.ndarray
     started: float = 0.0  # perf_counter at the start of this session
     wall_base: float = 0.0  # training seconds of earlier sessions
+    slope: SlopeSchedule | None = None  # the spiking actor's surrogate-slope schedule
+
+    def apply_slope(self) -> None:
+        """Set the schedule's current slope on every spiking layer of the actor."""
+        if self.slope is not None:
+            self.learner.actor.set_surrogate_slope(self.slope.value())
 
     def wall_time(self) -> float:
         """Seconds of training over all sessions of the run, now."""
@@ -354,12 +361,18 @@ def _build_session(cfg: Config, run_dir: Path, device: torch.device) -> _Session
         *learner.metric_names,
         *diagnostic_names(learner.actor),
     ]
+    slope = build_slope_schedule(cfg.actor, cfg.run.total_steps // cfg.run.eval_every)
+    if slope is not None:
+        columns.append("snn/slope")
     tb_dir = run_dir / "tb" if cfg.run.tensorboard else None
     metrics = MetricsWriter(run_dir / METRICS_NAME, columns, tb_dir)
     obs, _ = env.reset(seed=streams.integer("env"))
-    return _Session(
+    session = _Session(
         cfg, run_dir, env, learner, buffer, device, metrics, _Progress(), obs, time.perf_counter()
     )
+    session.slope = slope
+    session.apply_slope()
+    return session
 
 
 def _checkpoint_state(s: _Session) -> dict[str, Any]:
@@ -370,6 +383,7 @@ def _checkpoint_state(s: _Session) -> dict[str, Any]:
         "obs": torch.from_numpy(np.asarray(s.obs).copy()),
         "learner": s.learner.state_dict(),
         "buffer": s.buffer.state_dict(include_data=s.cfg.run.save_buffer),
+        "slope": s.slope.state_dict() if s.slope is not None else None,
         "env": get_env_state(s.env),
         "rng": get_rng_state(),
     }
@@ -382,6 +396,9 @@ def _restore(s: _Session, state: dict[str, Any]) -> None:
         set_env_state(s.env, state["env"])
         set_rng_state(state["rng"])
         s.progress = _Progress(**state["progress"])
+        if s.slope is not None and state.get("slope") is not None:
+            s.slope.load_state_dict(state["slope"])
+            s.apply_slope()
         s.obs = state["obs"].numpy()
         # checkpoints older than the time and row records: training time unknown
         known = "wall_time" in state["progress"]
@@ -448,6 +465,10 @@ def _evaluate_and_log(
         obs = torch.as_tensor(result.observations, dtype=torch.float32, device=s.device)
         diagnostics = spiking_diagnostics(s.learner.actor, obs)
         row.update(diagnostics)
+    if s.slope is not None:  # epoch = evaluations before this one; k holds until the next
+        s.slope.update(len(p.eval_steps), row["eval/return_mean"])
+        s.apply_slope()
+        row["snn/slope"] = s.slope.value()
     s.metrics.write(row)
     p.metrics_rows.append(row)
     p.eval_steps.append(p.step)

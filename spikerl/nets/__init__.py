@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..snn.schedules import AdaptiveSlope, FixedSlope, SlopeSchedule, SteppedSlope
 from .ann import DeterministicActor, GaussianActor, SynapticLayer, TwinCritic, mlp
 from .spiking import SpikingActor, StepwiseTrace, diagnostic_names, spiking_diagnostics
 
@@ -15,6 +16,7 @@ __all__ = [
     "SynapticLayer",
     "TwinCritic",
     "build_actor",
+    "build_slope_schedule",
     "diagnostic_names",
     "spiking_diagnostics",
     "mlp",
@@ -37,3 +39,19 @@ def build_actor(actor_cfg, algo_name: str, obs_dim: int, act_dim: int) -> nn.Mod
         surrogate=actor_cfg.surrogate,
         slope=actor_cfg.slope,
     )
+
+
+def build_slope_schedule(actor_cfg, total_epochs: int) -> SlopeSchedule | None:
+    """The surrogate-slope schedule of a spiking actor (None for an ANN); ``actor.slope`` is
+    its start (``k`` of ``fixed``, ``k_start`` of ``stepped``, ``k_init`` of ``adaptive``)."""
+    if actor_cfg.kind == "ann":
+        return None
+    sch = actor_cfg.slope_schedule
+    if sch.kind == "fixed":
+        return FixedSlope(actor_cfg.slope)
+    if sch.kind == "stepped":
+        return SteppedSlope(actor_cfg.slope, sch.end, sch.stages, max(total_epochs, 1))
+    return AdaptiveSlope(
+        actor_cfg.slope, sch.min, sch.max, sch.window, sch.order, sch.return_ref,
+        sch.weight_p, sch.weight_d,
+    )  # fmt: skip
