@@ -1,4 +1,5 @@
-"""Command-line interface: ``spikerl train | evaluate | energy | quickstart | sweep | report``.
+"""Command-line interface: ``spikerl train | evaluate | energy | quickstart | sweep | report |
+grad-analysis``.
 
 The CLI only parses arguments and calls the library; ``main(argv)`` can be called in-process.
 Every expected failure (bad config, bad run directory, corrupt checkpoint, unknown env, missing
@@ -21,6 +22,7 @@ from .errors import SpikerlError
 from .experiments.argtypes import positive_int
 from .experiments.config import ConfigError, format_config_help, load_config
 from .experiments.energy_cli import add_energy_parser, cmd_energy
+from .experiments.grad_analysis import add_grad_analysis_parser, cmd_grad_analysis
 from .experiments.report import format_table
 from .experiments.report_cli import add_report_parser, cmd_report
 from .experiments.run import load_run_config, train
@@ -98,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_quickstart(sub)
     add_sweep_parser(sub)
     add_report_parser(sub)
+    add_grad_analysis_parser(sub)
     return parser
 
 
@@ -188,6 +191,7 @@ COMMANDS = {
     "quickstart": _cmd_quickstart,
     "sweep": cmd_sweep,
     "report": cmd_report,
+    "grad-analysis": cmd_grad_analysis,
 }
 
 

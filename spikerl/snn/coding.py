@@ -40,7 +40,7 @@ __all__ = [
     "rate_decode",
 ]
 
-READOUT_SOURCES: tuple[str, ...] = ("spikes", "rate", "membrane")
+READOUT_SOURCES: tuple[str, ...] = ("spikes", "rate", "count", "membrane")
 
 
 class PopulationEncoder(nn.Module):
@@ -139,8 +139,10 @@ class LinearReadout(nn.Module):
 
     - ``spikes``: :math:`W o(T) + b`, the outputs of the decision's last tick (a stateful
       controller stepped once per control step reads the spikes it just emitted);
-    - ``rate``: :math:`rac{1}{T}\sum_t (W o(t) + b) = W ar o + b` (computed per tick, so
+    - ``rate``: :math:`\frac{1}{T}\sum_t (W o(t) + b) = W \bar o + b` (computed per tick, so
       energy accounting sees the spike events);
+    - ``count``: :math:`W \sum_t o(t) + b`, the summed output spikes (arXiv 2510.24461's
+      readout; computed per tick as ``rate``, the bias counted once);
     - ``membrane``: :math:`W V(T) + b`, the final membrane potential (analog input: MACs).
     """
 
@@ -160,6 +162,10 @@ class LinearReadout(nn.Module):
             return self.linear(spikes[-1])
         if self.source == "rate":
             return self.linear(spikes).mean(dim=0)
+        if self.source == "count":  # per tick (energy hooks see the spikes), one bias
+            out = self.linear(spikes).sum(dim=0)
+            bias = self.linear.bias
+            return out if bias is None else out - (spikes.shape[0] - 1) * bias
         if membrane is None:
             raise ValueError("a membrane readout needs the last layer's membrane potential")
         return self.linear(membrane)

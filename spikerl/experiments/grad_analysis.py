@@ -1,0 +1,215 @@
+r"""``spikerl grad-analysis``: how the surrogate slope shapes gradients, layer by layer.
+
+The experiment of arXiv 2510.24461 (Sec. 4 of its spec). One synthetic spiking network,
+input 63 -> three hidden LIF layers of 64 -> an output LIF layer of 64 -> a linear readout
+(64 -> 64) of the summed output spikes, ``T = 2`` ticks per sample, no biases (``bias=True``
+keeps them), every LIF with a learnable per-neuron leak ``clip(beta, 0, 1)`` and threshold
+(both U(0, 1)) and the detached soft reset. Its five weight matrices are layers 0-4 (4 is the
+readout). The slope only enters the backward pass; the forward outputs are checked to be
+identical for every slope.
+
+Data: ``N`` samples ``x ~ N(0, I_63)``, targets ``y ~ N(0, I_64)``, MSE loss, state reset per
+sample, per-sample gradients. For each slope ``k`` and layer :math:`\ell`:
+
+.. math::
+
+    \mathrm{magnitude}(k, \ell) &= \tfrac1N \textstyle\sum_n \mathrm{mean}_{ij}
+        |g^{(n)}_{k,\ell}|\quad (|g| < 10^{-18} \text{ counted as } 0)\\
+    \mathrm{alignment}(k, \ell) &= \tfrac1N \textstyle\sum_n
+        \cos(g^{(n)}_{k,\ell}, g^{(n)}_{\mathrm{ref},\ell})
+
+with the steep slope ``k_ref`` (100) standing in for the true derivative (zero almost
+everywhere); a cosine with a zero gradient counts as 0. Also the cosine's std and the
+fraction of samples whose layer gradient is all zero. Writes ``grad_analysis.csv``
+(``slope,layer,mean_abs_grad,cos_mean,cos_std,frac_zero``) and ``grad_analysis.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import SpikerlError
+from ..nets.spiking import SpikingNetwork
+from ..seeding import SeedStreams
+from ..snn.coding import DirectEncoder, LinearReadout
+from ..snn.layers import LIF
+from ..snn.surrogate import Surrogate
+from ..tables import format_table
+from .argtypes import positive_int
+
+__all__ = ["GradStats", "add_grad_analysis_parser", "cmd_grad_analysis", "gradient_analysis"]
+
+TINY_GRADIENT = 1e-18
+CSV_NAME, PNG_NAME = "grad_analysis.csv", "grad_analysis.png"
+
+
+@dataclass(frozen=True)
+class GradStats:
+    slope: float
+    layer: int
+    mean_abs_grad: float
+    cos_mean: float
+    cos_std: float
+    frac_zero: float
+
+
+def synthetic_network(bias: bool = False, timesteps: int = 2) -> SpikingNetwork:
+    """63 -> LIF 64 x 3 -> LIF 64 -> linear readout 64 of the summed spikes (module docs)."""
+    sizes = [63, 64, 64, 64, 64]
+    linears = [nn.Linear(a, b, bias=bias) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    neurons = [
+        LIF(reset="soft_detached", leak="clip", threshold="learn", init="uniform", size=n,
+            surrogate=Surrogate("fast_sigmoid", 1.0))
+        for n in sizes[1:]
+    ]  # fmt: skip
+    readout = LinearReadout(64, 64, source="count")
+    if not bias:
+        readout.linear.bias = None
+    return SpikingNetwork(
+        DirectEncoder(63, timesteps), linears, neurons, readout, timesteps, activation=None
+    )
+
+
+def _weights(net: SpikingNetwork) -> list[torch.Tensor]:
+    return [lin.weight for lin in net.linears] + [net.decoder.linear.weight]
+
+
+def _per_sample_gradients(net, x, y, slope) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Gradients ``[N, *W.shape]`` of each weight for each sample, and the outputs."""
+    net.set_surrogate_slope(slope)
+    weights = _weights(net)
+    grads = [torch.zeros((len(x), *w.shape), dtype=w.dtype) for w in weights]
+    outputs = []
+    for n in range(len(x)):
+        out = net(x[n : n + 1])  # every call starts from zero state
+        loss = nn.functional.mse_loss(out, y[n : n + 1])
+        for i, g in enumerate(torch.autograd.grad(loss, weights)):
+            grads[i][n] = g
+        outputs.append(out.detach())
+    return grads, torch.cat(outputs)
+
+
+def _cosines(g: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    g, ref = g.flatten(1), ref.flatten(1)
+    norms = g.norm(dim=1) * ref.norm(dim=1)
+    dots = (g * ref).sum(dim=1)
+    return torch.where(norms > 0, dots / torch.where(norms > 0, norms, 1.0), 0.0)
+
+
+def gradient_analysis(
+    slopes: tuple[float, ...] = (1, 10, 25, 50, 100),
+    reference: float = 100.0,
+    samples: int = 256,
+    seed: int = 0,
+    bias: bool = False,
+    dtype: torch.dtype = torch.float32,
+    timesteps: int = 2,
+) -> list[GradStats]:
+    """Per slope and layer: gradient magnitude, cosine with the reference slope's gradient."""
+    streams = SeedStreams(seed)
+    with streams.torch_init():
+        net = synthetic_network(bias, timesteps).to(dtype)
+    data = streams.torch("replay")
+    x = torch.randn(samples, 63, generator=data, dtype=dtype)
+    y = torch.randn(samples, 64, generator=data, dtype=dtype)
+    ref_grads, ref_out = _per_sample_gradients(net, x, y, reference)
+    stats = []
+    for k in slopes:
+        grads, out = _per_sample_gradients(net, x, y, k)
+        if not torch.equal(out, ref_out):
+            raise SpikerlError(f"the forward pass changed with the slope ({k}); it must not")
+        for layer, (g, r) in enumerate(zip(grads, ref_grads, strict=True)):
+            g = torch.where(g.abs() < TINY_GRADIENT, 0.0, g)
+            cos = _cosines(g, r)
+            zero = (g.flatten(1).abs().sum(dim=1) == 0).double().mean()
+            magnitude = g.abs().flatten(1).mean(dim=1).mean()
+            stats.append(
+                GradStats(float(k), layer, float(magnitude), float(cos.mean()),
+                          float(cos.std(unbiased=False)), float(zero))
+            )  # fmt: skip
+    return stats
+
+
+def write_csv(stats: list[GradStats], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["slope", "layer", "mean_abs_grad", "cos_mean", "cos_std", "frac_zero"])
+        for s in stats:
+            writer.writerow([s.slope, s.layer, s.mean_abs_grad, s.cos_mean, s.cos_std, s.frac_zero])
+
+
+def write_png(stats: list[GradStats], path: Path, reference: float) -> None:
+    from .report_plots import matplotlib_or_error
+
+    mpl = matplotlib_or_error("gradient-analysis plots")
+    fig = mpl.figure.Figure(figsize=(10, 4), layout="constrained")
+    mpl.backends.backend_agg.FigureCanvasAgg(fig)
+    magnitude, alignment = fig.subplots(1, 2)
+    for k in sorted({s.slope for s in stats}):
+        rows = [s for s in stats if s.slope == k]
+        layers = [s.layer for s in rows]
+        magnitude.plot(
+            layers, [max(s.mean_abs_grad, 1e-30) for s in rows], marker="o", label=f"k = {k:g}"
+        )
+        alignment.plot(layers, [s.cos_mean for s in rows], marker="o", label=f"k = {k:g}")
+    magnitude.set(yscale="log", xlabel="layer (4 = readout)", ylabel="mean |dL/dW|",
+                  title="gradient magnitude")  # fmt: skip
+    alignment.set(xlabel="layer (4 = readout)", ylabel=f"cosine with k = {reference:g}",
+                  title="alignment with the steep-slope gradient", ylim=(-0.05, 1.05))  # fmt: skip
+    for ax in (magnitude, alignment):
+        ax.grid(alpha=0.3)
+        ax.set_xticks(sorted({s.layer for s in stats}))
+    alignment.legend(fontsize="small")
+    fig.suptitle("Surrogate slope vs per-sample gradients (fast sigmoid, 63-64x4-64, T = 2)")
+    fig.savefig(path, dpi=110)
+
+
+def add_grad_analysis_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "grad-analysis",
+        help="per-layer gradient magnitude and alignment against a steep slope (arXiv 2510.24461)",
+    )
+    p.add_argument("--slopes", type=float, nargs="+", default=[1, 10, 25, 50, 100])
+    p.add_argument("--reference", type=float, default=100.0, help="slope standing in for the truth")
+    p.add_argument("--samples", type=positive_int, default=256)
+    p.add_argument("--timesteps", type=positive_int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bias", action="store_true", help="keep the linear layers' biases")
+    p.add_argument("--float64", action="store_true", help="compute in float64")
+    p.add_argument("--out", type=Path, default=Path("runs/grad_analysis"), help="output folder")
+    p.add_argument("--no-plot", action="store_true", help="CSV only (no matplotlib needed)")
+
+
+def cmd_grad_analysis(args: argparse.Namespace) -> int:
+    if any(not k > 0 for k in [*args.slopes, args.reference]):
+        raise SpikerlError("slopes must be positive numbers")
+    dtype = torch.float64 if args.float64 else torch.float32
+    stats = gradient_analysis(
+        tuple(args.slopes),
+        args.reference,
+        args.samples,
+        args.seed,
+        args.bias,
+        dtype,
+        args.timesteps,
+    )
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_csv(stats, args.out / CSV_NAME)
+        if not args.no_plot:
+            write_png(stats, args.out / PNG_NAME, args.reference)
+    except OSError as err:
+        raise SpikerlError(f"cannot write to {args.out}: {err.strerror or err}") from None
+    rows = [
+        [f"{s.slope:g}", s.layer, s.mean_abs_grad, s.cos_mean, s.cos_std, s.frac_zero]
+        for s in stats
+    ]
+    print(format_table(["slope", "layer", "mean |grad|", "cos mean", "cos std", "zero"], rows))
+    print(f"wrote {args.out / CSV_NAME}" + ("" if args.no_plot else f" and {args.out / PNG_NAME}"))
+    return 0
