@@ -111,12 +111,18 @@ def _derivative(s: State, u_des: tuple, ph: Physics) -> State:
     dwy = (tau_y - (wz * hx - wx * hz)) / jy
     dwz = (tau_z - (wx * hy - wy * hx)) / jz
     tau_m = ph.motor_tau
-    du = tuple((ud - u) / tau_m for ud, u in zip(u_des, (u1, u2, u3, u4), strict=True))
-    return (vx, vy, vz, dqw, dqx, dqy, dqz, dvx, dvy, dvz, dwx, dwy, dwz, *du)
+    ud1, ud2, ud3, ud4 = u_des
+    du1, du2, du3, du4 = (
+        (ud1 - u1) / tau_m,
+        (ud2 - u2) / tau_m,
+        (ud3 - u3) / tau_m,
+        (ud4 - u4) / tau_m,
+    )
+    return (vx, vy, vz, dqw, dqx, dqy, dqz, dvx, dvy, dvz, dwx, dwy, dwz, du1, du2, du3, du4)
 
 
 def _axpy(s: State, h: float, k: State) -> State:
-    return tuple(x + h * dx for x, dx in zip(s, k, strict=True))
+    return tuple([x + h * dx for x, dx in zip(s, k, strict=True)])
 
 
 def rk4_step(s: State, u_des: tuple, ph: Physics, ops: Ops) -> State:

@@ -251,7 +251,7 @@ class QuadrotorEnv(gym.Env):
         if nonfinite:
             info["nonfinite"] = True
             reward = 0.0 if not math.isfinite(reward) else reward
-        return self._observation(), reward, terminated, truncated, info
+        return self._observation(sanitize=nonfinite), reward, terminated, truncated, info
 
     # -- snapshots (exact resume of a run mid-episode) ------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -296,14 +296,15 @@ class QuadrotorEnv(gym.Env):
             or abs(s[10]) > wlim or abs(s[11]) > wlim or abs(s[12]) > wlim
         )  # fmt: skip
 
-    def _observation(self) -> np.ndarray:
+    def _observation(self, sanitize: bool = False) -> np.ndarray:
+        """float32 observation; ``sanitize`` (a non-finite state) maps NaN/inf to numbers."""
         s = self._state
         values = [*s[0:3], *rotation(*s[3:7]), *s[7:13], *self._history]
         obs = np.array(values, dtype=np.float64)
         noise = self.options.obs_noise
         if any(noise):
             obs[:18] += self.np_random.normal(0.0, 1.0, 18) * _noise_scale(noise)
-        return np.nan_to_num(obs).astype(np.float32)
+        return (np.nan_to_num(obs) if sanitize else obs).astype(np.float32)
 
     def _info(self, terms: tuple | None) -> dict[str, Any]:
         s = self._state
