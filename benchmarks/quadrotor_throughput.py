@@ -41,19 +41,22 @@ def _time_single(env, kind: str, seconds: float, warmup: int) -> float:
     rng = np.random.default_rng(0)
     actions = _actions(kind, (4096, 4), rng)
     env.reset(seed=0)
-    steps, started, i = 0, 0.0, 0
-    while True:
-        _, _, term, trunc, _ = env.step(actions[i])
-        i = (i + 1) % len(actions)
+
+    def step(i: int) -> None:
+        _, _, term, trunc, _ = env.step(actions[i % len(actions)])
         if term or trunc:
             env.reset()
-        steps += 1
-        if steps == warmup:
-            started, steps = time.perf_counter(), 0
-        elif steps > 0 and started and steps % 256 == 0:
-            elapsed = time.perf_counter() - started
-            if elapsed >= seconds:
-                return steps / elapsed
+
+    for i in range(warmup):
+        step(i)
+    steps, started = 0, time.perf_counter()
+    while True:
+        for _ in range(256):
+            step(steps)
+            steps += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return steps / elapsed
 
 
 def _time_vector(n: int, kind: str, seconds: float, warmup: int) -> float:
