@@ -70,6 +70,12 @@ class EnvConfig:
     normalize_obs: bool = param(
         False, "running mean/std observation normalisation, shared by actor, proxy and critic"
     )
+    curriculum_block: int = param(
+        0,
+        "evaluations per reward-curriculum step for envs with set_curriculum (the quadrotor): "
+        "rho = min(1, floor(e / block) / (blocks - 1)) after evaluation e; 0 = off",
+        lo=0,
+    )
 
 
 @dataclass(frozen=True)

@@ -64,18 +64,22 @@ def evaluate_policy(
     device: str | torch.device = "cpu",
     keep_obs: int = 256,
     video_dir: str | Path | None = None,
+    curriculum: float | None = None,
 ) -> EvalResult:
     """Run ``episodes`` deterministic episodes of ``actor`` under the protocol above.
 
     With ``video_dir``, every episode is rendered and written there as MP4 (needs ``moviepy``);
     an env without frames that declares ``metadata["trajectory_obs"]`` gets a trajectory plot
-    (:mod:`~spikerl.experiments.trajectory_plot`) there instead.
+    (:mod:`~spikerl.experiments.trajectory_plot`) there instead. ``curriculum`` sets the
+    reward curriculum of an env that has one (``set_curriculum(rho)``), as in training.
     """
     trajectory = _trajectory_slice(env_id) if video_dir is not None else None
     if video_dir is not None and trajectory is None:
         _require_moviepy()  # before any env is built or episode run
     render_mode = "rgb_array" if video_dir is not None and trajectory is None else None
     env = make_env(env_id, normalize_obs=normalizer_state is not None, render_mode=render_mode)
+    if curriculum is not None:
+        env.unwrapped.set_curriculum(curriculum)
     if normalizer_state is not None:
         norm = find_wrapper(env, ObservationNormalizer)
         norm.load_state_dict(normalizer_state)

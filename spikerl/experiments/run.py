@@ -364,6 +364,13 @@ def _build_session(cfg: Config, run_dir: Path, device: torch.device) -> _Session
     slope = build_slope_schedule(cfg.actor, cfg.run.total_steps // cfg.run.eval_every)
     if slope is not None:
         columns.append("snn/slope")
+    if cfg.env.curriculum_block:
+        if not callable(getattr(env.unwrapped, "set_curriculum", None)):
+            raise ConfigError(
+                f"env.curriculum_block: {cfg.env.id} has no reward curriculum "
+                "(set_curriculum); set it to 0"
+            )
+        columns.append("env/curriculum")
     tb_dir = run_dir / "tb" if cfg.run.tensorboard else None
     metrics = MetricsWriter(run_dir / METRICS_NAME, columns, tb_dir)
     obs, _ = env.reset(seed=streams.integer("env"))
@@ -450,6 +457,7 @@ def _evaluate_and_log(
         cfg.run.eval_episodes,
         normalizer_state=norm.state_dict() if norm is not None else None,
         device=s.device,
+        curriculum=_curriculum(cfg, len(p.eval_steps) - 1) if cfg.env.curriculum_block else None,
     )
     elapsed = time.perf_counter() - since
     row: dict[str, Any] = {
@@ -465,6 +473,9 @@ def _evaluate_and_log(
         obs = torch.as_tensor(result.observations, dtype=torch.float32, device=s.device)
         diagnostics = spiking_diagnostics(s.learner.actor, obs)
         row.update(diagnostics)
+    if cfg.env.curriculum_block:  # rho for the epoch that starts now (training and evaluation)
+        row["env/curriculum"] = rho = _curriculum(cfg, len(p.eval_steps))
+        s.env.unwrapped.set_curriculum(rho)
     if s.slope is not None:  # epoch = evaluations before this one; k holds until the next
         s.slope.update(len(p.eval_steps), row["eval/return_mean"])
         s.apply_slope()
@@ -479,6 +490,17 @@ def _evaluate_and_log(
     if log_lines:
         print(_log_line(s.run_dir.name, row, cfg.run.total_steps), file=sys.stderr, flush=True)
     return row["eval/return_mean"], diagnostics
+
+
+def _curriculum(cfg: Config, epoch: int) -> float:
+    """Reward-curriculum progress after evaluation ``epoch`` (-1: before the first): it steps
+    every ``env.curriculum_block`` evaluations and reaches 1 in the last block,
+    ``rho = min(1, floor(e / block) / (blocks - 1))`` (arXiv 2510.24461: every 10 epochs)."""
+    if epoch < 0:
+        return 0.0
+    block = cfg.env.curriculum_block
+    blocks = math.ceil((cfg.run.total_steps // cfg.run.eval_every) / block)
+    return min(1.0, (epoch // block) / max(blocks - 1, 1))
 
 
 def _log_line(name: str, row: dict[str, Any], total: int) -> str:

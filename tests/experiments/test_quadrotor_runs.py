@@ -29,3 +29,27 @@ def test_a_quadrotor_run_logs_position_error_and_crashes_and_evaluates(tmp_path,
     out = capsys.readouterr().out
     assert "position error (m)" in out and "crash rate" in out and "position_error" in out
     assert (video / "trajectories.png").stat().st_size > 10_000
+
+
+def test_the_reward_curriculum_steps_every_block_in_training_and_evaluation(tmp_path):
+    from spikerl.envs.quadrotor import CURRICULUM_END
+
+    cfg = load_config(None, [*QUAD, "run.eval_every=100", "env.curriculum_block=1"])
+    result = train(cfg, tmp_path)
+    rows = read_metrics(result.run_dir)
+    # 4 epochs in 4 blocks: rho = e / 3 after evaluation e, capped at 1
+    assert [float(r["env/curriculum"]) for r in rows] == pytest.approx([0, 1 / 3, 2 / 3, 1, 1])
+    from spikerl.experiments.checkpoint import load_checkpoint
+
+    state = load_checkpoint(result.run_dir / "checkpoint.pt")
+    saved = state["env"]["custom"]["coefficients"]
+    assert saved["position"] == pytest.approx(CURRICULUM_END.position)
+
+
+def test_a_curriculum_on_an_env_without_one_is_refused(tmp_path, capsys):
+    args = ["train", "--runs-dir", str(tmp_path)]
+    for item in [*TINY, "env.curriculum_block=2"]:
+        args += ["--set", item]
+    assert main(args) == 2
+    assert "has no reward curriculum" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir()) or all(p.name.startswith(".") for p in tmp_path.iterdir())
