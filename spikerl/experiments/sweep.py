@@ -262,15 +262,15 @@ def _combine(parts: Iterable[_Point]) -> _Point:
     return point
 
 
+_MISSING = object()
+
+
 def _matches(point: _Point, pattern: Mapping[str, Any], label: str) -> bool:
     for key, value in pattern.items():
         actual = label if key == "method" else point.overrides.get(key, _MISSING)
         if actual != value:
             return False
     return True
-
-
-_MISSING = object()
 
 
 def _overrides_list(overrides: Mapping[str, Any]) -> list[str]:
@@ -317,13 +317,15 @@ def _renamed(run: SweepRun, name: str) -> SweepRun:
     return SweepRun(name, run.method, run.env, run.seed, run.overrides, config_from_dict(data))
 
 
-def _method_of(point: _Point, cfg: Config, axis_keys: set[str]) -> str:
+def _method_of(
+    point: _Point, base: Path | None, shared: Mapping[str, Any], axis_keys: set[str]
+) -> str:
     """The method label: the ``methods`` label, else the non-env, non-seed axis values, else
-    :func:`method_label` of the config."""
+    :func:`method_label` of the point's config."""
     if point.method is not None:
         return point.method
     extra = [f"{k}={v}" for k, v in point.overrides.items() if k in axis_keys]
-    return ", ".join(extra) if extra else method_label(cfg)
+    return ", ".join(extra) if extra else method_label(_build_config(base, shared, point))
 
 
 def expand(data: Mapping[str, Any], source: Path, threads: int = 1) -> list[SweepRun]:
@@ -345,7 +347,7 @@ def expand(data: Mapping[str, Any], source: Path, threads: int = 1) -> list[Swee
     runs = []
     for parts in itertools.product(*_factors(methods, axes, zips)):
         point = _combine(parts)
-        label = _method_of(point, _build_config(base_path, shared, point), axis_keys)
+        label = _method_of(point, base_path, shared, axis_keys)
         if any(_matches(point, pattern, label) for pattern in excludes):
             continue
         for when, extra in patches:

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -316,6 +316,12 @@ class RunState:
     def done(self) -> bool:
         return self.state in ("finished", "skipped")
 
+    def take(self, status: dict[str, Any]) -> None:
+        """Env steps, last return and steps/s from the run's ``status.json``."""
+        self.step = int(status.get("step") or self.step)
+        self.last_return = status.get("last_return", self.last_return)
+        self.steps_per_sec = status.get("steps_per_sec", self.steps_per_sec)
+
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -365,8 +371,7 @@ def initial_state(run: SweepRun, out: Path, energy: bool) -> RunState:
         )
         return state
     status = read_status(run_dir) or {}
-    state.step = int(status.get("step") or 0)
-    state.last_return = status.get("last_return")
+    state.take(status)
     if status.get("state") == FINISHED and (not energy or (run_dir / ENERGY_NAME).is_file()):
         state.state = "skipped"
     return state
@@ -377,7 +382,6 @@ class SweepResult:
     states: list[RunState]
     interrupted: bool = False
     seconds: float = 0.0
-    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[RunState]:
@@ -391,9 +395,7 @@ def _refresh_live(states: list[RunState], out: Path) -> None:
             continue
         status = read_status(out / st.run.name)
         if status and status.get("pid") is not None and status.get("updated", 0) >= st.started:
-            st.step = int(status.get("step") or st.step)
-            st.last_return = status.get("last_return", st.last_return)
-            st.steps_per_sec = status.get("steps_per_sec", st.steps_per_sec)
+            st.take(status)
 
 
 def _finish(
@@ -402,8 +404,7 @@ def _finish(
     """Classify a returned run: finished, stopped, queued for a retry, or failed."""
     st.seconds += result.seconds
     status = read_status(out / st.run.name) or {}
-    st.step = int(status.get("step") or st.step)
-    st.last_return = status.get("last_return", st.last_return)
+    st.take(status)
     if result.returncode == 0 and status.get("state") == FINISHED:
         st.state = "finished"
     elif result.returncode == EXIT_INTERRUPTED or stopping:

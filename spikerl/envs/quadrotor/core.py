@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .params import QuadrotorParams, RewardCoefficients
+from .params import QuadrotorError, QuadrotorParams, RewardCoefficients
 
 __all__ = ["ARRAY", "SCALAR", "Ops", "Physics", "finite", "reward_terms", "rk4_step", "rotation"]
 
@@ -207,8 +207,6 @@ def weighted_reward(terms: tuple, c: RewardCoefficients) -> Column:
 def curriculum(rho: float, start: RewardCoefficients, end: RewardCoefficients, cw: float):
     """The linear schedule ``C(rho) = C_start + rho (C_end - C_start)``, with ``C_w = cw``."""
     if not (isinstance(rho, int | float) and 0.0 <= rho <= 1.0):
-        from .params import QuadrotorError
-
         raise QuadrotorError(f"quadrotor curriculum rho: expected a number in [0, 1], got {rho!r}")
     mix = {
         name: getattr(start, name) + rho * (getattr(end, name) - getattr(start, name))

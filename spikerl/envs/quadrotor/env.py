@@ -14,10 +14,20 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .core import SCALAR, Physics, finite, reward_terms, rk4_step, rotation, weighted_reward
+from .core import (
+    SCALAR,
+    Physics,
+    curriculum,
+    finite,
+    reward_terms,
+    rk4_step,
+    rotation,
+    weighted_reward,
+)
 from .params import (
     CURRICULUM_END,
     CURRICULUM_START,
+    L2F_V1_OBS_NOISE,
     QuadrotorError,
     QuadrotorParams,
     RewardCoefficients,
@@ -39,8 +49,6 @@ def make_options(kwargs: dict[str, Any]) -> TaskOptions:
     elif params is not None:
         kwargs["params"] = params
     if kwargs.get("obs_noise") == "l2f_v1":
-        from .params import L2F_V1_OBS_NOISE
-
         kwargs["obs_noise"] = L2F_V1_OBS_NOISE
     return _build(TaskOptions, kwargs, "")
 
@@ -204,8 +212,6 @@ class QuadrotorEnv(gym.Env):
     # -- curriculum ------------------------------------------------------------------------
     def set_curriculum(self, rho: float) -> None:
         """Reward coefficients at curriculum progress ``rho`` in [0, 1] (linear schedule)."""
-        from .core import curriculum
-
         self.coefficients = curriculum(
             rho, CURRICULUM_START, CURRICULUM_END, self.options.angular_velocity_cost
         )
