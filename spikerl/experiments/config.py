@@ -99,6 +99,12 @@ class SlopeScheduleConfig:
 @dataclass(frozen=True)
 class ActorConfig:
     kind: ActorKind = param("ann", "actor type: ann or a spiking neuron model")
+    network: Literal["population", "direct"] = param(
+        "population",
+        "spiking actor layout: population (PopSAN encoder/decoder, arXiv 2505.24161) or direct "
+        "(analog input, LIF with learnable leak and threshold, readout of the summed output "
+        "spikes; arXiv 2510.24461 Sec. 5; needs actor.kind=lif, pop_in/pop_out unused)",
+    )
     hidden: tuple[int, ...] = param((256, 256), "hidden layer sizes", lo=1)
     timesteps: int = param(5, "SNN ticks per decision (T)", lo=1, hi=1000)
     pop_in: int = param(10, "encoder neurons per observation dimension", lo=1)
@@ -183,6 +189,11 @@ class Config:
             raise ConfigError(
                 "actor.slope_schedule.kind: a slope schedule needs a spiking actor "
                 f"(actor.kind one of {list(SPIKING_ACTOR_KINDS)})"
+            )
+        if self.actor.network == "direct" and self.actor.kind != "lif":
+            raise ConfigError(
+                f"actor.network: 'direct' uses its own LIF neurons (learnable leak and "
+                f"threshold); set actor.kind=lif, not {self.actor.kind!r}"
             )
         schedule = self.actor.slope_schedule
         if schedule.min > schedule.max:

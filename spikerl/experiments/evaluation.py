@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..envs import ObservationNormalizer, find_wrapper, make_env, missing_dependency
+from ..envs import ObservationNormalizer, check_env_id, find_wrapper, make_env, missing_dependency
 from ..errors import MissingDependencyError
 from ..nets.policy import ActingPolicy
 from ..seeding import SeedStreams
@@ -47,12 +47,12 @@ class EvalResult(NamedTuple):
         return out
 
 
-def eval_info_keys(env: gym.Env) -> dict[str, tuple[str, str]]:
-    """Info entries an env asks evaluations to report, ``metadata["eval_info"]``: key ->
-    (how an episode's steps reduce to one number, ``mean`` or ``last``; the label of its mean
-    over episodes). The quadrotor's: ``position_error`` (mean, "position error (m)") and
-    ``crashed`` (0/1, last, "crash rate")."""
-    return dict(env.unwrapped.metadata.get("eval_info", {}))
+def eval_info_keys(env_id: str) -> dict[str, tuple[str, str]]:
+    """Info entries an env asks evaluations to report, ``metadata["eval_info"]`` of its
+    registered class (no env is built): key -> (how an episode's steps reduce to one number,
+    ``mean`` or ``last``; the label of its mean over episodes). The quadrotor's:
+    ``position_error`` (mean, "position error (m)") and ``crashed`` (0/1, last, "crash rate")."""
+    return dict(_env_class_metadata(env_id).get("eval_info", {}))
 
 
 def evaluate_policy(
@@ -88,11 +88,12 @@ def evaluate_policy(
         env = _record_video(env, Path(video_dir))
     policy = ActingPolicy(actor, device)
     returns, lengths, seen = [], [], []
-    info: dict[str, list[float]] = {key: [] for key in eval_info_keys(env)}
+    reduce = eval_info_keys(env_id)
+    info: dict[str, list[float]] = {key: [] for key in reduce}
     was_training = actor.training
     actor.eval()
     try:
-        _rollouts(env, policy, seed, episodes, (returns, lengths, seen, info))
+        _rollouts(env, policy, seed, episodes, reduce, (returns, lengths, seen, info))
     except gym.error.DependencyNotInstalled as err:  # rendering without pygame, for example
         raise missing_dependency(env_id, err) from None
     finally:
@@ -107,8 +108,10 @@ def evaluate_policy(
 
 
 def _env_class_metadata(env_id: str) -> dict[str, Any]:
-    """``metadata`` of the class registered for ``env_id`` (no env is built)."""
-    entry = gym.spec(env_id).entry_point
+    """``metadata`` of the class registered for ``env_id`` (no env is built; the module of a
+    ``"module:EnvName-v0"`` id is imported first)."""
+    check_env_id(env_id)
+    entry = gym.spec(env_id.rpartition(":")[2]).entry_point
     cls = gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
     return getattr(cls, "metadata", {})
 
@@ -133,15 +136,15 @@ def _plot_trajectories(seen, lengths, where: tuple[int, int], env_id: str, out: 
 def eval_info_labels(env_id: str) -> dict[str, str]:
     """Summary labels of the env's :func:`eval_info_keys` (from its registered class, no env
     is built)."""
-    info = _env_class_metadata(env_id).get("eval_info", {})
-    return {key: label for key, (_, label) in info.items()}
+    return {key: label for key, (_, label) in eval_info_keys(env_id).items()}
 
 
-def _rollouts(env: Any, policy: ActingPolicy, seed: int, episodes: int, out: tuple) -> None:
+def _rollouts(
+    env: Any, policy: ActingPolicy, seed: int, episodes: int, reduce: dict, out: tuple
+) -> None:
     """One discarded seeded reset, then ``episodes`` episodes; appends to the lists of ``out``
-    (returns, lengths, observations, and the declared info reduced per episode)."""
+    (returns, lengths, observations, and the info entries of ``reduce`` per episode)."""
     returns, lengths, seen, info = out
-    reduce = eval_info_keys(env)
     env.reset(seed=SeedStreams(seed).integer("evaluation"))
     for _ in range(episodes):
         obs, _ = env.reset()

@@ -356,7 +356,7 @@ def _build_session(cfg: Config, run_dir: Path, device: torch.device) -> _Session
         "eval/return_mean",
         "eval/return_std",
         "eval/length_mean",
-        *(f"eval/{key}" for key in eval_info_keys(env)),
+        *(f"eval/{key}" for key in eval_info_keys(cfg.env.id)),
         "train/episode_return",
         *learner.metric_names,
         *diagnostic_names(learner.actor),

@@ -6,7 +6,13 @@ from torch import nn
 
 from ..snn.schedules import AdaptiveSlope, FixedSlope, SlopeSchedule, SteppedSlope
 from .ann import DeterministicActor, GaussianActor, SynapticLayer, TwinCritic, mlp
-from .spiking import SpikingActor, StepwiseTrace, diagnostic_names, spiking_diagnostics
+from .spiking import (
+    SpikingActor,
+    StepwiseTrace,
+    diagnostic_names,
+    direct_lif_network,
+    spiking_diagnostics,
+)
 
 __all__ = [
     "DeterministicActor",
@@ -28,6 +34,11 @@ def build_actor(actor_cfg, algo_name: str, obs_dim: int, act_dim: int) -> nn.Mod
     if actor_cfg.kind == "ann":
         cls = GaussianActor if algo_name == "sac" else DeterministicActor
         return cls(obs_dim, act_dim, actor_cfg.hidden)
+    if actor_cfg.network == "direct":
+        return direct_lif_network(
+            obs_dim, act_dim, actor_cfg.hidden, actor_cfg.timesteps,
+            surrogate=actor_cfg.surrogate, slope=actor_cfg.slope,
+        )  # fmt: skip
     return SpikingActor(
         obs_dim,
         act_dim,

@@ -27,8 +27,8 @@ once per control step) carries its state across decisions, reset at every episod
 every decision from zeros. The encoder keeps no state across decisions.
 
 :class:`SpikingActor` is the population-coded actor of the proxy-target method (PopSAN; arXiv
-2505.24161); :func:`stateful_controller` the direct-input LIF controller of arXiv 2510.24461
-Sec. 6.
+2505.24161); :func:`direct_lif_network` the direct-input LIF network of arXiv 2510.24461 (Sec. 5
+stateless, Sec. 6 :func:`stateful_controller`).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ __all__ = [
     "StepwiseTrace",
     "diagnostic_names",
     "spiking_diagnostics",
+    "direct_lif_network",
     "stateful_controller",
 ]
 
@@ -318,20 +319,25 @@ class SpikingActor(SpikingNetwork):
         self.neuron_kind = neuron
 
 
-def stateful_controller(
-    obs_dim: int = 18,
-    act_dim: int = 4,
+def direct_lif_network(
+    obs_dim: int,
+    act_dim: int,
     hidden: Sequence[int] = (256, 128),
+    timesteps: int = 1,
+    stateful: bool = False,
     surrogate: str = "fast_sigmoid",
     slope: float = 1.0,
     max_action: float = 1.0,
 ) -> SpikingNetwork:
-    """The stateful LIF controller of arXiv 2510.24461 Sec. 6 (39,044 parameters by default).
+    """The direct-input LIF network of arXiv 2510.24461 (spec Secs. 1, 5 and 6).
 
-    ``o_t -> Linear -> LIF -> Linear -> LIF -> Linear readout on spikes -> tanh``, direct analog
-    input, one SNN tick per control step, state carried through the episode. Each LIF has a
-    learnable per-neuron leak ``clip(beta, 0, 1)`` and threshold, both U(0, 1) at init, and the
-    detached soft reset of Sec. 1.
+    ``o -> [Linear -> LIF] x len(hidden) -> Linear readout -> tanh``: the analog observation is
+    the input current of every tick, each LIF has a learnable per-neuron leak ``clip(beta, 0, 1)``
+    and threshold (both U(0, 1) at init) and the detached soft reset of Sec. 1, and the readout
+    is linear in the output spikes, summed over the decision's ``timesteps`` ticks (the bias
+    counted once; with one tick this is the spikes just emitted). ``stateful=False`` (Sec. 5, the
+    slope study on single transitions) starts every decision from zeros; ``stateful=True``
+    (Sec. 6) carries the membranes across decisions, reset at every episode start.
     """
     sizes = [obs_dim, *hidden]
     linears = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
@@ -347,14 +353,31 @@ def stateful_controller(
         for size in hidden
     ]
     return SpikingNetwork(
-        DirectEncoder(obs_dim, timesteps=1),
+        DirectEncoder(obs_dim, timesteps=timesteps),
         linears,
         neurons,
-        LinearReadout(hidden[-1], act_dim, source="spikes"),
-        timesteps=1,
+        LinearReadout(hidden[-1], act_dim, source="spikes" if timesteps == 1 else "count"),
+        timesteps=timesteps,
         max_action=max_action,
-        stateful=True,
+        stateful=stateful,
     )
+
+
+def stateful_controller(
+    obs_dim: int = 18,
+    act_dim: int = 4,
+    hidden: Sequence[int] = (256, 128),
+    surrogate: str = "fast_sigmoid",
+    slope: float = 1.0,
+    max_action: float = 1.0,
+) -> SpikingNetwork:
+    """The stateful LIF controller of arXiv 2510.24461 Sec. 6 (39,044 parameters by default):
+    :func:`direct_lif_network` with one tick per control step, state carried through the
+    episode."""
+    return direct_lif_network(
+        obs_dim, act_dim, hidden, timesteps=1, stateful=True, surrogate=surrogate, slope=slope,
+        max_action=max_action,
+    )  # fmt: skip
 
 
 @torch.no_grad()

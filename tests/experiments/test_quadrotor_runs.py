@@ -53,3 +53,14 @@ def test_a_curriculum_on_an_env_without_one_is_refused(tmp_path, capsys):
     assert main(args) == 2
     assert "has no reward curriculum" in capsys.readouterr().err
     assert not any(tmp_path.iterdir()) or all(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_declared_eval_info_is_read_from_the_registered_class_of_any_id_form():
+    from spikerl.experiments.evaluation import eval_info_keys, eval_info_labels
+
+    assert eval_info_labels("spikerl/Quadrotor-v0") == {
+        "position_error": "position error (m)",
+        "crashed": "crash rate",
+    }
+    assert eval_info_keys("tests.experiments.crashing_env:CrashOnce-v0") == {}  # imports it
+    assert eval_info_keys("Pendulum-v1") == {}

@@ -1,6 +1,10 @@
-"""The proxy-target actor as a configuration of the composable core gives, bit for bit, the
-actions, gradients and parameter counts that the pre-refactor actor gave (fixture saved at
-commit f8b3aa1 by ``tests/fixtures/make_actor_fixture.py``), and old run folders still load."""
+"""The proxy-target actor as a configuration of the composable core gives the actions,
+gradients and parameter counts that the pre-refactor actor gave (fixture saved at commit f8b3aa1
+by ``tests/fixtures/make_actor_fixture.py``), and old run folders still load.
+
+Same machine, same results bit for bit; across CPUs, torch's kernels may sum in another order
+(the fixture differs by about one float32 ulp on an AVX-512 machine), so values are compared to
+a few units of rounding of their dtype, relative to the largest saved entry."""
 
 from __future__ import annotations
 
@@ -17,6 +21,17 @@ SAVED = torch.load(FIXTURES / "proxy_target_actor.pt", weights_only=True)
 CASES = sorted(SAVED["cases"])
 
 
+ULPS = 8  # units of rounding allowed, relative to the largest saved magnitude
+
+
+def assert_rounding_equal(got: torch.Tensor, saved: torch.Tensor, name: str = "actions") -> None:
+    """``|got - saved| <= ULPS * eps(dtype) * max|saved|`` entrywise (dtype and shape equal)."""
+    assert got.dtype == saved.dtype and got.shape == saved.shape, name
+    bound = ULPS * torch.finfo(saved.dtype).eps * float(saved.abs().max())
+    worst = float((got.detach() - saved).abs().max())
+    assert worst <= bound, f"{name}: differs by {worst:.3g} > {bound:.3g}"
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_actions_and_gradients_equal_the_saved_fixture(case):
     saved, cfg = SAVED["cases"][case], SAVED["config"]
@@ -25,12 +40,12 @@ def test_actions_and_gradients_equal_the_saved_fixture(case):
     actor = actor.to(getattr(torch, dtype))
     actor.load_state_dict(saved["state_dict"])  # same parameter names as before the refactor
     actions = actor(saved["obs"])
-    assert torch.equal(actions, saved["actions"])
+    assert_rounding_equal(actions, saved["actions"])
     (actions * saved["probe"]).sum().backward()
     grads = {n: p.grad for n, p in actor.named_parameters()}
     assert grads.keys() == saved["grads"].keys()
     for name, grad in grads.items():
-        assert torch.equal(grad, saved["grads"][name]), name
+        assert_rounding_equal(grad, saved["grads"][name], name)
     assert sum(p.numel() for p in actor.parameters()) == saved["n_params"]
 
 

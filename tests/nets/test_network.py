@@ -8,6 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from spikerl.experiments.config import ConfigError, load_config
+from spikerl.nets import build_actor
 from spikerl.nets.spiking import SpikingActor, SpikingNetwork, stateful_controller
 from spikerl.snn.coding import DirectEncoder, LinearReadout
 from spikerl.snn.energy import OpCounter
@@ -55,6 +57,31 @@ def test_stateful_controller_matches_the_sequence_paper():
         for values in (neuron.beta.detach(), neuron.v_th.detach()):  # U(0, 1)
             assert 0 <= float(values.min()) and float(values.max()) <= 1
         assert neuron.surrogate.kind == "fast_sigmoid"
+
+
+def test_direct_actor_is_the_slope_study_network():
+    # arXiv 2510.24461 Sec. 5: 146-d input current -> LIF 256 -> LIF 128 -> readout, T = 4
+    cfg = load_config(
+        None,
+        ["actor.kind=lif", "actor.network=direct", "actor.hidden=[256,128]",
+         "actor.timesteps=4", "actor.surrogate=fast_sigmoid", "actor.slope=2"],
+    )  # fmt: skip
+    actor = build_actor(cfg.actor, "td3", 146, 4).double()
+    weights = 146 * 256 + 256 + 256 * 128 + 128 + 128 * 4 + 4
+    assert sum(p.numel() for p in actor.parameters()) == weights + 2 * (256 + 128)
+    assert not actor.stateful and actor.timesteps == 4 and actor.input_kind == "analog"
+    assert all(n.threshold_mode == "learn" and n.surrogate.slope == 2.0 for n in actor.neurons)
+    obs = _obs(3, 146)
+    ref = actor.forward_stepwise(obs)  # readout of the summed output spikes, one bias
+    readout = actor.decoder.linear
+    expected = torch.tanh(readout(ref.spikes[-1].sum(0)))
+    torch.testing.assert_close(actor(obs), expected)
+    torch.testing.assert_close(actor(obs), actor(obs))  # stateless: zeros every decision
+
+
+def test_direct_network_needs_lif():
+    with pytest.raises(ConfigError, match="actor.kind=lif"):
+        load_config(None, ["actor.kind=plif", "actor.network=direct"])
 
 
 def test_proxy_target_actor_is_a_stateless_configuration():

@@ -32,7 +32,17 @@ import numpy as np
 
 from .params import QuadrotorError, QuadrotorParams, RewardCoefficients
 
-__all__ = ["ARRAY", "SCALAR", "Ops", "Physics", "finite", "reward_terms", "rk4_step", "rotation"]
+__all__ = [
+    "ARRAY",
+    "SCALAR",
+    "Ops",
+    "Physics",
+    "finite",
+    "outside",
+    "reward_terms",
+    "rk4_step",
+    "rotation",
+]
 
 Column = Any  # a float, or an (N,) float64 array
 State = tuple  # 17 columns: px py pz qw qx qy qz vx vy vz wx wy wz u1 u2 u3 u4
@@ -151,6 +161,16 @@ def finite(s: State, ops: Ops) -> Column:
     for x in s[1:]:
         total = total + x
     return ops.isfinite(total)
+
+
+def outside(s: State, limits: tuple[float, float, float], ops: Ops) -> Column:
+    """True where the drone left the box: any ``|p_i|`` above the position limit (m), or any
+    ``|v_i|`` (m/s) or ``|w_i|`` (rad/s) above its limit (``limits`` in that order; inf = off)."""
+    out: Column = False
+    for cols, limit in zip((s[0:3], s[7:10], s[10:13]), limits, strict=True):
+        for col in cols:
+            out = out | (ops.absolute(col) > limit)
+    return out
 
 
 def rotation(qw: Column, qx: Column, qy: Column, qz: Column) -> tuple:

@@ -19,6 +19,7 @@ from .core import (
     Physics,
     curriculum,
     finite,
+    outside,
     reward_terms,
     rk4_step,
     rotation,
@@ -68,26 +69,29 @@ def _build(cls, kwargs: dict[str, Any], prefix: str):
 SHOEMAKE_BATCH = 8  # candidate attitudes per draw; about 18% of uniform rotations pass 90 deg
 
 
-def _shoemake(u: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Uniformly random unit quaternions (w, x, y, z) from uniform ``u`` of shape (k, 3)
-    (Shoemake 1992)."""
-    a, b = np.sqrt(1.0 - u[:, 0]), np.sqrt(u[:, 0])
-    angle2, angle3 = 2 * np.pi * u[:, 1], 2 * np.pi * u[:, 2]
-    return b * np.cos(angle3), a * np.sin(angle2), a * np.cos(angle2), b * np.sin(angle3)
+def _shoemake(u0: float, u1: float, u2: float) -> tuple[float, float, float, float]:
+    """A uniformly random unit quaternion (w, x, y, z) from three uniforms (Shoemake 1992)."""
+    a, b = math.sqrt(1.0 - u0), math.sqrt(u0)
+    angle2, angle3 = 2 * math.pi * u1, 2 * math.pi * u2
+    return b * math.cos(angle3), a * math.sin(angle2), a * math.cos(angle2), b * math.sin(angle3)
 
 
 def _start_attitude(rng: np.random.Generator, init: str) -> tuple[float, ...]:
     """Identity (``0deg``), any attitude (``180deg``), or a uniform one re-drawn until its
     total rotation angle ``2 acos|q_w|`` is at most 90 degrees (``90deg``; candidates are drawn
-    :data:`SHOEMAKE_BATCH` at a time and the first that passes is taken)."""
+    :data:`SHOEMAKE_BATCH` at a time and the first that passes is taken).
+
+    Scalar ``math`` on Python floats, so a start depends only on the drone's generator, never
+    on how many drones reset together (NumPy's vector kernels may round differently by array
+    length)."""
     if init == "0deg":
         return (1.0, 0.0, 0.0, 0.0)
+    if init == "180deg":
+        return _shoemake(*rng.random(3).tolist())
     while True:
-        qw, qx, qy, qz = _shoemake(rng.random((1 if init == "180deg" else SHOEMAKE_BATCH, 3)))
-        passed = np.flatnonzero(np.abs(qw) >= MAX_TILT_COS) if init == "90deg" else [0]
-        if len(passed):
-            i = passed[0]
-            return (float(qw[i]), float(qx[i]), float(qy[i]), float(qz[i]))
+        for u0, u1, u2 in rng.random((SHOEMAKE_BATCH, 3)).tolist():
+            if abs(math.sqrt(u0) * math.cos(2 * math.pi * u2)) >= MAX_TILT_COS:
+                return _shoemake(u0, u1, u2)
 
 
 def sample_start(rng: np.random.Generator, opt: TaskOptions) -> tuple[tuple, dict[str, float]]:
@@ -99,11 +103,11 @@ def sample_start(rng: np.random.Generator, opt: TaskOptions) -> tuple[tuple, dic
     v ~ U[-1, 1]^3 m/s, w ~ U[-1, 1]^3 rad/s. Rotor speeds are U[0, 1]^4 in both cases
     (``rest``: u_h)."""
     prm = opt.params
-    d = rng.random(14)
+    d = rng.random(14).tolist()
     if opt.init == "rest" or d[0] < 0.1:  # "guidance" start at the target, at rest
         pvw, q = [0.0] * 9, (1.0, 0.0, 0.0, 0.0)
     else:
-        pvw = [*(d[1:4] - 0.5), *(2.0 * d[4:10] - 1.0)]
+        pvw = [x - 0.5 for x in d[1:4]] + [2.0 * x - 1.0 for x in d[4:10]]
         q = _start_attitude(rng, opt.init)
     u = (prm.hover_rotor_speed,) * 4 if opt.init == "rest" else tuple(d[10:14])
     drone = {}
@@ -113,8 +117,7 @@ def sample_start(rng: np.random.Generator, opt: TaskOptions) -> tuple[tuple, dic
         drone["motor_tau"] = float(rng.uniform(*opt.motor_tau_range))
     if opt.thrust_scale_range is not None:
         drone["thrust_scale"] = float(rng.uniform(*opt.thrust_scale_range))
-    state = (*pvw[0:3], *q, *pvw[3:9], *u)
-    return tuple(float(x) for x in state), drone
+    return (*pvw[0:3], *q, *pvw[3:9], *u), drone
 
 
 def drone_physics(opt: TaskOptions, drone: dict[str, float]) -> Physics:
@@ -249,7 +252,7 @@ class QuadrotorEnv(gym.Env):
             self._history = self._history[4:] + list(a)
         nonfinite = not finite(state, SCALAR)
         terms = reward_terms(state, a, self._a_hover, self.options.orientation_cost, SCALAR)
-        terminated = nonfinite or self._outside(state)
+        terminated = nonfinite or outside(state, self.options.box_limits, SCALAR)
         truncated = not terminated and self._steps >= self.options.max_steps
         reward = float(weighted_reward(terms, self.coefficients))
         info = self._info(terms)
@@ -292,15 +295,6 @@ class QuadrotorEnv(gym.Env):
                 min(1.0, max(-1.0, x + n)) for x, n in zip(clipped, noise.tolist(), strict=True)
             ]
         return tuple(clipped)
-
-    def _outside(self, s: tuple) -> bool:
-        opt = self.options
-        lim, vlim, wlim = opt.position_limit, opt.velocity_limit, opt.angular_velocity_limit
-        return (
-            abs(s[0]) > lim or abs(s[1]) > lim or abs(s[2]) > lim
-            or abs(s[7]) > vlim or abs(s[8]) > vlim or abs(s[9]) > vlim
-            or abs(s[10]) > wlim or abs(s[11]) > wlim or abs(s[12]) > wlim
-        )  # fmt: skip
 
     def _observation(self, sanitize: bool = False) -> np.ndarray:
         """float32 observation; ``sanitize`` (a non-finite state) maps NaN/inf to numbers."""

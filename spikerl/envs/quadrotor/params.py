@@ -208,6 +208,11 @@ class TaskOptions:
         return 2 * u - 1
 
     @property
+    def box_limits(self) -> tuple[float, float, float]:
+        """Termination limits: position (m), velocity (m/s), angular velocity (rad/s)."""
+        return (self.position_limit, self.velocity_limit, self.angular_velocity_limit)
+
+    @property
     def randomized(self) -> bool:
         return any(
             r is not None

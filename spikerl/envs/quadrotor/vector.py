@@ -24,7 +24,16 @@ import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from .core import ARRAY, Physics, finite, reward_terms, rk4_step, rotation, weighted_reward
+from .core import (
+    ARRAY,
+    Physics,
+    finite,
+    outside,
+    reward_terms,
+    rk4_step,
+    rotation,
+    weighted_reward,
+)
 from .env import (
     ACTION_SPACE,
     QuadrotorEnv,
@@ -38,6 +47,11 @@ from .params import QuadrotorError
 __all__ = ["QuadrotorVectorEnv"]
 
 _PHYSICS_FIELDS = ("mass", "c0", "c1", "c2", "motor_tau")
+
+
+def _fields(physics) -> tuple[float, ...]:
+    """The per-drone physics constants that the vector env keeps as columns."""
+    return tuple(getattr(physics, name) for name in _PHYSICS_FIELDS)
 
 
 class QuadrotorVectorEnv(VectorEnv):
@@ -75,6 +89,7 @@ class QuadrotorVectorEnv(VectorEnv):
         self._steps = np.zeros(n, dtype=np.int64)
         self._needs_reset = np.zeros(n, dtype=bool)
         self._a_hover = self.options.action_hover
+        self._nominal = _fields(drone_physics(self.options, {}))
 
     # -- curriculum: the same coefficients for every drone ------------------------------------
     @property
@@ -101,20 +116,22 @@ class QuadrotorVectorEnv(VectorEnv):
 
     def _reset_drones(self, idx: np.ndarray) -> None:
         """New start states for drones ``idx`` from their own generators (a Python loop over
-        the few drones that reset; the step itself has none)."""
+        the few drones that reset, drawing each start as the single env does; the columns are
+        then written once)."""
         opt = self.options
+        draws = [sample_start(self._generators[i], opt) for i in idx.tolist()]
+        starts = np.array([start for start, _ in draws], dtype=np.float64).reshape(-1, 17)
         columns = [np.array(c) for c in self._state]
-        for i in idx.tolist():
-            start, drone = sample_start(self._generators[i], opt)
-            for col, value in zip(columns, start, strict=True):
-                col[i] = value
-            ph = drone_physics(opt, drone)
-            for name in _PHYSICS_FIELDS:
-                self._physics_columns[name][i] = getattr(ph, name)
-            self._mass[i] = ph.mass
+        for col, values in zip(columns, starts.T, strict=True):
+            col[idx] = values
         self._state = tuple(columns)
-        u = np.stack(columns[13:17], axis=1)[idx]
-        self._history[idx] = np.tile(2.0 * u - 1.0, self.options.history_length)
+        physics = np.array(
+            [_fields(drone_physics(opt, drone)) if drone else self._nominal for _, drone in draws]
+        ).reshape(-1, len(_PHYSICS_FIELDS))
+        for name, values in zip(_PHYSICS_FIELDS, physics.T, strict=True):
+            self._physics_columns[name][idx] = values
+        self._mass[idx] = self._physics_columns["mass"][idx]
+        self._history[idx] = np.tile(2.0 * starts[:, 13:17] - 1.0, self.options.history_length)
         self._steps[idx] = 0
 
     # -- step --------------------------------------------------------------------------------
@@ -136,7 +153,7 @@ class QuadrotorVectorEnv(VectorEnv):
             self._history, self._history_spare = shifted, self._history
         nonfinite = ~finite(state, ARRAY)
         terms = reward_terms(state, cols, self._a_hover, self.options.orientation_cost, ARRAY)
-        terminated = nonfinite | self._outside(state)
+        terminated = nonfinite | outside(state, self.options.box_limits, ARRAY)
         truncated = ~terminated & (self._steps >= self.options.max_steps)
         reward = np.asarray(weighted_reward(terms, self.coefficients), dtype=np.float64)
         reward = np.where(nonfinite & ~np.isfinite(reward), 0.0, reward)
@@ -179,18 +196,6 @@ class QuadrotorVectorEnv(VectorEnv):
     def _physics(self) -> Physics:
         c = self._physics_columns
         return Physics(c["mass"], c["c0"], c["c1"], c["c2"], c["motor_tau"], self.options.params)
-
-    def _outside(self, s: tuple) -> np.ndarray:
-        opt = self.options
-        out = np.zeros(self.num_envs, dtype=bool)
-        for cols, limit in (
-            (s[0:3], opt.position_limit),
-            (s[7:10], opt.velocity_limit),
-            (s[10:13], opt.angular_velocity_limit),
-        ):
-            for col in cols:
-                out |= np.abs(col) > limit
-        return out
 
     def _observations(self, idx: np.ndarray) -> np.ndarray:
         """float32 observations of drones ``idx``: state columns, then the history."""
