@@ -1,4 +1,5 @@
-"""Learning algorithms: TD3 (Polyak or proxy target) and SAC, built from a run config."""
+"""Learning algorithms: TD3 (Polyak or proxy target) and SAC, built from a run config, and
+sequence TD3+BC for stateful spiking actors (:mod:`~spikerl.algos.sequence`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from ..nets import DeterministicActor, TwinCritic, build_actor
 from ..seeding import SeedStreams
 from .common import CheckpointMixin, Learner, frozen, soft_update
 from .sac import SAC
+from .sequence import SequenceTD3BC
 from .td3 import TD3
 
 __all__ = [
     "SAC",
     "TD3",
     "CheckpointMixin",
+    "SequenceTD3BC",
     "Learner",
     "build_learner",
     "frozen",

@@ -204,6 +204,19 @@ class SpikingNetwork(nn.Module):
         """Action ``[B, m]`` for observations ``[B, n]``; every call starts from zero state."""
         return self.step(obs)[0]
 
+    def unroll(
+        self, obs_seq: torch.Tensor, state: NetworkState | None = None
+    ) -> tuple[torch.Tensor, NetworkState]:
+        """Actions ``[B, L, m]`` for an observation sequence ``[B, L, n]``: :meth:`step` at
+        every control step, the state carried from one to the next (from ``state``; None:
+        zeros). Differentiable end to end, so a loss on the actions backpropagates through time
+        into the weights, leaks and thresholds."""
+        actions = []
+        for i in range(obs_seq.shape[1]):
+            action, state = self.step(obs_seq[:, i], state)
+            actions.append(action)
+        return torch.stack(actions, dim=1), state
+
     def forward_stepwise(
         self, obs: torch.Tensor, state: NetworkState | None = None
     ) -> StepwiseTrace:
