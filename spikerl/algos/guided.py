@@ -4,7 +4,7 @@ r"""Guided rollouts of a stateful spiking actor on a batch of drones (jump-start
 Every drone of a vector env (``autoreset_mode`` SAME_STEP) runs its own episode; the actor keeps
 one state row per drone, zeroed when that drone's episode starts. At episode step :math:`t`:
 
-- the actor is stepped on :math:`o_t = x_t[:n_a]` (the 18-d state) whoever flies, so its state
+- the actor is stepped on :math:`x_t` (its encoder reads the 18-d state) whoever flies, so its state
   is warm at the handover; its action :math:`a^\pi_t` (plus optional exploration noise
   :math:`N(0, \sigma^2)`, clipped to [-1, 1]) is discarded while the guide flies;
 - the privileged guide :math:`G` (an ANN on the whole 146-d observation :math:`x_t`) flies for
@@ -70,7 +70,6 @@ def guided_rollouts(
     guide: nn.Module | None,
     guide_steps: int,
     *,
-    actor_obs: int = 18,
     episodes: int | None = None,
     store_steps: int | None = None,
     min_len: int = 0,
@@ -95,7 +94,7 @@ def guided_rollouts(
     budget = None if store_steps is None else ATTEMPT_FACTOR * store_steps
     while recording.any():
         x = torch.as_tensor(obs, dtype=torch.float32, device=device)
-        a_pi, state = actor.step(x[:, :actor_obs], state)
+        a_pi, state = actor.step(x, state)
         actions = _explore(a_pi.cpu().numpy(), explore_std, rng)
         guided = t < guide_steps
         if guided.any():
@@ -110,7 +109,7 @@ def guided_rollouts(
         ended = writer.append(final, actions, reward, terminated, truncated, guided, recording)
         boot = None
         if truncated[ended].any():
-            boot = _bootstrap_actions(actor, guide, final, state, t, guide_steps, actor_obs, device)
+            boot = _bootstrap_actions(actor, guide, final, state, t, guide_steps, device)
         for i in ended:
             ep = writer.finish(i, boot[i] if truncated[i] else None)
             keep = store_steps is not None and t[i] >= min_len
@@ -150,11 +149,11 @@ def _explore(actions: np.ndarray, std: float, rng: np.random.Generator | None) -
     return np.clip(actions + rng.normal(0.0, std, actions.shape), -1.0, 1.0).astype(np.float32)
 
 
-def _bootstrap_actions(actor, guide, final, state, t, guide_steps, actor_obs, device):
+def _bootstrap_actions(actor, guide, final, state, t, guide_steps, device):
     """``a_T`` for every drone: the guide on ``x_T`` where it would still fly at ``T``, else
     the actor's next action from its current state (that state is not kept)."""
     x = torch.as_tensor(final, dtype=torch.float32, device=device)
-    actions = actor.step(x[:, :actor_obs], state)[0].cpu().numpy()
+    actions = actor.step(x, state)[0].cpu().numpy()
     guided = t < guide_steps
     if guided.any():
         actions[guided] = guide(x[torch.as_tensor(guided, device=device)]).cpu().numpy()

@@ -1,11 +1,11 @@
 r"""Off-policy sequence training of a stateful spiking actor: TD3, TD3+BC and BC on replayed
 episode windows (arXiv 2510.24461 Secs. 6 and 8; spec ``surrogate-sequence.md``).
 
-The actor is a stateful network (:func:`~spikerl.nets.spiking.stateful_controller`) stepped once
-per control step; it reads the first ``actor_obs`` entries of the privileged observation
-:math:`x_t` (the 18-d state), the twin critics read all of it (146-d: state and 32-step action
-history), so they need no warm-up. One call of :meth:`SequenceTD3BC.update` on a
-:class:`~spikerl.buffers.SequenceBatch` of B windows of L steps:
+The actor is a stateful network (:func:`~spikerl.nets.spiking.direct_lif_network` with
+``stateful=True``) stepped once per control step; its encoder reads the first entries of the
+privileged observation :math:`x_t` (the 18-d state), the twin critics read all of it (146-d:
+state and 32-step action history), so they need no warm-up. One call of
+:meth:`SequenceTD3BC.update` on a :class:`~spikerl.buffers.SequenceBatch` of B windows of L steps:
 
 1. **Critic** (``q_term`` other than ``"none"``): both critics on every valid window step,
    n-step targets from the buffer (which never bootstraps across an episode end),
@@ -69,9 +69,8 @@ class SequenceTD3BC(CheckpointMixin):
     """Sequence learner for a stateful actor (module docstring).
 
     Args:
-        actor: stateful spiking network with ``unroll`` (``[B, L, n_a] -> [B, L, m]``).
+        actor: stateful spiking network with ``unroll`` (``[B, L, n] -> [B, L, m]``).
         critic: :class:`~spikerl.nets.TwinCritic` on the privileged observation.
-        actor_obs: how many leading entries of the observation the actor reads (18).
         burn_in: W, window steps that only warm the actor's state (50).
         q_term: ``normalized``, ``plain`` or ``none`` (see above).
         alpha: TD3+BC's alpha (2.5).
@@ -88,7 +87,6 @@ class SequenceTD3BC(CheckpointMixin):
         actor: nn.Module,
         critic: nn.Module,
         *,
-        actor_obs: int = 18,
         burn_in: int = 50,
         q_term: QTerm = "normalized",
         alpha: float = 2.5,
@@ -110,7 +108,7 @@ class SequenceTD3BC(CheckpointMixin):
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
         self.actor_opt = adam(actor.parameters(), lr_actor)
         self.critic_opt = adam(critic.parameters(), lr_critic)
-        self.actor_obs, self.burn_in, self.q_term, self.alpha = actor_obs, burn_in, q_term, alpha
+        self.burn_in, self.q_term, self.alpha = burn_in, q_term, alpha
         self.gamma, self.tau, self.policy_delay = gamma, tau, policy_delay
         self.target_noise, self.noise_clip = target_noise, noise_clip
         self.device = torch.device(device)
@@ -153,7 +151,7 @@ class SequenceTD3BC(CheckpointMixin):
 
     def actor_loss(self, batch: Any, bc_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
         """The masked actor loss of one batch (module docstring) and its parts."""
-        pi, _ = self.actor.unroll(batch.obs[..., : self.actor_obs])  # zero state per window
+        pi, _ = self.actor.unroll(batch.obs)  # zero state at every window start
         steps = torch.arange(pi.shape[1], device=pi.device)
         learn = (batch.mask & (steps >= self.burn_in)).float()
         bc = masked_mean((pi - batch.actions) ** 2, learn)

@@ -106,6 +106,12 @@ class ActorConfig:
         "spikes; arXiv 2510.24461 Sec. 5; needs actor.kind=lif, pop_in/pop_out unused)",
     )
     hidden: tuple[int, ...] = param((256, 256), "hidden layer sizes", lo=1)
+    inputs: int = param(
+        0,
+        "direct network: leading observation entries it reads (0: all; 18 = the quadrotor "
+        "state of its 146-d privileged observation)",
+        lo=0,
+    )
     timesteps: int = param(5, "SNN ticks per decision (T)", lo=1, hi=1000)
     pop_in: int = param(10, "encoder neurons per observation dimension", lo=1)
     pop_out: int = param(10, "output-population neurons per action dimension", lo=1)
@@ -134,8 +140,45 @@ class SACConfig:
 
 
 @dataclass(frozen=True)
+class SequenceConfig:
+    """Guided sequence training of a stateful spiking actor (arXiv 2510.24461 Secs. 6-10)."""
+
+    window: int = param(100, "L: window steps per sampled sequence", lo=1)
+    burn_in: int = param(50, "W: window steps that only warm the actor state (no loss)", lo=0)
+    lookahead: int = param(2, "n of the n-step critic targets", lo=1)
+    stride: int = param(50, "window starts are multiples of it (plus one end-aligned)", lo=1)
+    min_len: int = param(100, "episodes shorter than this are not stored (padded if < L)", lo=1)
+    q_term: Literal["normalized", "plain", "none"] = param(
+        "normalized",
+        "actor Q term: normalized (TD3+BC, alpha / mean|Q|), plain (TD3) or none (BC only)",
+    )
+    alpha: float = param(2.5, "TD3+BC alpha", lo=0.0)
+    bc_weight: float = param(0.2, "lambda_0: weight of the BC term at the start", lo=0.0)
+    bc_decay: float = param(0.99, "lambda <- decay * lambda once per round", lo=0.0, hi=1.0)
+    guide: str = param(
+        "builtin",
+        "guide policy: 'builtin' (the shipped quadrotor guide), a run folder or checkpoint "
+        "of an ANN actor on the full observation, or '' (no guide)",
+    )
+    guide_steps: int = param(450, "L_g at the start: steps the guide flies each episode", lo=0)
+    guide_steps_min: int = param(50, "L_g never drops below this", lo=0)
+    guide_steps_drop: int = param(25, "L_g decrease per round", lo=0)
+    round_epochs: int = param(10, "epochs per round (L_g and lambda steps)", lo=1)
+    seed_steps: int = param(
+        100_000, "guide-flown steps stored before training (200 episodes of 500)", lo=0
+    )
+    online: bool = param(True, "collect new episodes every epoch (False: the seed data only)")
+    num_envs: int = param(20, "drones collecting in parallel (vector env)", lo=1)
+    updates: int = param(100, "updates per epoch", lo=1)
+    explore_std: float = param(0.0, "Gaussian exploration noise on actor actions", lo=0.0)
+    eval_guide_steps: int = param(50, "guide steps of each evaluation episode (W)", lo=0)
+
+
+@dataclass(frozen=True)
 class AlgoConfig:
-    name: Literal["td3", "sac"] = param("td3", "learning algorithm")
+    name: Literal["td3", "sac", "sequence"] = param(
+        "td3", "learning algorithm (sequence: guided sequence training of a stateful SNN)"
+    )
     target: Literal["polyak", "proxy"] = param(
         "polyak", "TD3 target policy: Polyak-averaged actor copy, or proxy ReLU network"
     )
@@ -153,6 +196,7 @@ class AlgoConfig:
     critic_hidden: tuple[int, ...] = param((256, 256), "critic hidden sizes", lo=1)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     sac: SACConfig = field(default_factory=SACConfig)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
 
 
 @dataclass(frozen=True)
@@ -203,6 +247,8 @@ class Config:
             )
         if self.algo.name == "sac" and self.algo.target == "proxy":
             raise ConfigError("algo.target: 'proxy' is a TD3 target; SAC uses 'polyak'")
+        if self.algo.name == "sequence":
+            _check_sequence(self)
 
     @property
     def run_name(self) -> str:
@@ -213,6 +259,27 @@ class Config:
         tag = {"polyak": "", "proxy": "pt-"}[self.algo.target] if self.algo.name == "td3" else ""
         env = self.env.id.rpartition(":")[2].replace("/", "-")  # spikerl/Quadrotor-v0, pkg:Env
         return f"{self.algo.name}-{tag}{self.actor.kind}-{env}-s{self.run.seed}"
+
+
+def _check_sequence(cfg: Config) -> None:
+    """The sequence method's own constraints: a stateful LIF actor and sizes that fit."""
+    seq = cfg.algo.sequence
+    if cfg.actor.kind != "lif" or cfg.actor.network != "direct":
+        raise ConfigError(
+            "algo.name: 'sequence' trains the stateful direct LIF controller; set "
+            "actor.kind=lif and actor.network=direct"
+        )
+    if cfg.algo.target != "polyak":
+        raise ConfigError("algo.target: the sequence method uses Polyak target critics")
+    if seq.burn_in >= seq.window:
+        raise ConfigError(
+            f"algo.sequence.burn_in ({seq.burn_in}) must be below algo.sequence.window "
+            f"({seq.window}), or no window step carries a loss"
+        )
+    if seq.q_term == "none" and seq.bc_weight == 0:
+        raise ConfigError("algo.sequence: q_term 'none' with bc_weight 0 leaves no actor loss")
+    if not seq.online and seq.seed_steps == 0:
+        raise ConfigError("algo.sequence: online=false trains on the seed data; set seed_steps")
 
 
 def _check_run_name(name: str) -> None:

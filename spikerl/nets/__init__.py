@@ -30,14 +30,16 @@ __all__ = [
 
 
 def build_actor(actor_cfg, algo_name: str, obs_dim: int, act_dim: int) -> nn.Module:
-    """The actor described by an :class:`~spikerl.experiments.config.ActorConfig`."""
+    """The actor described by an :class:`~spikerl.experiments.config.ActorConfig` (a direct
+    spiking actor is stateful under ``algo_name="sequence"``)."""
     if actor_cfg.kind == "ann":
         cls = GaussianActor if algo_name == "sac" else DeterministicActor
         return cls(obs_dim, act_dim, actor_cfg.hidden)
-    if actor_cfg.network == "direct":
+    if actor_cfg.network == "direct":  # stateful for sequence training, else per decision
         return direct_lif_network(
             obs_dim, act_dim, actor_cfg.hidden, actor_cfg.timesteps,
-            surrogate=actor_cfg.surrogate, slope=actor_cfg.slope,
+            stateful=algo_name == "sequence", surrogate=actor_cfg.surrogate,
+            slope=actor_cfg.slope, inputs=actor_cfg.inputs or None,
         )  # fmt: skip
     return SpikingActor(
         obs_dim,

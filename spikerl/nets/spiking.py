@@ -341,6 +341,7 @@ def direct_lif_network(
     surrogate: str = "fast_sigmoid",
     slope: float = 1.0,
     max_action: float = 1.0,
+    inputs: int | None = None,
 ) -> SpikingNetwork:
     """The direct-input LIF network of arXiv 2510.24461 (spec Secs. 1, 5 and 6).
 
@@ -350,9 +351,12 @@ def direct_lif_network(
     is linear in the output spikes, summed over the decision's ``timesteps`` ticks (the bias
     counted once; with one tick this is the spikes just emitted). ``stateful=False`` (Sec. 5, the
     slope study on single transitions) starts every decision from zeros; ``stateful=True``
-    (Sec. 6) carries the membranes across decisions, reset at every episode start.
+    (Sec. 6) carries the membranes across decisions, reset at every episode start. ``inputs``
+    reads only the first entries of the observation (the controller's 18-d state of the 146-d
+    privileged observation); None reads all of it.
     """
-    sizes = [obs_dim, *hidden]
+    encoder = DirectEncoder(obs_dim, timesteps=timesteps, inputs=inputs)
+    sizes = [encoder.out_features, *hidden]
     linears = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
     neurons = [
         LIF(
@@ -366,7 +370,7 @@ def direct_lif_network(
         for size in hidden
     ]
     return SpikingNetwork(
-        DirectEncoder(obs_dim, timesteps=timesteps),
+        encoder,
         linears,
         neurons,
         LinearReadout(hidden[-1], act_dim, source="spikes" if timesteps == 1 else "count"),

@@ -93,15 +93,23 @@ class PopulationEncoder(nn.Module):
 
 
 class DirectEncoder(nn.Module):
-    """Direct (analog current) encoding: the input repeated as a constant current for T ticks."""
+    """Direct (analog current) encoding: the input repeated as a constant current for T ticks.
+
+    ``inputs``: read only the first ``inputs`` observation entries (the quadrotor controller's
+    18-d state of its 146-d privileged observation); None reads all ``obs_dim``.
+    """
 
     output_kind = "analog"
 
-    def __init__(self, obs_dim: int, timesteps: int = 5) -> None:
+    def __init__(self, obs_dim: int, timesteps: int = 5, inputs: int | None = None) -> None:
         super().__init__()
-        self.out_features, self.timesteps = obs_dim, timesteps
+        if inputs is not None and not 1 <= inputs <= obs_dim:
+            raise ValueError(f"inputs={inputs} must be in [1, obs_dim={obs_dim}]")
+        self.inputs = inputs
+        self.out_features, self.timesteps = inputs or obs_dim, timesteps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[..., : self.inputs] if self.inputs is not None else x
         return x.unsqueeze(0).expand(self.timesteps, *x.shape)
 
 

@@ -12,7 +12,7 @@ from torch import nn
 from spikerl.algos.guided import guided_rollouts
 from spikerl.buffers.sequence import EpisodeSequenceBuffer
 from spikerl.envs.quadrotor.vector import QuadrotorVectorEnv
-from spikerl.nets.spiking import stateful_controller
+from spikerl.nets.spiking import direct_lif_network
 
 HOVER = 0.334
 
@@ -27,7 +27,7 @@ class HoverGuide(nn.Module):
 
 def _actor() -> nn.Module:
     torch.manual_seed(0)
-    net = stateful_controller(18, 4, (16, 8), slope=5.0)
+    net = direct_lif_network(146, 4, (16, 8), stateful=True, slope=5.0, inputs=18)
     with torch.no_grad():
         for lin in net.linears:
             lin.weight.mul_(2.0)
@@ -40,7 +40,7 @@ def _env(n: int = 3, **kw) -> QuadrotorVectorEnv:
 
 def _unrolled(actor: nn.Module, obs: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        x = torch.as_tensor(obs[None, :, :18], dtype=torch.float32)
+        x = torch.as_tensor(obs[None], dtype=torch.float32)  # the actor reads obs[:18]
         return actor.unroll(x)[0][0].numpy()
 
 

@@ -12,7 +12,7 @@ from spikerl.algos.common import frozen
 from spikerl.algos.sequence import SequenceTD3BC, masked_mean
 from spikerl.buffers.sequence import SequenceBatch
 from spikerl.nets import TwinCritic
-from spikerl.nets.spiking import stateful_controller
+from spikerl.nets.spiking import direct_lif_network
 
 B, L, W, OBS, ACT, ACTOR_OBS = 4, 12, 5, 10, 2, 6
 
@@ -37,12 +37,12 @@ def _batch(seed: int = 0, valid_to: int | None = None) -> SequenceBatch:
 
 def _learner(q_term: str = "normalized", **kw) -> SequenceTD3BC:
     torch.manual_seed(0)
-    actor = stateful_controller(ACTOR_OBS, ACT, (16, 8), slope=5.0)
+    actor = direct_lif_network(OBS, ACT, (16, 8), stateful=True, slope=5.0, inputs=ACTOR_OBS)
     with torch.no_grad():
         for lin in actor.linears:
             lin.weight.mul_(3.0)  # enough spikes for gradients to flow
     critic = TwinCritic(OBS, ACT, (32, 32))
-    return SequenceTD3BC(actor, critic, actor_obs=ACTOR_OBS, burn_in=W, q_term=q_term, **kw)
+    return SequenceTD3BC(actor, critic, burn_in=W, q_term=q_term, **kw)
 
 
 def _actor_grads(learner: SequenceTD3BC, batch: SequenceBatch, bc_weight: float) -> dict:
@@ -69,7 +69,7 @@ def test_the_q_term_alone_moves_the_actor_and_reaches_leaks_and_thresholds():
 def test_the_q_term_is_evaluated_at_the_policy_actions_not_the_buffer_actions():
     learner = _learner("plain")
     batch = _batch()
-    pi, _ = learner.actor.unroll(batch.obs[..., :ACTOR_OBS])
+    pi, _ = learner.actor.unroll(batch.obs)
     learn = torch.arange(L) >= W
     expected = -learner.critic.q1_value(batch.obs, pi)[:, learn].mean()
     loss, _ = learner.actor_loss(batch, bc_weight=0.0)
@@ -80,7 +80,7 @@ def test_the_td3bc_normaliser_uses_policy_q_and_is_detached():
     learner = _learner("normalized", alpha=2.5)
     batch = _batch()
     loss, parts = learner.actor_loss(batch, bc_weight=0.0)
-    pi, _ = learner.actor.unroll(batch.obs[..., :ACTOR_OBS])
+    pi, _ = learner.actor.unroll(batch.obs)
     q = learner.critic.q1_value(batch.obs, pi)[:, W:]
     torch.testing.assert_close(loss, -2.5 * q.mean() / q.abs().mean())
     # detached: the gradient is that of -(2.5 / const) * mean Q, not of -2.5 * sign(mean Q)
@@ -118,19 +118,19 @@ def test_no_step_past_the_burn_in_is_no_actor_step():
 def test_the_state_is_reset_per_window_and_batch_changes_raise():
     learner = _learner()
     batch = _batch()
-    first, _ = learner.actor.unroll(batch.obs[..., :ACTOR_OBS])
-    again, _ = learner.actor.unroll(batch.obs[..., :ACTOR_OBS])
+    first, _ = learner.actor.unroll(batch.obs)
+    again, _ = learner.actor.unroll(batch.obs)
     torch.testing.assert_close(first, again)  # no state leaks from one unroll to the next
-    _, state = learner.actor.unroll(batch.obs[..., :ACTOR_OBS])
+    _, state = learner.actor.unroll(batch.obs)
     with pytest.raises(Exception, match="expected"):
-        learner.actor.unroll(batch.obs[:2, :, :ACTOR_OBS], state)  # B=2 with a B=4 state
+        learner.actor.unroll(batch.obs[:2], state)  # B=2 with a B=4 state
 
 
 def test_bc_only_needs_no_critic_and_matches_elementwise_mse():
     learner = _learner("none")
     batch = _batch()
     loss, parts = learner.actor_loss(batch, bc_weight=1.0)
-    pi, _ = learner.actor.unroll(batch.obs[..., :ACTOR_OBS])
+    pi, _ = learner.actor.unroll(batch.obs)
     torch.testing.assert_close(loss, ((pi - batch.actions)[:, W:] ** 2).mean())
     critic_before = [p.detach().clone() for p in learner.critic.parameters()]
     metrics = learner.update(batch, bc_weight=1.0)
