@@ -641,6 +641,10 @@ def train(
             _check_resumable(cfg, run_dir)
         else:
             _check_new_run_dir(run_dir, overwrite)
+        if cfg.algo.name == "sequence":  # its own epoch loop on the same run folder machinery
+            from .sequence_run import train_sequence
+
+            return train_sequence(cfg, run_dir, device, resume, overwrite)
         session = _build_session(cfg, run_dir, device)
         if resume:
             _resume(session)

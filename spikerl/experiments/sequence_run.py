@@ -1,0 +1,476 @@
+r"""Guided sequence training runs: the epoch loop of ``algo.name: sequence`` (arXiv 2510.24461
+Sec. 10; spec ``surrogate-sequence.md``).
+
+The run folder, metrics, checkpoints, status, provenance, signals and resume are those of
+:mod:`~spikerl.experiments.run`; only the loop differs. Before the first epoch the guide flies
+whole episodes until ``algo.sequence.seed_steps`` steps are stored. Epoch ``e`` of
+``E = run.total_steps // run.eval_every``:
+
+1. reward curriculum :math:`\rho_e` (``env.curriculum_block``, as in every run);
+2. ``online``: collect until ``run.eval_every`` steps are stored, the guide flying the first
+   :math:`L_g` steps of every episode while the actor is stepped silently
+   (:func:`~spikerl.algos.guided.guided_rollouts`, ``algo.sequence.num_envs`` drones);
+3. ``algo.sequence.updates`` updates (:class:`~spikerl.algos.sequence.SequenceTD3BC`) on
+   ``algo.batch_size`` windows each, BC weight :math:`\lambda`;
+4. evaluation on ``run.eval_episodes`` drones: the guide flies the first
+   ``eval_guide_steps`` (W) steps, then the actor (``eval/*``); and guide-free, the actor from
+   a cold state at step 0 (``eval_free/*``, the deployment case);
+5. the slope schedule sees the evaluation return; every ``round_epochs`` epochs
+   :math:`L_g \leftarrow \max(L_{min}, L_g - \Delta)` and :math:`\lambda \leftarrow d\,\lambda`;
+6. an atomic checkpoint with the buffer, learner, schedules (slope, :math:`L_g`,
+   :math:`\lambda`) and every RNG state.
+
+Each collection and evaluation reseeds the drones from the run seed and the epoch, so a resumed
+run continues exactly. The ``step`` column is the epoch's nominal step count
+``(e + 1) * run.eval_every`` [R] (the offline baselines collect nothing);
+``collect/env_steps`` counts the drone-steps actually flown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..algos.guided import RolloutResult, guided_rollouts
+from ..algos.sequence import SequenceTD3BC
+from ..buffers.sequence import EpisodeSequenceBuffer
+from ..nets import TwinCritic, build_actor, build_slope_schedule
+from ..seeding import SeedStreams
+from ..snn.schedules import SlopeSchedule
+from .checkpoint import (
+    CheckpointError,
+    get_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from .config import Config, ConfigError, config_to_dict
+from .provenance import record_provenance
+from .run import (
+    BEST_NAME,
+    CHECKPOINT_NAME,
+    METRICS_NAME,
+    STATUS_EVERY,
+    MetricsWriter,
+    RunResult,
+    TrainingDiverged,
+    _create_run_dir,
+    _curriculum,
+    _note,
+    _Progress,
+    _show_bar,
+    _stop_on_signals,
+    _write_status,
+)
+
+__all__ = ["BUILTIN_GUIDE", "load_guide", "train_sequence"]
+
+#: The shipped quadrotor guide: an ANN actor on the 146-d observation (``docs/quadrotor.md``).
+BUILTIN_GUIDE = "guides/quadrotor/guide.pt"
+_PHASES = ("collect", "update", "evaluate")
+WHOLE_EPISODE = 2**31  # guide steps that let the guide fly every episode to its end
+
+
+@dataclass
+class _Schedule:
+    """What the method schedules per round, restored on resume."""
+
+    guide_steps: int
+    bc_weight: float
+    env_steps: int = 0
+    phase_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_PHASES, 0.0))
+
+
+@dataclass
+class _SeqSession:
+    cfg: Config
+    run_dir: Path
+    env: Any
+    eval_env: Any
+    learner: SequenceTD3BC
+    guide: nn.Module | None
+    buffer: EpisodeSequenceBuffer
+    metrics: MetricsWriter
+    schedule: _Schedule
+    slope: SlopeSchedule | None
+    device: torch.device
+    progress: _Progress = field(default_factory=_Progress)
+    started: float = 0.0
+    wall_base: float = 0.0
+
+    @property
+    def epochs(self) -> int:
+        return self.cfg.run.total_steps // self.cfg.run.eval_every
+
+    def wall_time(self) -> float:
+        return self.wall_base + time.perf_counter() - self.started
+
+    def apply_slope(self) -> None:
+        if self.slope is not None:
+            self.learner.actor.set_surrogate_slope(self.slope.value())
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+
+
+def load_guide(spec: str, obs_dim: int, act_dim: int, device: torch.device) -> nn.Module | None:
+    """The guide named by ``algo.sequence.guide``: None for ``''``, the shipped one for
+    ``builtin``, else the actor of a run folder or checkpoint (any stateless actor on the full
+    observation)."""
+    from .policy import load_policy  # policy imports run, which imports this module lazily
+
+    if not spec:
+        return None
+    path = resources.files("spikerl") / BUILTIN_GUIDE if spec == "builtin" else Path(spec)
+    guide, guide_cfg, normalizer = load_policy(str(path), str(device))
+    if normalizer is not None or getattr(guide, "stateful", False):
+        raise ConfigError(
+            f"algo.sequence.guide: {spec} must be a stateless actor without observation "
+            "normalisation"
+        )
+    try:
+        out = guide(torch.zeros(1, obs_dim, device=device))
+    except RuntimeError as err:
+        raise ConfigError(
+            f"algo.sequence.guide: {spec} (trained on {guide_cfg.env.id}) does not take this "
+            f"env's {obs_dim}-d observation: {err}"
+        ) from None
+    if out.shape != (1, act_dim):
+        raise ConfigError(f"algo.sequence.guide: {spec} gives {tuple(out.shape)[1:]} actions")
+    return guide.requires_grad_(False)
+
+
+def _vector_env(cfg: Config, num_envs: int) -> Any:
+    """The env id's NumPy batch env with SAME_STEP autoreset (the quadrotor's)."""
+    spec = gym.spec(cfg.env.id.rpartition(":")[2])
+    if spec.vector_entry_point is None:
+        raise ConfigError(
+            f"env.id: the sequence method flies many drones through a vector env; "
+            f"{cfg.env.id} has no vector_entry_point (use spikerl/Quadrotor-v0)"
+        )
+    env = gym.make_vec(
+        cfg.env.id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+        autoreset_mode="SameStep",
+    )  # fmt: skip
+    if not callable(getattr(env, "set_curriculum", None)) and cfg.env.curriculum_block:
+        raise ConfigError(f"env.curriculum_block: {cfg.env.id} has no reward curriculum")
+    return env
+
+
+def _build(cfg: Config, run_dir: Path, device: torch.device) -> _SeqSession:
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    seed_everything(cfg.run.seed)
+    seq, streams = cfg.algo.sequence, SeedStreams(cfg.run.seed)
+    env = _vector_env(cfg, seq.num_envs)
+    eval_env = _vector_env(cfg, cfg.run.eval_episodes)
+    obs_dim, act_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
+    with streams.torch_init():
+        actor = build_actor(cfg.actor, "sequence", obs_dim, act_dim).to(device)
+        critic = TwinCritic(obs_dim, act_dim, cfg.algo.critic_hidden).to(device)
+    a = cfg.algo
+    learner = SequenceTD3BC(
+        actor, critic, burn_in=seq.burn_in, q_term=seq.q_term, alpha=seq.alpha,
+        lr_actor=a.lr_actor, lr_critic=a.lr_critic, gamma=a.gamma, tau=a.tau,
+        target_noise=a.target_noise, noise_clip=a.noise_clip, policy_delay=a.policy_delay,
+        seed=cfg.run.seed, device=device,
+    )  # fmt: skip
+    guide = load_guide(seq.guide, obs_dim, act_dim, device)
+    if guide is None and (seq.seed_steps or seq.guide_steps or seq.eval_guide_steps):
+        raise ConfigError(
+            "algo.sequence.guide is '' but seed_steps, guide_steps or eval_guide_steps need a "
+            "guide; set them to 0 for training without one"
+        )
+    buffer = EpisodeSequenceBuffer(
+        obs_dim, act_dim, capacity=a.buffer_size, window=seq.window, lookahead=seq.lookahead,
+        stride=seq.stride, min_len=seq.min_len, seed=streams.sequence("replay"),
+        device=str(device),
+    )  # fmt: skip
+    columns = _columns(cfg, learner)
+    tb_dir = run_dir / "tb" if cfg.run.tensorboard else None
+    session = _SeqSession(
+        cfg, run_dir, env, eval_env, learner, guide, buffer,
+        MetricsWriter(run_dir / METRICS_NAME, columns, tb_dir),
+        _Schedule(seq.guide_steps, seq.bc_weight),
+        build_slope_schedule(cfg.actor, cfg.run.total_steps // cfg.run.eval_every), device,
+    )  # fmt: skip
+    session.started = time.perf_counter()
+    session.apply_slope()
+    return session
+
+
+def _columns(cfg: Config, learner: SequenceTD3BC) -> list[str]:
+    rollout = ("return_mean", "length_mean", "position_error", "crashed")
+    return [
+        "step", "episodes", "wall_time", "steps_per_sec",
+        *(f"eval/{k}" for k in rollout), "eval/return_std",
+        *(f"eval_free/{k}" for k in rollout),
+        "collect/return_mean", "collect/stored_steps", "collect/env_steps",
+        *learner.metric_names,
+        "seq/guide_steps", "seq/bc_weight", "snn/slope", "env/curriculum",
+        *(f"time/{phase}" for phase in _PHASES),
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+
+
+def _seed(s: _SeqSession, what: str, epoch: int) -> int:
+    """Drone seeds for one collection or evaluation: fixed per (run seed, purpose, epoch)."""
+    return SeedStreams(s.cfg.run.seed).integer(what) + 100_003 * (epoch + 1)
+
+
+def _collect(s: _SeqSession, steps: int, guide_steps: int, epoch: int) -> RolloutResult:
+    seq = s.cfg.algo.sequence
+    started = time.perf_counter()
+    rng = np.random.default_rng(_seed(s, "exploration", epoch))
+    result = guided_rollouts(
+        s.env, s.learner.actor, s.guide, guide_steps, store_steps=steps, min_len=seq.min_len,
+        explore_std=seq.explore_std, rng=rng, seed=_seed(s, "env", epoch), device=s.device,
+    )  # fmt: skip
+    for episode in result.episodes:
+        s.buffer.add_episode(**episode)
+    s.schedule.env_steps += result.env_steps
+    s.progress.episodes += len(result.returns)
+    s.schedule.phase_seconds["collect"] += time.perf_counter() - started
+    return result
+
+
+def _update(s: _SeqSession) -> None:
+    if s.buffer.num_windows == 0:  # online without seed data: nothing stored long enough yet
+        return
+    started = time.perf_counter()
+    for _ in range(s.cfg.algo.sequence.updates):
+        batch = s.buffer.sample(s.cfg.algo.batch_size, s.cfg.algo.gamma)
+        metrics = s.learner.update(batch, s.schedule.bc_weight)
+        if not np.all(np.isfinite(list(metrics.values()))):
+            raise TrainingDiverged(
+                f"non-finite loss in epoch {len(s.progress.eval_steps)}; stopped. The last good "
+                f"checkpoint is kept in {s.run_dir / CHECKPOINT_NAME}"
+            )
+        s.progress.add_train_metrics(metrics)
+    s.schedule.phase_seconds["update"] += time.perf_counter() - started
+
+
+def _evaluate(s: _SeqSession, epoch: int) -> dict[str, float]:
+    """Guided (the guide flies the first W steps) and guide-free evaluation, same drones."""
+    started = time.perf_counter()
+    seq, n, seed = s.cfg.algo.sequence, s.cfg.run.eval_episodes, _seed(s, "evaluation", -1)
+    guided = guided_rollouts(
+        s.eval_env, s.learner.actor, s.guide, seq.eval_guide_steps, episodes=n, seed=seed,
+        device=s.device,
+    )  # fmt: skip
+    free = guided_rollouts(s.eval_env, s.learner.actor, None, 0, episodes=n, seed=seed,
+                           device=s.device)  # fmt: skip
+    row = {**guided.metrics("eval"), **free.metrics("eval_free")}
+    row["eval/return_std"] = float(np.std(guided.returns))
+    s.schedule.phase_seconds["evaluate"] += time.perf_counter() - started
+    return row
+
+
+def _set_curriculum(s: _SeqSession, epoch: int) -> float | None:
+    if not s.cfg.env.curriculum_block:
+        return None
+    rho = _curriculum(s.cfg, epoch)
+    s.env.set_curriculum(rho)
+    s.eval_env.set_curriculum(rho)
+    return rho
+
+
+def _log_row(s: _SeqSession, epoch: int, collected: RolloutResult | None, rho) -> dict:
+    """Evaluate after ``epoch`` (-1: the initial policy) and write the metrics row."""
+    p, cfg = s.progress, s.cfg
+    row: dict[str, Any] = {
+        "step": (epoch + 1) * cfg.run.eval_every,
+        "episodes": p.episodes,
+        "wall_time": round(s.wall_time(), 3),
+    }
+    row.update(_evaluate(s, epoch))
+    row.update(p.pop_train_means())
+    if collected is not None and collected.returns:
+        row["collect/return_mean"] = float(np.mean(collected.returns))
+        row["collect/stored_steps"] = collected.stored_steps
+    row["collect/env_steps"] = s.schedule.env_steps
+    row["steps_per_sec"] = round(s.schedule.env_steps / max(s.wall_time(), 1e-9), 2)
+    row["seq/guide_steps"], row["seq/bc_weight"] = s.schedule.guide_steps, s.schedule.bc_weight
+    if rho is not None:
+        row["env/curriculum"] = rho
+    if s.slope is not None:
+        s.slope.update(epoch + 1, row["eval/return_mean"])
+        s.apply_slope()
+        row["snn/slope"] = s.slope.value()
+    row.update({f"time/{k}": round(v, 3) for k, v in s.schedule.phase_seconds.items()})
+    s.metrics.write(row)
+    p.metrics_rows.append(row)
+    p.step = row["step"]
+    p.eval_steps.append(p.step)
+    p.eval_returns.append(row["eval/return_mean"])
+    if row["eval/return_mean"] > p.best_return:
+        p.best_return = row["eval/return_mean"]
+        _save_best(s)
+    return row
+
+
+def _end_of_epoch(s: _SeqSession, epoch: int) -> None:
+    seq = s.cfg.algo.sequence
+    if (epoch + 1) % seq.round_epochs == 0:
+        s.schedule.guide_steps = max(
+            seq.guide_steps_min, s.schedule.guide_steps - seq.guide_steps_drop
+        )
+        s.schedule.bc_weight *= seq.bc_decay
+
+
+def _loop(s: _SeqSession, stop: dict[str, bool]) -> RunResult:
+    cfg, p = s.cfg, s.progress
+    started, first_step = time.perf_counter(), p.step
+    _write_status(s, "running", started, first_step)
+    bar = tqdm(total=s.epochs, initial=len(p.eval_steps) - 1, unit="epoch",
+               disable=not _show_bar(cfg), desc=s.run_dir.name)  # fmt: skip
+    status_due = started + STATUS_EVERY
+    while len(p.eval_steps) - 1 < s.epochs and not stop["stop"]:
+        epoch = len(p.eval_steps) - 1
+        rho = _set_curriculum(s, epoch)
+        collected = None
+        if cfg.algo.sequence.online:
+            collected = _collect(s, cfg.run.eval_every, s.schedule.guide_steps, epoch)
+        _update(s)
+        row = _log_row(s, epoch, collected, rho)
+        _end_of_epoch(s, epoch)
+        _save(s)
+        bar.update(1)
+        if not _show_bar(cfg):
+            print(_line(s, row), file=sys.stderr, flush=True)
+        if time.perf_counter() >= status_due:
+            _write_status(s, "running", started, first_step)
+            status_due = time.perf_counter() + STATUS_EVERY
+    bar.close()
+    finished = len(p.eval_steps) - 1 >= s.epochs
+    _write_status(s, "finished" if finished else "stopped", started, first_step)
+    return RunResult(
+        s.run_dir, p.step, list(p.eval_steps), list(p.eval_returns), interrupted=not finished,
+        steps_per_sec=s.schedule.env_steps / max(s.wall_time(), 1e-9),
+    )  # fmt: skip
+
+
+def _line(s: _SeqSession, row: dict[str, Any]) -> str:
+    return (
+        f"{s.run_dir.name} epoch {len(s.progress.eval_steps) - 1}/{s.epochs}, return "
+        f"{row['eval/return_mean']:.1f} (guide-free {row['eval_free/return_mean']:.1f}), "
+        f"crash rate {row['eval/crashed']:.2f}, L_g {row['seq/guide_steps']}, "
+        f"lambda {row['seq/bc_weight']:.3g}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _checkpoint_state(s: _SeqSession) -> dict[str, Any]:
+    return {
+        "config": config_to_dict(s.cfg),
+        "progress": dataclasses.asdict(s.progress),
+        "schedule": dataclasses.asdict(s.schedule),
+        "learner": s.learner.state_dict(),
+        "buffer": s.buffer.state_dict(include_data=s.cfg.run.save_buffer),
+        "slope": s.slope.state_dict() if s.slope is not None else None,
+        "env": {},
+        "rng": get_rng_state(),
+    }
+
+
+def _save(s: _SeqSession) -> None:
+    s.progress.wall_time = s.wall_time()
+    save_checkpoint(_checkpoint_state(s), s.run_dir / CHECKPOINT_NAME)
+
+
+def _save_best(s: _SeqSession) -> None:
+    """``best.pt``: the actor of the best evaluation (``spikerl evaluate`` flies it guide-free)."""
+    state = {
+        "config": config_to_dict(s.cfg),
+        "progress": {"step": s.progress.step},
+        "eval_return": s.progress.best_return,
+        "learner": {"actor": s.learner.actor.state_dict()},
+        "env": {},
+    }
+    save_checkpoint(state, s.run_dir / BEST_NAME)
+
+
+def _restore(s: _SeqSession, state: dict[str, Any]) -> None:
+    try:
+        s.learner.load_state_dict(state["learner"])
+        s.buffer.load_state_dict(state["buffer"])
+        set_rng_state(state["rng"])
+        s.progress = _Progress(**state["progress"])
+        s.schedule = _Schedule(**state["schedule"])
+        if s.slope is not None and state.get("slope") is not None:
+            s.slope.load_state_dict(state["slope"])
+            s.apply_slope()
+        s.wall_base, s.started = s.progress.wall_time, time.perf_counter()
+    except KeyError as err:
+        raise CheckpointError(f"cannot resume from this checkpoint: {err.args[0]}") from None
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise CheckpointError(f"checkpoint does not match this run's config: {err}") from None
+    if not state["config"]["algo"]["name"] == "sequence":
+        raise CheckpointError("the checkpoint was not written by a sequence run")
+
+
+def _start(s: _SeqSession, overwrite: bool) -> None:
+    """Create the folder, seed the buffer with guide episodes, evaluate the initial actor and
+    checkpoint; a failure removes the folder again."""
+    _create_run_dir(s.cfg, s.run_dir, overwrite)
+    try:
+        seq = s.cfg.algo.sequence
+        rho = _set_curriculum(s, 0)
+        seeded = None
+        if seq.seed_steps:
+            seeded = _collect(s, seq.seed_steps, WHOLE_EPISODE, -1)
+        if seq.seed_steps and s.buffer.num_windows == 0:
+            raise ConfigError(
+                "no episode reached algo.sequence.min_len while seeding; lower min_len or "
+                "check the guide"
+            )
+        _log_row(s, -1, seeded, rho)
+        _save(s)
+    except BaseException:
+        shutil.rmtree(s.run_dir, ignore_errors=True)
+        raise
+
+
+def train_sequence(
+    cfg: Config, run_dir: Path, device: torch.device, resume: bool, overwrite: bool
+) -> RunResult:
+    """Build, start or resume, and run the epoch loop (called by
+    :func:`~spikerl.experiments.run.train` inside its run-folder lock)."""
+    session = _build(cfg, run_dir, device)
+    if resume:
+        state = load_checkpoint(run_dir / CHECKPOINT_NAME, "cpu")
+        _restore(session, state)
+        damage = session.metrics.damage(session.progress.metrics_rows)
+        if damage is not None:
+            _note(f"{session.metrics.path}: {damage}; rewritten from the checkpoint")
+        session.metrics.rewrite(session.progress.metrics_rows)
+    else:
+        _start(session, overwrite)
+    record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())
+    with _stop_on_signals() as stop:
+        try:
+            return _loop(session, stop)
+        except Exception as err:
+            _write_status(session, "failed", time.perf_counter(), session.progress.step,
+                          error=f"{type(err).__name__}: {err}")  # fmt: skip
+            raise

@@ -1,0 +1,150 @@
+"""Guided sequence training runs on the quadrotor (arXiv 2510.24461 Sec. 10): metrics, the
+round schedules, exact resume, the baselines of Sec. 8, and clear errors. CI-sized: tiny
+networks, windows of 20 steps, a guide trained by a seconds-long TD3 run."""
+
+from __future__ import annotations
+
+import csv
+from contextlib import contextmanager
+
+import pytest
+
+from spikerl.cli import main
+from spikerl.experiments import sequence_run
+from spikerl.experiments.config import ConfigError, load_config
+from spikerl.experiments.run import train
+from tests.conftest import TINY
+
+SEQ = [
+    "env.id=spikerl/Quadrotor-v0",
+    "env.curriculum_block=1",
+    "actor.kind=lif",
+    "actor.network=direct",
+    "actor.inputs=18",
+    "actor.timesteps=1",
+    "actor.hidden=[16, 8]",
+    "actor.surrogate=fast_sigmoid",
+    "actor.slope=2",
+    "actor.slope_schedule.kind=adaptive",
+    "algo.name=sequence",
+    "algo.batch_size=8",
+    "algo.policy_delay=1",
+    "algo.critic_hidden=[32, 32]",
+    "algo.buffer_size=20000",
+    "algo.sequence.window=20",
+    "algo.sequence.burn_in=10",
+    "algo.sequence.stride=10",
+    "algo.sequence.min_len=20",
+    "algo.sequence.guide_steps=40",
+    "algo.sequence.guide_steps_min=10",
+    "algo.sequence.guide_steps_drop=10",
+    "algo.sequence.round_epochs=1",
+    "algo.sequence.seed_steps=600",
+    "algo.sequence.num_envs=4",
+    "algo.sequence.updates=5",
+    "algo.sequence.eval_guide_steps=10",
+    "run.total_steps=1500",
+    "run.eval_every=500",
+    "run.eval_episodes=3",
+    "run.progress=false",
+    "run.threads=1",
+]
+VOLATILE = ("wall_time", "steps_per_sec")
+
+
+@pytest.fixture(scope="module")
+def guide(tmp_path_factory):
+    """A small ANN guide on the 146-d observation from a seconds-long TD3 run."""
+    overrides = [*TINY, "env.id=spikerl/Quadrotor-v0", "algo.learning_starts=100"]
+    result = train(load_config(None, overrides), tmp_path_factory.mktemp("guide"))
+    return str(result.run_dir / "best.pt")
+
+
+def _rows(run_dir) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [
+            {k: v for k, v in row.items() if k not in VOLATILE and not k.startswith("time/")}
+            for row in csv.DictReader(f)
+        ]
+
+
+def _cfg(guide: str, *extra: str):
+    return load_config(None, [*SEQ, f"algo.sequence.guide={guide}", *extra])
+
+
+def test_a_guided_run_logs_the_spec_metrics_and_schedules(guide, tmp_path, capsys):
+    result = train(_cfg(guide), tmp_path)
+    rows = _rows(result.run_dir)
+    assert [int(r["step"]) for r in rows] == [0, 500, 1000, 1500]
+    assert [int(r["seq/guide_steps"]) for r in rows] == [40, 40, 30, 20]  # -10 per round
+    lam = [float(r["seq/bc_weight"]) for r in rows]
+    assert lam[:2] == [0.2, 0.2] and lam[2] == pytest.approx(0.198) and lam[3] < lam[2]
+    assert [float(r["env/curriculum"]) for r in rows] == [0.0, 0.0, 0.5, 1.0]
+    for r in rows:
+        assert 0 <= float(r["eval/crashed"]) <= 1 and 0 <= float(r["eval_free/crashed"]) <= 1
+        assert float(r["eval/position_error"]) > 0 and r["snn/slope"] != ""
+    assert all(r["loss/critic"] != "" and r["loss/bc"] != "" for r in rows[1:])
+    assert int(rows[-1]["collect/env_steps"]) > int(rows[0]["collect/env_steps"]) >= 600
+    # the best actor flies guide-free under `spikerl evaluate`, with position error and crashes
+    assert main(["evaluate", str(result.run_dir), "--episodes", "2"]) == 0
+    assert "position error (m)" in capsys.readouterr().out
+
+
+def test_a_stopped_run_resumes_exactly(guide, tmp_path, monkeypatch):
+    clean = train(_cfg(guide, "run.name=clean"), tmp_path)
+    flag = {"stop": False}
+
+    @contextmanager
+    def stop_after_first_epoch():
+        yield flag
+
+    saves = []
+    real_save = sequence_run._save
+
+    def save_and_maybe_stop(s):
+        real_save(s)
+        saves.append(1)
+        flag["stop"] = len(saves) >= 2  # the start checkpoint, then epoch 0's
+
+    monkeypatch.setattr(sequence_run, "_stop_on_signals", stop_after_first_epoch)
+    monkeypatch.setattr(sequence_run, "_save", save_and_maybe_stop)
+    stopped = train(_cfg(guide, "run.name=stopped"), tmp_path)
+    assert stopped.interrupted and len(_rows(stopped.run_dir)) == 2
+    monkeypatch.undo()
+    resumed = train(_cfg(guide, "run.name=stopped"), tmp_path, resume=True)
+    assert not resumed.interrupted
+    assert _rows(resumed.run_dir) == _rows(clean.run_dir)
+
+
+def test_offline_and_bc_baselines_train_on_the_seed_data_only(guide, tmp_path):
+    offline = train(_cfg(guide, "run.name=offline", "algo.sequence.online=false",
+                         "algo.sequence.bc_weight=1"), tmp_path)  # fmt: skip
+    rows = _rows(offline.run_dir)
+    assert len({r["collect/env_steps"] for r in rows}) == 1  # nothing collected after seeding
+    bc = train(_cfg(guide, "run.name=bc", "algo.sequence.online=false",
+                    "algo.sequence.q_term=none"), tmp_path)  # fmt: skip
+    rows = _rows(bc.run_dir)
+    assert all(r["loss/critic"] == "" for r in rows) and rows[-1]["loss/bc"] != ""
+
+
+def test_online_td3_without_a_guide(tmp_path):
+    cfg = load_config(None, [
+        *SEQ, "algo.sequence.guide=", "algo.sequence.seed_steps=0", "algo.sequence.guide_steps=0",
+        "algo.sequence.guide_steps_min=0", "algo.sequence.eval_guide_steps=0",
+        "algo.sequence.q_term=plain", "algo.sequence.min_len=1", "algo.sequence.explore_std=0.1",
+    ])  # fmt: skip
+    rows = _rows(train(cfg, tmp_path).run_dir)
+    assert [int(r["seq/guide_steps"]) for r in rows] == [0, 0, 0, 0]
+    assert rows[1]["eval/return_mean"] == rows[1]["eval_free/return_mean"]  # no guide at all
+
+
+def test_bad_sequence_setups_fail_with_one_clear_line(guide, tmp_path):
+    with pytest.raises(ConfigError, match="need a guide"):
+        train(load_config(None, [*SEQ, "algo.sequence.guide="]), tmp_path)
+    with pytest.raises(ConfigError, match="vector"):
+        train(_cfg(guide, "env.id=Pendulum-v1", "env.curriculum_block=0"), tmp_path)
+    with pytest.raises(ConfigError, match="actor.network=direct"):
+        load_config(None, [*SEQ, "actor.network=population"])
+    with pytest.raises(ConfigError, match="burn_in"):
+        load_config(None, [*SEQ, "algo.sequence.burn_in=20"])
+    assert not any(tmp_path.iterdir())  # nothing was written
