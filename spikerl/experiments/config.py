@@ -454,10 +454,29 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML preset (or the defaults when ``path`` is None) and apply dotted overrides."""
-    data = {} if path is None else read_yaml_mapping(path, "config file")
+    """Load a YAML preset (or the defaults when ``path`` is None) and apply dotted overrides.
+
+    A preset may start from another one: ``base: other.yaml`` (relative to the preset) is
+    loaded first and the preset's own keys are merged over it, recursively.
+    """
+    data = {} if path is None else _read_preset(Path(path), ())
     data = _deep_merge(data, parse_overrides(overrides or []))
     return config_from_dict(data)
+
+
+def _read_preset(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """A preset's mapping with its ``base`` chain merged in (a cycle is a ConfigError)."""
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, resolved))
+        raise ConfigError(f"config file {str(path)!r}: 'base' presets form a cycle: {cycle}")
+    data = read_yaml_mapping(path, "config file")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"config file {str(path)!r}: base must be a YAML file path")
+    return _deep_merge(_read_preset(path.parent / base, (*chain, resolved)), data)
 
 
 def _read_text(path: Path, what: str) -> str:

@@ -75,6 +75,33 @@ def test_missing_and_invalid_yaml(tmp_path):
         load_config(bad)
 
 
+def test_a_preset_inherits_its_base_and_overrides_it(tmp_path):
+    (tmp_path / "parent.yaml").write_text("algo:\n  tau: 0.01\n  gamma: 0.9\nrun:\n  seed: 4\n")
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "child.yaml"
+    child.write_text("base: ../parent.yaml\nalgo:\n  gamma: 0.5\n")
+    cfg = load_config(child, ["run.seed=7"])
+    assert (cfg.algo.tau, cfg.algo.gamma, cfg.run.seed) == (0.01, 0.5, 7)
+    (tmp_path / "parent.yaml").write_text("base: sub/child.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(child)
+    child.write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(child)
+
+
+def test_every_shipped_quadrotor_preset_loads():
+    from pathlib import Path
+
+    presets = sorted((Path(__file__).parents[2] / "configs" / "quadrotor").glob("*.yaml"))
+    assert len(presets) >= 6
+    names = {p.stem: load_config(p) for p in presets}
+    assert names["bc_sequence"].algo.sequence.q_term == "none"
+    assert names["td3bc_offline"].algo.sequence.online is False
+    assert names["td3_sequence"].algo.sequence.guide == ""
+    assert names["guided_td3bc"].algo.batch_size == 350
+
+
 def test_run_name_and_describe():
     cfg = load_config(None, ["actor.kind=lif", "algo.target=proxy", "env.id=Hopper-v4"])
     assert cfg.run_name == "td3-pt-lif-Hopper-v4-s0"
