@@ -22,6 +22,12 @@ with the steep slope ``k_ref`` (100) standing in for the true derivative (zero a
 everywhere); a cosine with a zero gradient counts as 0. Also the cosine's std and the
 fraction of samples whose layer gradient is all zero. Writes ``grad_analysis.csv``
 (``slope,layer,mean_abs_grad,cos_mean,cos_std,frac_zero``) and ``grad_analysis.png``.
+
+Actor mode (``--mode actor --buffer RUN``): the same statistics for the trained stateful actor
+of a sequence run (``algo.name: sequence``; 18-256-128-4: layers 0, 1 and 2 = readout), one
+sample per stored window (``--samples`` windows drawn from the run's replay buffer), the loss
+being the run's real masked actor loss (:meth:`~spikerl.algos.sequence.SequenceTD3BC.actor_loss`
+at the run's current BC weight: BPTT over the window, only steps past the burn-in).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -43,7 +50,13 @@ from ..snn.surrogate import Surrogate
 from ..tables import format_table
 from .argtypes import positive_int
 
-__all__ = ["GradStats", "add_grad_analysis_parser", "cmd_grad_analysis", "gradient_analysis"]
+__all__ = [
+    "GradStats",
+    "actor_gradient_analysis",
+    "add_grad_analysis_parser",
+    "cmd_grad_analysis",
+    "gradient_analysis",
+]
 
 TINY_GRADIENT = 1e-18
 CSV_NAME, PNG_NAME = "grad_analysis.csv", "grad_analysis.png"
@@ -80,19 +93,29 @@ def _weights(net: SpikingNetwork) -> list[torch.Tensor]:
     return [lin.weight for lin in net.linears] + [net.decoder.linear.weight]
 
 
-def _per_sample_gradients(net, x, y, slope) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Gradients ``[N, *W.shape]`` of each weight for each sample, and the outputs."""
+def _per_sample_gradients(
+    net, sample_loss, count, slope
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Gradients ``[N, *W.shape]`` of each weight for each of ``count`` samples, and the
+    forward outputs; ``sample_loss(n) -> (loss, output)`` runs sample ``n`` from zero state."""
     net.set_surrogate_slope(slope)
     weights = _weights(net)
-    grads = [torch.zeros((len(x), *w.shape), dtype=w.dtype) for w in weights]
+    grads = [torch.zeros((count, *w.shape), dtype=w.dtype) for w in weights]
     outputs = []
-    for n in range(len(x)):
-        out = net(x[n : n + 1])  # every call starts from zero state
-        loss = nn.functional.mse_loss(out, y[n : n + 1])
+    for n in range(count):
+        loss, out = sample_loss(n)
         for i, g in enumerate(torch.autograd.grad(loss, weights)):
             grads[i][n] = g
-        outputs.append(out.detach())
+        outputs.append(out.detach().reshape(1, -1))
     return grads, torch.cat(outputs)
+
+
+def _synthetic_loss(net, x, y):
+    def sample_loss(n: int):
+        out = net(x[n : n + 1])  # every call starts from zero state
+        return nn.functional.mse_loss(out, y[n : n + 1]), out
+
+    return sample_loss
 
 
 def _cosines(g: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -111,17 +134,47 @@ def gradient_analysis(
     dtype: torch.dtype = torch.float32,
     timesteps: int = 2,
 ) -> list[GradStats]:
-    """Per slope and layer: gradient magnitude, cosine with the reference slope's gradient."""
+    """Per slope and layer of the synthetic network: gradient magnitude, cosine with the
+    reference slope's gradient."""
     streams = SeedStreams(seed)
     with streams.torch_init():
         net = synthetic_network(bias, timesteps).to(dtype)
     data = streams.torch("replay")
     x = torch.randn(samples, 63, generator=data, dtype=dtype)
     y = torch.randn(samples, 64, generator=data, dtype=dtype)
-    ref_grads, ref_out = _per_sample_gradients(net, x, y, reference)
+    return _slope_statistics(net, _synthetic_loss(net, x, y), samples, slopes, reference)
+
+
+def actor_gradient_analysis(
+    run_dir: str | Path,
+    slopes: tuple[float, ...] = (1, 10, 25, 50, 100),
+    reference: float = 100.0,
+    samples: int = 256,
+    seed: int = 0,
+) -> list[GradStats]:
+    """The same statistics for a sequence run's actor on ``samples`` windows of its buffer,
+    each with the run's masked actor loss (module docstring)."""
+    from ..algos.common import frozen
+    from .sequence_run import load_trained
+
+    cfg, learner, buffer, bc_weight = load_trained(run_dir)
+    buffer.rng = np.random.default_rng(seed)
+    batch = buffer.sample(samples, cfg.algo.gamma)
+
+    def sample_loss(n: int):
+        window = type(batch)(*(field[n : n + 1] for field in batch))
+        loss, _ = learner.actor_loss(window, bc_weight)
+        return loss, loss
+
+    with frozen(learner.critic):
+        return _slope_statistics(learner.actor, sample_loss, samples, slopes, reference)
+
+
+def _slope_statistics(net, sample_loss, samples, slopes, reference) -> list[GradStats]:
+    ref_grads, ref_out = _per_sample_gradients(net, sample_loss, samples, reference)
     stats = []
     for k in slopes:
-        grads, out = _per_sample_gradients(net, x, y, k)
+        grads, out = _per_sample_gradients(net, sample_loss, samples, k)
         if not torch.equal(out, ref_out):
             raise SpikerlError(f"the forward pass changed with the slope ({k}); it must not")
         for layer, (g, r) in enumerate(zip(grads, ref_grads, strict=True)):
@@ -144,7 +197,7 @@ def write_csv(stats: list[GradStats], path: Path) -> None:
             writer.writerow([s.slope, s.layer, s.mean_abs_grad, s.cos_mean, s.cos_std, s.frac_zero])
 
 
-def write_png(stats: list[GradStats], path: Path, reference: float) -> None:
+def write_png(stats: list[GradStats], path: Path, reference: float, title: str) -> None:
     from .report_plots import matplotlib_or_error
 
     mpl = matplotlib_or_error("gradient-analysis plots")
@@ -158,15 +211,16 @@ def write_png(stats: list[GradStats], path: Path, reference: float) -> None:
             layers, [max(s.mean_abs_grad, 1e-30) for s in rows], marker="o", label=f"k = {k:g}"
         )
         alignment.plot(layers, [s.cos_mean for s in rows], marker="o", label=f"k = {k:g}")
-    magnitude.set(yscale="log", xlabel="layer (4 = readout)", ylabel="mean |dL/dW|",
+    last = max(s.layer for s in stats)
+    magnitude.set(yscale="log", xlabel=f"layer ({last} = readout)", ylabel="mean |dL/dW|",
                   title="gradient magnitude")  # fmt: skip
-    alignment.set(xlabel="layer (4 = readout)", ylabel=f"cosine with k = {reference:g}",
+    alignment.set(xlabel=f"layer ({last} = readout)", ylabel=f"cosine with k = {reference:g}",
                   title="alignment with the steep-slope gradient", ylim=(-0.05, 1.05))  # fmt: skip
     for ax in (magnitude, alignment):
         ax.grid(alpha=0.3)
         ax.set_xticks(sorted({s.layer for s in stats}))
     alignment.legend(fontsize="small")
-    fig.suptitle("Surrogate slope vs per-sample gradients (fast sigmoid, 63-64x4-64, T = 2)")
+    fig.suptitle(title)
     fig.savefig(path, dpi=110)
 
 
@@ -174,6 +228,17 @@ def add_grad_analysis_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "grad-analysis",
         help="per-layer gradient magnitude and alignment against a steep slope (arXiv 2510.24461)",
+    )
+    p.add_argument(
+        "--mode", choices=["synthetic", "actor"], default="synthetic",
+        help="synthetic network (default) or a sequence run's actor on its stored windows",
+    )  # fmt: skip
+    p.add_argument(
+        "--buffer",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="actor mode: the sequence run folder (its checkpoint holds the buffer)",
     )
     p.add_argument("--slopes", type=float, nargs="+", default=[1, 10, 25, 50, 100])
     p.add_argument("--reference", type=float, default=100.0, help="slope standing in for the truth")
@@ -189,21 +254,25 @@ def add_grad_analysis_parser(subparsers: argparse._SubParsersAction) -> None:
 def cmd_grad_analysis(args: argparse.Namespace) -> int:
     if any(not k > 0 for k in [*args.slopes, args.reference]):
         raise SpikerlError("slopes must be positive numbers")
-    dtype = torch.float64 if args.float64 else torch.float32
-    stats = gradient_analysis(
-        tuple(args.slopes),
-        args.reference,
-        args.samples,
-        args.seed,
-        args.bias,
-        dtype,
-        args.timesteps,
-    )
+    if args.mode == "actor":
+        if args.buffer is None:
+            raise SpikerlError("--mode actor needs --buffer RUN (a sequence run folder)")
+        stats = actor_gradient_analysis(
+            args.buffer, tuple(args.slopes), args.reference, args.samples, args.seed
+        )
+        title = f"Surrogate slope vs per-window actor gradients ({args.buffer.name})"
+    else:
+        dtype = torch.float64 if args.float64 else torch.float32
+        stats = gradient_analysis(
+            tuple(args.slopes), args.reference, args.samples, args.seed, args.bias, dtype,
+            args.timesteps,
+        )  # fmt: skip
+        title = "Surrogate slope vs per-sample gradients (fast sigmoid, 63-64x4-64, T = 2)"
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         write_csv(stats, args.out / CSV_NAME)
         if not args.no_plot:
-            write_png(stats, args.out / PNG_NAME, args.reference)
+            write_png(stats, args.out / PNG_NAME, args.reference, title)
     except OSError as err:
         raise SpikerlError(f"cannot write to {args.out}: {err.strerror or err}") from None
     rows = [

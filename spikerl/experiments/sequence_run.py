@@ -76,7 +76,7 @@ from .run import (
     _write_status,
 )
 
-__all__ = ["BUILTIN_GUIDE", "load_guide", "train_sequence"]
+__all__ = ["BUILTIN_GUIDE", "load_guide", "load_trained", "train_sequence"]
 
 #: The shipped quadrotor guide: an ANN actor on the 146-d observation (``docs/quadrotor.md``).
 BUILTIN_GUIDE = "guides/quadrotor/guide.pt"
@@ -154,6 +154,56 @@ def load_guide(spec: str, obs_dim: int, act_dim: int, device: torch.device) -> n
     return guide.requires_grad_(False)
 
 
+def _learner(cfg: Config, obs_dim: int, act_dim: int, device: torch.device) -> SequenceTD3BC:
+    """Actor, critics and optimisers of ``cfg``, initialised from the run seed's init stream."""
+    seq, a = cfg.algo.sequence, cfg.algo
+    with SeedStreams(cfg.run.seed).torch_init():
+        actor = build_actor(cfg.actor, "sequence", obs_dim, act_dim).to(device)
+        critic = TwinCritic(obs_dim, act_dim, a.critic_hidden).to(device)
+    return SequenceTD3BC(
+        actor, critic, burn_in=seq.burn_in, q_term=seq.q_term, alpha=seq.alpha,
+        lr_actor=a.lr_actor, lr_critic=a.lr_critic, gamma=a.gamma, tau=a.tau,
+        target_noise=a.target_noise, noise_clip=a.noise_clip, policy_delay=a.policy_delay,
+        seed=cfg.run.seed, device=device,
+    )  # fmt: skip
+
+
+def _sequence_buffer(cfg: Config, obs_dim: int, act_dim: int, device) -> EpisodeSequenceBuffer:
+    seq = cfg.algo.sequence
+    return EpisodeSequenceBuffer(
+        obs_dim, act_dim, capacity=cfg.algo.buffer_size, window=seq.window,
+        lookahead=seq.lookahead, stride=seq.stride, min_len=seq.min_len,
+        seed=SeedStreams(cfg.run.seed).sequence("replay"), device=str(device),
+    )  # fmt: skip
+
+
+def load_trained(
+    run_dir: str | Path,
+) -> tuple[Config, SequenceTD3BC, EpisodeSequenceBuffer, float]:
+    """A sequence run's config, learner, replay buffer and current BC weight, from its last
+    checkpoint (the buffer needs ``run.save_buffer``); for analyses such as
+    ``spikerl grad-analysis --mode actor``."""
+    from .run import RunError, load_run_config
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    if cfg.algo.name != "sequence":
+        raise RunError(f"{run_dir} is a {cfg.algo.name} run, not a sequence run")
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME, "cpu")
+    if "data" not in state["buffer"]:
+        raise RunError(f"{run_dir}: the checkpoint holds no replay data (run.save_buffer=false)")
+    env = _vector_env(cfg, 1)
+    obs_dim, act_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
+    learner = _learner(cfg, obs_dim, act_dim, torch.device("cpu"))
+    buffer = _sequence_buffer(cfg, obs_dim, act_dim, "cpu")
+    try:
+        learner.load_state_dict(state["learner"])
+        buffer.load_state_dict(state["buffer"])
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"{run_dir}: checkpoint does not match its config: {err}") from None
+    return cfg, learner, buffer, float(state["schedule"]["bc_weight"])
+
+
 def _vector_env(cfg: Config, num_envs: int) -> Any:
     """The env id's NumPy batch env with SAME_STEP autoreset (the quadrotor's)."""
     spec = gym.spec(cfg.env.id.rpartition(":")[2])
@@ -175,31 +225,18 @@ def _build(cfg: Config, run_dir: Path, device: torch.device) -> _SeqSession:
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     seed_everything(cfg.run.seed)
-    seq, streams = cfg.algo.sequence, SeedStreams(cfg.run.seed)
+    seq = cfg.algo.sequence
     env = _vector_env(cfg, seq.num_envs)
     eval_env = _vector_env(cfg, cfg.run.eval_episodes)
     obs_dim, act_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
-    with streams.torch_init():
-        actor = build_actor(cfg.actor, "sequence", obs_dim, act_dim).to(device)
-        critic = TwinCritic(obs_dim, act_dim, cfg.algo.critic_hidden).to(device)
-    a = cfg.algo
-    learner = SequenceTD3BC(
-        actor, critic, burn_in=seq.burn_in, q_term=seq.q_term, alpha=seq.alpha,
-        lr_actor=a.lr_actor, lr_critic=a.lr_critic, gamma=a.gamma, tau=a.tau,
-        target_noise=a.target_noise, noise_clip=a.noise_clip, policy_delay=a.policy_delay,
-        seed=cfg.run.seed, device=device,
-    )  # fmt: skip
+    learner = _learner(cfg, obs_dim, act_dim, device)
     guide = load_guide(seq.guide, obs_dim, act_dim, device)
     if guide is None and (seq.seed_steps or seq.guide_steps or seq.eval_guide_steps):
         raise ConfigError(
             "algo.sequence.guide is '' but seed_steps, guide_steps or eval_guide_steps need a "
             "guide; set them to 0 for training without one"
         )
-    buffer = EpisodeSequenceBuffer(
-        obs_dim, act_dim, capacity=a.buffer_size, window=seq.window, lookahead=seq.lookahead,
-        stride=seq.stride, min_len=seq.min_len, seed=streams.sequence("replay"),
-        device=str(device),
-    )  # fmt: skip
+    buffer = _sequence_buffer(cfg, obs_dim, act_dim, device)
     columns = _columns(cfg, learner)
     tb_dir = run_dir / "tb" if cfg.run.tensorboard else None
     session = _SeqSession(

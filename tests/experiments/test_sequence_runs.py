@@ -148,3 +148,20 @@ def test_bad_sequence_setups_fail_with_one_clear_line(guide, tmp_path):
     with pytest.raises(ConfigError, match="burn_in"):
         load_config(None, [*SEQ, "algo.sequence.burn_in=20"])
     assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def test_grad_analysis_on_a_sequence_runs_actor_and_windows(guide, tmp_path, capsys):
+    run = train(_cfg(guide, "run.total_steps=500"), tmp_path).run_dir
+    out = tmp_path / "ga"
+    args = ["grad-analysis", "--mode", "actor", "--buffer", str(run), "--samples", "8",
+            "--slopes", "1", "10", "100", "--out", str(out), "--no-plot"]  # fmt: skip
+    assert main(args) == 0
+    with open(out / "grad_analysis.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["slope", "layer", "mean_abs_grad", "cos_mean", "cos_std", "frac_zero"]
+    assert sorted({int(r["layer"]) for r in rows}) == [0, 1, 2]  # 18-16-8-4: two LIF + readout
+    first = {float(r["slope"]): r for r in rows if r["layer"] == "0"}
+    assert float(first[1.0]["mean_abs_grad"]) > float(first[100.0]["mean_abs_grad"])
+    assert float(first[100.0]["cos_mean"]) == pytest.approx(1.0)  # the reference itself
+    assert main(["grad-analysis", "--mode", "actor"]) == 1  # one line, no traceback
+    assert "--buffer" in capsys.readouterr().err
