@@ -96,12 +96,17 @@ def test_same_seed_same_trajectory_other_seed_differs():
     assert not np.array_equal(first, a[0])
 
 
-@pytest.mark.parametrize("n", [1, 7, 64])
-def test_vector_drone_i_is_a_single_env_seeded_s_plus_i_bit_for_bit(n):
+RANDOMISED = {"obs_noise": "l2f_v1", "randomize_mass": (0.02, 0.035), "action_noise_std": 0.05}
+
+
+@pytest.mark.parametrize(
+    ("n", "options"), [(1, {}), (7, {}), (64, {}), (7, RANDOMISED)], ids=["1", "7", "64", "noisy"]
+)
+def test_vector_drone_i_is_a_single_env_seeded_s_plus_i_bit_for_bit(n, options):
     seed, steps = 11, 300
     actions = np.random.default_rng(n).uniform(-1.3, 1.3, (steps, n, 4))  # some clipped
-    venv = QuadrotorVectorEnv(n)
-    singles = [QuadrotorEnv() for _ in range(n)]
+    venv = QuadrotorVectorEnv(n, **options)
+    singles = [QuadrotorEnv(**options) for _ in range(n)]
     vobs, _ = venv.reset(seed=seed)
     for i, env in enumerate(singles):
         assert np.array_equal(env.reset(seed=seed + i)[0], vobs[i])
@@ -338,6 +343,20 @@ def test_a_nan_state_terminates_with_a_finite_observation():
     env._state = tuple(state)
     obs, reward, term, _, info = env.step([0.0] * 4)
     assert term and info["nonfinite"] and np.isfinite(obs).all() and math.isfinite(reward)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), 1e300])  # inf, and beyond float32's range
+def test_unbounded_states_give_finite_float32_observations_in_both_envs(bad):
+    single, batch = QuadrotorEnv(), QuadrotorVectorEnv(2)
+    single.reset(seed=0)
+    batch.reset(seed=0)
+    state = list(single._state)
+    state[10] = bad  # angular velocity x
+    single._state = tuple(state)
+    batch._state = tuple(np.array([x, x]) for x in state)
+    first = single._observation()
+    assert np.isfinite(first).all() and first[15] == np.finfo(np.float32).max
+    assert np.array_equal(batch._observations(np.arange(2))[0], first)
 
 
 # -- 10. start distribution ------------------------------------------------------------------

@@ -260,7 +260,7 @@ class QuadrotorEnv(gym.Env):
         if nonfinite:
             info["nonfinite"] = True
             reward = 0.0 if not math.isfinite(reward) else reward
-        return self._observation(sanitize=nonfinite), reward, terminated, truncated, info
+        return self._observation(), reward, terminated, truncated, info
 
     # -- snapshots (exact resume of a run mid-episode) ------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -296,15 +296,18 @@ class QuadrotorEnv(gym.Env):
             ]
         return tuple(clipped)
 
-    def _observation(self, sanitize: bool = False) -> np.ndarray:
-        """float32 observation; ``sanitize`` (a non-finite state) maps NaN/inf to numbers."""
+    def _observation(self) -> np.ndarray:
+        """float32 observation; entries that are not finite as float32 (a NaN or inf state, or
+        beyond float32's range) become finite numbers (``nan_to_num``)."""
         s = self._state
         values = [*s[0:3], *rotation(*s[3:7]), *s[7:13], *self._history]
         obs = np.array(values, dtype=np.float64)
         noise = self.options.obs_noise
         if any(noise):
             obs[:18] += self.np_random.normal(0.0, 1.0, 18) * _noise_scale(noise)
-        return (np.nan_to_num(obs) if sanitize else obs).astype(np.float32)
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, made finite below
+            obs = obs.astype(np.float32)
+        return obs if np.isfinite(obs).all() else np.nan_to_num(obs)
 
     def _info(self, terms: tuple | None) -> dict[str, Any]:
         s = self._state

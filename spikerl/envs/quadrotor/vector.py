@@ -81,11 +81,11 @@ class QuadrotorVectorEnv(VectorEnv):
         self._physics_columns = {name: np.zeros(n) for name in _PHYSICS_FIELDS}
         self._mass = np.full(n, self.options.params.mass)
         # the action history, float32 as observed (its entries are clipped actions, which the
-        # single env also stores as they are and casts with the observation); two buffers
-        # that swap, so shifting by one row is one copy
+        # single env also stores as they are and casts with the observation), as a ring: each
+        # step overwrites the oldest row of 4 in place; the oldest row starts at _oldest
         width = 4 * self.options.history_length
         self._history = np.zeros((n, width), dtype=np.float32)
-        self._history_spare = np.zeros((n, width), dtype=np.float32)
+        self._oldest = 0
         self._steps = np.zeros(n, dtype=np.int64)
         self._needs_reset = np.zeros(n, dtype=bool)
         self._a_hover = self.options.action_hover
@@ -146,11 +146,9 @@ class QuadrotorVectorEnv(VectorEnv):
         u_des = tuple((c + 1.0) / 2.0 for c in cols)
         self._state = state = rk4_step(self._state, u_des, self._physics(), ARRAY)
         self._steps += 1
-        if self.options.history_length:
-            shifted = self._history_spare
-            shifted[:, :-4] = self._history[:, 4:]
-            shifted[:, -4:] = a
-            self._history, self._history_spare = shifted, self._history
+        if self.options.history_length:  # the newest action replaces the oldest row
+            self._history[:, self._oldest : self._oldest + 4] = a
+            self._oldest = (self._oldest + 4) % self._history.shape[1]
         nonfinite = ~finite(state, ARRAY)
         terms = reward_terms(state, cols, self._a_hover, self.options.orientation_cost, ARRAY)
         terminated = nonfinite | outside(state, self.options.box_limits, ARRAY)
@@ -198,24 +196,34 @@ class QuadrotorVectorEnv(VectorEnv):
         return Physics(c["mass"], c["c0"], c["c1"], c["c2"], c["motor_tau"], self.options.params)
 
     def _observations(self, idx: np.ndarray) -> np.ndarray:
-        """float32 observations of drones ``idx``: state columns, then the history."""
+        """float32 observations of drones ``idx``: the state columns (observation noise added
+        in float64; entries not finite as float32 made finite, as in the single env), then the
+        action history, oldest row first."""
         s = self._state
         cols = [*s[0:3], *rotation(*s[3:7]), *s[7:13]]
         every = len(idx) == self.num_envs
-        state = np.empty((len(idx), 18), dtype=np.float64)
-        for j, col in enumerate(cols):
-            state[:, j] = col if every else col[idx]
-        noise = self.options.obs_noise
-        if any(noise):
-            scale = _noise_scale(noise)
-            for row, i in enumerate(idx.tolist()):
-                state[row] += self._generators[i].normal(0.0, 1.0, 18) * scale
-        if not np.isfinite(state).all():
-            state = np.nan_to_num(state)
         obs = np.empty((len(idx), self.single_observation_space.shape[0]), dtype=np.float32)
-        obs[:, :18] = state
-        obs[:, 18:] = self._history if every else self._history[idx]
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, made finite below
+            if any(self.options.obs_noise):
+                obs[:, :18] = self._noisy_state(cols, idx)
+            else:  # each column cast straight into the observation
+                for j, col in enumerate(cols):
+                    obs[:, j] = col if every else col[idx]
+        if not np.isfinite(obs[:, :18]).all():
+            obs[:, :18] = np.nan_to_num(obs[:, :18])
+        history = self._history if every else self._history[idx]
+        split = obs.shape[1] - self._oldest  # oldest first: the ring from _oldest, then its start
+        obs[:, 18:split] = history[:, self._oldest :]
+        obs[:, split:] = history[:, : self._oldest]
         return obs
+
+    def _noisy_state(self, cols: list, idx: np.ndarray) -> np.ndarray:
+        """The float64 state observations of drones ``idx`` plus each drone's own noise."""
+        state = np.stack([col[idx] for col in cols], axis=1)
+        scale = _noise_scale(self.options.obs_noise)
+        for row, i in enumerate(idx.tolist()):
+            state[row] += self._generators[i].normal(0.0, 1.0, 18) * scale
+        return state
 
     def _info(self, terms: np.ndarray | None, nonfinite: np.ndarray) -> dict[str, Any]:
         px, py, pz = self._state[0:3]
