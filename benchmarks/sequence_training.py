@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 from _bench import non_negative_int, positive_int, write_results
@@ -60,7 +61,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--json", default=None, help="also write JSON here")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
     return p.parse_args()
 
 

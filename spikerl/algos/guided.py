@@ -15,8 +15,9 @@ one state row per drone, zeroed when that drone's episode starts. At episode ste
   which is then discarded), without an env step.
 
 :func:`guided_rollouts` collects episodes for the sequence buffer (stopping once ``store_steps``
-steps of episodes of at least ``min_len`` steps are stored, or after ``3 * store_steps`` env
-steps over all drones) or evaluates (``episodes``: each drone flies one episode; ``L_g = W``
+steps of episodes of at least ``min_len`` steps are stored, or once finished episodes, kept or
+not, add up to ``3 * store_steps`` steps; episodes still in flight then are dropped) or
+evaluates (``episodes``: each drone flies one episode; ``L_g = W``
 evaluates with the guide's warm-up, ``L_g = 0`` is the guide-free deployment case).
 """
 
@@ -124,7 +125,7 @@ def guided_rollouts(
         for i in np.flatnonzero(done & recording):
             writer.begin(i, obs[i])
         if store_steps is not None and (
-            result.stored_steps >= store_steps or result.env_steps >= budget
+            result.stored_steps >= store_steps or sum(result.lengths) >= budget
         ):
             break
     return result

@@ -165,3 +165,25 @@ def test_grad_analysis_on_a_sequence_runs_actor_and_windows(guide, tmp_path, cap
     assert float(first[100.0]["cos_mean"]) == pytest.approx(1.0)  # the reference itself
     assert main(["grad-analysis", "--mode", "actor"]) == 1  # one line, no traceback
     assert "--buffer" in capsys.readouterr().err
+
+
+def test_the_builtin_guide_loads_and_flies(tmp_path):
+    import torch
+
+    from spikerl.experiments.evaluation import evaluate_policy
+    from spikerl.experiments.sequence_run import load_guide
+
+    guide = load_guide("builtin", 146, 4, torch.device("cpu"))
+    assert sum(p.numel() for p in guide.parameters()) < 20_000  # a small shipped checkpoint
+    result = evaluate_policy(guide, "spikerl/Quadrotor-v0", seed=0, episodes=5)
+    assert result.returns.mean() > 60  # a constant hover command gets about 19
+    with pytest.raises(ConfigError, match="does not take"):
+        load_guide("builtin", 18, 4, torch.device("cpu"))
+
+
+def test_a_guided_run_with_the_builtin_guide_reaches_a_positive_return(tmp_path):
+    cfg = load_config(None, [*SEQ, "algo.sequence.guide=builtin", "env.curriculum_block=0",
+                             "run.total_steps=1000"])  # fmt: skip
+    rows = _rows(train(cfg, tmp_path).run_dir)
+    assert all(float(r["eval/return_mean"]) > 0 for r in rows)
+    assert float(rows[0]["collect/return_mean"]) > 60  # the seed data: guide-flown episodes
