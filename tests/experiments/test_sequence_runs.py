@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -165,6 +166,9 @@ def test_grad_analysis_on_a_sequence_runs_actor_and_windows(guide, tmp_path, cap
     assert float(first[100.0]["cos_mean"]) == pytest.approx(1.0)  # the reference itself
     assert main(["grad-analysis", "--mode", "actor"]) == 1  # one line, no traceback
     assert "--buffer" in capsys.readouterr().err
+    td3_run = str(Path(guide).parent)
+    assert main(["grad-analysis", "--mode", "actor", "--buffer", td3_run]) == 1
+    assert "not a sequence run" in capsys.readouterr().err
 
 
 def test_the_builtin_guide_loads_and_flies(tmp_path):
