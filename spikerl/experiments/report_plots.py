@@ -4,6 +4,9 @@
   against env steps with a +-1 std band. Seeds are aligned on the evaluation steps they all
   have: ``mean_s R_s(t)`` for ``t`` in the intersection of their step sets.
 - ``max_return.png``: the grid as bars, one per method: mean max average return, std error bars.
+- ``eval_info_curves.png``: curves of the evaluation info an env declares (the quadrotor's
+  position error and crash rate), mean over finished seeds per method, one row per quantity;
+  written only when some finished run has such columns.
 - ``energy_vs_return.png``: mean max average return against nJ per decision (45 nm preset, log
   scale), one labelled marker per (method, env); written only when some run has an
   ``energy.json``.
@@ -44,6 +47,8 @@ def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
     ]
     if report.has_energy:
         drawings.append(("energy_vs_return.png", _energy_scatter))
+    if _info_labels(report):
+        drawings.append(("eval_info_curves.png", _info_curves))
     matplotlib_or_error()  # fail before creating the folder
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,9 +130,7 @@ def _legend(fig: Any, axes: list[Any]) -> None:
 
 def aligned_curves(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray]:
     """Steps ``[K]`` that every run evaluated at, and the returns there, ``[S, K]``."""
-    common = sorted(set.intersection(*(set(r.steps) for r in runs))) if runs else []
-    table = [dict(zip(r.steps, r.returns, strict=True)) for r in runs]
-    return np.array(common, dtype=float), np.array([[t[s] for s in common] for t in table])
+    return _aligned(runs, lambda r: r.returns)
 
 
 def _learning_curves(report: Report) -> Any:
@@ -148,6 +151,48 @@ def _learning_curves(report: Report) -> Any:
         ax.xaxis.set_major_formatter(mpl.ticker.EngFormatter())
     _legend(fig, axes)
     return fig
+
+
+def _info_labels(report: Report) -> list[str]:
+    """Labels of the declared evaluation info of the finished runs, first-seen order."""
+    labels: dict[str, None] = {}
+    for run in report.records:
+        if run.finished:
+            labels.update(dict.fromkeys(run.info))
+    return list(labels)
+
+
+def _info_curves(report: Report) -> Any:
+    """One row of panels (one per env) for each declared info quantity."""
+    mpl = matplotlib_or_error()
+    labels, envs = _info_labels(report), report.envs
+    fig = mpl.figure.Figure(figsize=(max(4.4 * len(envs), 6.4), 3.0 * len(labels) + 0.9),
+                            layout="constrained")  # fmt: skip
+    mpl.backends.backend_agg.FigureCanvasAgg(fig)
+    grid = fig.subplots(len(labels), len(envs), squeeze=False)
+    colors = _colors(report)
+    for row, label in zip(grid, labels, strict=True):
+        for ax, env in zip(row, envs, strict=True):
+            for method in report.methods:
+                runs = [r for r in report.finished_runs(method, env) if label in r.info]
+                steps, values = _aligned(runs, lambda r, key=label: r.info[key])
+                if steps.size:
+                    ax.plot(steps, np.nanmean(values, axis=0), color=colors[method],
+                            label=method, lw=1.6)  # fmt: skip
+            _note_if_empty(ax, "no finished runs")
+            ax.set(title=env, xlabel="env steps", ylabel=label)
+            ax.grid(alpha=0.3)
+            ax.xaxis.set_major_formatter(mpl.ticker.EngFormatter())
+    fig.suptitle("Evaluation info: mean over finished seeds")
+    _legend(fig, list(grid.ravel()))
+    return fig
+
+
+def _aligned(runs: list[RunRecord], values: Callable[[RunRecord], tuple[float, ...]]):
+    """Steps every run evaluated at and ``values(run)`` there, ``[S, K]``."""
+    common = sorted(set.intersection(*(set(r.steps) for r in runs))) if runs else []
+    table = [dict(zip(r.steps, values(r), strict=True)) for r in runs]
+    return np.array(common, dtype=float), np.array([[t[s] for s in common] for t in table])
 
 
 def _return_bars(report: Report) -> Any:

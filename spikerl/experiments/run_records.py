@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import SpikerlError
+from .evaluation import eval_info_labels
 from .run import CONFIG_NAME, METRICS_NAME, RunError, load_run_config
 from .runlock import lock_holder
 from .status import FINISHED, read_status
@@ -67,8 +68,9 @@ class RunRecord:
 
     ``steps``/``returns`` are the evaluation curve (``[E]`` env steps and ``eval/return_mean``);
     ``step``/``total_steps`` the progress; ``energy_nj`` the nJ per decision per preset of
-    :data:`ENERGY_PRESETS` found in ``energy.json``; ``problem`` why a run is ``broken`` (or the
-    error of a ``failed`` one).
+    :data:`ENERGY_PRESETS` found in ``energy.json``; ``info`` the curves ``[E]`` of the env's
+    declared evaluation info by label (the quadrotor's position error and crash rate; NaN where
+    a row has none); ``problem`` why a run is ``broken`` (or the error of a ``failed`` one).
     """
 
     name: str
@@ -82,6 +84,7 @@ class RunRecord:
     returns: tuple[float, ...] = ()
     energy_nj: Mapping[str, float] = field(default_factory=dict)
     problem: str = ""
+    info: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -196,6 +199,7 @@ def _read_run(run_dir: Path, labels: tuple[str, str, str, int] | None) -> RunRec
     name, method, env, seed = labels or (run_dir.name, method_label(cfg), cfg.env.id, cfg.run.seed)
     try:
         steps, returns = read_curve(run_dir / METRICS_NAME)
+        info = _read_info(run_dir / METRICS_NAME, _declared_info(cfg.env.id))
         energy = _read_energy(run_dir / ENERGY_NAME)
     except ReportError as err:
         return RunRecord(name, method, env, seed, state="broken", problem=str(err))
@@ -210,7 +214,9 @@ def _read_run(run_dir: Path, labels: tuple[str, str, str, int] | None) -> RunRec
         problem = f"{run_dir / METRICS_NAME} has no evaluations, but the run is finished"
         return RunRecord(name, method, env, seed, state="broken", problem=problem)
     problem = str(status.get("error") or "")
-    return RunRecord(name, method, env, seed, state, step, total, steps, returns, energy, problem)
+    return RunRecord(
+        name, method, env, seed, state, step, total, steps, returns, energy, problem, info
+    )
 
 
 def _status(run_dir: Path) -> dict[str, Any]:
@@ -248,22 +254,49 @@ def _trainer_alive(run_dir: Path) -> bool:
     return True
 
 
+def _metric_rows(path: Path) -> list[dict[str, str]]:
+    """The complete rows of a ``metrics.csv`` ([] if there is none yet)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as err:
+        raise ReportError(f"{path} cannot be read: {err}") from None
+    lines = text.splitlines()
+    if text and not text.endswith("\n"):
+        lines = lines[:-1]
+    return list(csv.DictReader(lines))
+
+
+def _read_info(path: Path, labels: Mapping[str, str]) -> dict[str, tuple[float, ...]]:
+    """The curves of the declared evaluation info ``eval/<key>``, by label (NaN if empty)."""
+    rows = _metric_rows(path)
+    curves = {}
+    for key, label in labels.items():
+        column = f"eval/{key}"
+        if rows and column in rows[0]:
+            try:
+                curves[label] = tuple(float(r[column]) if r[column] else math.nan for r in rows)
+            except (TypeError, ValueError):
+                raise ReportError(f"{path} holds a {column} that is not a number") from None
+    return curves
+
+
+def _declared_info(env_id: str) -> dict[str, str]:
+    """The env's declared evaluation info labels; none when the env cannot be looked up."""
+    try:
+        return eval_info_labels(env_id)
+    except SpikerlError:  # e.g. a custom env whose module is gone: report the returns only
+        return {}
+
+
 def read_curve(path: Path) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """The evaluation curve of a ``metrics.csv``: env steps and ``eval/return_mean``, ``[E]``.
 
     A missing file is an empty curve (no evaluation yet). A last line without its newline is
     being written by the trainer and is left out. An unreadable file is a :class:`ReportError`.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return (), ()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ReportError(f"{path} cannot be read: {err}") from None
-    lines = text.splitlines()
-    if text and not text.endswith("\n"):
-        lines = lines[:-1]
-    rows = list(csv.DictReader(lines))
+    rows = _metric_rows(path)
     if rows and not {"step", RETURN_COLUMN} <= set(rows[0]):
         raise ReportError(f"{path} has no 'step' and '{RETURN_COLUMN}' columns")
     try:

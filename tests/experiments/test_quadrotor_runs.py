@@ -64,3 +64,19 @@ def test_declared_eval_info_is_read_from_the_registered_class_of_any_id_form():
     }
     assert eval_info_keys("tests.experiments.crashing_env:CrashOnce-v0") == {}  # imports it
     assert eval_info_keys("Pendulum-v1") == {}
+
+
+def test_reports_carry_and_plot_the_declared_eval_info(tmp_path):
+    from spikerl.experiments.report import summarize
+    from spikerl.experiments.run_records import collect_runs
+
+    result = train(load_config(None, QUAD), tmp_path / "runs")
+    (record,) = collect_runs(tmp_path / "runs").records
+    assert set(record.info) == {"position error (m)", "crash rate"}
+    rows = read_metrics(result.run_dir)
+    assert record.info["crash rate"] == tuple(float(r["eval/crashed"]) for r in rows)
+    pytest.importorskip("matplotlib")
+    from spikerl.experiments.report_plots import write_plots
+
+    paths = write_plots(summarize([record]), tmp_path / "plots")
+    assert paths[-1].name == "eval_info_curves.png" and paths[-1].stat().st_size > 5000
