@@ -105,7 +105,7 @@ def guided_rollouts(
         final = np.where(done[:, None], info.get("final_obs", obs), obs) if done.any() else obs
         t += 1
         total += reward
-        errors += info["position_error"]
+        errors += np.nan_to_num(info["position_error"], nan=0.0, posinf=0.0)  # a NaN state
         result.env_steps += int(recording.sum())
         ended = writer.append(final, actions, reward, terminated, truncated, guided, recording)
         boot = None

@@ -166,11 +166,13 @@ class SequenceTD3BC(CheckpointMixin):
         return loss, {"loss/actor": loss.item(), "loss/bc": bc.item()}
 
     def _actor_step(self, batch: Any, bc_weight: float) -> dict[str, float]:
+        steps = torch.arange(batch.mask.shape[1], device=batch.mask.device)
+        if not (batch.mask & (steps >= self.burn_in)).any():  # nothing past the burn-in
+            return {"loss/actor": 0.0, "loss/bc": 0.0}
         with frozen(self.critic):
             loss, metrics = self.actor_loss(batch, bc_weight)
             self.actor_opt.zero_grad(set_to_none=True)
-            if loss.requires_grad:  # False when no window step is past the burn-in
-                loss.backward()
+            loss.backward()
         self.actor_opt.step()
         return metrics
 

@@ -276,6 +276,16 @@ def _check_sequence(cfg: Config) -> None:
             f"algo.sequence.burn_in ({seq.burn_in}) must be below algo.sequence.window "
             f"({seq.window}), or no window step carries a loss"
         )
+    if seq.guide_steps_min > seq.guide_steps:
+        raise ConfigError(
+            f"algo.sequence.guide_steps_min ({seq.guide_steps_min}) is above "
+            f"algo.sequence.guide_steps ({seq.guide_steps}); L_g only ever drops"
+        )
+    if cfg.algo.buffer_size < max(seq.window, seq.min_len):
+        raise ConfigError(
+            f"algo.buffer_size ({cfg.algo.buffer_size} steps) cannot hold one stored episode "
+            f"(algo.sequence.min_len {seq.min_len}, window {seq.window})"
+        )
     if seq.q_term == "none" and seq.bc_weight == 0:
         raise ConfigError("algo.sequence: q_term 'none' with bc_weight 0 leaves no actor loss")
     if not seq.online and seq.seed_steps == 0:

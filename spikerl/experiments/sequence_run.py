@@ -20,10 +20,12 @@ whole episodes until ``algo.sequence.seed_steps`` steps are stored. Epoch ``e`` 
 6. an atomic checkpoint with the buffer, learner, schedules (slope, :math:`L_g`,
    :math:`\lambda`) and every RNG state.
 
-Each collection and evaluation reseeds the drones from the run seed and the epoch, so a resumed
-run continues exactly. The ``step`` column is the epoch's nominal step count
-``(e + 1) * run.eval_every`` [R] (the offline baselines collect nothing);
-``collect/env_steps`` counts the drone-steps actually flown.
+Each collection reseeds the drones from the run seed and the epoch, and every evaluation flies
+the same start states (the run seed's evaluation stream), so a resumed run continues exactly.
+As in every run, a metrics row shows the settings of the epoch that follows it (the initial row:
+epoch 0's): ``env/curriculum``, ``snn/slope``, ``seq/guide_steps`` and ``seq/bc_weight``. The
+``step`` column is the epoch's nominal step count ``(e + 1) * run.eval_every`` [R] (the offline
+baselines collect nothing); ``collect/env_steps`` counts the drone-steps actually flown.
 """
 
 from __future__ import annotations
@@ -234,7 +236,7 @@ def _build(cfg: Config, run_dir: Path, device: torch.device) -> _SeqSession:
     if guide is None and (seq.seed_steps or seq.guide_steps or seq.eval_guide_steps):
         raise ConfigError(
             "algo.sequence.guide is '' but seed_steps, guide_steps or eval_guide_steps need a "
-            "guide; set them to 0 for training without one"
+            "guide; set them and guide_steps_min to 0 for training without one"
         )
     buffer = _sequence_buffer(cfg, obs_dim, act_dim, device)
     columns = _columns(cfg, learner)
@@ -281,7 +283,10 @@ def _collect(s: _SeqSession, steps: int, guide_steps: int, epoch: int) -> Rollou
         explore_std=seq.explore_std, rng=rng, seed=_seed(s, "env", epoch), device=s.device,
     )  # fmt: skip
     for episode in result.episodes:
-        s.buffer.add_episode(**episode)
+        try:
+            s.buffer.add_episode(**episode)
+        except ValueError as err:  # an episode longer than the whole buffer
+            raise ConfigError(f"algo.buffer_size: {err}") from None
     s.schedule.env_steps += result.env_steps
     s.progress.episodes += len(result.returns)
     s.schedule.phase_seconds["collect"] += time.perf_counter() - started
@@ -297,15 +302,16 @@ def _update(s: _SeqSession) -> None:
         metrics = s.learner.update(batch, s.schedule.bc_weight)
         if not np.all(np.isfinite(list(metrics.values()))):
             raise TrainingDiverged(
-                f"non-finite loss in epoch {len(s.progress.eval_steps)}; stopped. The last good "
-                f"checkpoint is kept in {s.run_dir / CHECKPOINT_NAME}"
+                f"non-finite loss in epoch {len(s.progress.eval_steps) - 1}; stopped. The last "
+                f"good checkpoint is kept in {s.run_dir / CHECKPOINT_NAME}"
             )
         s.progress.add_train_metrics(metrics)
     s.schedule.phase_seconds["update"] += time.perf_counter() - started
 
 
-def _evaluate(s: _SeqSession, epoch: int) -> dict[str, float]:
-    """Guided (the guide flies the first W steps) and guide-free evaluation, same drones."""
+def _evaluate(s: _SeqSession) -> dict[str, float]:
+    """Guided (the guide flies the first W steps) and guide-free evaluation, on the same start
+    states at every evaluation (the run seed's evaluation stream)."""
     started = time.perf_counter()
     seq, n, seed = s.cfg.algo.sequence, s.cfg.run.eval_episodes, _seed(s, "evaluation", -1)
     guided = guided_rollouts(
@@ -320,24 +326,24 @@ def _evaluate(s: _SeqSession, epoch: int) -> dict[str, float]:
     return row
 
 
-def _set_curriculum(s: _SeqSession, epoch: int) -> float | None:
-    if not s.cfg.env.curriculum_block:
-        return None
-    rho = _curriculum(s.cfg, epoch)
-    s.env.set_curriculum(rho)
-    s.eval_env.set_curriculum(rho)
-    return rho
+def _set_curriculum(s: _SeqSession, epoch: int) -> None:
+    """The reward coefficients of ``epoch`` on the training and evaluation drones."""
+    if s.cfg.env.curriculum_block:
+        rho = _curriculum(s.cfg, epoch)
+        s.env.set_curriculum(rho)
+        s.eval_env.set_curriculum(rho)
 
 
-def _log_row(s: _SeqSession, epoch: int, collected: RolloutResult | None, rho) -> dict:
-    """Evaluate after ``epoch`` (-1: the initial policy) and write the metrics row."""
+def _log_row(s: _SeqSession, epoch: int, collected: RolloutResult | None) -> dict:
+    """Evaluate after ``epoch`` (-1: the initial policy) and write the metrics row, with the
+    settings of the next epoch (the rounds have already stepped)."""
     p, cfg = s.progress, s.cfg
     row: dict[str, Any] = {
         "step": (epoch + 1) * cfg.run.eval_every,
         "episodes": p.episodes,
         "wall_time": round(s.wall_time(), 3),
     }
-    row.update(_evaluate(s, epoch))
+    row.update(_evaluate(s))
     row.update(p.pop_train_means())
     if collected is not None and collected.returns:
         row["collect/return_mean"] = float(np.mean(collected.returns))
@@ -345,8 +351,8 @@ def _log_row(s: _SeqSession, epoch: int, collected: RolloutResult | None, rho) -
     row["collect/env_steps"] = s.schedule.env_steps
     row["steps_per_sec"] = round(s.schedule.env_steps / max(s.wall_time(), 1e-9), 2)
     row["seq/guide_steps"], row["seq/bc_weight"] = s.schedule.guide_steps, s.schedule.bc_weight
-    if rho is not None:
-        row["env/curriculum"] = rho
+    if s.cfg.env.curriculum_block:
+        row["env/curriculum"] = _curriculum(s.cfg, epoch + 1)
     if s.slope is not None:
         s.slope.update(epoch + 1, row["eval/return_mean"])
         s.apply_slope()
@@ -381,13 +387,13 @@ def _loop(s: _SeqSession, stop: dict[str, bool]) -> RunResult:
     status_due = started + STATUS_EVERY
     while len(p.eval_steps) - 1 < s.epochs and not stop["stop"]:
         epoch = len(p.eval_steps) - 1
-        rho = _set_curriculum(s, epoch)
+        _set_curriculum(s, epoch)
         collected = None
         if cfg.algo.sequence.online:
             collected = _collect(s, cfg.run.eval_every, s.schedule.guide_steps, epoch)
         _update(s)
-        row = _log_row(s, epoch, collected, rho)
         _end_of_epoch(s, epoch)
+        row = _log_row(s, epoch, collected)
         _save(s)
         bar.update(1)
         if not _show_bar(cfg):
@@ -466,13 +472,27 @@ def _restore(s: _SeqSession, state: dict[str, Any]) -> None:
         raise CheckpointError("the checkpoint was not written by a sequence run")
 
 
+def _check_buffer_saved(cfg: Config, state: dict[str, Any]) -> None:
+    """A checkpoint without replay data (``run.save_buffer: false``): an offline run has
+    nothing left to train on; an online one continues, but not exactly."""
+    if "data" in state.get("buffer", {}):
+        return
+    if not cfg.algo.sequence.online:
+        raise CheckpointError(
+            "the checkpoint holds no replay data (run.save_buffer=false) and an offline run "
+            "collects none: it cannot continue; start it again"
+        )
+    _note("the checkpoint holds no replay data (run.save_buffer=false): the buffer restarts "
+          "empty and the resumed run is not exact")  # fmt: skip
+
+
 def _start(s: _SeqSession, overwrite: bool) -> None:
     """Create the folder, seed the buffer with guide episodes, evaluate the initial actor and
     checkpoint; a failure removes the folder again."""
     _create_run_dir(s.cfg, s.run_dir, overwrite)
     try:
         seq = s.cfg.algo.sequence
-        rho = _set_curriculum(s, 0)
+        _set_curriculum(s, 0)
         seeded = None
         if seq.seed_steps:
             seeded = _collect(s, seq.seed_steps, WHOLE_EPISODE, -1)
@@ -481,7 +501,7 @@ def _start(s: _SeqSession, overwrite: bool) -> None:
                 "no episode reached algo.sequence.min_len while seeding; lower min_len or "
                 "check the guide"
             )
-        _log_row(s, -1, seeded, rho)
+        _log_row(s, -1, seeded)
         _save(s)
     except BaseException:
         shutil.rmtree(s.run_dir, ignore_errors=True)
@@ -496,6 +516,7 @@ def train_sequence(
     session = _build(cfg, run_dir, device)
     if resume:
         state = load_checkpoint(run_dir / CHECKPOINT_NAME, "cpu")
+        _check_buffer_saved(cfg, state)
         _restore(session, state)
         damage = session.metrics.damage(session.progress.metrics_rows)
         if damage is not None:

@@ -77,10 +77,11 @@ def test_a_guided_run_logs_the_spec_metrics_and_schedules(guide, tmp_path, capsy
     result = train(_cfg(guide), tmp_path)
     rows = _rows(result.run_dir)
     assert [int(r["step"]) for r in rows] == [0, 500, 1000, 1500]
-    assert [int(r["seq/guide_steps"]) for r in rows] == [40, 40, 30, 20]  # -10 per round
+    # every row shows the settings of the epoch after it: -10 steps and x0.99 per round
+    assert [int(r["seq/guide_steps"]) for r in rows] == [40, 30, 20, 10]
     lam = [float(r["seq/bc_weight"]) for r in rows]
-    assert lam[:2] == [0.2, 0.2] and lam[2] == pytest.approx(0.198) and lam[3] < lam[2]
-    assert [float(r["env/curriculum"]) for r in rows] == [0.0, 0.0, 0.5, 1.0]
+    assert lam == pytest.approx([0.2, 0.198, 0.198 * 0.99, 0.198 * 0.99**2])
+    assert [float(r["env/curriculum"]) for r in rows] == [0.0, 0.5, 1.0, 1.0]
     for r in rows:
         assert 0 <= float(r["eval/crashed"]) <= 1 and 0 <= float(r["eval_free/crashed"]) <= 1
         assert float(r["eval/position_error"]) > 0 and r["snn/slope"] != ""
@@ -135,7 +136,7 @@ def test_online_td3_without_a_guide(tmp_path):
         "algo.sequence.q_term=plain", "algo.sequence.min_len=1", "algo.sequence.explore_std=0.1",
     ])  # fmt: skip
     rows = _rows(train(cfg, tmp_path).run_dir)
-    assert [int(r["seq/guide_steps"]) for r in rows] == [0, 0, 0, 0]
+    assert [int(r["seq/guide_steps"]) for r in rows] == [0, 0, 0, 0]  # L_g never rises
     assert rows[1]["eval/return_mean"] == rows[1]["eval_free/return_mean"]  # no guide at all
 
 
@@ -148,7 +149,22 @@ def test_bad_sequence_setups_fail_with_one_clear_line(guide, tmp_path):
         load_config(None, [*SEQ, "actor.network=population"])
     with pytest.raises(ConfigError, match="burn_in"):
         load_config(None, [*SEQ, "algo.sequence.burn_in=20"])
+    with pytest.raises(ConfigError, match="only ever drops"):
+        load_config(None, [*SEQ, "algo.sequence.guide_steps=0"])  # guide_steps_min is 10
+    with pytest.raises(ConfigError, match="cannot hold one stored episode"):
+        load_config(None, [*SEQ, "algo.buffer_size=10", "algo.batch_size=8"])
     assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def test_an_offline_run_without_saved_replay_data_refuses_to_resume(guide, tmp_path):
+    from spikerl.experiments.checkpoint import CheckpointError
+
+    cfg = _cfg(guide, "algo.sequence.online=false", "run.save_buffer=false", "run.total_steps=500")
+    run = train(cfg, tmp_path).run_dir
+    rows = _rows(run)
+    with pytest.raises(CheckpointError, match="offline run collects none"):
+        train(cfg, tmp_path, resume=True)
+    assert _rows(run) == rows  # nothing already written is lost
 
 
 def test_grad_analysis_on_a_sequence_runs_actor_and_windows(guide, tmp_path, capsys):
