@@ -98,8 +98,7 @@ def guided_rollouts(
         a_pi, state = actor.step(x, state)
         actions = _explore(a_pi.cpu().numpy(), explore_std, rng)
         guided = t < guide_steps
-        if guided.any():
-            actions[guided] = guide(x[torch.as_tensor(guided, device=device)]).cpu().numpy()
+        _guide_flies(actions, guide, x, guided)
         obs, reward, terminated, truncated, info = env.step(actions)
         done = terminated | truncated
         final = np.where(done[:, None], info.get("final_obs", obs), obs) if done.any() else obs
@@ -155,10 +154,15 @@ def _bootstrap_actions(actor, guide, final, state, t, guide_steps, device):
     the actor's next action from its current state (that state is not kept)."""
     x = torch.as_tensor(final, dtype=torch.float32, device=device)
     actions = actor.step(x, state)[0].cpu().numpy()
-    guided = t < guide_steps
-    if guided.any():
-        actions[guided] = guide(x[torch.as_tensor(guided, device=device)]).cpu().numpy()
+    _guide_flies(actions, guide, x, t < guide_steps)
     return actions
+
+
+def _guide_flies(actions: np.ndarray, guide, x: torch.Tensor, guided: np.ndarray) -> None:
+    """Overwrite, in place, the actions of the drones where ``guided`` with the guide's on
+    their observations ``x``."""
+    if guided.any():
+        actions[guided] = guide(x[torch.as_tensor(guided, device=x.device)]).cpu().numpy()
 
 
 def _record(result, kept, ret, length, crashed, error) -> None:

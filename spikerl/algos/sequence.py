@@ -149,11 +149,15 @@ class SequenceTD3BC(CheckpointMixin):
         self.critic_opt.step()
         return {"loss/critic": loss.item(), "q/mean": masked_mean(q1.detach(), valid).item()}
 
+    def _learn_mask(self, batch: Any) -> torch.Tensor:
+        """``[B, L]``: the valid window steps past the burn-in, where the actor loss counts."""
+        steps = torch.arange(batch.mask.shape[1], device=batch.mask.device)
+        return batch.mask & (steps >= self.burn_in)
+
     def actor_loss(self, batch: Any, bc_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
         """The masked actor loss of one batch (module docstring) and its parts."""
         pi, _ = self.actor.unroll(batch.obs)  # zero state at every window start
-        steps = torch.arange(pi.shape[1], device=pi.device)
-        learn = (batch.mask & (steps >= self.burn_in)).float()
+        learn = self._learn_mask(batch).float()
         bc = masked_mean((pi - batch.actions) ** 2, learn)
         loss = bc_weight * bc
         if self.q_term != "none":
@@ -166,8 +170,7 @@ class SequenceTD3BC(CheckpointMixin):
         return loss, {"loss/actor": loss.item(), "loss/bc": bc.item()}
 
     def _actor_step(self, batch: Any, bc_weight: float) -> dict[str, float]:
-        steps = torch.arange(batch.mask.shape[1], device=batch.mask.device)
-        if not (batch.mask & (steps >= self.burn_in)).any():  # nothing past the burn-in
+        if not self._learn_mask(batch).any():  # no valid step past the burn-in
             return {"loss/actor": 0.0, "loss/bc": 0.0}
         with frozen(self.critic):
             loss, metrics = self.actor_loss(batch, bc_weight)

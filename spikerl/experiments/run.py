@@ -396,8 +396,33 @@ def _checkpoint_state(s: _Session) -> dict[str, Any]:
     }
 
 
-def _restore(s: _Session, state: dict[str, Any]) -> None:
+@contextmanager
+def _checkpoint_errors() -> Iterator[None]:
+    """Turn the errors of restoring a checkpoint into one-line :class:`CheckpointError`s."""
     try:
+        yield
+    except KeyError as err:  # a KeyError's message is its repr: unwrap it
+        raise CheckpointError(f"cannot resume from this checkpoint: {err.args[0]}") from None
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise CheckpointError(f"checkpoint does not match this run's config: {err}") from None
+
+
+def _best_policy_state(
+    cfg: Config, step: int, eval_return: float, actor: torch.nn.Module, env: dict[str, Any]
+) -> dict[str, Any]:
+    """The contents of ``best.pt``: config, step, return and the actor's weights (what
+    :func:`~spikerl.experiments.policy.load_policy` reads), plus ``env`` (the normaliser)."""
+    return {
+        "config": config_to_dict(cfg),
+        "progress": {"step": step},
+        "eval_return": eval_return,
+        "learner": {"actor": actor.state_dict()},
+        "env": env,
+    }
+
+
+def _restore(s: _Session, state: dict[str, Any]) -> None:
+    with _checkpoint_errors():
         s.learner.load_state_dict(state["learner"])
         s.buffer.load_state_dict(state["buffer"])
         set_env_state(s.env, state["env"])
@@ -411,10 +436,6 @@ def _restore(s: _Session, state: dict[str, Any]) -> None:
         known = "wall_time" in state["progress"]
         s.wall_base = s.progress.wall_time if known else float("nan")
         s.started = time.perf_counter()
-    except KeyError as err:  # a KeyError's message is its repr: unwrap it
-        raise CheckpointError(f"cannot resume from this checkpoint: {err.args[0]}") from None
-    except (RuntimeError, ValueError, TypeError) as err:
-        raise CheckpointError(f"checkpoint does not match this run's config: {err}") from None
 
 
 def _save(s: _Session) -> None:
@@ -424,14 +445,8 @@ def _save(s: _Session) -> None:
 
 def _save_best(s: _Session, eval_return: float) -> None:
     """``best.pt``: the policy of the best evaluation so far (loadable by ``evaluate``)."""
-    env_state = get_env_state(s.env)
-    state = {
-        "config": config_to_dict(s.cfg),
-        "progress": {"step": s.progress.step},
-        "eval_return": eval_return,
-        "learner": {"actor": s.learner.actor.state_dict()},
-        "env": {k: v for k, v in env_state.items() if k == "normalizer"},
-    }
+    env = {k: v for k, v in get_env_state(s.env).items() if k == "normalizer"}
+    state = _best_policy_state(s.cfg, s.progress.step, eval_return, s.learner.actor, env)
     save_checkpoint(state, s.run_dir / BEST_NAME)
 
 

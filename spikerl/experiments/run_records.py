@@ -198,8 +198,9 @@ def _read_run(run_dir: Path, labels: tuple[str, str, str, int] | None) -> RunRec
         return RunRecord(name, method, env, seed, state="broken", problem=str(err))
     name, method, env, seed = labels or (run_dir.name, method_label(cfg), cfg.env.id, cfg.run.seed)
     try:
-        steps, returns = read_curve(run_dir / METRICS_NAME)
-        info = _read_info(run_dir / METRICS_NAME, _declared_info(cfg.env.id))
+        rows = _metric_rows(run_dir / METRICS_NAME)  # read once: curve and info stay aligned
+        steps, returns = _curve(rows, run_dir / METRICS_NAME)
+        info = _info_curves(rows, run_dir / METRICS_NAME, _declared_info(cfg.env.id))
         energy = _read_energy(run_dir / ENERGY_NAME)
     except ReportError as err:
         return RunRecord(name, method, env, seed, state="broken", problem=str(err))
@@ -268,9 +269,10 @@ def _metric_rows(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(lines))
 
 
-def _read_info(path: Path, labels: Mapping[str, str]) -> dict[str, tuple[float, ...]]:
+def _info_curves(
+    rows: list[dict[str, str]], path: Path, labels: Mapping[str, str]
+) -> dict[str, tuple[float, ...]]:
     """The curves of the declared evaluation info ``eval/<key>``, by label (NaN if empty)."""
-    rows = _metric_rows(path)
     curves = {}
     for key, label in labels.items():
         column = f"eval/{key}"
@@ -296,7 +298,11 @@ def read_curve(path: Path) -> tuple[tuple[int, ...], tuple[float, ...]]:
     A missing file is an empty curve (no evaluation yet). A last line without its newline is
     being written by the trainer and is left out. An unreadable file is a :class:`ReportError`.
     """
-    rows = _metric_rows(path)
+    return _curve(_metric_rows(path), path)
+
+
+def _curve(rows: list[dict[str, str]], path: Path) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Steps and returns of the rows of ``path`` (see :func:`read_curve`)."""
     if rows and not {"step", RETURN_COLUMN} <= set(rows[0]):
         raise ReportError(f"{path} has no 'step' and '{RETURN_COLUMN}' columns")
     try:

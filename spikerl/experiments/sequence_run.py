@@ -69,6 +69,8 @@ from .run import (
     MetricsWriter,
     RunResult,
     TrainingDiverged,
+    _best_policy_state,
+    _checkpoint_errors,
     _create_run_dir,
     _curriculum,
     _note,
@@ -77,6 +79,7 @@ from .run import (
     _stop_on_signals,
     _write_status,
 )
+from .status import FINISHED
 
 __all__ = ["BUILTIN_GUIDE", "load_guide", "load_trained", "train_sequence"]
 
@@ -403,7 +406,7 @@ def _loop(s: _SeqSession, stop: dict[str, bool]) -> RunResult:
             status_due = time.perf_counter() + STATUS_EVERY
     bar.close()
     finished = len(p.eval_steps) - 1 >= s.epochs
-    _write_status(s, "finished" if finished else "stopped", started, first_step)
+    _write_status(s, FINISHED if finished else "stopped", started, first_step)
     return RunResult(
         s.run_dir, p.step, list(p.eval_steps), list(p.eval_returns), interrupted=not finished,
         steps_per_sec=s.schedule.env_steps / max(s.wall_time(), 1e-9),
@@ -443,18 +446,12 @@ def _save(s: _SeqSession) -> None:
 
 def _save_best(s: _SeqSession) -> None:
     """``best.pt``: the actor of the best evaluation (``spikerl evaluate`` flies it guide-free)."""
-    state = {
-        "config": config_to_dict(s.cfg),
-        "progress": {"step": s.progress.step},
-        "eval_return": s.progress.best_return,
-        "learner": {"actor": s.learner.actor.state_dict()},
-        "env": {},
-    }
+    state = _best_policy_state(s.cfg, s.progress.step, s.progress.best_return, s.learner.actor, {})
     save_checkpoint(state, s.run_dir / BEST_NAME)
 
 
 def _restore(s: _SeqSession, state: dict[str, Any]) -> None:
-    try:
+    with _checkpoint_errors():
         s.learner.load_state_dict(state["learner"])
         s.buffer.load_state_dict(state["buffer"])
         set_rng_state(state["rng"])
@@ -464,10 +461,6 @@ def _restore(s: _SeqSession, state: dict[str, Any]) -> None:
             s.slope.load_state_dict(state["slope"])
             s.apply_slope()
         s.wall_base, s.started = s.progress.wall_time, time.perf_counter()
-    except KeyError as err:
-        raise CheckpointError(f"cannot resume from this checkpoint: {err.args[0]}") from None
-    except (RuntimeError, ValueError, TypeError) as err:
-        raise CheckpointError(f"checkpoint does not match this run's config: {err}") from None
     if not state["config"]["algo"]["name"] == "sequence":
         raise CheckpointError("the checkpoint was not written by a sequence run")
 
