@@ -21,6 +21,7 @@ from pathlib import Path
 from .errors import SpikerlError
 from .experiments.argtypes import positive_int
 from .experiments.config import ConfigError, format_config_help, load_config
+from .experiments.convert_cli import add_convert_parser, cmd_convert
 from .experiments.energy_cli import add_energy_parser, cmd_energy
 from .experiments.grad_analysis import add_grad_analysis_parser, cmd_grad_analysis
 from .experiments.report import format_table
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     add_sweep_parser(sub)
     add_report_parser(sub)
     add_grad_analysis_parser(sub)
+    add_convert_parser(sub)
     return parser
 
 
@@ -192,6 +194,7 @@ COMMANDS = {
     "sweep": cmd_sweep,
     "report": cmd_report,
     "grad-analysis": cmd_grad_analysis,
+    "convert": cmd_convert,
 }
 
 

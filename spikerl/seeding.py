@@ -18,6 +18,8 @@ stream             used for
 ``replay``         replay-buffer sampling
 ``evaluation``     the evaluation env's seed (fixed start states for every evaluation)
 ``policy_sample``  SAC's reparameterised samples inside the update
+``calibration``    the conversion calibration env's seed and percentile reservoir
+``noise``          injected action noise of the conversion analysis
 =================  ================================================================
 """
 
@@ -40,6 +42,8 @@ STREAMS: tuple[str, ...] = (
     "replay",
     "evaluation",
     "policy_sample",
+    "calibration",
+    "noise",
 )
 
 

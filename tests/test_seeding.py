@@ -26,7 +26,7 @@ def test_streams_differ_from_each_other_and_from_other_seeds():
     b = SeedStreams(1).torch("target_noise")
     assert torch.equal(torch.randn(5, generator=a), torch.randn(5, generator=b))
     with pytest.raises(ValueError, match="unknown random stream"):
-        SeedStreams(0).sequence("noise")
+        SeedStreams(0).sequence("no_such_stream")
     with pytest.raises(ValueError, match=">= 0"):
         SeedStreams(-1)
 

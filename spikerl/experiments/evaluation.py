@@ -25,7 +25,14 @@ from ..errors import MissingDependencyError
 from ..nets.policy import ActingPolicy
 from ..seeding import SeedStreams
 
-__all__ = ["EvalResult", "eval_info_keys", "eval_info_labels", "evaluate_policy", "summarize_curve"]
+__all__ = [
+    "EvalResult",
+    "eval_info_keys",
+    "eval_info_labels",
+    "evaluate_policy",
+    "make_frozen_env",
+    "summarize_curve",
+]
 
 
 class EvalResult(NamedTuple):
@@ -77,13 +84,9 @@ def evaluate_policy(
     if video_dir is not None and trajectory is None:
         _require_moviepy()  # before any env is built or episode run
     render_mode = "rgb_array" if video_dir is not None and trajectory is None else None
-    env = make_env(env_id, normalize_obs=normalizer_state is not None, render_mode=render_mode)
+    env = make_frozen_env(env_id, normalizer_state, render_mode)
     if curriculum is not None:
         env.unwrapped.set_curriculum(curriculum)
-    if normalizer_state is not None:
-        norm = find_wrapper(env, ObservationNormalizer)
-        norm.load_state_dict(normalizer_state)
-        norm.update = False
     if video_dir is not None and trajectory is None:
         env = _record_video(env, Path(video_dir))
     policy = ActingPolicy(actor, device)
@@ -105,6 +108,19 @@ def evaluate_policy(
     per_episode = {key: np.array(values) for key, values in info.items()}
     observations = np.stack(seen[::stride][:keep_obs])
     return EvalResult(np.array(returns), np.array(lengths), observations, per_episode)
+
+
+def make_frozen_env(
+    env_id: str, normalizer_state: dict[str, Any] | None = None, render_mode: str | None = None
+) -> gym.Env:
+    """An env for acting with a trained policy: a training run's observation-normaliser
+    statistics (if any) copied in and frozen."""
+    env = make_env(env_id, normalize_obs=normalizer_state is not None, render_mode=render_mode)
+    if normalizer_state is not None:
+        norm = find_wrapper(env, ObservationNormalizer)
+        norm.load_state_dict(normalizer_state)
+        norm.update = False
+    return env
 
 
 def _env_class_metadata(env_id: str) -> dict[str, Any]:

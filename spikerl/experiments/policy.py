@@ -11,7 +11,7 @@ from torch import nn
 from ..envs import env_dims, make_env
 from ..nets import build_actor
 from .checkpoint import CheckpointError, load_checkpoint
-from .config import Config
+from .config import Config, config_from_dict
 from .evaluation import EvalResult, evaluate_policy
 from .run import CHECKPOINT_NAME, RunError, load_run_config
 
@@ -29,10 +29,22 @@ def _locate(path: str | Path) -> tuple[Path, Path]:
 
 
 def load_policy(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Config, Any]:
-    """The deployed actor of a run, its config and its observation-normaliser state (or None)."""
+    """The deployed actor of a run, its config and its observation-normaliser state (or None).
+
+    ``path`` is a run folder, a checkpoint inside one, or a converted policy written by
+    ``spikerl convert`` (its config is the source's, with the conversion's name and seed)."""
+    from ..convert.build import CONVERTED_FORMAT, converted_from_saved
+
     run_dir, ckpt_path = _locate(path)
-    cfg = load_run_config(run_dir)
-    ckpt = load_checkpoint(ckpt_path, "cpu")
+    if ckpt_path == Path(path):  # a file: a run's checkpoint or a converted policy
+        ckpt = load_checkpoint(ckpt_path, "cpu")
+        if ckpt.get("kind") == CONVERTED_FORMAT:
+            snn, record = converted_from_saved(ckpt, ckpt_path, device)
+            return snn, config_from_dict(record["config"]), record.get("normalizer")
+        cfg = load_run_config(run_dir)
+    else:
+        cfg = load_run_config(run_dir)
+        ckpt = load_checkpoint(ckpt_path, "cpu")
     env = make_env(cfg.env.id)
     actor = build_actor(cfg.actor, cfg.algo.name, *env_dims(env)).to(device)
     env.close()

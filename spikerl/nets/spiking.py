@@ -190,9 +190,10 @@ class SpikingNetwork(nn.Module):
     def step(
         self, obs: torch.Tensor, state: NetworkState | None = None
     ) -> tuple[torch.Tensor, NetworkState]:
-        """One decision of ``T`` ticks from ``state`` (None: zeros): ``(action [B, m], state)``."""
-        result = self._run(obs, state, counts=False, membranes=False)
-        return result.action, result.state
+        """One decision of ``T`` ticks from ``state`` (None: zeros): ``(action [B, m], state)``.
+
+        Goes through the module call, so forward hooks (energy accounting) see every decision."""
+        return self(obs, state, return_state=True)
 
     def trace(
         self, obs: torch.Tensor, state: NetworkState | None = None, membranes: bool = False
@@ -200,9 +201,13 @@ class SpikingNetwork(nn.Module):
         """:meth:`step` plus per-layer spike counts (and membranes) from the same pass."""
         return self._run(obs, state, counts=True, membranes=membranes)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Action ``[B, m]`` for observations ``[B, n]``; every call starts from zero state."""
-        return self.step(obs)[0]
+    def forward(
+        self, obs: torch.Tensor, state: NetworkState | None = None, return_state: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, NetworkState]:
+        """Action ``[B, m]`` for observations ``[B, n]`` from ``state`` (None: zeros, so a plain
+        call starts from zero state); with ``return_state`` also the state after it."""
+        result = self._run(obs, state, counts=False, membranes=False)
+        return (result.action, result.state) if return_state else result.action
 
     def unroll(
         self, obs_seq: torch.Tensor, state: NetworkState | None = None

@@ -40,7 +40,7 @@ __all__ = [
     "rate_decode",
 ]
 
-READOUT_SOURCES: tuple[str, ...] = ("spikes", "rate", "count", "membrane")
+READOUT_SOURCES: tuple[str, ...] = ("spikes", "rate", "count", "weighted", "membrane")
 
 
 class PopulationEncoder(nn.Module):
@@ -151,15 +151,28 @@ class LinearReadout(nn.Module):
       energy accounting sees the spike events);
     - ``count``: :math:`W \sum_t o(t) + b`, the summed output spikes (arXiv 2510.24461's
       readout; computed per tick as ``rate``, the bias counted once);
+    - ``weighted``: :math:`W \sum_t w_t o(t) + b` with fixed ``tick_weights`` :math:`w_t`
+      (differential coding's output estimate :math:`Y(T) = \sum_{t \ge 1} o(t)/t`; computed
+      per tick as ``rate``, the bias counted once);
     - ``membrane``: :math:`W V(T) + b`, the final membrane potential (analog input: MACs).
     """
 
-    def __init__(self, in_features: int, out_features: int, source: str = "spikes") -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        source: str = "spikes",
+        tick_weights: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         if source not in READOUT_SOURCES:
             raise ValueError(f"source={source!r}; choose one of {list(READOUT_SOURCES)}")
+        if (source == "weighted") != (tick_weights is not None):
+            raise ValueError("tick_weights go with source='weighted', and only with it")
         self.linear = nn.Linear(in_features, out_features)
         self.source = source
+        if tick_weights is not None:
+            self.register_buffer("tick_weights", tick_weights.detach().clone().float())
 
     @property
     def input_kind(self) -> str:
@@ -170,7 +183,13 @@ class LinearReadout(nn.Module):
             return self.linear(spikes[-1])
         if self.source == "rate":
             return self.linear(spikes).mean(dim=0)
-        if self.source == "count":  # per tick (energy hooks see the spikes), one bias
+        if self.source in ("count", "weighted"):  # per tick (energy hooks see spikes), one bias
+            if self.source == "weighted":
+                if self.tick_weights.shape[0] != spikes.shape[0]:
+                    raise ValueError(
+                        f"{self.tick_weights.shape[0]} tick weights for {spikes.shape[0]} ticks"
+                    )
+                spikes = spikes * self.tick_weights.view(-1, *([1] * (spikes.dim() - 1)))
             out = self.linear(spikes).sum(dim=0)
             bias = self.linear.bias
             return out if bias is None else out - (spikes.shape[0] - 1) * bias

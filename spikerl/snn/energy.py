@@ -164,7 +164,7 @@ def sop_ceiling(
 
 class _Geometry(NamedTuple):
     n_in: int
-    fan_out: int
+    fan_out: float
     n_out: int
     bias_per_tick: int
     bias_per_decision: int
@@ -175,6 +175,9 @@ def _geometry(module: nn.Module) -> _Geometry:
     if isinstance(module, nn.Linear):
         bias = module.out_features if module.bias is not None else 0
         return _Geometry(module.in_features, module.out_features, module.out_features, bias, 0)
+    if hasattr(module, "synaptic_geometry"):  # e.g. a converted conv stage
+        n_in, fan_out, n_out, bias = module.synaptic_geometry()
+        return _Geometry(n_in, fan_out, n_out, bias, 0)
     if isinstance(module, PopulationDecoder):
         # Integrator form: an output spike adds its one decoder weight into its action's
         # integrator (1 SOP); the bias is added once per decision.
