@@ -47,8 +47,12 @@ def test_state_dict_needs_env_and_bad_flags_are_named(tmp_path, capsys):
     args = ["convert", str(path), "--env", "Pendulum-v1", "--calibration-steps", "10"]
     assert main(args) == 0
     assert (tmp_path / "actor-if-T32-a0-s0.pt").is_file()
-    for bad, message in ((["--crpi", "1.5"], "not in [0, 1]"), (["--neuron", "lif"], "invalid choice"),
-                         (["--timestep", "4"], "unrecognized arguments")):  # fmt: skip
+    refusals = [
+        (["--crpi", "1.5"], "not in [0, 1]"),
+        (["--neuron", "lif"], "invalid choice"),
+        (["--timestep", "4"], "unrecognized arguments"),  # no prefix matching of flags
+    ]
+    for bad, message in refusals:
         with pytest.raises(SystemExit):
             main(["convert", str(path), *bad])
         assert message in capsys.readouterr().err
