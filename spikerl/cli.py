@@ -21,7 +21,12 @@ from pathlib import Path
 from .errors import SpikerlError
 from .experiments.argtypes import positive_int
 from .experiments.config import ConfigError, format_config_help, load_config
-from .experiments.convert_cli import add_convert_parser, cmd_convert
+from .experiments.convert_cli import (
+    add_convert_parser,
+    add_convert_sweep_parser,
+    cmd_convert,
+    cmd_convert_sweep,
+)
 from .experiments.energy_cli import add_energy_parser, cmd_energy
 from .experiments.grad_analysis import add_grad_analysis_parser, cmd_grad_analysis
 from .experiments.report import format_table
@@ -103,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     add_report_parser(sub)
     add_grad_analysis_parser(sub)
     add_convert_parser(sub)
+    add_convert_sweep_parser(sub)
     return parser
 
 
@@ -195,6 +201,7 @@ COMMANDS = {
     "report": cmd_report,
     "grad-analysis": cmd_grad_analysis,
     "convert": cmd_convert,
+    "convert-sweep": cmd_convert_sweep,
 }
 
 

@@ -131,10 +131,16 @@ def _readout(stage: nn.Sequential, settings: ConversionSettings) -> LinearReadou
 
 
 def build_converted(
-    source: SourcePolicy, thetas: list[torch.Tensor], settings: ConversionSettings
+    source: SourcePolicy,
+    thetas: list[torch.Tensor],
+    settings: ConversionSettings,
+    row_alphas: torch.Tensor | None = None,
 ) -> SpikingNetwork:
     """The spiking policy of ``source`` with per-unit thresholds ``thetas`` (one ``[units]``
-    tensor per hidden layer, e.g. :attr:`Calibration.thetas`). Weights are copied."""
+    tensor per hidden layer, e.g. :attr:`Calibration.thetas`). Weights are copied.
+
+    ``row_alphas [B]`` replaces ``settings.crpi`` with one CRPI alpha per batch row, so a grid
+    runs several alphas in one batch (the network then only takes batches of B rows)."""
     sizes = source.hidden_sizes
     if len(thetas) != len(sizes) or any(
         tuple(t.shape) != (n,) for t, n in zip(thetas, sizes, strict=False)
@@ -144,8 +150,9 @@ def build_converted(
     shapes = [source.input_shape, *source.shapes]
     stages = [copy.deepcopy(stage) for stage in source.stages]
     linears = [_synapse(stages[i], shapes[i], shapes[i + 1]) for i in range(len(sizes))]
+    crpi = settings.crpi if row_alphas is None else row_alphas.float().view(-1, 1)
     neurons = [
-        ConversionNeuron(settings.neuron, n, settings.timesteps, settings.crpi, settings.levels, t)
+        ConversionNeuron(settings.neuron, n, settings.timesteps, crpi, settings.levels, t)
         for n, t in zip(sizes, thetas, strict=True)
     ]
     ticks = neurons[0].ticks if neurons else settings.timesteps

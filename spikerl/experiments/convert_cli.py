@@ -35,7 +35,14 @@ from .argtypes import non_negative_int, positive_int
 from .config import Config, config_from_dict
 from .report import format_table
 
-__all__ = ["add_convert_parser", "cmd_convert", "converted_config", "default_output"]
+__all__ = [
+    "add_convert_parser",
+    "add_convert_sweep_parser",
+    "cmd_convert",
+    "cmd_convert_sweep",
+    "converted_config",
+    "default_output",
+]
 
 
 def _unit_float(text: str) -> float:
@@ -128,4 +135,80 @@ def cmd_convert(args: argparse.Namespace) -> int:
             rows.append([label, result.returns.mean(), result.returns.std()])
         print(format_table(["policy", "return mean", "return std"], rows))
     print(f"converted policy: {out}  (spikerl evaluate {out}; spikerl energy {out})")
+    return 0
+
+
+def _list_of(kind, name: str):
+    def parse(text: str):
+        try:
+            return tuple(kind(x) for x in text.split(",") if x)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name}: {text!r} is not a comma-separated list"
+            ) from None
+
+    return parse
+
+
+def add_convert_sweep_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "convert-sweep",
+        help="conversion grid: neuron x T x CRPI alpha x seeds on one or more source actors",
+        allow_abbrev=False,
+    )
+    p.add_argument("sources", nargs="+", help="TD3/SAC run folders, checkpoints or shipped names")
+    p.add_argument(
+        "--neurons", type=_list_of(str, "--neurons"), default=("if", "snm", "mt", "dc", "dc-mt")
+    )
+    p.add_argument("--timesteps", type=_list_of(int, "--timesteps"), default=(4, 8, 16, 32))
+    p.add_argument("--crpi", type=_list_of(float, "--crpi"), default=(0.0, 0.5, 1.0))
+    p.add_argument("--seeds", type=_list_of(int, "--seeds"), default=(0, 1, 2))
+    p.add_argument("--episodes", type=positive_int, default=10, help="episodes per seed")
+    p.add_argument("--calibration-steps", type=positive_int, default=10_000)
+    p.add_argument("--statistic", choices=("max", "percentile"), default="max")
+    p.add_argument("--percentile", type=float, default=99.9)
+    p.add_argument("--levels", type=positive_int, default=8, help="MT levels per unit")
+    p.add_argument("-o", "--output", type=Path, default=Path("runs/conversion_grid"))
+
+
+def _cell(value) -> str:
+    if isinstance(value, tuple):
+        return f"{value[0]:,.1f} ± {value[1]:,.1f}"
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:.2f}"
+    return str(value)
+
+
+def format_summary(rows: list[dict]) -> str:
+    """The grid summary as a text table (one row per source, neuron and T)."""
+    if not rows:
+        return "(no results yet)"
+    headers = list(dict.fromkeys(k for r in rows for k in r))
+    body = [[_cell(r.get(h, float("nan"))) for h in headers] for r in rows]
+    for r, line in zip(rows, body, strict=True):
+        line[0] = Path(r["source"]).name if "/" in r["source"] else r["source"]
+    return format_table(headers, body)
+
+
+def cmd_convert_sweep(args: argparse.Namespace) -> int:
+    from ..convert.grid import GridSpec, read_results, run_grid, summarize
+
+    spec = GridSpec(
+        args.neurons, args.timesteps, args.crpi, args.seeds, args.episodes,
+        CalibrationSettings(args.calibration_steps, args.statistic, args.percentile), args.levels,
+    )  # fmt: skip
+    sources = []
+    for name in args.sources:
+        source = read_source(name)
+        if source.env_id is None:
+            raise ConversionError(f"{name}: a state_dict has no env; convert-sweep takes runs")
+        sources.append(source)
+    total = len(sources) * len(spec.seeds) * len(spec.settings())
+    print(f"conversion grid: {total} settings ({len(sources)} sources x {len(spec.seeds)} seeds "
+          f"x {len(spec.settings())}), {spec.episodes} episodes each -> {args.output}")  # fmt: skip
+    path = run_grid(sources, spec, args.output, progress=print)
+    table = format_summary(summarize(read_results(path)))
+    (args.output / "summary.txt").write_text(table + "\n", encoding="utf-8")
+    print(table)
+    print(f"results: {path}")
     return 0

@@ -30,7 +30,11 @@ __all__ = [
     "eval_info_keys",
     "eval_info_labels",
     "evaluate_policy",
+    "BatchedEpisodes",
+    "episode_seeds",
+    "evaluate_batched",
     "make_frozen_env",
+    "run_batched_episodes",
     "summarize_curve",
 ]
 
@@ -108,6 +112,90 @@ def evaluate_policy(
     per_episode = {key: np.array(values) for key, values in info.items()}
     observations = np.stack(seen[::stride][:keep_obs])
     return EvalResult(np.array(returns), np.array(lengths), observations, per_episode)
+
+
+def episode_seeds(seed: int, episodes: int) -> list[int]:
+    """Reset seeds of the ``episodes`` episodes of a batched evaluation from ``seed``: drawn
+    from the seed's ``evaluation`` stream, so every policy evaluated with ``seed`` starts from
+    the same states (paired comparisons), apart from the calibration stream."""
+    state = SeedStreams(seed).sequence("evaluation").generate_state(episodes)
+    return [int(x) for x in state]
+
+
+class BatchedEpisodes(NamedTuple):
+    """Per-episode returns and lengths, and per step ``[K, B, ...]`` the observations and
+    executed actions (K the longest episode; rows past their episode end are padded with the
+    last values and masked by ``alive [K, B]``)."""
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    observations: np.ndarray
+    actions: np.ndarray
+    alive: np.ndarray
+
+
+def run_batched_episodes(
+    env_id: str,
+    seeds: list[int],
+    act: Any,
+    normalizer_state: dict[str, Any] | None = None,
+    record: bool = False,
+) -> BatchedEpisodes:
+    """One episode per seed, all stepped together: env ``i`` is reset with ``seeds[i]`` and
+    ``act(obs [B, n]) -> actions [B, m]`` acts for every row at every step (rows whose episode
+    ended get their last observation again and their actions are dropped, so a stateful
+    policy's rows stay aligned). Actions are clipped to the action bounds. With ``record`` the
+    visited observations and executed actions are kept.
+
+    Equals running each seed's episode on its own (a test checks it), up to float rounding of
+    batched matrix products."""
+    envs = [make_frozen_env(env_id, normalizer_state) for _ in seeds]
+    low, high = envs[0].action_space.low, envs[0].action_space.high
+    try:
+        obs = np.stack([env.reset(seed=seed)[0] for env, seed in zip(envs, seeds, strict=True)])
+        done = np.zeros(len(seeds), dtype=bool)
+        returns, lengths = np.zeros(len(seeds)), np.zeros(len(seeds), dtype=int)
+        trace: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        while not done.all():
+            actions = np.clip(np.asarray(act(obs.astype(np.float32))), low, high)
+            if record:
+                trace.append((obs.copy(), actions.copy(), ~done))
+            for i in np.flatnonzero(~done):
+                o, r, terminated, truncated, _ = envs[i].step(actions[i])
+                obs[i], returns[i], lengths[i] = o, returns[i] + float(r), lengths[i] + 1
+                done[i] = terminated or truncated
+    finally:
+        for env in envs:
+            env.close()
+    if not record:
+        empty = np.zeros((0, len(seeds)))
+        return BatchedEpisodes(returns, lengths, empty, empty, empty.astype(bool))
+    observations, actions, alive = (np.stack(x) for x in zip(*trace, strict=True))
+    return BatchedEpisodes(returns, lengths, observations, actions, alive)
+
+
+def evaluate_batched(
+    actor: nn.Module,
+    env_id: str,
+    seed: int,
+    episodes: int = 10,
+    normalizer_state: dict[str, Any] | None = None,
+    device: str | torch.device = "cpu",
+    record: bool = False,
+) -> BatchedEpisodes:
+    """``episodes`` deterministic episodes of ``actor`` stepped as one batch, from the start
+    states of :func:`episode_seeds` (``seed``); a stateful actor's state starts at zero in
+    every row. The fast protocol of conversion grids; :func:`evaluate_policy` stays the
+    training-time protocol."""
+    policy = ActingPolicy(actor, device)
+    was_training = actor.training
+    actor.eval()
+    try:
+        return run_batched_episodes(
+            env_id, episode_seeds(seed, episodes), policy, normalizer_state, record
+        )
+    finally:
+        actor.train(was_training)
 
 
 def make_frozen_env(

@@ -60,6 +60,7 @@ __all__ = [
     "dc_step",
     "if_fire",
     "mt_fire",
+    "mt_table",
     "rate_step",
 ]
 
@@ -89,33 +90,53 @@ class DCState(NamedTuple):
 
 def if_fire(u: torch.Tensor, theta: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
     r"""IF rule: :math:`+\theta` if :math:`u > \theta`; with a ``gate`` (signed), :math:`-\theta`
-    if :math:`u < 0` and :math:`\mathrm{gate} \ge \theta`; else 0."""
-    zero = torch.zeros((), dtype=u.dtype, device=u.device)
-    out = torch.where(u > theta, theta, zero)
-    if gate is not None:
-        out = torch.where((u < 0) & (gate >= theta), -theta, out)
-    return out
-
-
-def mt_fire(u: torch.Tensor, levels: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
-    r"""Multi-threshold rule over ``levels [n, ...]`` (largest first): :math:`\lambda_{j^*}` for
-    the smallest :math:`j^*` with :math:`u \ge 0.75\lambda_{j^*}`; with a ``gate`` (signed) and no
-    positive level firing, :math:`-\lambda_{j^*}` for the smallest :math:`j^*` with
-    :math:`u \le -0.75\lambda_{j^*}` and :math:`\mathrm{gate} \ge \lambda_{j^*}`; else 0.
-
-    Levels are visited smallest first, so the last match written is the largest level."""
-    pos = torch.zeros_like(u)
-    neg = torch.zeros_like(u)
-    for level in levels.flip(0):
-        pos = torch.where(u >= 0.75 * level, level, pos)
-        if gate is not None:
-            neg = torch.where((u <= -0.75 * level) & (gate >= level), -level, neg)
+    if :math:`u < 0` and :math:`\mathrm{gate} \ge \theta`; else 0 (masks times theta: no
+    division, so theta = 0 units emit exactly 0)."""
+    out = theta * (u > theta)
     if gate is None:
-        return pos
-    return torch.where(u >= 0.75 * levels[-1], pos, neg)
+        return out
+    return out - theta * ((u < 0) & (gate >= theta))
 
 
-def crpi_carry(residual: torch.Tensor, alpha: float, half_level: torch.Tensor) -> torch.Tensor:
+def mt_table(levels: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """``[0, 2^-(n-1), ..., 1/2, 1]``: index ``k`` (boundaries passed) -> level / theta."""
+    powers = torch.pow(2.0, -torch.arange(levels - 1, -1, -1, dtype=dtype, device=device))
+    return torch.cat([torch.zeros(1, dtype=dtype, device=device), powers])
+
+
+def mt_fire(
+    u: torch.Tensor,
+    theta: torch.Tensor,
+    inv_theta: torch.Tensor,
+    table: torch.Tensor,
+    gate: torch.Tensor | None,
+) -> torch.Tensor:
+    r"""Multi-threshold rule, levels :math:`\lambda_j = \theta/2^j` (``table`` from
+    :func:`mt_table`, ``inv_theta`` = :math:`1/\theta`, 0 where :math:`\theta = 0`): the
+    largest level :math:`\lambda_{j^*}` with :math:`u \ge 0.75\lambda_{j^*}`; with a
+    ``gate`` (signed) and no positive level firing, :math:`-\lambda_{j^*}` for the smallest
+    :math:`j^*` with :math:`u \le -0.75\lambda_{j^*}` and :math:`\mathrm{gate} \ge
+    \lambda_{j^*}`; else 0. Units with :math:`\theta = 0` emit 0.
+
+    Closed form instead of a loop over levels: :math:`r = u/\theta` is bucketed against
+    :math:`0.75 \cdot 2^{-j}` (the gate against :math:`2^{-j}`), a few tensor operations for
+    any number of levels. Scaling by :math:`1/\theta` can move a value lying exactly on a
+    boundary by one rounding step, so results can differ from the comparison form only at such
+    exact ties (where the reference implementations differ too, spec Sec. 5)."""
+    ratio = u * inv_theta
+    bounds = 0.75 * table[1:]
+    fired = torch.bucketize(ratio, bounds, right=True)  # boundaries passed: 0..n
+    if gate is None:
+        return theta * table[fired]
+    below = torch.bucketize(-ratio, bounds, right=True)
+    allowed = torch.bucketize(gate * inv_theta, table[1:], right=True)
+    count = torch.minimum(below, allowed) * (fired == 0)
+    return theta * (table[fired] - table[count])
+
+
+def crpi_carry(
+    residual: torch.Tensor, alpha: float | torch.Tensor, half_level: torch.Tensor
+) -> torch.Tensor:
     r"""CRPI carry :math:`c = \mathrm{clip}(\alpha r, -\lambda_{min}/2, +\lambda_{min}/2)`."""
     return torch.clamp(alpha * residual, -half_level, half_level)
 
@@ -137,7 +158,7 @@ def rate_step(
     tick: int,
     fire: FireFn,
     v_init: torch.Tensor,
-    alpha: float,
+    alpha: float | torch.Tensor,
     half_level: torch.Tensor,
 ) -> tuple[torch.Tensor, RateState]:
     r"""One tick of a rate-coded conversion neuron (``if``, ``snm``, ``mt``).
@@ -163,7 +184,7 @@ def dc_step(
     tick: int,
     fire: FireFn,
     v_init: torch.Tensor,
-    alpha: float,
+    alpha: float | torch.Tensor,
     half_level: torch.Tensor,
     timesteps: int,
 ) -> tuple[torch.Tensor, DCState]:
@@ -192,7 +213,8 @@ class ConversionNeuron(SpikingNeuron):
         model: one of :data:`CONVERSION_MODELS`.
         size: units in the layer.
         timesteps: T ticks per decision after the priming tick of the DC models.
-        crpi: CRPI's alpha in [0, 1] (0: plain conversion).
+        crpi: CRPI's alpha in [0, 1] (0: plain conversion); or a ``[B, 1]`` tensor giving each
+            row of a batch its own alpha (a grid evaluates several alphas in one batch).
         levels: n, MT levels per unit (8).
         theta: initial thresholds ``[size]`` (default ones; calibration replaces them).
     """
@@ -204,14 +226,15 @@ class ConversionNeuron(SpikingNeuron):
         model: str,
         size: int,
         timesteps: int,
-        crpi: float = 0.0,
+        crpi: float | torch.Tensor = 0.0,
         levels: int = MT_LEVELS,
         theta: torch.Tensor | None = None,
     ) -> None:
         super().__init__(None, size)
         if model not in CONVERSION_MODELS:
             raise ValueError(f"neuron={model!r}; choose one of {list(CONVERSION_MODELS)}")
-        if not 0.0 <= crpi <= 1.0:
+        alphas = torch.as_tensor(crpi)
+        if not bool(((alphas >= 0) & (alphas <= 1)).all()):
             raise ValueError(f"crpi alpha must be in [0, 1], got {crpi}")
         if timesteps < 1 or levels < 1:
             raise ValueError(f"timesteps and levels must be >= 1, got {timesteps}, {levels}")
@@ -243,11 +266,12 @@ class ConversionNeuron(SpikingNeuron):
     def tick_fn(self) -> TickFn:
         theta = self.theta
         if self.multi_threshold:
-            levels = self.level_values()
-            v_init, half = torch.zeros_like(theta), levels[-1] / 2
+            table = mt_table(self.levels, theta.dtype, theta.device)
+            inv_theta = torch.where(theta > 0, 1.0 / theta.clamp_min(1e-30), 0.0)
+            v_init, half = torch.zeros_like(theta), theta * table[1] / 2
 
             def fire(u: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
-                return mt_fire(u, levels, gate)
+                return mt_fire(u, theta, inv_theta, table, gate)
         else:
             v_init, half = theta / 2, theta / 2
 
@@ -280,7 +304,7 @@ class ConversionNeuron(SpikingNeuron):
             "kind": self.kind,
             "model": self.model,
             "timesteps": self.timesteps,
-            "crpi": self.crpi,
+            "crpi": self.crpi if isinstance(self.crpi, float) else self.crpi.tolist(),
             "levels": self.levels,
             "theta": self.theta.detach().clone(),
         }

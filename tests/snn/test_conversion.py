@@ -11,6 +11,7 @@ from spikerl.snn.conversion import (
     DCState,
     if_fire,
     mt_fire,
+    mt_table,
 )
 from spikerl.snn.functional import reset_rows
 
@@ -67,14 +68,40 @@ def test_snm_undoes_over_firing_and_stays_non_negative():
     assert bool((out.cumsum(0) >= 0).all())
 
 
+def mt_reference(u, theta, levels, gate):
+    """The comparison form of spec Sec. 5.3, level by level (the plain reference path)."""
+    lam = theta * 2.0 ** -torch.arange(levels, dtype=u.dtype)[:, None]
+    pos, neg = torch.zeros_like(u), torch.zeros_like(u)
+    for level in lam.flip(0):  # smallest first: the last match written is the largest level
+        pos = torch.where(u >= 0.75 * level, level, pos)
+        if gate is not None:
+            neg = torch.where((u <= -0.75 * level) & (gate >= level), -level, neg)
+    out = pos if gate is None else torch.where(u >= 0.75 * lam[-1], pos, neg)
+    return torch.where(theta > 0, out, 0.0)
+
+
+def mt(u, theta, levels=3, gate=None):
+    inv = torch.where(theta > 0, 1.0 / theta.clamp_min(1e-30), 0.0)
+    return mt_fire(u, theta, inv, mt_table(levels), gate)
+
+
 def test_mt_fire_rounds_to_nearest_level():
-    theta = torch.tensor(1.0)
-    levels = theta * 2.0 ** -torch.arange(3)  # 1, 0.5, 0.25
+    theta = torch.ones(7)  # levels 1, 0.5, 0.25
     u = torch.tensor([0.1, 0.2, 0.4, 0.74, 0.75, 5.0, -0.3])
-    out = mt_fire(u, levels[:, None].expand(3, 7), None)
-    assert out.tolist() == [0.0, 0.25, 0.5, 0.5, 1.0, 1.0, 0.0]
-    gated = mt_fire(u, levels[:, None].expand(3, 7), torch.full((7,), 0.5))
+    assert mt(u, theta).tolist() == [0.0, 0.25, 0.5, 0.5, 1.0, 1.0, 0.0]
+    gated = mt(u, theta, gate=torch.full((7,), 0.5))
     assert gated[-1].item() == -0.25  # u <= -0.75 * 0.25 and memory >= 0.25; not 0.5 (u > -0.375)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_mt_closed_form_equals_the_level_by_level_rule(signed):
+    torch.manual_seed(5)
+    theta = torch.rand(400) * 3
+    theta[:40] = 0.0
+    u = torch.randn(64, 400) * 2
+    gate = torch.rand(64, 400) * 3 if signed else None
+    for levels in (1, 4, 8):
+        assert torch.equal(mt(u, theta, levels, gate), mt_reference(u, theta, levels, gate))
 
 
 def test_if_fire_strict_and_signed_gate():
