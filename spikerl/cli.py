@@ -22,8 +22,10 @@ from .errors import SpikerlError
 from .experiments.argtypes import positive_int
 from .experiments.config import ConfigError, format_config_help, load_config
 from .experiments.convert_cli import (
+    add_analyze_parser,
     add_convert_parser,
     add_convert_sweep_parser,
+    cmd_analyze,
     cmd_convert,
     cmd_convert_sweep,
 )
@@ -109,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     add_grad_analysis_parser(sub)
     add_convert_parser(sub)
     add_convert_sweep_parser(sub)
+    add_analyze_parser(sub)
     return parser
 
 
@@ -202,6 +205,7 @@ COMMANDS = {
     "grad-analysis": cmd_grad_analysis,
     "convert": cmd_convert,
     "convert-sweep": cmd_convert_sweep,
+    "analyze-conversion": cmd_analyze,
 }
 
 

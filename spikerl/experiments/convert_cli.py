@@ -38,6 +38,8 @@ from .report import format_table
 __all__ = [
     "add_convert_parser",
     "add_convert_sweep_parser",
+    "add_analyze_parser",
+    "cmd_analyze",
     "cmd_convert",
     "cmd_convert_sweep",
     "converted_config",
@@ -211,4 +213,68 @@ def cmd_convert_sweep(args: argparse.Namespace) -> int:
     (args.output / "summary.txt").write_text(table + "\n", encoding="utf-8")
     print(table)
     print(f"results: {path}")
+    return 0
+
+
+def add_analyze_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "analyze-conversion",
+        help="error amplification of a converted policy: kappa, autocorrelation, noise, shift",
+        allow_abbrev=False,
+    )
+    p.add_argument("source", help="TD3/SAC run folder or checkpoint")
+    p.add_argument("--neuron", choices=CONVERSION_MODELS, default="if")
+    p.add_argument("--timesteps", type=positive_int, default=8)
+    p.add_argument("--crpi", type=_list_of(float, "--crpi"), default=(0.0, 1.0),
+                   help="CRPI alphas to compare, comma-separated")  # fmt: skip
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--episodes", type=positive_int, default=10)
+    p.add_argument("--calibration-steps", type=positive_int, default=10_000)
+    p.add_argument("--levels", type=positive_int, default=8)
+    p.add_argument("-o", "--output", type=Path, default=Path("runs/conversion_analysis"))
+
+
+ANALYSIS_COLUMNS = (
+    "return_ann", "return_snn", "E_A", "E_S", "kappa", "rho1_A", "rho1_S", "rho1_centred_S",
+    "bias_A", "bias_S", "d_mean_200", "mmd2", "mmd2_floor",
+)  # fmt: skip
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import csv
+
+    from ..convert.analysis import analyze, plot_analysis
+
+    source = read_source(args.source)
+    if source.env_id is None:
+        raise ConversionError(f"{args.source}: analyze-conversion takes a spikerl run")
+    calib = CalibrationSettings(args.calibration_steps)
+    calibration = calibrate(source, source.env_id, args.seed, calib)
+    analyses = []
+    for alpha in args.crpi:
+        settings = ConversionSettings(args.neuron, args.timesteps, alpha, args.levels)
+        snn = build_converted(source, calibration.thetas, settings)
+        label = f"{args.neuron} T{args.timesteps} a{alpha:g}"
+        print(f"analysing {label} on {args.episodes} {source.env_id} episodes ...")
+        analyses.append(analyze(source, snn, args.seed, args.episodes, label))
+    args.output.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {"setting": a.label, "env": source.env_id, "seed": args.seed, **a.row} for a in analyses
+    ]
+    with open(args.output / "analysis.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    noise = [{"setting": a.label, **n} for a in analyses for n in a.noise]
+    with open(args.output / "noise.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(noise[0]))
+        writer.writeheader()
+        writer.writerows(noise)
+    title = (
+        f"{Path(source.origin).name}: {source.env_id}, seed {args.seed}, {args.episodes} episodes"
+    )
+    plot = plot_analysis(analyses, args.output / "analysis.png", title)
+    table = [[a.label, *(a.row[c] for c in ANALYSIS_COLUMNS)] for a in analyses]
+    print(format_table(["setting", *ANALYSIS_COLUMNS], table))
+    print(f"tables: {args.output / 'analysis.csv'}, {args.output / 'noise.csv'}; plot: {plot}")
     return 0
