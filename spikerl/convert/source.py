@@ -32,6 +32,7 @@ __all__ = [
     "build_stage",
     "describe_stage",
     "read_source",
+    "shipped_actors",
     "source_from_module",
     "source_from_state_dict",
 ]
@@ -285,13 +286,28 @@ def _read_run(path: Path) -> SourcePolicy:
     return source
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "actors"
+
+
+def shipped_actors() -> list[str]:
+    """Names of the trained actors shipped in the package (``spikerl/actors/NAME``)."""
+    return sorted(p.parent.name for p in SHIPPED.glob("*/actor.pt"))
+
+
 def read_source(path: str | Path, max_action: float = 1.0) -> SourcePolicy:
-    """The source policy at ``path``: a spikerl run folder or checkpoint, or a plain
-    ``state_dict`` file (``max_action`` applies to plain state dicts only)."""
+    """The source policy at ``path``: a spikerl run folder or checkpoint, the name of a shipped
+    actor (:func:`shipped_actors`), or a plain ``state_dict`` file (``max_action`` applies to
+    plain state dicts only)."""
     path = Path(path)
+    if not path.exists() and str(path) in shipped_actors():
+        source = _read_run(SHIPPED / str(path) / "actor.pt")
+        source.origin = str(path)
+        return source
     if not path.exists():
+        names = ", ".join(shipped_actors()) or "none"
         raise ConversionError(
-            f"{path} does not exist (give a run folder, checkpoint or state_dict)"
+            f"{path} does not exist (give a run folder, checkpoint, state_dict or a shipped "
+            f"actor: {names})"
         )
     if path.is_dir() or (path.parent / "config.yaml").is_file():
         return _read_run(path)

@@ -82,8 +82,11 @@ def add_convert_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def default_output(source: SourcePolicy, path: Path, settings: ConversionSettings, seed: int):
-    """``RUN/converted/<neuron>-T<T>-a<alpha>-s<seed>.pt`` for a run, else beside the file."""
+    """``RUN/converted/<neuron>-T<T>-a<alpha>-s<seed>.pt`` for a run, ``converted/NAME-...``
+    for a shipped actor, else beside the state_dict file."""
     name = f"{settings.neuron}-T{settings.timesteps}-a{settings.crpi:g}-s{seed}.pt"
+    if not path.exists():  # a shipped actor's name
+        return Path("converted") / f"{path}-{name}"
     if source.config is not None:
         run_dir = path if path.is_dir() else path.parent
         return run_dir / "converted" / name
