@@ -36,7 +36,7 @@ from ..experiments.evaluation import (
 )
 from ..experiments.provenance import collect_provenance
 from ..nets.policy import ActingPolicy
-from ..snn.energy import OpCounter, get_preset
+from ..snn.energy import OpCounter, analytic_ann_report, get_preset
 from .build import ConversionSettings, build_converted
 from .calibrate import Calibration, CalibrationSettings, calibrate
 from .source import ConversionError, SourcePolicy
@@ -98,6 +98,15 @@ def _energy(snn: torch.nn.Module, visited: np.ndarray) -> tuple[float, float, fl
     return report.sop.mean, report.mac.mean, estimate.joules.mean * 1e9
 
 
+def _ann_energy(source: SourcePolicy) -> tuple[float, float, float]:
+    """(SOPs, MACs, nJ) per ANN decision, exact for an MLP (analytic count); NaN for conv."""
+    if source.input_shape != (source.obs_dim,) or len(source.shapes[0]) != 1:
+        return (float("nan"),) * 3
+    report = analytic_ann_report(source.obs_dim, source.act_dim, source.hidden_sizes)
+    joules = report.energy(get_preset(ENERGY_PRESET)).joules.mean
+    return 0.0, report.mac.mean, joules * 1e9
+
+
 def _row(
     source: SourcePolicy,
     policy: str,
@@ -151,8 +160,8 @@ def _grid_cell(source, seed, spec, done, writer, f, progress) -> None:
     calibration = calibrate(source, source.env_id, seed, spec.calibration)
     if not ann_done:
         result = evaluate_batched(source, source.env_id, seed, spec.episodes, source.normalizer)
-        nan = (float("nan"),) * 3
-        _write(writer, f, _row(source, "ann", None, seed, spec, result, calibration, nan))
+        _write(writer, f, _row(source, "ann", None, seed, spec, result, calibration,
+                               _ann_energy(source)))  # fmt: skip
     groups: dict[tuple[str, int], list[ConversionSettings]] = {}
     for setting in todo:
         groups.setdefault((setting.neuron, setting.timesteps), []).append(setting)
@@ -213,6 +222,7 @@ def summarize(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     ann: dict[tuple[str, str], float] = {
         (r["source"], r["seed"]): float(r["return_mean"]) for r in rows if r["policy"] == "ann"
     }
+    ann_energy = {r["source"]: float(r["energy_nj"]) for r in rows if r["policy"] == "ann"}
     groups: dict[tuple[str, str, int], dict[float, dict[str, float]]] = {}
     for r in rows:
         if r["policy"] != "snn":
@@ -223,7 +233,9 @@ def summarize(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
         per_alpha[f"energy:{r['seed']}"] = float(r["energy_nj"])
     out = []
     for (source, neuron, timesteps), per_alpha in sorted(groups.items()):
-        out.append(_summary_row(source, neuron, timesteps, per_alpha, ann))
+        row = _summary_row(source, neuron, timesteps, per_alpha, ann)
+        row["ann_energy_nj"] = ann_energy.get(source, float("nan"))
+        out.append(row)
     return out
 
 

@@ -188,7 +188,16 @@ def format_summary(rows: list[dict]) -> str:
     """The grid summary as a text table (one row per source, neuron and T)."""
     if not rows:
         return "(no results yet)"
-    headers = list(dict.fromkeys(k for r in rows for k in r))
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    order = ("source", "neuron", "timesteps", "ann", "a", "ratio_", "recovered_", "energy_nj",
+             "ann_energy_nj")  # fmt: skip
+
+    def group(key: str) -> int:
+        exact = [i for i, g in enumerate(order) if key == g]
+        prefix = [i for i, g in enumerate(order) if key.startswith(g)]
+        return (exact or prefix[-1:] or [len(order)])[0]
+
+    headers = sorted(keys, key=group)
     body = [[_cell(r.get(h, float("nan"))) for h in headers] for r in rows]
     for r, line in zip(rows, body, strict=True):
         line[0] = Path(r["source"]).name if "/" in r["source"] else r["source"]
