@@ -201,3 +201,20 @@ def test_conv_actor_on_pixels_converts_per_channel():
         snn = build_converted(source, thetas, ConversionSettings("mt", timesteps))
         errors.append((snn(obs) - target).abs().mean().item())
     assert errors[1] < errors[0] < 0.2
+
+
+def test_energy_counts_graded_spikes_once_and_dc_priming_tick():
+    from spikerl.snn.energy import OpCounter
+
+    source = source_from_module(random_actor(8))
+    obs = torch.randn(1, 5)
+    thetas = max_thresholds(source, torch.randn(64, 5))
+    for model, ticks in (("mt", 6), ("dc-mt", 7)):
+        snn = build_converted(source, thetas, ConversionSettings(model, 6))
+        trace = snn.trace(obs)
+        with OpCounter(snn) as counter:
+            snn(obs)
+        layers = {layer.name: layer for layer in counter.report().layers}
+        assert layers["fc0"].ticks == ticks  # DC's priming tick is one more row of MACs
+        # SOPs of the second synaptic layer: every non-zero (graded) output of h0 is one event
+        assert layers["out"].ops.mean == pytest.approx(float(trace.spike_counts[0].sum()) * 16)
