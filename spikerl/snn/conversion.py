@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .functional import StateShapeError
+from .functional import _state_or_zeros
 from .layers import SpikingNeuron, TickFn
 
 __all__ = [
@@ -141,17 +141,6 @@ def crpi_carry(
     return torch.clamp(alpha * residual, -half_level, half_level)
 
 
-def _check(cls: type, current: torch.Tensor, state: Any) -> Any:
-    if state is None:
-        return cls(*(torch.zeros_like(current) for _ in cls._fields))
-    if state[0].shape != current.shape:
-        raise StateShapeError(
-            f"{cls.__name__} of shape {tuple(state[0].shape)} does not match the input of shape "
-            f"{tuple(current.shape)}; reset the state (None or init_state) for a new batch size"
-        )
-    return state
-
-
 def rate_step(
     current: torch.Tensor,
     state: RateState | None,
@@ -167,7 +156,7 @@ def rate_step(
     previous decision's residual :math:`r = \max(v - v_0, -m)` and :math:`m = 0`. Then
     :math:`u = v + I`, :math:`o = \mathrm{fire}(u, m)`, :math:`v = u - o`, :math:`m = m + o`.
     """
-    state = _check(RateState, current, state)
+    state = _state_or_zeros(RateState, current, state)
     v, v0, m = state
     if tick == 0:
         carry = crpi_carry(torch.maximum(v - v0, -m), alpha, half_level)
@@ -193,7 +182,7 @@ def dc_step(
 
     Priming: carry from :math:`r = \max(v(T) - v(0), -T\,Y(T))`, :math:`v(0) = v_{init} + c`,
     :math:`X(0) = x(0)`, :math:`Y(0) = 0`, emit 0. Tick ``t >= 1``: module docstring."""
-    state = _check(DCState, current, state)
+    state = _state_or_zeros(DCState, current, state)
     v, v0, x0, X, Y = state
     if tick == 0:
         carry = crpi_carry(torch.maximum(v - v0, -timesteps * Y), alpha, half_level)
