@@ -169,6 +169,30 @@ class ObservationNormalizer(gym.ObservationWrapper):
         self.count = float(state["count"])
 
 
+_MUJOCO_WARNINGS: set[str] = set()
+
+
+def _route_mujoco_warnings(env_id: str) -> None:
+    """Send MuJoCo's own warnings (printed to stderr by every model compile, e.g. the v4 XML's
+    deprecated ``settotalmass``) to Python's ``warnings``, each distinct message once per
+    process, so batched evaluations over many envs do not repeat them."""
+    entry = getattr(gym.spec(env_id.rpartition(":")[2]), "entry_point", "")
+    if not isinstance(entry, str) or "mujoco" not in entry:
+        return
+    try:
+        import mujoco
+    except ImportError:
+        return  # gym.make reports the missing dependency
+
+    def forward(message: str) -> None:
+        if message not in _MUJOCO_WARNINGS:
+            _MUJOCO_WARNINGS.add(message)
+            warnings.warn(f"MuJoCo: {message.strip()}", RuntimeWarning, stacklevel=2)
+
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(forward)
+
+
 def make_env(
     env_id: str,
     seed: int | None = None,
@@ -186,6 +210,7 @@ def make_env(
         kwargs: further ``gym.make`` keyword arguments.
     """
     check_env_id(env_id)
+    _route_mujoco_warnings(env_id)
     env = _gym_make(env_id, render_mode=render_mode, **kwargs)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise EnvError(
