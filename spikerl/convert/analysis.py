@@ -117,7 +117,8 @@ def mmd2(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> float:
     x = x[rng.permutation(len(x))[:MMD_STATES]]
     y = y[rng.permutation(len(y))[:MMD_STATES]]
     pooled = np.concatenate([x, y])
-    d2 = ((pooled[:, None, :] - pooled[None, :, :]) ** 2).sum(-1)
+    sq = (pooled**2).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * pooled @ pooled.T, 0.0)
     median = float(np.median(d2[np.triu_indices(len(pooled), 1)]))
     k = np.exp(-d2 / max(median, 1e-12))
     n, m = len(x), len(y)
