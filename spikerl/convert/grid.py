@@ -41,7 +41,7 @@ from .build import ConversionSettings, build_converted
 from .calibrate import Calibration, CalibrationSettings, calibrate
 from .source import ConversionError, SourcePolicy
 
-__all__ = ["GridSpec", "RESULT_COLUMNS", "read_results", "run_grid", "summarize"]
+__all__ = ["GridSpec", "RESULT_COLUMNS", "plot_grid", "read_results", "run_grid", "summarize"]
 
 RESULT_COLUMNS = (
     "source", "env", "policy", "neuron", "timesteps", "crpi", "levels", "seed", "episodes",
@@ -255,3 +255,48 @@ def _summary_row(source, neuron, timesteps, per_alpha, ann) -> dict[str, Any]:
             gain = row[f"a{alpha:g}"][0] - j0
             row[f"recovered_a{alpha:g}"] = gain / (ja - j0) if ja - j0 > 0.05 * abs(ja) else np.nan
     return row
+
+
+def plot_grid(summary: list[dict[str, Any]], path: Path) -> Path:
+    """One panel per source and neuron model: SNN return against T for each alpha (mean +- std
+    over seeds), the ANN's return as a line."""
+    from ..experiments.report_plots import matplotlib_or_error
+
+    mpl = matplotlib_or_error("conversion grid plots")
+    sources = list(dict.fromkeys(r["source"] for r in summary))
+    neurons = list(dict.fromkeys(r["neuron"] for r in summary))
+    fig = mpl.figure.Figure(
+        figsize=(3.2 * len(neurons) + 0.6, 2.9 * len(sources) + 0.8), layout="constrained"
+    )
+    mpl.backends.backend_agg.FigureCanvasAgg(fig)
+    axes = fig.subplots(len(sources), len(neurons), squeeze=False, sharey="row")
+    colors = mpl.colormaps["tab10"]
+    for i, source in enumerate(sources):
+        for j, neuron in enumerate(neurons):
+            ax = axes[i][j]
+            rows = sorted((r for r in summary if r["source"] == source and r["neuron"] == neuron),
+                          key=lambda r: r["timesteps"])  # fmt: skip
+            alphas = sorted(
+                k for k in rows[0] if k.startswith("a") and k[1:].replace(".", "").isdigit()
+            )
+            for n, key in enumerate(alphas):
+                shift = 2 ** (0.06 * (n - (len(alphas) - 1) / 2))  # keep error bars apart
+                t = [r["timesteps"] * shift for r in rows]
+                mean = np.array([r[key][0] for r in rows])
+                std = np.array([r[key][1] for r in rows])
+                c = colors(n % 10)
+                ax.errorbar(t, mean, std, marker="o", ms=3, capsize=2, color=c,
+                            label=f"alpha {key[1:]}")  # fmt: skip
+            ax.axhline(rows[0]["ann"][0], color="k", lw=1, ls="--", label="ANN")
+            ax.set_xscale("log", base=2)
+            ax.set_xticks([r["timesteps"] for r in rows], [str(r["timesteps"]) for r in rows])
+            ax.minorticks_off()
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{Path(source).name}: {neuron}", fontsize=9)
+            ax.set_xlabel("T (ticks per decision)")
+            if j == 0:
+                ax.set_ylabel("return")
+    axes[0][0].legend(fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path

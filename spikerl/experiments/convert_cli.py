@@ -205,7 +205,7 @@ def format_summary(rows: list[dict]) -> str:
 
 
 def cmd_convert_sweep(args: argparse.Namespace) -> int:
-    from ..convert.grid import GridSpec, read_results, run_grid, summarize
+    from ..convert.grid import GridSpec, plot_grid, read_results, run_grid, summarize
 
     spec = GridSpec(
         args.neurons, args.timesteps, args.crpi, args.seeds, args.episodes,
@@ -221,10 +221,12 @@ def cmd_convert_sweep(args: argparse.Namespace) -> int:
     print(f"conversion grid: {total} settings ({len(sources)} sources x {len(spec.seeds)} seeds "
           f"x {len(spec.settings())}), {spec.episodes} episodes each -> {args.output}")  # fmt: skip
     path = run_grid(sources, spec, args.output, progress=print)
-    table = format_summary(summarize(read_results(path)))
+    summary = summarize(read_results(path))
+    table = format_summary(summary)
     (args.output / "summary.txt").write_text(table + "\n", encoding="utf-8")
+    plot = plot_grid(summary, args.output / "grid.png")
     print(table)
-    print(f"results: {path}")
+    print(f"results: {path}; summary: {args.output / 'summary.txt'}; plot: {plot}")
     return 0
 
 

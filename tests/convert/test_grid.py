@@ -75,3 +75,12 @@ def test_grid_spec_refuses_bad_values():
     with pytest.raises(ConversionError, match=r"\[0, 1\]"):
         GridSpec(crpi=(2.0,))
     assert len(GridSpec().settings()) == 5 * 4 * 3  # the default grid of spec Sec. 8
+
+
+def test_grid_plot(tmp_path):
+    from spikerl.convert.grid import plot_grid
+
+    source = pendulum_source()
+    spec = GridSpec(("if",), (2, 4), (0.0, 1.0), (0,), 1, CalibrationSettings(steps=20))
+    summary = summarize(read_results(run_grid([source], spec, tmp_path)))
+    assert plot_grid(summary, tmp_path / "grid.png").stat().st_size > 5_000
