@@ -28,7 +28,7 @@ from ..convert import (
     read_source,
     save_converted,
 )
-from ..convert.source import ConversionError, SourcePolicy
+from ..convert.source import ConversionError, SourcePolicy, shipped_actors
 from ..envs import check_env_id
 from ..snn.conversion import CONVERSION_MODELS
 from .argtypes import non_negative_int, positive_int
@@ -64,7 +64,12 @@ def add_convert_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("::")[0].strip(),
         allow_abbrev=False,  # a misspelt flag is an error, never a prefix match (spec Sec. 12.1)
     )
-    p.add_argument("source", type=Path, help="TD3/SAC run folder, checkpoint, or state_dict file")
+    p.add_argument(
+        "source",
+        type=Path,
+        help="TD3/SAC run folder, checkpoint, state_dict file, or a shipped actor: "
+        + ", ".join(shipped_actors()),
+    )
     p.add_argument("--neuron", choices=CONVERSION_MODELS, default="if", help="neuron model")
     p.add_argument("--timesteps", type=positive_int, default=32, help="T ticks per decision")
     p.add_argument("--crpi", type=_unit_float, default=0.0, help="CRPI alpha in [0, 1] (0: off)")
@@ -161,7 +166,11 @@ def add_convert_sweep_parser(subparsers: argparse._SubParsersAction) -> None:
         help="conversion grid: neuron x T x CRPI alpha x seeds on one or more source actors",
         allow_abbrev=False,
     )
-    p.add_argument("sources", nargs="+", help="TD3/SAC run folders, checkpoints or shipped names")
+    p.add_argument(
+        "sources",
+        nargs="+",
+        help="TD3/SAC run folders, checkpoints or shipped actors: " + ", ".join(shipped_actors()),
+    )
     p.add_argument(
         "--neurons", type=_list_of(str, "--neurons"), default=("if", "snm", "mt", "dc", "dc-mt")
     )
@@ -236,7 +245,7 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> None:
         help="error amplification of a converted policy: kappa, autocorrelation, noise, shift",
         allow_abbrev=False,
     )
-    p.add_argument("source", help="TD3/SAC run folder or checkpoint")
+    p.add_argument("source", help="TD3/SAC run folder, checkpoint or shipped actor name")
     p.add_argument("--neuron", choices=CONVERSION_MODELS, default="if")
     p.add_argument("--timesteps", type=positive_int, default=8)
     p.add_argument("--crpi", type=_list_of(float, "--crpi"), default=(0.0, 1.0),

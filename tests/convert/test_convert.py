@@ -218,3 +218,19 @@ def test_energy_counts_graded_spikes_once_and_dc_priming_tick():
         assert layers["fc0"].ticks == ticks  # DC's priming tick is one more row of MACs
         # SOPs of the second synaptic layer: every non-zero (graded) output of h0 is one event
         assert layers["out"].ops.mean == pytest.approx(float(trace.spike_counts[0].sum()) * 16)
+
+
+def test_shipped_actors_load_by_name_and_stay_small():
+    from spikerl.convert.source import SHIPPED, shipped_actors
+
+    names = shipped_actors()
+    assert {"td3-halfcheetah-v4", "sac-halfcheetah-v4"} <= set(names) and len(names) >= 3
+    for name in names:
+        assert (SHIPPED / name / "actor.pt").stat().st_size < 1_000_000
+        assert "spikerl train --config" in (SHIPPED / name / "README.md").read_text()
+        source = read_source(name)
+        assert source.origin == name and source.env_id.endswith("-v4")
+        assert source.hidden_sizes == [256, 256]
+    assert read_source("sac-halfcheetah-v4").algo == "sac"
+    with pytest.raises(ConversionError, match="td3-halfcheetah-v4"):
+        read_source("td3-halfcheetah-v9")  # the message lists the shipped names
