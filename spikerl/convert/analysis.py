@@ -140,19 +140,13 @@ class _Pair:
     @torch.no_grad()
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         x = torch.as_tensor(obs)
-        ann_pre = self.source.stages[-1](self._hidden(x))
+        ann_pre, _ = self.source.pre_activation(x)
         snn_pre = torch.as_tensor(self.policy(obs))  # the SNN built with activation None
         scale = self.source.max_action
         ann, snn = scale * torch.tanh(ann_pre), scale * torch.tanh(snn_pre)
         self.errors.append(((snn - ann).numpy()) / self.bound)
         self.pre_errors.append((snn_pre - ann_pre).numpy())
         return (ann if self.execute == "ann" else snn).numpy()
-
-    def _hidden(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(x.shape[0], *self.source.input_shape)
-        for stage in self.source.stages[:-1]:
-            x = torch.relu(stage(x))
-        return x
 
 
 def _pre_activation_snn(snn: SpikingNetwork) -> SpikingNetwork:

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..nets.spiking import SpikingNetwork
 from ..snn.coding import DirectEncoder, LinearReadout
-from ..snn.conversion import CONVERSION_MODELS, MT_LEVELS, ConversionNeuron
+from ..snn.conversion import MT_LEVELS, ConversionNeuron, check_conversion_settings
 from .calibrate import Calibration
 from .source import SYNAPTIC, ConversionError, SourcePolicy, build_stage, describe_stage
 
@@ -58,16 +58,10 @@ class ConversionSettings:
     levels: int = MT_LEVELS
 
     def __post_init__(self) -> None:
-        if self.neuron not in CONVERSION_MODELS:
-            raise ConversionError(
-                f"neuron={self.neuron!r}; choose one of {list(CONVERSION_MODELS)}"
-            )
-        if self.timesteps < 1:
-            raise ConversionError(f"timesteps must be >= 1, got {self.timesteps}")
-        if not 0.0 <= self.crpi <= 1.0:
-            raise ConversionError(f"crpi alpha must be in [0, 1], got {self.crpi}")
-        if self.levels < 1:
-            raise ConversionError(f"levels must be >= 1, got {self.levels}")
+        try:
+            check_conversion_settings(self.neuron, self.timesteps, self.crpi, self.levels)
+        except ValueError as err:
+            raise ConversionError(str(err)) from None
 
 
 class StageSynapse(nn.Module):

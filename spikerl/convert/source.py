@@ -86,15 +86,21 @@ class SourcePolicy(nn.Module):
         """Units of each spiking (hidden) stage, flattened."""
         return [int(torch.Size(s).numel()) for s in self.shapes[:-1]]
 
-    def hidden_activations(self, obs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Actions ``[B, m]`` and the post-ReLU activations of every hidden stage, each
-        ``[B, *shape]`` (conv stages keep their channels for per-channel calibration)."""
+    def pre_activation(self, obs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The output layer's pre-tanh values ``[B, m]`` and the post-ReLU activations of every
+        hidden stage, each ``[B, *shape]`` (conv stages keep their channels)."""
         x = obs.reshape(obs.shape[0], *self.input_shape)
         hidden = []
         for stage in self.stages[:-1]:
             x = torch.relu(stage(x))
             hidden.append(x)
-        return self.max_action * torch.tanh(self.stages[-1](x)), hidden
+        return self.stages[-1](x), hidden
+
+    def hidden_activations(self, obs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Actions ``[B, m]`` and the post-ReLU activations of every hidden stage (for
+        per-unit or per-channel calibration)."""
+        pre, hidden = self.pre_activation(obs)
+        return self.max_action * torch.tanh(pre), hidden
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.hidden_activations(obs)[0]

@@ -58,6 +58,7 @@ __all__ = [
     "RateState",
     "crpi_carry",
     "dc_step",
+    "check_conversion_settings",
     "if_fire",
     "mt_fire",
     "mt_table",
@@ -194,6 +195,21 @@ def dc_step(
     return out, DCState(u - out, v0, x0, X + delta / tick, Y + out / tick)
 
 
+def check_conversion_settings(
+    model: str, timesteps: int, crpi: float | torch.Tensor, levels: int
+) -> None:
+    """Raise ValueError naming the first setting outside its allowed values."""
+    if model not in CONVERSION_MODELS:
+        raise ValueError(f"neuron={model!r}; choose one of {list(CONVERSION_MODELS)}")
+    if timesteps < 1:
+        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    alphas = torch.as_tensor(crpi)
+    if not bool(((alphas >= 0) & (alphas <= 1)).all()):
+        raise ValueError(f"crpi alpha must be in [0, 1], got {crpi}")
+    if levels < 1:
+        raise ValueError(f"levels must be >= 1, got {levels}")
+
+
 class ConversionNeuron(SpikingNeuron):
     """A layer of converted units (module docstring): per-unit thresholds ``theta`` are a
     registered buffer (saved, moved by ``.to()``, overwritten by calibration).
@@ -220,13 +236,7 @@ class ConversionNeuron(SpikingNeuron):
         theta: torch.Tensor | None = None,
     ) -> None:
         super().__init__(None, size)
-        if model not in CONVERSION_MODELS:
-            raise ValueError(f"neuron={model!r}; choose one of {list(CONVERSION_MODELS)}")
-        alphas = torch.as_tensor(crpi)
-        if not bool(((alphas >= 0) & (alphas <= 1)).all()):
-            raise ValueError(f"crpi alpha must be in [0, 1], got {crpi}")
-        if timesteps < 1 or levels < 1:
-            raise ValueError(f"timesteps and levels must be >= 1, got {timesteps}, {levels}")
+        check_conversion_settings(model, timesteps, crpi, levels)
         self.model, self.timesteps, self.crpi, self.levels = model, timesteps, crpi, levels
         self.state_type = DCState if model.startswith("dc") else RateState
         start = torch.ones(size) if theta is None else theta.detach().clone().float()
@@ -249,37 +259,33 @@ class ConversionNeuron(SpikingNeuron):
 
     def level_values(self) -> torch.Tensor:
         """MT levels ``[n, size]``: ``theta / 2**j``, largest first."""
-        scale = 2.0 ** -torch.arange(self.levels, dtype=self.theta.dtype, device=self.theta.device)
-        return scale[:, None] * self.theta
+        table = mt_table(self.levels, self.theta.dtype, self.theta.device)
+        return table[1:].flip(0)[:, None] * self.theta
 
     def tick_fn(self) -> TickFn:
-        theta = self.theta
+        theta, signed = self.theta, self.signed
         if self.multi_threshold:
             table = mt_table(self.levels, theta.dtype, theta.device)
             inv_theta = torch.where(theta > 0, 1.0 / theta.clamp_min(1e-30), 0.0)
             v_init, half = torch.zeros_like(theta), theta * table[1] / 2
 
             def fire(u: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
-                return mt_fire(u, theta, inv_theta, table, gate)
+                return mt_fire(u, theta, inv_theta, table, gate if signed else None)
         else:
             v_init, half = theta / 2, theta / 2
 
             def fire(u: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
-                return if_fire(u, theta, gate)
+                return if_fire(u, theta, gate if signed else None)
 
-        signed, alpha, timesteps = self.signed, self.crpi, self.timesteps
-
-        def gated(u: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
-            return fire(u, gate if signed else None)
-
+        alpha, timesteps = self.crpi, self.timesteps
         if self.state_type is DCState:
 
             def tick(current: torch.Tensor, state: Any, t: int) -> tuple[torch.Tensor, Any]:
-                return dc_step(current, state, t, gated, v_init, alpha, half, timesteps)
+                return dc_step(current, state, t, fire, v_init, alpha, half, timesteps)
         else:
 
             def tick(current: torch.Tensor, state: Any, t: int) -> tuple[torch.Tensor, Any]:
-                return rate_step(current, state, t, gated, v_init, alpha, half)
+                return rate_step(current, state, t, fire, v_init, alpha, half)
 
         return tick
 
@@ -293,7 +299,7 @@ class ConversionNeuron(SpikingNeuron):
             "kind": self.kind,
             "model": self.model,
             "timesteps": self.timesteps,
-            "crpi": self.crpi if isinstance(self.crpi, float) else self.crpi.tolist(),
+            "crpi": self.crpi.tolist() if isinstance(self.crpi, torch.Tensor) else float(self.crpi),
             "levels": self.levels,
             "theta": self.theta.detach().clone(),
         }
