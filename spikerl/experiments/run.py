@@ -286,14 +286,19 @@ def _note(message: str) -> None:
 
 @contextmanager
 def _stop_on_signals() -> Iterator[dict[str, bool]]:
-    """SIGINT/SIGTERM set a flag; the loop checkpoints and stops after the current step."""
+    """SIGINT/SIGTERM set a flag; the loop checkpoints and stops after the current step.
+
+    A second Ctrl-C (SIGINT) stops at once. A repeated SIGTERM does not: a sweep child asks
+    for SIGTERM when its driver dies, and Linux sends that signal again each time the orphan
+    is handed from one of the dying driver's threads to the next, so several may arrive for
+    one death and the checkpoint must still be written."""
     flag = {"stop": False}
     if threading.current_thread() is not threading.main_thread():
         yield flag  # signal handlers can only be installed from the main thread
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if flag["stop"]:  # a second signal stops at once
+        if flag["stop"] and signum == signal.SIGINT:
             raise KeyboardInterrupt
         flag["stop"] = True
 

@@ -197,6 +197,40 @@ def test_wall_time_continues_across_a_resume(tiny_config, tmp_path, monkeypatch)
     assert walls == sorted(walls) and walls[-1] > first[-1]
 
 
+@pytest.mark.parametrize(
+    ("repeated", "stops_at_once"), [(signal.SIGTERM, False), (signal.SIGINT, True)]
+)
+def test_repeated_sigterm_still_checkpoints_but_a_second_ctrl_c_stops_at_once(
+    tiny_config, tmp_path, monkeypatch, repeated, stops_at_once
+):
+    """A dying sweep driver can deliver its parent-death SIGTERM more than once (once per
+    thread the orphan is handed to): the run must still checkpoint and report "stopped"."""
+    import os
+
+    from spikerl.algos import TD3
+    from spikerl.experiments.status import read_status
+
+    cfg = tiny_config("run.total_steps=400", "run.eval_every=100", "run.name=s")
+    real_update, calls = TD3.update, {"n": 0}
+
+    def update_then_signal(self, buffer):
+        calls["n"] += 1
+        if calls["n"] == 50:  # two signals inside one update, before the loop looks
+            os.kill(os.getpid(), repeated)
+            os.kill(os.getpid(), repeated)
+        return real_update(self, buffer)
+
+    monkeypatch.setattr(TD3, "update", update_then_signal)
+    if stops_at_once:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tmp_path)
+        return
+    result = train(cfg, tmp_path)
+    assert result.interrupted and result.steps < 400
+    assert read_status(tmp_path / "s")["state"] == "stopped"
+    assert load_checkpoint(tmp_path / "s" / "checkpoint.pt")["progress"]["step"] == result.steps
+
+
 def read_metrics_with_wall(run_dir):
     with open(run_dir / "metrics.csv", newline="") as f:
         return list(csv.DictReader(f))
