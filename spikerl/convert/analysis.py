@@ -287,6 +287,18 @@ def _mean_abs(rollout: Rollout) -> np.ndarray:
     return np.nanmean(norms, axis=1)
 
 
+ERROR_SMOOTHING = 25  # steps of the moving mean in the |e_k| panel
+
+
+def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean over the last ``window`` values (fewer at the start), same length as ``values``."""
+    values = np.asarray(values, dtype=float)
+    sums = np.cumsum(np.concatenate([[0.0], values]))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
 def plot_analysis(analyses: list[ConversionAnalysis], path: Path, title: str) -> Path:
     """Four panels: |e| vs time, rho_tau, paired divergence d_k, return vs sigma per noise."""
     from ..experiments.report_plots import matplotlib_or_error
@@ -299,7 +311,8 @@ def plot_analysis(analyses: list[ConversionAnalysis], path: Path, title: str) ->
     for i, a in enumerate(analyses):
         c = colors(i % 10)
         for key, style in (("R_S", "-"), ("R_A", ":")):
-            axes[0].plot(a.error_vs_time[key], style, color=c, lw=1, label=f"{a.label} {key}")
+            smooth = _moving_average(a.error_vs_time[key], ERROR_SMOOTHING)
+            axes[0].plot(smooth, style, color=c, lw=1, label=f"{a.label} {key}")
             lags = np.arange(1, len(a.rho[key]) + 1)
             axes[1].plot(lags, a.rho[key], style, marker="o", ms=3, color=c)
         axes[2].plot(a.divergence, color=c, lw=1, label=a.label)
@@ -308,13 +321,15 @@ def plot_analysis(analyses: list[ConversionAnalysis], path: Path, title: str) ->
             axes[3].plot(*zip(*pts, strict=True), marker=marker, color=c, lw=1,
                          label=f"{a.label} {kind}")  # fmt: skip
         axes[3].axhline(a.row["return_snn"], color=c, ls="--", lw=1)
+        axes[3].axvline(a.row["E_S"], color=c, ls=":", lw=1)  # the SNN's own error RMS
     axes[3].axhline(analyses[0].row["return_ann"], color="k", lw=1, label="ANN")
     labels = [
         ("time in episode (step)", "|e_k| (normalised action)",
-         "SNN action error (solid R_S, dotted R_A)"),
+         f"SNN action error, {ERROR_SMOOTHING}-step mean (solid R_S, dotted R_A)"),
         ("lag tau (decisions)", "rho_tau", "error autocorrelation (solid R_S, dotted R_A)"),
         ("time in episode (step)", "d_k (standardised)", "state divergence R_S vs R_A"),
-        ("noise sigma (normalised action)", "return", "ANN + noise (dashed: SNN return)"),
+        ("noise sigma (normalised action)", "return",
+         "ANN + noise (dashed: SNN return, dotted: its E_S)"),
     ]  # fmt: skip
     for ax, (xl, yl, t) in zip(axes, labels, strict=True):
         ax.set_xlabel(xl)
@@ -323,7 +338,8 @@ def plot_analysis(analyses: list[ConversionAnalysis], path: Path, title: str) ->
         ax.grid(alpha=0.3)
     axes[1].axhline(0, color="0.5", lw=0.8)
     axes[3].set_xscale("log")
-    sigmas = sorted({round(n["sigma"], 4) for a in analyses for n in a.noise})
+    shared = [{round(n["sigma"], 4) for n in a.noise} for a in analyses]
+    sigmas = sorted(set.intersection(*shared))  # each setting's own E_S is its dotted line
     axes[3].set_xticks(sigmas, [f"{x:g}" for x in sigmas], rotation=45, fontsize=7)
     axes[3].minorticks_off()
     axes[0].legend(fontsize=7)

@@ -6,7 +6,14 @@ import torch
 
 from spikerl.cli import main
 from spikerl.convert import ConversionSettings, build_converted
-from spikerl.convert.analysis import analyze, autocorrelation, bias_share, mmd2, plot_analysis
+from spikerl.convert.analysis import (
+    _moving_average,
+    analyze,
+    autocorrelation,
+    bias_share,
+    mmd2,
+    plot_analysis,
+)
 from spikerl.convert.source import source_from_module
 from spikerl.nets.ann import DeterministicActor
 
@@ -28,6 +35,13 @@ def test_autocorrelation_sums_inside_episodes_only():
     """Two episodes of opposite constant bias: no lag pairs across the episode boundary."""
     episodes = [np.ones((10, 1)), -np.ones((10, 1))]
     assert autocorrelation(episodes, 1)[0] == pytest.approx(18 / 20)
+
+
+def test_moving_average_is_the_mean_of_the_last_window_values():
+    values = np.array([4.0, 0.0, 2.0, 6.0, 1.0])
+    expected = [np.mean(values[max(0, i - 2) : i + 1]) for i in range(len(values))]
+    np.testing.assert_allclose(_moving_average(values, 3), expected)
+    np.testing.assert_allclose(_moving_average(values, 1), values)
 
 
 def test_mmd_separates_shifted_states():
