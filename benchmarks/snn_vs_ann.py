@@ -19,7 +19,7 @@ Two measurements, both on CPU in one process, with ``--threads`` torch intra-op 
 2. **Inference latency per decision.** For each actor kind (``--latency-actors``), an untrained
    actor of the paper's size for the env (SNN: 256-256, T = 5, populations of 10) in eval mode
    computes one action at a time, exactly as the training loop and deployment do: a NumPy
-   observation (batch 1) converted to a tensor, a no-grad forward, the action back as NumPy
+   observation (batch 1) converted to a tensor, an inference-mode forward, the action back as NumPy
    (``spikerl.nets.policy.ActingPolicy``). Observations come from a random-action rollout; after
    ``--latency-warmup`` untimed calls each of ``--latency-calls`` calls is timed on its own.
    Reported: median and 90th percentile in microseconds, and the median's ratio to the ANN's.
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(training_table(results["training"]))
     if not args.skip_latency:
         results["latency"] = measure_latency(args)
-        calls = f"batch 1, no grad, CPU, {threads}, {args.latency_calls} calls"
+        calls = f"batch 1, inference mode, CPU, {threads}, {args.latency_calls} calls"
         print(f"\nInference latency per decision on {args.env} ({calls})")
         print(latency_table(results["latency"]))
     return results

@@ -1,8 +1,10 @@
 """Acting with a deployed actor, one control step at a time.
 
-:class:`ActingPolicy` turns NumPy observations into NumPy actions without building a graph. For a
-stateful network (``actor.stateful``, e.g. a controller stepped once per control step) it
-carries the network state from one call to the next and restarts it from zeros at
+:class:`ActingPolicy` turns NumPy observations into NumPy actions under
+``torch.inference_mode`` (no graph, no version counters; the state it carries is made of
+inference tensors and used only here). For a stateful network (``actor.stateful``, e.g. a
+controller stepped once per control step) it carries the network state from one call to the
+next and restarts it from zeros at
 :meth:`ActingPolicy.reset`, which training and evaluation call at every episode start (or, for a
 batch of envs, with the mask of the rows whose episode ended). A stateless actor (an ANN, the
 proxy-target SNN) is called as ``actor(obs)`` and is unaffected by resets.
@@ -33,6 +35,7 @@ class ActingPolicy:
         self.stateful = bool(getattr(actor, "stateful", False))
         self.state: Any = None
 
+    @torch.inference_mode()
     def reset(self, mask: np.ndarray | None = None) -> None:
         """Episode start: zero the whole state, or only the rows where ``mask`` is True."""
         if mask is None or self.state is None:
@@ -41,7 +44,7 @@ class ActingPolicy:
         rows = torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device)
         self.state = self.actor.reset_rows(self.state, rows)
 
-    @torch.no_grad()
+    @torch.inference_mode()  # no autograd bookkeeping: about 10% of a LIF decision
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         x = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         single = x.dim() == 1
