@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from spikerl.snn import conversion
 from spikerl.snn.conversion import (
     CONVERSION_MODELS,
     ConversionNeuron,
@@ -82,7 +83,7 @@ def mt_reference(u, theta, levels, gate):
 
 def mt(u, theta, levels=3, gate=None):
     inv = torch.where(theta > 0, 1.0 / theta.clamp_min(1e-30), 0.0)
-    return mt_fire(u, theta, inv, mt_table(levels), gate)
+    return mt_fire(u, theta, inv, mt_table(levels, u.dtype), gate)
 
 
 def test_mt_fire_rounds_to_nearest_level():
@@ -93,8 +94,17 @@ def test_mt_fire_rounds_to_nearest_level():
     assert gated[-1].item() == -0.25  # u <= -0.75 * 0.25 and memory >= 0.25; not 0.5 (u > -0.375)
 
 
+@pytest.fixture(params=["lookup", "exponent"])
+def mt_form(request, monkeypatch):
+    """Both computations of the MT level (small tensors: lookup; large: exponent bits)."""
+    monkeypatch.setattr(
+        conversion, "EXPONENT_FORM_FROM", 0 if request.param == "exponent" else 1 << 62
+    )
+    return request.param
+
+
 @pytest.mark.parametrize("signed", [False, True])
-def test_mt_closed_form_equals_the_level_by_level_rule(signed):
+def test_mt_closed_form_equals_the_level_by_level_rule(signed, mt_form):
     torch.manual_seed(5)
     theta = torch.rand(400) * 3
     theta[:40] = 0.0
@@ -102,6 +112,28 @@ def test_mt_closed_form_equals_the_level_by_level_rule(signed):
     gate = torch.rand(64, 400) * 3 if signed else None
     for levels in (1, 4, 8):
         assert torch.equal(mt(u, theta, levels, gate), mt_reference(u, theta, levels, gate))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mt_closed_form_is_exact_on_and_beside_every_boundary(dtype, mt_form):
+    """theta = 1 (no rounding in u / theta): values exactly on each 0.75 * 2^-j and on each
+    gate level 2^-j, one float step either side, zeros, huge and tiny values."""
+    levels = 6
+    edges = torch.cat(
+        [0.75 * 2.0 ** -torch.arange(levels + 2.0), 2.0 ** -torch.arange(levels + 2.0)]
+    )
+    edges = edges.to(dtype)
+    inf = torch.tensor(float("inf"), dtype=dtype)
+    values = torch.cat([edges, torch.nextafter(edges, inf), torch.nextafter(edges, -inf)])
+    values = torch.cat(
+        [values, -values, torch.tensor([0.0, -0.0, 1e30, -1e30, 1e-30], dtype=dtype)]
+    )
+    u = values[:, None].expand(-1, values.numel()).reshape(-1)
+    gate = values.abs()[None, :].expand(values.numel(), -1).reshape(-1)
+    theta = torch.ones_like(u)
+    assert mt(u, theta, levels).dtype == dtype
+    assert torch.equal(mt(u, theta, levels), mt_reference(u, theta, levels, None))
+    assert torch.equal(mt(u, theta, levels, gate), mt_reference(u, theta, levels, gate))
 
 
 def test_if_fire_strict_and_signed_gate():
