@@ -56,6 +56,10 @@ def main() -> None:
     everything = []
     for folder in args.folders:
         rows = read_results(folder / "results.csv")
+        if not rows:
+            p.error(
+                f"{folder} holds no grid results (run: spikerl convert-sweep SOURCE -o {folder})"
+            )
         everything.extend(rows)
         summary = summarize(rows)
         for source in sorted({r["source"] for r in summary}):
