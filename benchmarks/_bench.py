@@ -1,32 +1,23 @@
-"""Shared pieces of the benchmark scripts: a bare training loop, timers, environment facts.
+"""Shared pieces of the benchmark scripts: flags, timers, environment facts.
 
-The training loop here is the one of :mod:`spikerl.experiments.run` without evaluation,
-checkpoints, metrics or the progress bar: act (uniform random during warm-up, the exploring
-actor after), step the env, store the transition, reset on episode end, and one learner update
-per env step once ``learning_starts`` transitions are stored.
+The bare training loop (:class:`~spikerl.bench.train_loop.TrainLoop`: the loop of
+:mod:`spikerl.experiments.run` without evaluation, checkpoints, metrics or the progress bar)
+and the raw env step rate come from :mod:`spikerl.bench`, which ``spikerl bench`` also runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-import torch
 
-from spikerl.algos import build_learner
-from spikerl.buffers import ReplayBuffer
-from spikerl.envs import env_dims, make_env
+from spikerl.bench.machine import machine_info as environment_info
+from spikerl.bench.train_loop import TrainLoop, raw_env_steps_per_sec, timed_steps_per_sec
 from spikerl.experiments.argtypes import non_negative_int, positive_int
-from spikerl.experiments.checkpoint import seed_everything
-from spikerl.experiments.config import Config
 
 __all__ = [
     "TrainLoop",
@@ -41,44 +32,6 @@ __all__ = [
     "write_json",
     "write_results",
 ]
-
-
-class TrainLoop:
-    """Env, learner and replay buffer of one config, stepped on demand.
-
-    Args:
-        cfg: the run config (env, actor, algo; ``run.seed`` seeds everything).
-        capacity: replay capacity; enough for every step the benchmark takes.
-    """
-
-    def __init__(self, cfg: Config, capacity: int) -> None:
-        seed_everything(cfg.run.seed)
-        self.cfg = cfg
-        self.env = make_env(cfg.env.id, seed=cfg.run.seed)
-        obs_dim, act_dim = env_dims(self.env)
-        self.learner = build_learner(cfg, obs_dim, act_dim, "cpu")
-        self.buffer = ReplayBuffer(obs_dim, act_dim, capacity, seed=cfg.run.seed)
-        self.obs, _ = self.env.reset(seed=cfg.run.seed)
-        self.step_count = 0
-
-    def _env_step(self, action: np.ndarray) -> None:
-        next_obs, reward, terminated, truncated, _ = self.env.step(action)
-        self.buffer.add(self.obs, action, float(reward), next_obs, terminated)
-        if terminated or truncated:
-            next_obs, _ = self.env.reset()
-        self.obs = next_obs
-        self.step_count += 1
-
-    def prefill(self) -> None:
-        """The uniform-random warm-up: ``algo.learning_starts`` steps, no updates."""
-        while self.step_count < self.cfg.algo.learning_starts:
-            self._env_step(self.env.action_space.sample())
-
-    def train(self, steps: int) -> None:
-        """``steps`` training iterations: exploring action, env step, store, one update."""
-        for _ in range(steps):
-            self._env_step(self.learner.act(self.obs, explore=True))
-            self.learner.update(self.buffer)
 
 
 #: Help of the flags that :func:`add_training_window_args` adds, by flag.
@@ -111,47 +64,9 @@ def add_training_window_args(
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
 
 
-def timed_steps_per_sec(loop: TrainLoop, steps: int) -> float:
-    """Wall-clock env steps per second of ``loop.train(steps)``."""
-    start = time.perf_counter()
-    loop.train(steps)
-    return steps / (time.perf_counter() - start)
-
-
-def raw_env_steps_per_sec(env_id: str, steps: int, seed: int = 0) -> float:
-    """Env steps per second with uniform random actions (resets included), no learning."""
-    env = make_env(env_id, seed=seed)
-    env.reset(seed=seed)
-    start = time.perf_counter()
-    for _ in range(steps):
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            env.reset()
-    elapsed = time.perf_counter() - start
-    env.close()
-    return steps / elapsed
-
-
 def percentile_us(samples_ns: list[int], q: float) -> float:
     """The ``q``-th percentile of nanosecond samples, in microseconds."""
     return float(np.percentile(np.asarray(samples_ns, dtype=np.float64), q)) / 1e3
-
-
-def environment_info() -> dict[str, Any]:
-    """Library versions and machine facts to store next to the numbers."""
-    import mujoco
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "gymnasium": gym.__version__,
-        "mujoco": mujoco.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
 
 
 def quiet_warnings() -> None:

@@ -24,33 +24,19 @@ from pathlib import Path
 import torch
 from _bench import positive_int, quiet_warnings, write_results
 
-from spikerl.convert import CalibrationSettings, ConversionSettings, build_converted, calibrate
+from spikerl.bench.suite import converted_policy, forward_call, stepper
+from spikerl.bench.timing import rate_for
+from spikerl.convert import CalibrationSettings, calibrate
 from spikerl.convert.source import source_from_module
 from spikerl.nets.ann import DeterministicActor
 
 MODELS = ("if", "snm", "mt", "dc", "dc-mt")
 
 
-@torch.no_grad()
 def _rate(call, rows: int, seconds: float, warmup: int) -> float:
     for _ in range(warmup):
         call()
-    calls, started = 0, time.perf_counter()
-    while True:
-        call()
-        calls += 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds:
-            return rows * calls / elapsed
-
-
-def _snn_call(snn, obs):
-    state = [None]
-
-    def call() -> None:
-        _, state[0] = snn.step(obs, state[0])
-
-    return call
+    return rate_for(call, rows, seconds)
 
 
 def main() -> None:
@@ -65,25 +51,23 @@ def main() -> None:
     args = p.parse_args()
     quiet_warnings()
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    source = source_from_module(DeterministicActor(17, 6, (256, 256)))
-    _, hidden = source.hidden_activations(torch.randn(512, 17))
-    thetas = [h.detach().max(0).values for h in hidden]
+    torch.set_grad_enabled(False)
+    source = converted_policy("ann", 0)
     results: dict[str, dict[str, float]] = {}
     print(f"{'policy':14s} {'T':>3s} {'batch':>6s} {'decisions/s':>13s} {'ANN/SNN':>8s}")
     for batch in args.batches:
         obs = torch.randn(batch, 17)
         ann = statistics.median(
-            _rate(lambda obs=obs: source(obs), batch, args.seconds, args.warmup)
+            _rate(forward_call(source, obs), batch, args.seconds, args.warmup)
             for _ in range(args.repeats)
         )
         results[f"ann/b{batch}"] = {"decisions_per_sec": ann}
         print(f"{'ANN':14s} {'-':>3s} {batch:6d} {ann:13,.0f} {1.0:8.1f}")
         for timesteps in args.timesteps:
             for model in MODELS:
-                snn = build_converted(source, thetas, ConversionSettings(model, timesteps, 0.5))
+                snn = converted_policy(model, timesteps)
                 rate = statistics.median(
-                    _rate(_snn_call(snn, obs), batch, args.seconds, args.warmup)
+                    _rate(stepper(snn, obs), batch, args.seconds, args.warmup)
                     for _ in range(args.repeats)
                 )
                 results[f"{model}/T{timesteps}/b{batch}"] = {

@@ -26,9 +26,10 @@ import numpy as np
 from _bench import positive_int, write_results
 
 import spikerl  # noqa: F401  (registers the env)
+from spikerl.bench.suite import HOVER, vector_stepper
+from spikerl.bench.timing import rate_for
 
 ENV_ID = "spikerl/Quadrotor-v0"
-HOVER = 2 * 0.667 - 1
 
 
 def _actions(kind: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -63,16 +64,10 @@ def _time_vector(n: int, kind: str, seconds: float, warmup: int) -> float:
     venv = gym.make_vec(ENV_ID, num_envs=n, vectorization_mode="vector_entry_point")
     venv.reset(seed=0)
     rng = np.random.default_rng(0)
-    actions = [_actions(kind, (n, 4), rng) for _ in range(16)]
-    for k in range(warmup):
-        venv.step(actions[k % 16])
-    steps, started = 0, time.perf_counter()
-    while True:
-        venv.step(actions[steps % 16])
-        steps += 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds:
-            return n * steps / elapsed
+    call = vector_stepper(venv, [_actions(kind, (n, 4), rng) for _ in range(16)])
+    for _ in range(warmup):
+        call()
+    return rate_for(call, n, seconds)
 
 
 def main() -> None:

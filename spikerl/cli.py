@@ -1,5 +1,5 @@
 """Command-line interface: ``spikerl train | evaluate | energy | quickstart | sweep | report |
-grad-analysis``.
+grad-analysis | convert | convert-sweep | analyze-conversion | bench``.
 
 The CLI only parses arguments and calls the library; ``main(argv)`` can be called in-process.
 Every expected failure (bad config, bad run directory, corrupt checkpoint, unknown env, missing
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
+from .bench.cli import add_bench_parser, cmd_bench
 from .errors import SpikerlError
 from .experiments.argtypes import positive_int
 from .experiments.config import ConfigError, format_config_help, load_config
@@ -112,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     add_convert_parser(sub)
     add_convert_sweep_parser(sub)
     add_analyze_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 
@@ -206,6 +208,7 @@ COMMANDS = {
     "convert": cmd_convert,
     "convert-sweep": cmd_convert_sweep,
     "analyze-conversion": cmd_analyze,
+    "bench": cmd_bench,
 }
 
 

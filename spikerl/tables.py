@@ -1,4 +1,4 @@
-"""Plain-text tables, shared by the CLI, the experiment reports and the energy report."""
+"""Plain-text and Markdown tables, shared by the CLI, the reports and the benchmark suite."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["format_table"]
+__all__ = ["format_table", "markdown_table"]
 
 
 def _cell(value: Any) -> str:
@@ -32,3 +32,13 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(r) for r in cells)])
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> str:
+    """A Markdown table; the first ``left`` columns align left, the others right."""
+
+    def line(cells: Sequence[Any]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    rule = "|" + "|".join(":---" if i < left else "---:" for i in range(len(headers))) + "|"
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])

@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from ..atomic import write_text_atomic
+
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -169,7 +171,5 @@ def record_provenance(
     entries = entries if isinstance(entries, list) else []
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     entry = {"event": event, "time": now, **collect_provenance(device, threads)}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(yaml.safe_dump([*entries, entry], sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump([*entries, entry], sort_keys=False))
     return entry

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import UsageError
-from ..tables import format_table
+from ..tables import format_table, markdown_table
 from .run_records import ENERGY_PRESETS, UNKNOWN, RunRecord
 from .status import finite_or_none
 
@@ -174,7 +174,7 @@ class Report:
                 row.append("baseline" if m == self.baseline else self._gain_text(m))
             rows.append(row)
         title = "### Max average return (mean ± std over finished seeds)"
-        return "\n\n".join([title, _md_table(headers, rows, left=1), *self._apg_notes()])
+        return "\n\n".join([title, markdown_table(headers, rows, left=1), *self._apg_notes()])
 
     def _gain_text(self, method: str) -> str:
         """``+5.84%``; ``(4/5 envs)`` when envs are missing, ``*`` when runs are left out."""
@@ -215,7 +215,7 @@ class Report:
             ]
             for c in self._ordered_cells()
         ]
-        return f"### Per method and env\n\n{_md_table(headers, rows, left=2)}"
+        return f"### Per method and env\n\n{markdown_table(headers, rows, left=2)}"
 
     def _left_out_markdown(self) -> str:
         rows = [
@@ -224,7 +224,7 @@ class Report:
         ]
         headers = ["run", "method", "env", "seed", "state", "step/total or problem"]
         title = f"### Runs left out of the means ({len(rows)})"
-        return f"{title}\n\n{_md_table(headers, rows, left=len(headers))}"
+        return f"{title}\n\n{markdown_table(headers, rows, left=len(headers))}"
 
     def _ordered_cells(self) -> list[Cell]:
         keys = [(m, e) for m in self.methods for e in self.envs]
@@ -385,13 +385,3 @@ def _grid_cell(cell: Cell | None) -> str:
         return "-"
     text = " ± ".join(_mean_std_text(cell.max_return)) if cell.seeds else "-"
     return f"{text} ({cell.seeds}/{cell.runs})" if cell.left_out else text
-
-
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int) -> str:
-    """A Markdown table; the first ``left`` columns align left, the others right."""
-
-    def line(cells: Sequence[Any]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    rule = "|" + "|".join(":---" if i < left else "---:" for i in range(len(headers))) + "|"
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])

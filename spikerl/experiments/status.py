@@ -25,9 +25,10 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from ..atomic import write_text_atomic
 
 __all__ = ["FINISHED", "STATUS_NAME", "finite_or_none", "read_status", "write_status"]
 
@@ -43,14 +44,9 @@ def finite_or_none(value: Any) -> Any:
 def write_status(run_dir: str | Path, **fields: Any) -> None:
     """Atomically replace ``run_dir/status.json`` with ``fields`` (NaN/inf become null)."""
     path = Path(run_dir) / STATUS_NAME
-    tmp = path.with_name(f".{STATUS_NAME}.tmp-{os.getpid()}")
     text = json.dumps({k: finite_or_none(v) for k, v in fields.items()})
-    try:
-        tmp.write_text(text + "\n")
-        os.replace(tmp, path)
-    except OSError:  # a status file is advisory: never stop training over it
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    with contextlib.suppress(OSError):  # a status file is advisory: never stop training over it
+        write_text_atomic(path, text + "\n")
 
 
 def read_status(run_dir: str | Path) -> dict[str, Any] | None:

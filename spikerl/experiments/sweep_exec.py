@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from ..atomic import write_text_atomic
 from ..errors import MissingDependencyError, SpikerlError
 from .config import config_to_dict
 from .run import CHECKPOINT_NAME, CONFIG_NAME
@@ -323,12 +324,6 @@ class RunState:
         self.steps_per_sec = status.get("steps_per_sec", self.steps_per_sec)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _config_text(run: SweepRun) -> str:
     return yaml.safe_dump(config_to_dict(run.config), sort_keys=False)
 
@@ -347,9 +342,9 @@ def prepare_output(sweep: Sweep) -> list[RunState]:
     try:
         for folder in (out, out / LOGS_DIR, out / CONFIGS_DIR):
             folder.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out / MANIFEST_NAME, json.dumps(sweep.manifest(), indent=1) + "\n")
+        write_text_atomic(out / MANIFEST_NAME, json.dumps(sweep.manifest(), indent=1) + "\n")
         for run in sweep.runs:
-            _write_atomic(out / CONFIGS_DIR / f"{run.name}.yaml", _config_text(run))
+            write_text_atomic(out / CONFIGS_DIR / f"{run.name}.yaml", _config_text(run))
     except OSError as err:
         raise SweepError(
             f"cannot write the sweep output folder {out}: {err.strerror or err}"

@@ -1,0 +1,91 @@
+"""``spikerl bench``: run the benchmark suite and write its Markdown and JSON report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import UsageError
+from ..experiments.argtypes import non_negative_int, positive_int
+from .suite import SECTIONS, BenchSettings
+
+__all__ = ["add_bench_parser", "cmd_bench"]
+
+
+def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``spikerl bench`` on the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "bench",
+        help="time training, sequence training, converted policies, the quadrotor env and "
+        "latency on this machine (about 10 minutes on 2 CPU cores)",
+    )
+    p.add_argument(
+        "--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS),
+        help="sections to run (default: all)",
+    )  # fmt: skip
+    p.add_argument("--quick", action="store_true", help="tiny windows: a smoke run, ~1 minute")
+    p.add_argument(
+        "--device", default="auto", help="cpu, cuda[:N] or auto (cuda when available, default)"
+    )
+    p.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: all)")
+    p.add_argument("--repeats", type=positive_int, default=None, help="windows per setting")
+    p.add_argument("--window", type=positive_int, default=None, help="training steps/window")
+    p.add_argument("--env", default=None, help="training env (default HalfCheetah-v4)")
+    p.add_argument("--no-sb3", action="store_true", help="leave out Stable-Baselines3 TD3")
+    p.add_argument("--markdown", type=Path, default=Path("runs/bench/benchmarks.md"))
+    p.add_argument("--json", type=Path, default=Path("runs/bench/benchmarks.json"))
+
+
+def _device(spec: str) -> str:
+    import torch
+
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {spec}: torch sees no CUDA device here; use cpu or auto")
+    if spec != "cpu" and not spec.startswith("cuda"):
+        raise UsageError(f"--device {spec!r}: choose cpu, cuda, cuda:N or auto")
+    return spec
+
+
+def _check_writable(*paths: Path) -> None:
+    """Fail before the timing starts, not after ten minutes of it."""
+    for path in paths:
+        if path.is_dir():
+            raise UsageError(f"{path} is a folder; give a file path")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"cannot create {path.parent}: {err.strerror}") from None
+        if not os.access(path.parent, os.W_OK):
+            raise UsageError(f"cannot write to {path.parent}")
+
+
+def _settings(args: argparse.Namespace) -> BenchSettings:
+    changes = {"device": _device(args.device), "threads": args.threads, "sb3": not args.no_sb3}
+    changes |= {k: v for k, v in (("repeats", args.repeats), ("window", args.window),
+                                  ("env_id", args.env)) if v is not None}  # fmt: skip
+    return BenchSettings.quick(**changes) if args.quick else replace(BenchSettings(), **changes)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .report import render_markdown, write_report
+    from .suite import run_suite
+
+    settings = _settings(args)
+    _check_writable(args.markdown, args.json)
+    warnings.filterwarnings("ignore", module=r"gymnasium(\..*)?")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    command = "spikerl bench " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else ""
+    command = command.strip() or "spikerl bench"
+    sections = [name for name in SECTIONS if name in args.sections]
+    results = run_suite(settings, sections, lambda line: print(line, file=sys.stderr, flush=True))
+    write_report(results, command, args.markdown, args.json)
+    print(render_markdown(results, command))
+    print(f"wrote {args.markdown} and {args.json}", file=sys.stderr)
+    return 0

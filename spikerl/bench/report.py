@@ -1,0 +1,177 @@
+"""``spikerl bench`` results as Markdown (for ``docs/benchmarks.md``) and JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_text_atomic
+from ..tables import markdown_table
+
+__all__ = ["TARGETS", "render_markdown", "targets", "write_report"]
+
+
+def _n(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def _spread(summary: dict[str, Any], digits: int = 0) -> str:
+    return f"{_n(summary['min'], digits)}-{_n(summary['max'], digits)}"
+
+
+def _machine(results: dict[str, Any]) -> str:
+    m, s = results["machine"], results["settings"]
+    rows = [
+        ["CPU", m["cpu"]],
+        ["usable cores / torch threads", f"{m['cores']} / {s['torch_threads']}"],
+        ["CPU capability (torch)", m["cpu_capability"]],
+        ["bf16 matmul units", ", ".join(m["bf16_matmul_units"]) or "none"],
+        ["device", m["device"] + (f" ({m['gpu']}, CUDA {m['cuda']})" if "gpu" in m else "")],
+        ["python / torch / numpy", f"{m['python']} / {m['torch']} / {m['numpy']}"],
+        ["gymnasium / mujoco", f"{m['gymnasium']} / {m['mujoco']}"],
+        ["platform", m["platform"]],
+        ["1-minute load average at start", m["load_avg_1m"]],
+    ]
+    return markdown_table(["machine", ""], rows, left=2)
+
+
+def _training(section: dict[str, Any], repeats: int) -> str:
+    rows = []
+    for r in section["rows"]:
+        sps = r["steps_per_sec"]
+        work = [
+            _n(r["gflop_per_step"], 3),
+            _n(r["achieved_gflop_per_sec"], 1),
+            _n(r["matmul_gflop_per_sec"], 0),
+            f"{r['roofline_fraction']:.1%}",
+        ] if "gflop_per_step" in r else ["-"] * 4  # fmt: skip
+        rows.append([r["variant"], _n(sps["median"], 1), _spread(sps, 1),
+                     f"{r['ratio_to_ann_td3']:.3f}", *work])  # fmt: skip
+    raw = section["raw_env_steps_per_sec"]
+    headers = ["variant", "env steps/s", "min-max", "ratio to ANN-TD3", "GFLOP/step",
+               "GFLOP/s achieved", "matmul GFLOP/s (these shapes)", "roofline"]  # fmt: skip
+    return "\n\n".join([
+        f"## Training on {section['env']}",
+        f"Env steps per second of the training loop after {section['learning_starts']} "
+        f"random steps and {section['warmup']} untimed training steps (batch 256, one update "
+        f"per env step, policy delay 2; spiking actors T = 5, populations of 10, 256-256; "
+        f"proxy target K = 3, proxy 512-512), median of {repeats} round-robin windows of "
+        f"{section['window']} steps. Raw env stepping (random actions), the floor: "
+        f"{_n(raw['median'])} steps/s ({_spread(raw)}).",
+        markdown_table(headers, rows),
+        "GFLOP/step: the matrix products of one training step (acting, critic step, and "
+        "1/2 of an actor step with its target or proxy updates), recorded as they ran. "
+        "Matmul GFLOP/s: the same products timed alone at their shapes on this machine. "
+        "Roofline fraction: the time those products need at that rate over the measured step "
+        "time (1 = nothing but matmuls at full speed).",
+    ])  # fmt: skip
+
+
+def _sequence(section: dict[str, Any]) -> str:
+    w = section["windows_per_sec"]
+    return "\n\n".join([
+        "## Sequence training (quadrotor controller)",
+        f"One update of guided sequence training (critic step on all window steps, actor "
+        f"unrolled with BPTT, loss on i >= W) on {section['batch']} windows of "
+        f"L = {section['window']} steps, burn-in W = {section['burn_in']}; actor 18-256-128-4 "
+        "LIF, one tick per control step; twin critics 256-128 on the 146-d observation.",
+        markdown_table(
+            ["windows/s", "min-max", "GFLOP/update", "matmul GFLOP/s", "roofline fraction"],
+            [[_n(w["median"]), _spread(w), _n(section["gflop_per_update"], 2),
+              _n(section["matmul_gflop_per_sec"]), f"{section['roofline_fraction']:.1%}"]],
+            left=0,
+        ),
+    ])  # fmt: skip
+
+
+def _conversion(section: dict[str, Any]) -> str:
+    rows = [
+        [r["policy"].upper(), r["timesteps"] or "-", r["batch"],
+         _n(r["decisions_per_sec"]["median"]), _spread(r["decisions_per_sec"]),
+         f"{r['ann_over_snn']:.1f}"]
+        for r in section["rows"]
+    ]  # fmt: skip
+    return "\n\n".join([
+        "## Converted policies",
+        "Decisions per second (rows per second: batch 256 is 256 decisions per call) of a "
+        "17-256-256-6 actor converted per neuron model, one stateful step per call (T ticks, "
+        "DC's priming tick, CRPI alpha 0.5), no autograd; the ANN in the same run.",
+        markdown_table(["policy", "T", "batch", "decisions/s", "min-max", "ANN / SNN"], rows),
+    ])  # fmt: skip
+
+
+def _quadrotor(section: dict[str, Any]) -> str:
+    rows = [[r["drones"], _n(r["drone_steps_per_sec"]["median"]),
+             _spread(r["drone_steps_per_sec"])] for r in section["rows"]]  # fmt: skip
+    return "\n\n".join([
+        "## Quadrotor vector env",
+        "Drone-steps per second of `spikerl/Quadrotor-v0` as a NumPy vector env (hover command "
+        "plus N(0, 0.05) noise; observation, reward, termination and autoresets included).",
+        markdown_table(["drones N", "drone-steps/s", "min-max"], rows),
+    ])  # fmt: skip
+
+
+def _latency(section: dict[str, Any]) -> str:
+    rows = [[r["policy"], _n(r["median_us"], 1), _n(r["p10_us"], 1), _n(r["p90_us"], 1),
+             _n(r["decisions_per_sec"])] for r in section["rows"]]  # fmt: skip
+    return "\n\n".join([
+        "## Latency per decision (batch 1)",
+        f"{section['calls']} decisions per policy through `ActingPolicy` (NumPy observation "
+        "in, inference-mode forward, NumPy action out), each timed alone; untrained networks "
+        "of the shipped sizes (HalfCheetah's 17-d observation; the controller reads 18 of 146).",
+        markdown_table(["policy", "median us", "p10 us", "p90 us", "decisions/s"], rows),
+    ])  # fmt: skip
+
+
+#: (target, how it is read off the results, required value)
+TARGETS: tuple[tuple[str, str, float], ...] = (
+    ("ANN-TD3 training >= 1.3x Stable-Baselines3 TD3", "sb3", 1.3),
+    ("quadrotor vector env >= 1,000,000 drone-steps/s at N = 4096", "quadrotor", 1e6),
+)
+
+
+def targets(results: dict[str, Any]) -> list[list[str]]:
+    """Rows ``[target, measured, met?]`` for the targets this run's sections can check."""
+    rows = []
+    training = {r["variant"]: r for r in results.get("training", {}).get("rows", [])}
+    if "Stable-Baselines3 TD3" in training:
+        ratio = 1.0 / training["Stable-Baselines3 TD3"]["ratio_to_ann_td3"]
+        rows.append([TARGETS[0][0], f"{ratio:.2f}x", "yes" if ratio >= TARGETS[0][2] else "no"])
+    quad = {r["drones"]: r for r in results.get("quadrotor", {}).get("rows", [])}
+    if 4096 in quad:
+        rate = quad[4096]["drone_steps_per_sec"]["median"]
+        rows.append([TARGETS[1][0], _n(rate), "yes" if rate >= TARGETS[1][2] else "no"])
+    return rows
+
+
+def render_markdown(results: dict[str, Any], command: str) -> str:
+    """The whole report: command, machine, one part per section run, the checkable targets."""
+    parts = [
+        "# Benchmarks",
+        f"Written by `{command}` in {results['seconds'] / 60:.1f} minutes. Every figure is the "
+        "median of repeated windows with their minimum and maximum; ratios compare settings "
+        "measured in the same run.",
+        _machine(results),
+    ]
+    repeats = results["settings"]["repeats"]
+    renderers = {
+        "training": lambda sec: _training(sec, repeats),
+        "sequence": _sequence,
+        "conversion": _conversion,
+        "quadrotor": _quadrotor,
+        "latency": _latency,
+    }
+    parts += [render(results[name]) for name, render in renderers.items() if name in results]
+    rows = targets(results)
+    if rows:
+        parts += ["## Targets", markdown_table(["target", "measured", "met"], rows)]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_report(results: dict[str, Any], command: str, markdown: Path, json_path: Path) -> None:
+    """Write the Markdown report and the JSON payload (with the command), creating folders."""
+    for path in (markdown, json_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(json_path, json.dumps({"command": command, **results}, indent=2) + "\n")
+    write_text_atomic(markdown, render_markdown(results, command))

@@ -1,0 +1,429 @@
+"""The sections of ``spikerl bench`` and the settings they run with.
+
+Every figure is the median of ``repeats`` windows with their minimum and maximum; windows of
+the settings in one section run round-robin, so a change in the machine's load during the
+section touches all of them alike (ratios within a section are the robust figures).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..experiments.config import Config, load_config
+from .flops import MatmulRecorder, matmul_seconds
+from .machine import machine_info
+from .timing import Windows, rate_for, sync
+from .train_loop import TrainLoop, raw_env_steps_per_sec
+
+__all__ = [
+    "SECTIONS",
+    "TRAINING_VARIANTS",
+    "BenchSettings",
+    "converted_policy",
+    "forward_call",
+    "run_suite",
+    "stepper",
+    "vector_stepper",
+]
+
+_PROXY = ["algo.target=proxy", "algo.proxy.hidden=[512,512]", "algo.proxy.lr=0.001",
+          "algo.proxy.updates=3"]  # fmt: skip
+#: Training variant -> config overrides (paper settings: T = 5, populations of 10, 256-256).
+TRAINING_VARIANTS: dict[str, list[str]] = {
+    "ANN-TD3": ["algo.name=td3", "actor.kind=ann", "algo.target=polyak"],
+    "SAC": ["algo.name=sac", "actor.kind=ann"],
+    "spiking TD3 (LIF, Polyak target)": ["algo.name=td3", "actor.kind=lif", "algo.target=polyak"],
+    "proxy-target TD3 (LIF)": ["algo.name=td3", "actor.kind=lif", *_PROXY],
+    "proxy-target TD3 (CLIF)": ["algo.name=td3", "actor.kind=clif", *_PROXY],
+    "proxy-target TD3 (DN)": ["algo.name=td3", "actor.kind=dn", *_PROXY],
+}
+SB3_VARIANT = "Stable-Baselines3 TD3"
+CONVERSION_MODELS = ("if", "snm", "mt", "dc", "dc-mt")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What ``spikerl bench`` times and for how long (defaults: the full suite, about 10
+    minutes on 2 CPU cores; :meth:`quick` is a smoke run whose numbers mean little)."""
+
+    env_id: str = "HalfCheetah-v4"
+    device: str = "cpu"
+    threads: int = 0  # 0: every usable core
+    seed: int = 0
+    repeats: int = 3
+    learning_starts: int = 1000
+    warmup: int = 50
+    window: int = 300
+    raw_steps: int = 10_000
+    seq_batch: int = 350
+    seq_window: int = 100
+    seq_burn_in: int = 50
+    seq_updates: int = 2
+    seq_store_steps: int = 4_000
+    seconds: float = 1.0
+    conversion_timesteps: tuple[int, ...] = (8, 32)
+    conversion_batches: tuple[int, ...] = (1, 256)
+    drones: tuple[int, ...] = (1, 64, 1024, 4096)
+    latency_calls: int = 2000
+    sb3: bool = True
+
+    @classmethod
+    def quick(cls, **changes: Any) -> BenchSettings:
+        """Tiny windows and sizes: checks that every section runs, in about a minute."""
+        small = cls(repeats=1, learning_starts=300, warmup=2, window=5, raw_steps=200,
+                    seq_batch=4, seq_window=10, seq_burn_in=5, seq_updates=1,
+                    seq_store_steps=200, seconds=0.02, conversion_timesteps=(8,),
+                    drones=(1, 64), latency_calls=20)  # fmt: skip
+        return replace(small, **changes)
+
+    @property
+    def torch_threads(self) -> int:
+        return self.threads or len(os.sched_getaffinity(0))
+
+
+Progress = Callable[[str], None]
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+def _variant_config(name: str, s: BenchSettings) -> Config:
+    base = [f"env.id={s.env_id}", f"algo.learning_starts={s.learning_starts}", f"run.seed={s.seed}"]
+    return load_config(None, [*base, *TRAINING_VARIANTS[name]])
+
+
+def _training_step_work(loop: TrainLoop, device: str) -> dict[str, float]:
+    """Matmul work of one training step, averaged over one policy-delay cycle, and the time
+    those products take at this machine's rate."""
+    cycle = loop.cfg.algo.policy_delay
+    with MatmulRecorder() as recorder:
+        loop.train(cycle)
+    ideal = matmul_seconds(recorder.calls, device) / cycle
+    return {"gflop_per_step": recorder.flops / cycle / 1e9, "matmul_seconds_per_step": ideal}
+
+
+def _loops(s: BenchSettings, progress: Progress) -> dict[str, Any]:
+    capacity = s.learning_starts + s.warmup + s.window * s.repeats + 16
+    loops: dict[str, Any] = {}
+    for name in TRAINING_VARIANTS:
+        loops[name] = TrainLoop(_variant_config(name, s), capacity, s.device)
+    if s.sb3:
+        from .sb3_loop import SB3TrainLoop, sb3_available
+
+        if sb3_available():
+            loops[SB3_VARIANT] = SB3TrainLoop(s.env_id, s.learning_starts, capacity, s.seed,
+                                              s.device)  # fmt: skip
+        else:
+            progress("training: stable-baselines3 not installed (extra 'bench'); SB3 left out")
+    for name, loop in loops.items():
+        progress(f"training: warming up {name}")
+        loop.prefill()
+        loop.train(s.warmup)
+    return loops
+
+
+def _timed_train(loop: Any, steps: int, device: str) -> float:
+    started = time.perf_counter()
+    loop.train(steps)
+    sync(device)
+    return steps / (time.perf_counter() - started)
+
+
+def bench_training(s: BenchSettings, progress: Progress) -> dict[str, Any]:
+    """Env steps/s of training per variant, ratios to ANN-TD3, matmul work and roofline."""
+    loops = _loops(s, progress)
+    windows = {name: Windows() for name in loops}
+    raw = Windows()
+    for r in range(s.repeats):
+        for name, loop in loops.items():
+            windows[name].add(_timed_train(loop, s.window, s.device))
+            progress(
+                f"training [{r + 1}/{s.repeats}] {name}: {windows[name].values[-1]:.1f} steps/s"
+            )
+        raw.add(raw_env_steps_per_sec(s.env_id, s.raw_steps, s.seed))
+    base = windows["ANN-TD3"].median
+    rows = []
+    for name, loop in loops.items():
+        row = {"variant": name, "steps_per_sec": windows[name].summary(),
+               "ratio_to_ann_td3": windows[name].median / base}  # fmt: skip
+        if isinstance(loop, TrainLoop):
+            work = _training_step_work(loop, s.device)
+            seconds = 1.0 / windows[name].median
+            row |= work | {
+                "achieved_gflop_per_sec": work["gflop_per_step"] / seconds,
+                "matmul_gflop_per_sec": work["gflop_per_step"] / work["matmul_seconds_per_step"],
+                "roofline_fraction": work["matmul_seconds_per_step"] / seconds,
+            }
+        rows.append(row)
+    return {
+        "env": s.env_id,
+        "rows": rows,
+        "raw_env_steps_per_sec": raw.summary(),
+        "window": s.window,
+        "warmup": s.warmup,
+        "learning_starts": s.learning_starts,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Sequence training
+
+
+def _sequence_parts(s: BenchSettings):  # noqa: ANN202
+    from ..algos.guided import guided_rollouts
+    from ..algos.sequence import SequenceTD3BC
+    from ..buffers.sequence import EpisodeSequenceBuffer
+    from ..envs.quadrotor.vector import QuadrotorVectorEnv
+    from ..experiments.sequence_run import load_guide
+    from ..nets import TwinCritic
+    from ..nets.spiking import direct_lif_network
+
+    def controller() -> torch.nn.Module:
+        return direct_lif_network(146, 4, (256, 128), stateful=True, slope=2.0, inputs=18)
+
+    guide = load_guide("builtin", 146, 4, torch.device("cpu"))
+    result = guided_rollouts(QuadrotorVectorEnv(20, autoreset_mode="SameStep"), controller(),
+                             guide, 2**31, store_steps=s.seq_store_steps, min_len=s.seq_window,
+                             seed=s.seed)  # fmt: skip
+    buffer = EpisodeSequenceBuffer(146, 4, max(s.seq_store_steps * 2, 1000), window=s.seq_window,
+                                   stride=max(1, s.seq_window // 2), min_len=s.seq_window,
+                                   seed=s.seed, device=s.device)  # fmt: skip
+    for episode in result.episodes:
+        buffer.add_episode(**episode)
+    torch.manual_seed(s.seed)
+    learner = SequenceTD3BC(controller().to(s.device), TwinCritic(146, 4, (256, 128)).to(s.device),
+                            burn_in=s.seq_burn_in, device=s.device)  # fmt: skip
+    return buffer, learner
+
+
+def bench_sequence(s: BenchSettings, progress: Progress) -> dict[str, Any]:
+    """Windows/s of the quadrotor controller's sequence update (critic + actor BPTT step on a
+    batch of L-step windows, loss on i >= W), with its matmul work and roofline fraction."""
+    progress("sequence: flying guide episodes for the buffer")
+    buffer, learner = _sequence_parts(s)
+
+    def update() -> None:
+        learner.update(buffer.sample(s.seq_batch, 0.99), 0.2)
+
+    update()
+    windows = Windows()
+    for r in range(s.repeats):
+        started = time.perf_counter()
+        for _ in range(s.seq_updates):
+            update()
+        sync(s.device)
+        windows.add(s.seq_batch * s.seq_updates / (time.perf_counter() - started))
+        progress(f"sequence [{r + 1}/{s.repeats}]: {windows.values[-1]:.0f} windows/s")
+    with MatmulRecorder() as recorder:
+        update()
+    ideal = matmul_seconds(recorder.calls, s.device)
+    seconds = s.seq_batch / windows.median
+    return {"batch": s.seq_batch, "window": s.seq_window, "burn_in": s.seq_burn_in,
+            "windows_per_sec": windows.summary(), "gflop_per_update": recorder.flops / 1e9,
+            "roofline_fraction": ideal / seconds,
+            "matmul_gflop_per_sec": recorder.flops / 1e9 / ideal}  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Converted policies
+
+
+def converted_policy(model: str, timesteps: int, obs_dim: int = 17, act_dim: int = 6):  # noqa: ANN202
+    """A 17-256-256-6 actor (HalfCheetah's sizes), random weights, converted with thresholds
+    from 512 random observations (speed depends only on sizes, T and the neuron model)."""
+    from ..convert import ConversionSettings, build_converted
+    from ..convert.source import source_from_module
+    from ..nets.ann import DeterministicActor
+
+    torch.manual_seed(0)
+    source = source_from_module(DeterministicActor(obs_dim, act_dim, (256, 256)))
+    _, hidden = source.hidden_activations(torch.randn(512, obs_dim))
+    thetas = [h.detach().max(0).values for h in hidden]
+    if model == "ann":
+        return source
+    return build_converted(source, thetas, ConversionSettings(model, timesteps, 0.5))
+
+
+def forward_call(ann: torch.nn.Module, obs: torch.Tensor) -> Callable[[], None]:
+    """A call running ``ann(obs)`` (a stateless policy, one decision per row)."""
+    return lambda: ann(obs)
+
+
+def stepper(snn: Any, obs: torch.Tensor) -> Callable[[], None]:
+    """A call running one stateful ``snn.step`` on ``obs``, carrying the state across calls."""
+    state = [None]
+
+    def call() -> None:
+        _, state[0] = snn.step(obs, state[0])
+
+    return call
+
+
+@torch.inference_mode()
+def bench_conversion(s: BenchSettings, progress: Progress) -> dict[str, Any]:
+    """Decisions/s (rows per second) of converted policies per neuron model, T and batch,
+    one stateful ``step`` per call (CRPI alpha 0.5), against the ANN in the same run."""
+    rows = []
+    for batch in s.conversion_batches:
+        obs = torch.randn(batch, 17, device=s.device)
+        calls = {("ann", 0): forward_call(converted_policy("ann", 0).to(s.device), obs)}
+        for t in s.conversion_timesteps:
+            for model in CONVERSION_MODELS:
+                calls[(model, t)] = stepper(converted_policy(model, t).to(s.device), obs)
+        windows = {key: Windows() for key in calls}
+        for _ in range(s.repeats):
+            for key, call in calls.items():
+                call()
+                windows[key].add(rate_for(call, batch, s.seconds, s.device))
+        ann = windows[("ann", 0)].median
+        for (model, t), w in windows.items():
+            rows.append(
+                {
+                    "policy": model,
+                    "timesteps": t or None,
+                    "batch": batch,
+                    "decisions_per_sec": w.summary(),
+                    "ann_over_snn": ann / w.median,
+                }
+            )
+        progress(f"conversion: batch {batch} done")
+    return {"rows": rows}
+
+
+# --------------------------------------------------------------------------------------------
+# Quadrotor vector env
+
+HOVER = 2 * 0.667 - 1
+
+
+def vector_stepper(venv: Any, actions: list[np.ndarray]) -> Callable[[], None]:
+    step = [0]
+
+    def call() -> None:
+        venv.step(actions[step[0] % len(actions)])
+        step[0] += 1
+
+    return call
+
+
+def bench_quadrotor(s: BenchSettings, progress: Progress) -> dict[str, Any]:
+    """Drone-steps/s of ``spikerl/Quadrotor-v0`` as a NumPy vector env (hover command plus
+    N(0, 0.05) noise; observation, reward, termination and autoresets included)."""
+    import gymnasium as gym
+
+    import spikerl  # noqa: F401  (registers the env)
+
+    rows = []
+    for n in s.drones:
+        venv = gym.make_vec("spikerl/Quadrotor-v0", num_envs=n,
+                            vectorization_mode="vector_entry_point")  # fmt: skip
+        venv.reset(seed=s.seed)
+        rng = np.random.default_rng(s.seed)
+        actions = [(HOVER + rng.normal(0, 0.05, (n, 4))).astype(np.float32) for _ in range(16)]
+        call = vector_stepper(venv, actions)
+        for _ in range(20):
+            call()
+        w = Windows()
+        for _ in range(s.repeats):
+            w.add(rate_for(call, n, s.seconds))
+        rows.append({"drones": n, "drone_steps_per_sec": w.summary()})
+        progress(f"quadrotor: N={n}: {w.median:,.0f} drone-steps/s")
+        venv.close()
+    return {"rows": rows}
+
+
+# --------------------------------------------------------------------------------------------
+# Latency
+
+LATENCY_ACTORS = ("ann", "lif", "clif", "dn", "plif")
+
+
+def _latency_policies(s: BenchSettings) -> dict[str, torch.nn.Module]:
+    from ..nets import build_actor
+    from ..nets.spiking import direct_lif_network
+
+    policies = {}
+    for kind in LATENCY_ACTORS:
+        torch.manual_seed(s.seed)
+        cfg = load_config(None, [f"actor.kind={kind}"])
+        label = "ANN actor (TD3)" if kind == "ann" else f"{kind.upper()} population actor, T=5"
+        policies[label] = build_actor(cfg.actor, "td3", 17, 6).eval()
+    for model, t in (("if", 8), ("mt", 8), ("dc-mt", 32)):
+        policies[f"converted {model.upper()}, T={t}"] = converted_policy(model, t)
+    torch.manual_seed(s.seed)
+    policies["quadrotor controller (stateful LIF)"] = direct_lif_network(
+        146, 4, (256, 128), stateful=True, slope=2.0, inputs=18
+    ).eval()
+    return policies
+
+
+def bench_latency(s: BenchSettings, progress: Progress) -> dict[str, Any]:
+    """Microseconds per decision at batch 1 through :class:`ActingPolicy` (NumPy observation
+    in, inference-mode forward, NumPy action out), the path training and deployment take."""
+    from ..nets.policy import ActingPolicy
+
+    rng = np.random.default_rng(s.seed)
+    rows = []
+    for label, actor in _latency_policies(s).items():
+        obs_dim = 146 if "quadrotor" in label else 17
+        observations = rng.normal(0, 0.5, (s.latency_calls, obs_dim)).astype(np.float32)
+        policy = ActingPolicy(actor.to(s.device), s.device)
+        for obs in observations[: max(1, s.latency_calls // 10)]:
+            policy(obs)
+        samples = []
+        for obs in observations:
+            started = time.perf_counter_ns()
+            policy(obs)
+            samples.append(time.perf_counter_ns() - started)
+        us = np.asarray(samples, dtype=np.float64) / 1e3
+        rows.append({"policy": label, "median_us": float(np.median(us)),
+                     "p10_us": float(np.percentile(us, 10)), "p90_us": float(np.percentile(us, 90)),
+                     "decisions_per_sec": 1e6 / float(np.median(us))})  # fmt: skip
+        progress(f"latency: {label}: {rows[-1]['median_us']:.0f} us")
+    return {"calls": s.latency_calls, "rows": rows}
+
+
+# --------------------------------------------------------------------------------------------
+
+SECTIONS: dict[str, Callable[[BenchSettings, Progress], dict[str, Any]]] = {
+    "training": bench_training,
+    "sequence": bench_sequence,
+    "conversion": bench_conversion,
+    "quadrotor": bench_quadrotor,
+    "latency": bench_latency,
+}
+
+
+def run_suite(
+    settings: BenchSettings, sections: list[str] | None = None, progress: Progress = print
+) -> dict[str, Any]:
+    """Run ``sections`` (default: all, in :data:`SECTIONS` order) with ``settings.threads``
+    torch threads; returns the JSON payload (machine, settings, one entry per section)."""
+    names = list(SECTIONS) if sections is None else sections
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(settings.torch_threads)
+    started = time.perf_counter()
+    try:
+        results = {"machine": machine_info(settings.device), "settings": _settings_dict(settings)}
+        for name in names:
+            section_start = time.perf_counter()
+            results[name] = SECTIONS[name](settings, progress)
+            results[name]["seconds"] = time.perf_counter() - section_start
+    finally:
+        torch.set_num_threads(threads_before)
+    results["seconds"] = time.perf_counter() - started
+    return results
+
+
+def _settings_dict(s: BenchSettings) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(s) | {"torch_threads": s.torch_threads}

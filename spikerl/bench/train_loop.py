@@ -1,0 +1,81 @@
+"""A bare training loop for timing: the loop of :mod:`spikerl.experiments.run` without
+evaluation, checkpoints, metrics or the progress bar.
+
+Act (uniform random during warm-up, the exploring actor after), step the env, store the
+transition, reset on episode end, and one learner update per env step once
+``algo.learning_starts`` transitions are stored.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..algos import build_learner
+from ..buffers import ReplayBuffer
+from ..envs import env_dims, make_env
+from ..experiments.checkpoint import seed_everything
+from ..experiments.config import Config
+
+__all__ = ["TrainLoop", "raw_env_steps_per_sec", "timed_steps_per_sec"]
+
+
+class TrainLoop:
+    """Env, learner and replay buffer of one config, stepped on demand.
+
+    Args:
+        cfg: the run config (env, actor, algo; ``run.seed`` seeds everything).
+        capacity: replay capacity; enough for every step the benchmark takes.
+        device: where the networks and sampled batches live.
+    """
+
+    def __init__(self, cfg: Config, capacity: int, device: str = "cpu") -> None:
+        seed_everything(cfg.run.seed)
+        self.cfg = cfg
+        self.env = make_env(cfg.env.id, seed=cfg.run.seed)
+        obs_dim, act_dim = env_dims(self.env)
+        self.learner = build_learner(cfg, obs_dim, act_dim, device)
+        self.buffer = ReplayBuffer(obs_dim, act_dim, capacity, seed=cfg.run.seed, device=device)
+        self.obs, _ = self.env.reset(seed=cfg.run.seed)
+        self.step_count = 0
+
+    def _env_step(self, action: np.ndarray) -> None:
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.buffer.add(self.obs, action, float(reward), next_obs, terminated)
+        if terminated or truncated:
+            next_obs, _ = self.env.reset()
+        self.obs = next_obs
+        self.step_count += 1
+
+    def prefill(self) -> None:
+        """The uniform-random warm-up: ``algo.learning_starts`` steps, no updates."""
+        while self.step_count < self.cfg.algo.learning_starts:
+            self._env_step(self.env.action_space.sample())
+
+    def train(self, steps: int) -> None:
+        """``steps`` training iterations: exploring action, env step, store, one update."""
+        for _ in range(steps):
+            self._env_step(self.learner.act(self.obs, explore=True))
+            self.learner.update(self.buffer)
+
+
+def timed_steps_per_sec(loop: TrainLoop, steps: int) -> float:
+    """Wall-clock env steps per second of ``loop.train(steps)``."""
+    start = time.perf_counter()
+    loop.train(steps)
+    return steps / (time.perf_counter() - start)
+
+
+def raw_env_steps_per_sec(env_id: str, steps: int, seed: int = 0) -> float:
+    """Env steps per second with uniform random actions (resets included), no learning."""
+    env = make_env(env_id, seed=seed)
+    env.reset(seed=seed)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    elapsed = time.perf_counter() - start
+    env.close()
+    return steps / elapsed

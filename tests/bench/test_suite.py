@@ -1,0 +1,92 @@
+"""``spikerl bench``: every section runs on tiny settings and reports what it claims."""
+
+import json
+
+import pytest
+
+from spikerl.bench import BenchSettings, run_suite
+from spikerl.bench.report import render_markdown, targets
+from spikerl.bench.suite import CONVERSION_MODELS, TRAINING_VARIANTS
+from spikerl.cli import main
+
+
+@pytest.fixture(scope="module")
+def quick_results():
+    settings = BenchSettings.quick(sb3=False, threads=1)
+    return run_suite(settings, progress=lambda line: None)
+
+
+def _positive(summary):
+    return summary["min"] > 0 and summary["min"] <= summary["median"] <= summary["max"]
+
+
+def test_training_section_has_every_variant_with_work_and_roofline(quick_results):
+    rows = {r["variant"]: r for r in quick_results["training"]["rows"]}
+    assert list(rows) == list(TRAINING_VARIANTS)
+    assert rows["ANN-TD3"]["ratio_to_ann_td3"] == 1.0
+    for row in rows.values():
+        assert _positive(row["steps_per_sec"])
+        assert 0 < row["roofline_fraction"] < 1
+    # the proxy target adds K = 3 proxy steps on a 512-512 network per actor step
+    proxy, vanilla = rows["proxy-target TD3 (LIF)"], rows["spiking TD3 (LIF, Polyak target)"]
+    assert proxy["gflop_per_step"] > vanilla["gflop_per_step"] > rows["ANN-TD3"]["gflop_per_step"]
+    assert _positive(quick_results["training"]["raw_env_steps_per_sec"])
+
+
+def test_other_sections_cover_their_settings(quick_results):
+    assert _positive(quick_results["sequence"]["windows_per_sec"])
+    assert quick_results["sequence"]["gflop_per_update"] > 0
+    conversion = quick_results["conversion"]["rows"]
+    assert {r["policy"] for r in conversion} == {"ann", *CONVERSION_MODELS}
+    assert {r["batch"] for r in conversion} == {1, 256}
+    assert [r["drones"] for r in quick_results["quadrotor"]["rows"]] == [1, 64]
+    latency = quick_results["latency"]["rows"]
+    assert len(latency) == 9 and all(r["p10_us"] <= r["median_us"] <= r["p90_us"] for r in latency)
+    machine = quick_results["machine"]
+    assert machine["cores"] >= 1 and machine["torch"] and machine["cpu"]
+    assert quick_results["settings"]["torch_threads"] == 1
+
+
+def test_markdown_report_names_the_command_machine_and_sections(quick_results):
+    text = render_markdown(quick_results, "spikerl bench --quick")
+    assert "`spikerl bench --quick`" in text
+    for title in ("## Training on HalfCheetah-v4", "## Sequence training", "## Converted policies",
+                  "## Quadrotor vector env", "## Latency per decision"):  # fmt: skip
+        assert title in text
+    assert "| proxy-target TD3 (DN) |" in text
+
+
+def test_targets_are_read_off_the_results():
+    results = {
+        "training": {"rows": [{"variant": "ANN-TD3", "ratio_to_ann_td3": 1.0},
+                              {"variant": "Stable-Baselines3 TD3", "ratio_to_ann_td3": 0.5}]},
+        "quadrotor": {"rows": [{"drones": 4096, "drone_steps_per_sec": {"median": 9e5}}]},
+    }  # fmt: skip
+    assert targets(results) == [
+        ["ANN-TD3 training >= 1.3x Stable-Baselines3 TD3", "2.00x", "yes"],
+        ["quadrotor vector env >= 1,000,000 drone-steps/s at N = 4096", "900,000", "no"],
+    ]
+
+
+def test_cli_writes_markdown_and_json(tmp_path, capsys):
+    md, js = tmp_path / "out" / "bench.md", tmp_path / "out" / "bench.json"
+    code = main(["bench", "--quick", "--sections", "quadrotor", "--device", "cpu",
+                 "--markdown", str(md), "--json", str(js)])  # fmt: skip
+    assert code == 0
+    payload = json.loads(js.read_text())
+    assert payload["quadrotor"]["rows"][0]["drones"] == 1 and "training" not in payload
+    assert md.read_text().startswith("# Benchmarks")
+    assert "quadrotor: N=1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--device", "tpu"], "choose cpu, cuda, cuda:N or auto"),
+        (["--markdown", "."], "is a folder"),
+    ],
+)
+def test_cli_bad_input_is_one_line_before_any_timing(argv, message, capsys):
+    assert main(["bench", "--quick", "--sections", "quadrotor", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and err.count("\n") == 1
