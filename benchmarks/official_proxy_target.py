@@ -249,6 +249,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
         help="proxy (PT_TD3, K = 3) and/or vanilla (TD3, Polyak SNN target)",
     )  # fmt: skip
+    p.add_argument(
+        "--spikerl-set", action="append", default=[], metavar="KEY=VALUE",
+        help="extra config override of the spikerl side, e.g. run.precision=bfloat16",
+    )  # fmt: skip
     add_training_window_args(p, warmup_default=100, window_default=1000)
     args = p.parse_args(argv)
     args.official = args.official.resolve()
@@ -265,6 +269,7 @@ def spikerl_config(variant: str, args: argparse.Namespace) -> Config:
             f"algo.learning_starts={args.learning_starts}",
             f"run.seed={args.seed}",
             *VARIANTS[variant][1],
+            *args.spikerl_set,
         ],
     )
 

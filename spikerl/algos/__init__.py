@@ -41,6 +41,5 @@ def build_learner(cfg: Any, obs_dim: int, act_dim: int, device: str | torch.devi
             proxy = DeterministicActor(obs_dim, act_dim, cfg.algo.proxy.hidden).to(device)
     if cfg.algo.name == "sac":
         return SAC(actor, critic, cfg.algo, act_dim, seed=seed, device=device)
-    return TD3(
-        actor, critic, cfg.algo, proxy=proxy, seed=seed, leak_lr=cfg.actor.plif_lr, device=device
-    )
+    return TD3(actor, critic, cfg.algo, proxy=proxy, seed=seed, leak_lr=cfg.actor.plif_lr,
+               device=device, precision=cfg.run.precision)  # fmt: skip

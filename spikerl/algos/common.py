@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,11 +17,13 @@ from ..buffers import ReplayBuffer
 from ..nets.policy import ActingPolicy
 
 __all__ = [
+    "PRECISIONS",
     "CheckpointMixin",
     "Learner",
     "adam",
     "critic_regression_step",
     "frozen",
+    "matmul_precision",
     "soft_update",
 ]
 
@@ -58,12 +62,41 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     torch._foreach_lerp_(target_params, source_params, tau)
 
 
+#: Values of ``run.precision``: the number format of the matrix products in learner updates.
+PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
+
+
+def matmul_precision(
+    device: str | torch.device, precision: str = "float32"
+) -> Callable[[], AbstractContextManager[Any]]:
+    """A factory of the context that learner forwards (and losses) run in.
+
+    ``float32``: no change. ``bfloat16``: ``torch.autocast`` with bfloat16, so matrix
+    products take bfloat16 operands (the AMX/AVX512-BF16 units of recent x86 CPUs, tensor cores
+    of GPUs) and accumulate in float32, while parameters, gradients, optimiser states, losses
+    and neuron states stay float32 (spikes, 0 or 1, are exact in bfloat16; weights and analog
+    inputs are rounded to 8 significant bits). Backward passes run outside the context, in the
+    formats autocast chose for their forward ops.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; choose one of {list(PRECISIONS)}")
+    if precision == "float32":
+        return contextlib.nullcontext
+    return functools.partial(torch.autocast, torch.device(device).type, dtype=torch.bfloat16)
+
+
 def critic_regression_step(
-    critic: nn.Module, optimizer: torch.optim.Optimizer, batch: Any, target: torch.Tensor
+    critic: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Any,
+    target: torch.Tensor,
+    precision: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
 ) -> dict[str, float]:
-    """One step on ``MSE(Q1(s, a), y) + MSE(Q2(s, a), y)`` for a twin critic and TD target y."""
-    q1, q2 = critic(batch.obs, batch.actions)
-    loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+    """One step on ``MSE(Q1(s, a), y) + MSE(Q2(s, a), y)`` for a twin critic and TD target y
+    (the forward and loss in the context ``precision()`` makes)."""
+    with precision():
+        q1, q2 = critic(batch.obs, batch.actions)
+        loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

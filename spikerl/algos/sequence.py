@@ -48,7 +48,7 @@ from torch import nn
 
 from ..nets.policy import ActingPolicy
 from ..seeding import SeedStreams
-from .common import CheckpointMixin, Generator, adam, frozen, soft_update
+from .common import CheckpointMixin, Generator, adam, frozen, matmul_precision, soft_update
 
 __all__ = ["QTerm", "SequenceTD3BC", "masked_mean"]
 
@@ -78,6 +78,8 @@ class SequenceTD3BC(CheckpointMixin):
         target_noise, noise_clip: sigma and c of the target action noise (0.2, 0.5).
         policy_delay: critic updates per actor update (1).
         seed: the run seed (target noise uses its ``target_noise`` stream).
+        precision: matrix products of the updates in ``float32`` or ``bfloat16``
+            (:func:`~spikerl.algos.common.matmul_precision`).
     """
 
     metric_names = ("loss/critic", "q/mean", "loss/actor", "loss/bc")
@@ -99,6 +101,7 @@ class SequenceTD3BC(CheckpointMixin):
         policy_delay: int = 1,
         seed: int = 0,
         device: str | torch.device = "cpu",
+        precision: str = "float32",
     ) -> None:
         if q_term not in Q_TERMS:
             raise ValueError(f"q_term={q_term!r}; choose one of {list(Q_TERMS)}")
@@ -112,6 +115,7 @@ class SequenceTD3BC(CheckpointMixin):
         self.gamma, self.tau, self.policy_delay = gamma, tau, policy_delay
         self.target_noise, self.noise_clip = target_noise, noise_clip
         self.device = torch.device(device)
+        self.precision = matmul_precision(device, precision)
         self.target_gen = SeedStreams(seed).torch("target_noise", self.device)
         self.policy = ActingPolicy(actor, device)
         self.iterations = 0
@@ -131,7 +135,7 @@ class SequenceTD3BC(CheckpointMixin):
 
     def _critic_step(self, batch: Any) -> dict[str, float]:
         valid = batch.mask.float()
-        with torch.no_grad():
+        with torch.no_grad(), self.precision():
             eps = torch.randn(
                 batch.bootstrap_action.shape,
                 generator=self.target_gen,
@@ -141,8 +145,10 @@ class SequenceTD3BC(CheckpointMixin):
             noise = (eps * self.target_noise).clamp(-self.noise_clip, self.noise_clip)
             next_actions = (batch.bootstrap_action + noise).clamp(-1.0, 1.0)
             q1_next, q2_next = self.critic_target(batch.bootstrap_obs, next_actions)
-            y = batch.nstep_return + batch.bootstrap_discount * torch.min(q1_next, q2_next)
-        q1, q2 = self.critic(batch.obs, batch.actions)
+            q_next = torch.min(q1_next, q2_next).float()
+            y = batch.nstep_return + batch.bootstrap_discount * q_next
+        with self.precision():
+            q1, q2 = (q.float() for q in self.critic(batch.obs, batch.actions))
         loss = masked_mean((q1 - y) ** 2, valid) + masked_mean((q2 - y) ** 2, valid)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -156,12 +162,15 @@ class SequenceTD3BC(CheckpointMixin):
 
     def actor_loss(self, batch: Any, bc_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
         """The masked actor loss of one batch (module docstring) and its parts."""
-        pi, _ = self.actor.unroll(batch.obs)  # zero state at every window start
+        with self.precision():
+            pi, _ = self.actor.unroll(batch.obs)  # zero state at every window start
+        pi = pi.float()
         learn = self._learn_mask(batch).float()
         bc = masked_mean((pi - batch.actions) ** 2, learn)
         loss = bc_weight * bc
         if self.q_term != "none":
-            q = self.critic.q1_value(batch.obs, pi)
+            with self.precision():
+                q = self.critic.q1_value(batch.obs, pi).float()
             q_mean = masked_mean(q, learn)
             scale = 1.0
             if self.q_term == "normalized":

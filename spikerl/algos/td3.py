@@ -41,6 +41,7 @@ from .common import (
     adam,
     critic_regression_step,
     frozen,
+    matmul_precision,
     soft_update,
 )
 
@@ -57,6 +58,8 @@ class TD3(CheckpointMixin):
         proxy: the proxy network when ``cfg.target == "proxy"``; must be None otherwise.
         seed: the run seed; exploration and target noise use its own streams.
         leak_lr: learning rate of learnable leaks (PLIF), in their own Adam group.
+        precision: matrix products of the updates in ``float32`` or ``bfloat16`` (autocast;
+            :func:`~spikerl.algos.common.matmul_precision`). Acting stays float32.
     """
 
     def __init__(
@@ -69,10 +72,12 @@ class TD3(CheckpointMixin):
         leak_lr: float = 1e-4,
         max_action: float = 1.0,
         device: str | torch.device = "cpu",
+        precision: str = "float32",
     ) -> None:
         if (cfg.target == "proxy") != (proxy is not None):
             raise ValueError("pass a proxy network exactly when cfg.target == 'proxy'")
         self.cfg, self.device, self.max_action = cfg, torch.device(device), max_action
+        self.precision = matmul_precision(device, precision)
         self.actor, self.critic, self.proxy = actor, critic, proxy
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
         self.actor_target = None
@@ -123,10 +128,11 @@ class TD3(CheckpointMixin):
         """K Adam steps of the proxy towards the detached actor; returns the last batch, loss."""
         k, size = self.cfg.proxy.updates, self.cfg.batch_size
         batches = [buffer.sample(size) for _ in range(k)]
-        with torch.no_grad():  # one SNN pass for all K batches; no graph through the SNN
-            targets = self.actor(torch.cat([b.obs for b in batches])).split(size)
+        with torch.no_grad(), self.precision():  # one SNN pass for all K batches, no graph
+            targets = self.actor(torch.cat([b.obs for b in batches])).float().split(size)
         for batch, target in zip(batches, targets, strict=True):
-            loss = F.mse_loss(self.proxy(batch.obs), target)
+            with self.precision():
+                loss = F.mse_loss(self.proxy(batch.obs), target)
             self.proxy_opt.zero_grad(set_to_none=True)
             loss.backward()
             self.proxy_opt.step()
@@ -138,8 +144,8 @@ class TD3(CheckpointMixin):
 
     def _critic_step(self, batch: Batch) -> dict[str, float]:
         cfg, max_a = self.cfg, self.max_action
-        with torch.no_grad():
-            next_actions = self._target_policy(batch.next_obs)
+        with torch.no_grad(), self.precision():
+            next_actions = self._target_policy(batch.next_obs).float()
             eps = torch.randn(
                 next_actions.shape,
                 generator=self.target_gen,
@@ -151,12 +157,13 @@ class TD3(CheckpointMixin):
             )
             next_actions = (next_actions + noise).clamp(-max_a, max_a)
             q1_next, q2_next = self.critic_target(batch.next_obs, next_actions)
-            y = batch.rewards + cfg.gamma * batch.not_done * torch.min(q1_next, q2_next)
-        return critic_regression_step(self.critic, self.critic_opt, batch, y)
+            y = batch.rewards + cfg.gamma * batch.not_done * torch.min(q1_next, q2_next).float()
+        return critic_regression_step(self.critic, self.critic_opt, batch, y, self.precision)
 
     def _actor_step(self, batch: Batch) -> float:
         with frozen(self.critic):
-            loss = -self.critic.q1_value(batch.obs, self.actor(batch.obs)).mean()
+            with self.precision():
+                loss = -self.critic.q1_value(batch.obs, self.actor(batch.obs)).float().mean()
             self.actor_opt.zero_grad(set_to_none=True)
             loss.backward()
         self.actor_opt.step()

@@ -211,6 +211,12 @@ class RunConfig:
     tensorboard: bool = param(False, "also log to TensorBoard (needs spikerl[tb])")
     device: str = param("cpu", "torch device: cpu, cuda, cuda:N or auto")
     threads: int = param(0, "torch CPU threads (0: leave torch's default)", lo=0)
+    precision: Literal["float32", "bfloat16"] = param(
+        "float32",
+        "number format of the matrix products in TD3 and sequence updates: float32, or "
+        "bfloat16 autocast (fast on CPUs with AMX or AVX512-BF16 and on GPUs; parameters, "
+        "optimiser and neuron states stay float32; acting stays float32)",
+    )
     progress: bool = param(True, "show a progress bar")
 
 
@@ -228,6 +234,11 @@ class Config:
             raise ConfigError(
                 "actor.kind: SAC supports only 'ann' actors for now; spiking actors train with "
                 "algo.name=td3"
+            )
+        if self.algo.name == "sac" and self.run.precision != "float32":
+            raise ConfigError(
+                "run.precision: SAC runs in float32 only (its log-probabilities need it); "
+                "bfloat16 is for algo.name td3 or sequence"
             )
         if self.actor.kind == "ann" and self.actor.slope_schedule.kind != "fixed":
             raise ConfigError(

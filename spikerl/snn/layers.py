@@ -60,12 +60,22 @@ THRESHOLD_MODES: tuple[str, ...] = ("fixed", "buffer", "learn")
 TickFn = Callable[[torch.Tensor, Any, int], tuple[torch.Tensor, Any]]
 
 
+def _full_precision(current: torch.Tensor) -> torch.Tensor:
+    """Half-precision input currents (a bfloat16-autocast matmul's output) as float32: neuron
+    states integrate in float32 even when the synapses multiply in bfloat16 (``run.precision``);
+    the 0/1 spikes the neuron emits are exact in either."""
+    if current.dtype in (torch.bfloat16, torch.float16):
+        return current.float()
+    return current
+
+
 class SpikingNeuron(nn.Module):
     """Base class: ``step``, multi-step ``forward`` and ``init_state`` over :meth:`tick_fn`.
 
     Subclasses set ``state_type`` (the NamedTuple of their state) and implement
     :meth:`tick_fn`, which returns ``(current, state, tick) -> (output, state)`` with the layer's
-    parameters bound once (so a learnable leak is computed once for all T ticks).
+    parameters bound once (so a learnable leak is computed once for all T ticks). Currents in
+    bfloat16 or float16 are integrated in float32.
     """
 
     state_type: type = LIFState
@@ -83,16 +93,17 @@ class SpikingNeuron(nn.Module):
         self, current: torch.Tensor, state: Any = None, tick: int = 0
     ) -> tuple[torch.Tensor, Any]:
         """One tick; ``state=None`` is the zero state."""
-        return self.tick_fn()(current, state, tick)
+        return self.tick_fn()(_full_precision(current), state, tick)
 
     def forward(self, currents: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         """Run all ``T`` ticks of ``currents [T, B, N]``; returns ``(outputs [T, B, N], state)``."""
-        return unroll(self.tick_fn(), currents, state, with_tick=True)
+        return unroll(self.tick_fn(), _full_precision(currents), state, with_tick=True)
 
     def forward_recording(
         self, currents: torch.Tensor, state: Any = None
     ) -> tuple[torch.Tensor, Any, torch.Tensor]:
         """:meth:`forward` plus the membrane potential after every tick ``[T, B, N]``."""
+        currents = _full_precision(currents)
         return unroll_recording(self.tick_fn(), currents, state, self.membrane, with_tick=True)
 
     @staticmethod

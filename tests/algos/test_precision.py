@@ -1,0 +1,76 @@
+"""The opt-in bfloat16 update path (``run.precision``): bfloat16 matmuls, float32 the rest."""
+
+import contextlib
+
+import pytest
+import torch
+
+from spikerl.algos import build_learner
+from spikerl.algos.common import matmul_precision
+from spikerl.experiments.config import ConfigError
+from spikerl.snn.layers import LIF
+
+from .test_td3 import filled_buffer
+
+
+def test_float32_is_no_context_and_unknown_precisions_are_refused():
+    assert matmul_precision("cpu", "float32") is contextlib.nullcontext
+    with pytest.raises(ValueError, match="choose one of"):
+        matmul_precision("cpu", "float16")
+
+
+def test_autocast_products_run_in_bfloat16():
+    layer = torch.nn.Linear(4, 3)
+    with matmul_precision("cpu", "bfloat16")():
+        out = layer(torch.randn(2, 4))
+    assert out.dtype == torch.bfloat16
+
+
+def test_neurons_integrate_bfloat16_currents_in_float32():
+    currents = torch.randn(5, 2, 8).bfloat16()
+    spikes, state = LIF()(currents)
+    assert spikes.dtype == state.v.dtype == torch.float32
+    reference, _ = LIF()(currents.float())
+    assert torch.equal(spikes, reference)  # the currents' values are the same, only wider
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [("actor.kind=ann",), ("actor.kind=lif",), ("actor.kind=lif", "algo.target=proxy")],
+)
+def test_bfloat16_td3_update_keeps_parameters_grads_and_adam_in_float32(tiny_config, overrides):
+    torch.manual_seed(0)
+    learner = build_learner(tiny_config(*overrides, "run.precision=bfloat16"), 3, 1, "cpu")
+    buf = filled_buffer()
+    for _ in range(4):
+        metrics = learner.update(buf)
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    for part in (learner.actor, learner.critic):
+        for p in part.parameters():
+            assert p.dtype == torch.float32
+            assert p.grad is None or p.grad.dtype == torch.float32
+    states = [s for opt in (learner.actor_opt, learner.critic_opt) for s in opt.state.values()]
+    assert states and all(s["exp_avg"].dtype == torch.float32 for s in states)
+
+
+def test_bfloat16_losses_stay_close_to_float32(tiny_config):
+    losses = {}
+    for precision in ("float32", "bfloat16"):
+        torch.manual_seed(0)
+        learner = build_learner(tiny_config("actor.kind=lif", f"run.precision={precision}"), 3, 1,
+                                "cpu")  # fmt: skip
+        buf = filled_buffer()
+        losses[precision] = [learner.update(buf)["loss/critic"] for _ in range(2)]
+    for full, half in zip(losses["float32"], losses["bfloat16"], strict=True):
+        assert half == pytest.approx(full, rel=0.05)
+    assert losses["float32"] != losses["bfloat16"]  # the path really changed the products
+
+
+def test_sac_refuses_bfloat16(tiny_config):
+    with pytest.raises(ConfigError, match="run.precision: SAC runs in float32 only"):
+        tiny_config("algo.name=sac", "run.precision=bfloat16")
+
+
+def test_unknown_precision_names_the_key(tiny_config):
+    with pytest.raises(ConfigError, match="run.precision"):
+        tiny_config("run.precision=half")
