@@ -9,6 +9,7 @@ import torch
 
 from ..nets import DeterministicActor, TwinCritic, build_actor
 from ..seeding import SeedStreams
+from ..snn.layers import compile_neuron_loops
 from .common import CheckpointMixin, Learner, frozen, soft_update
 from .sac import SAC
 from .sequence import SequenceTD3BC
@@ -30,11 +31,13 @@ def build_learner(cfg: Any, obs_dim: int, act_dim: int, device: str | torch.devi
     """Actor, critic (and proxy) from ``cfg`` (a :class:`~spikerl.experiments.config.Config`).
 
     Networks are built in a fixed order (actor, critic, proxy) from the seed's ``init`` stream,
-    without touching torch's global generator.
+    without touching torch's global generator. ``run.compile`` compiles the actor's neuron
+    loops (:func:`~spikerl.snn.layers.compile_neuron_loops`).
     """
     seed = cfg.run.seed
     with SeedStreams(seed).torch_init():
         actor = build_actor(cfg.actor, cfg.algo.name, obs_dim, act_dim).to(device)
+        compile_neuron_loops(actor, cfg.run.compile)  # copies (the target actor) keep it
         critic = TwinCritic(obs_dim, act_dim, cfg.algo.critic_hidden).to(device)
         proxy = None
         if cfg.algo.name == "td3" and cfg.algo.target == "proxy":

@@ -50,6 +50,7 @@ from ..algos.sequence import SequenceTD3BC
 from ..buffers.sequence import EpisodeSequenceBuffer
 from ..nets import TwinCritic, build_actor, build_slope_schedule
 from ..seeding import SeedStreams
+from ..snn.layers import compile_neuron_loops
 from ..snn.schedules import SlopeSchedule
 from .checkpoint import (
     CheckpointError,
@@ -164,6 +165,7 @@ def _learner(cfg: Config, obs_dim: int, act_dim: int, device: torch.device) -> S
     seq, a = cfg.algo.sequence, cfg.algo
     with SeedStreams(cfg.run.seed).torch_init():
         actor = build_actor(cfg.actor, "sequence", obs_dim, act_dim).to(device)
+        compile_neuron_loops(actor, cfg.run.compile)
         critic = TwinCritic(obs_dim, act_dim, a.critic_hidden).to(device)
     return SequenceTD3BC(
         actor, critic, burn_in=seq.burn_in, q_term=seq.q_term, alpha=seq.alpha,

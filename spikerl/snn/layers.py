@@ -19,6 +19,7 @@ conversion neurons); callers count events as non-zero outputs.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -49,6 +50,7 @@ __all__ = [
     "PLIF",
     "THRESHOLD_MODES",
     "SpikingNeuron",
+    "compile_neuron_loops",
     "make_neuron",
 ]
 
@@ -80,6 +82,8 @@ class SpikingNeuron(nn.Module):
 
     state_type: type = LIFState
     kind: str = ""
+    #: Run :meth:`forward`'s tick loop through ``torch.compile`` (:func:`compile_neuron_loops`).
+    compiled: bool = False
 
     def __init__(self, surrogate: Surrogate | None = None, size: int | None = None) -> None:
         super().__init__()
@@ -97,7 +101,13 @@ class SpikingNeuron(nn.Module):
 
     def forward(self, currents: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         """Run all ``T`` ticks of ``currents [T, B, N]``; returns ``(outputs [T, B, N], state)``."""
-        return unroll(self.tick_fn(), _full_precision(currents), state, with_tick=True)
+        currents = _full_precision(currents)
+        if self.compiled:
+            return _compiled_loop(self)(currents, state)
+        return self._tick_loop(currents, state)
+
+    def _tick_loop(self, currents: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        return unroll(self.tick_fn(), currents, state, with_tick=True)
 
     def forward_recording(
         self, currents: torch.Tensor, state: Any = None
@@ -134,6 +144,37 @@ def _logit(p: float) -> float:
 
 def _plain(value: torch.Tensor | float) -> torch.Tensor | float:
     return value.detach().clone() if isinstance(value, torch.Tensor) else float(value)
+
+
+#: One compiled tick loop per neuron module (held weakly: it goes with its module).
+_COMPILED_LOOPS: weakref.WeakKeyDictionary[SpikingNeuron, Callable[..., Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _compiled_loop(neuron: SpikingNeuron) -> Callable[..., Any]:
+    loop = _COMPILED_LOOPS.get(neuron)
+    if loop is None:
+        loop = _COMPILED_LOOPS[neuron] = torch.compile(neuron._tick_loop, dynamic=False)
+    return loop
+
+
+def compile_neuron_loops(module: nn.Module, enabled: bool = True) -> int:
+    """Run the T-tick loop of every spiking layer in ``module`` through ``torch.compile``
+    (``enabled=False`` returns them to eager); returns the number of layers changed.
+
+    Inductor fuses each tick's element-wise chain (leak, reset, integrate, threshold) and its
+    backward into single loops. The compiled loops compute what the eager ones do, the same
+    operations in the same order (tested equal); each new input shape, grad mode or surrogate
+    slope compiles once more (seconds each, at the first call), and past
+    ``torch._dynamo.config.cache_size_limit`` variants a layer falls back to eager. Needs a
+    C++ compiler on CPU. Copies of the module (``copy.deepcopy``, e.g. a target actor) keep the
+    setting and compile their own loops.
+    """
+    neurons = [m for m in module.modules() if isinstance(m, SpikingNeuron)]
+    for neuron in neurons:
+        neuron.compiled = enabled
+    return len(neurons)
 
 
 class LIF(SpikingNeuron):
