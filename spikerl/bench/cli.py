@@ -37,6 +37,10 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=positive_int, default=None, help="training steps/window")
     p.add_argument("--env", default=None, help="training env (default HalfCheetah-v4)")
     p.add_argument("--no-sb3", action="store_true", help="leave out Stable-Baselines3 TD3")
+    p.add_argument(
+        "--no-opt-in", action="store_true",
+        help="leave out the bfloat16 and compiled training variants (they compile ~1 minute)",
+    )  # fmt: skip
     p.add_argument("--markdown", type=Path, default=Path("runs/bench/benchmarks.md"))
     p.add_argument("--json", type=Path, default=Path("runs/bench/benchmarks.json"))
 
@@ -68,6 +72,8 @@ def _check_writable(*paths: Path) -> None:
 
 def _settings(args: argparse.Namespace) -> BenchSettings:
     changes = {"device": _device(args.device), "threads": args.threads, "sb3": not args.no_sb3}
+    if args.no_opt_in:
+        changes["opt_in"] = False
     changes |= {k: v for k, v in (("repeats", args.repeats), ("window", args.window),
                                   ("env_id", args.env)) if v is not None}  # fmt: skip
     return BenchSettings.quick(**changes) if args.quick else replace(BenchSettings(), **changes)

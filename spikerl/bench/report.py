@@ -46,10 +46,10 @@ def _training(section: dict[str, Any], repeats: int) -> str:
             _n(r["matmul_gflop_per_sec"], 0),
             f"{r['roofline_fraction']:.1%}",
         ] if "gflop_per_step" in r else ["-"] * 4  # fmt: skip
-        rows.append([r["variant"], _n(sps["median"], 1), _spread(sps, 1),
-                     f"{r['ratio_to_ann_td3']:.3f}", *work])  # fmt: skip
+        ratio, warmup = f"{r['ratio_to_ann_td3']:.3f}", _n(r["warmup_seconds"], 1)
+        rows.append([r["variant"], _n(sps["median"], 1), _spread(sps, 1), ratio, warmup, *work])
     raw = section["raw_env_steps_per_sec"]
-    headers = ["variant", "env steps/s", "min-max", "ratio to ANN-TD3", "GFLOP/step",
+    headers = ["variant", "env steps/s", "min-max", "ratio to ANN-TD3", "warm-up s", "GFLOP/step",
                "GFLOP/s achieved", "matmul GFLOP/s (these shapes)", "roofline"]  # fmt: skip
     return "\n\n".join([
         f"## Training on {section['env']}",
@@ -64,7 +64,9 @@ def _training(section: dict[str, Any], repeats: int) -> str:
         "1/2 of an actor step with its target or proxy updates), recorded as they ran. "
         "Matmul GFLOP/s: the same products timed alone at their shapes on this machine. "
         "Roofline fraction: the time those products need at that rate over the measured step "
-        "time (1 = nothing but matmuls at full speed).",
+        "time (1 = nothing but matmuls at full speed). Warm-up s: the untimed training steps "
+        "before the windows; for the compiled variants it holds the compile time. bfloat16: "
+        "`run.precision=bfloat16`; compiled: `run.compile=true` (docs/performance.md).",
     ])  # fmt: skip
 
 

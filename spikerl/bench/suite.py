@@ -24,6 +24,7 @@ from .train_loop import TrainLoop, raw_env_steps_per_sec
 
 __all__ = [
     "SECTIONS",
+    "OPT_IN_VARIANTS",
     "TRAINING_VARIANTS",
     "BenchSettings",
     "converted_policy",
@@ -43,6 +44,15 @@ TRAINING_VARIANTS: dict[str, list[str]] = {
     "proxy-target TD3 (LIF)": ["algo.name=td3", "actor.kind=lif", *_PROXY],
     "proxy-target TD3 (CLIF)": ["algo.name=td3", "actor.kind=clif", *_PROXY],
     "proxy-target TD3 (DN)": ["algo.name=td3", "actor.kind=dn", *_PROXY],
+}
+#: The opt-in speed paths (``run.precision``, ``run.compile``) on the two spiking TD3 variants.
+OPT_IN_VARIANTS: dict[str, list[str]] = {
+    f"{name}, {label}": [*TRAINING_VARIANTS[name], *overrides]
+    for name in ("spiking TD3 (LIF, Polyak target)", "proxy-target TD3 (LIF)")
+    for label, overrides in (
+        ("bfloat16", ["run.precision=bfloat16"]),
+        ("compiled", ["run.compile=true"]),
+    )
 }
 SB3_VARIANT = "Stable-Baselines3 TD3"
 CONVERSION_MODELS = ("if", "snm", "mt", "dc", "dc-mt")
@@ -73,6 +83,7 @@ class BenchSettings:
     drones: tuple[int, ...] = (1, 64, 1024, 4096)
     latency_calls: int = 2000
     sb3: bool = True
+    opt_in: bool = True  # also time the bfloat16 and compiled variants
 
     @classmethod
     def quick(cls, **changes: Any) -> BenchSettings:
@@ -80,7 +91,7 @@ class BenchSettings:
         small = cls(repeats=1, learning_starts=300, warmup=2, window=5, raw_steps=200,
                     seq_batch=4, seq_window=10, seq_burn_in=5, seq_updates=1,
                     seq_store_steps=200, seconds=0.02, conversion_timesteps=(8,),
-                    drones=(1, 64), latency_calls=20)  # fmt: skip
+                    drones=(1, 64), latency_calls=20, opt_in=False)  # fmt: skip
         return replace(small, **changes)
 
     @property
@@ -95,9 +106,13 @@ Progress = Callable[[str], None]
 # Training
 
 
-def _variant_config(name: str, s: BenchSettings) -> Config:
+def _variants(s: BenchSettings) -> dict[str, list[str]]:
+    return TRAINING_VARIANTS | (OPT_IN_VARIANTS if s.opt_in else {})
+
+
+def _variant_config(overrides: list[str], s: BenchSettings) -> Config:
     base = [f"env.id={s.env_id}", f"algo.learning_starts={s.learning_starts}", f"run.seed={s.seed}"]
-    return load_config(None, [*base, *TRAINING_VARIANTS[name]])
+    return load_config(None, [*base, *overrides])
 
 
 def _training_step_work(loop: TrainLoop, device: str) -> dict[str, float]:
@@ -110,11 +125,13 @@ def _training_step_work(loop: TrainLoop, device: str) -> dict[str, float]:
     return {"gflop_per_step": recorder.flops / cycle / 1e9, "matmul_seconds_per_step": ideal}
 
 
-def _loops(s: BenchSettings, progress: Progress) -> dict[str, Any]:
+def _loops(s: BenchSettings, progress: Progress) -> tuple[dict[str, Any], dict[str, float]]:
+    """Every variant's loop, prefilled and warmed up, and the seconds each warm-up took (the
+    compiled variants' compile time is in it)."""
     capacity = s.learning_starts + s.warmup + s.window * s.repeats + 16
     loops: dict[str, Any] = {}
-    for name in TRAINING_VARIANTS:
-        loops[name] = TrainLoop(_variant_config(name, s), capacity, s.device)
+    for name, overrides in _variants(s).items():
+        loops[name] = TrainLoop(_variant_config(overrides, s), capacity, s.device)
     if s.sb3:
         from .sb3_loop import SB3TrainLoop, sb3_available
 
@@ -123,11 +140,15 @@ def _loops(s: BenchSettings, progress: Progress) -> dict[str, Any]:
                                               s.device)  # fmt: skip
         else:
             progress("training: stable-baselines3 not installed (extra 'bench'); SB3 left out")
+    warmup_seconds = {}
     for name, loop in loops.items():
         progress(f"training: warming up {name}")
         loop.prefill()
+        started = time.perf_counter()
         loop.train(s.warmup)
-    return loops
+        sync(s.device)
+        warmup_seconds[name] = time.perf_counter() - started
+    return loops, warmup_seconds
 
 
 def _timed_train(loop: Any, steps: int, device: str) -> float:
@@ -139,7 +160,7 @@ def _timed_train(loop: Any, steps: int, device: str) -> float:
 
 def bench_training(s: BenchSettings, progress: Progress) -> dict[str, Any]:
     """Env steps/s of training per variant, ratios to ANN-TD3, matmul work and roofline."""
-    loops = _loops(s, progress)
+    loops, warmup_seconds = _loops(s, progress)
     windows = {name: Windows() for name in loops}
     raw = Windows()
     for r in range(s.repeats):
@@ -153,7 +174,8 @@ def bench_training(s: BenchSettings, progress: Progress) -> dict[str, Any]:
     rows = []
     for name, loop in loops.items():
         row = {"variant": name, "steps_per_sec": windows[name].summary(),
-               "ratio_to_ann_td3": windows[name].median / base}  # fmt: skip
+               "ratio_to_ann_td3": windows[name].median / base,
+               "warmup_seconds": warmup_seconds[name]}  # fmt: skip
         if isinstance(loop, TrainLoop):
             work = _training_step_work(loop, s.device)
             seconds = 1.0 / windows[name].median

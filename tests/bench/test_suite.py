@@ -6,8 +6,9 @@ import pytest
 
 from spikerl.bench import BenchSettings, run_suite
 from spikerl.bench.report import render_markdown, targets
-from spikerl.bench.suite import CONVERSION_MODELS, TRAINING_VARIANTS
+from spikerl.bench.suite import CONVERSION_MODELS, OPT_IN_VARIANTS, TRAINING_VARIANTS
 from spikerl.cli import main
+from spikerl.experiments.config import load_config
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,18 @@ def test_training_section_has_every_variant_with_work_and_roofline(quick_results
     proxy, vanilla = rows["proxy-target TD3 (LIF)"], rows["spiking TD3 (LIF, Polyak target)"]
     assert proxy["gflop_per_step"] > vanilla["gflop_per_step"] > rows["ANN-TD3"]["gflop_per_step"]
     assert _positive(quick_results["training"]["raw_env_steps_per_sec"])
+
+
+def test_opt_in_variants_are_the_spiking_td3_variants_with_one_change_each():
+    assert len(OPT_IN_VARIANTS) == 4
+    for name, overrides in OPT_IN_VARIANTS.items():
+        cfg = load_config(None, overrides)
+        assert cfg.actor.kind == "lif"
+        assert (cfg.run.precision == "bfloat16") != cfg.run.compile, name
+
+
+def test_warm_up_time_is_reported(quick_results):
+    assert all(r["warmup_seconds"] > 0 for r in quick_results["training"]["rows"])
 
 
 def test_other_sections_cover_their_settings(quick_results):
