@@ -80,7 +80,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from _bench import (
     TrainLoop,
     add_training_window_args,
@@ -90,6 +89,7 @@ from _bench import (
     write_results,
 )
 
+from spikerl.bench.timing import torch_threads
 from spikerl.experiments.config import Config, load_config
 from spikerl.experiments.report import format_table
 
@@ -447,13 +447,8 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_warnings()
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
-        with tempfile.TemporaryDirectory(prefix="official_pt_") as tmp:
-            results = measure(args, Path(tmp))
-    finally:
-        torch.set_num_threads(threads_before)
+    with torch_threads(args.threads), tempfile.TemporaryDirectory(prefix="official_pt_") as tmp:
+        results = measure(args, Path(tmp))
     runtime = next(iter(results["official_runtime"].values()))
     where = f"official on torch {runtime['torch']}, python {runtime['python']}"
     window = f"window {args.window} iterations, {args.repeats} windows each"

@@ -53,6 +53,7 @@ from _bench import (
     write_results,
 )
 
+from spikerl.bench.timing import torch_threads
 from spikerl.envs import env_dims, make_env
 from spikerl.experiments.config import Config, load_config
 from spikerl.experiments.report import format_table
@@ -264,12 +265,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_warnings()
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):
         results = run(args)
-    finally:
-        torch.set_num_threads(threads_before)
     write_results(args, "snn_vs_ann", results)
     return 0
 

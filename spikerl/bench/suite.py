@@ -19,7 +19,7 @@ import torch
 from ..experiments.config import Config, load_config
 from .flops import MatmulRecorder, matmul_seconds
 from .machine import machine_info
-from .timing import Windows, rate_for, sync
+from .timing import Windows, rate_for, sync, torch_threads
 from .train_loop import TrainLoop, raw_env_steps_per_sec
 
 __all__ = [
@@ -430,17 +430,13 @@ def run_suite(
     """Run ``sections`` (default: all, in :data:`SECTIONS` order) with ``settings.threads``
     torch threads; returns the JSON payload (machine, settings, one entry per section)."""
     names = list(SECTIONS) if sections is None else sections
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(settings.torch_threads)
     started = time.perf_counter()
-    try:
+    with torch_threads(settings.torch_threads):
         results = {"machine": machine_info(settings.device), "settings": _settings_dict(settings)}
         for name in names:
             section_start = time.perf_counter()
             results[name] = SECTIONS[name](settings, progress)
             results[name]["seconds"] = time.perf_counter() - section_start
-    finally:
-        torch.set_num_threads(threads_before)
     results["seconds"] = time.perf_counter() - started
     return results
 
