@@ -16,6 +16,8 @@ from .suite import SECTIONS, BenchSettings
 
 __all__ = ["add_bench_parser", "cmd_bench"]
 
+DEFAULT_MARKDOWN = Path("runs/bench/benchmarks.md")
+
 
 def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``spikerl bench`` on the CLI's subparsers."""
@@ -41,8 +43,18 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
         "--no-opt-in", action="store_true",
         help="leave out the bfloat16 and compiled training variants (they compile ~1 minute)",
     )  # fmt: skip
-    p.add_argument("--markdown", type=Path, default=Path("runs/bench/benchmarks.md"))
+    p.add_argument(
+        "--markdown", type=Path, default=None, help="report path (default runs/bench/benchmarks.md)"
+    )
     p.add_argument("--json", type=Path, default=Path("runs/bench/benchmarks.json"))
+    p.add_argument(
+        "--plot", type=Path, default=None, metavar="PNG",
+        help="also draw the training section (steps/s and roofline fraction; needs matplotlib)",
+    )  # fmt: skip
+    p.add_argument(
+        "--from-json", type=Path, default=None, metavar="PATH",
+        help="time nothing: redraw --plot (and rewrite --markdown) from a saved --json file",
+    )  # fmt: skip
 
 
 def _device(spec: str) -> str:
@@ -79,12 +91,47 @@ def _settings(args: argparse.Namespace) -> BenchSettings:
     return BenchSettings.quick(**changes) if args.quick else replace(BenchSettings(), **changes)
 
 
+def _saved_results(path: Path) -> dict:
+    import json
+
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--from-json {path}: not a readable JSON file ({err})") from None
+    if not isinstance(results, dict) or "machine" not in results or "command" not in results:
+        raise UsageError(f"--from-json {path}: not a spikerl bench result (no machine, command)")
+    return results
+
+
+def _redraw(args: argparse.Namespace) -> int:
+    from ..atomic import write_text_atomic
+    from .report import plot_training, render_markdown
+
+    results = _saved_results(args.from_json)
+    if args.plot is not None:
+        if "training" not in results:
+            raise UsageError(f"--from-json {args.from_json}: it has no training section to plot")
+        print(f"wrote {plot_training(results, args.plot)}", file=sys.stderr)
+    if args.markdown is not None:  # with --from-json only when asked for
+        _check_writable(args.markdown)
+        write_text_atomic(args.markdown, render_markdown(results, results["command"]))
+        print(f"wrote {args.markdown}", file=sys.stderr)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .report import render_markdown, write_report
+    from .report import plot_training, render_markdown, write_report
     from .suite import run_suite
 
+    if args.from_json is not None:
+        return _redraw(args)
+    args.markdown = args.markdown or DEFAULT_MARKDOWN
     settings = _settings(args)
-    _check_writable(args.markdown, args.json)
+    _check_writable(args.markdown, args.json, *([args.plot] if args.plot else []))
+    if args.plot is not None and "training" in args.sections:
+        from ..experiments.report_plots import matplotlib_or_error
+
+        matplotlib_or_error("benchmark plots")  # before the timing, not after it
     warnings.filterwarnings("ignore", module=r"gymnasium(\..*)?")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     command = "spikerl bench " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else ""
@@ -94,4 +141,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     write_report(results, command, args.markdown, args.json)
     print(render_markdown(results, command))
     print(f"wrote {args.markdown} and {args.json}", file=sys.stderr)
+    if args.plot is not None and "training" in results:
+        print(f"wrote {plot_training(results, args.plot)}", file=sys.stderr)
     return 0

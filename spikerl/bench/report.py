@@ -177,3 +177,47 @@ def write_report(results: dict[str, Any], command: str, markdown: Path, json_pat
         path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json_path, json.dumps({"command": command, **results}, indent=2) + "\n")
     write_text_atomic(markdown, render_markdown(results, command))
+
+
+def plot_training(results: dict[str, Any], path: Path) -> Path:
+    """Bars of the training section: env steps/s per variant (median, min-max whiskers, the
+    ratio to ANN-TD3 printed beside each bar) and the roofline fraction. Needs matplotlib."""
+    from ..experiments.report_plots import matplotlib_or_error
+
+    mpl = matplotlib_or_error("benchmark plots")
+    rows = results["training"]["rows"][::-1]  # first variant on top
+    names = [r["variant"] for r in rows]
+    sps = [r["steps_per_sec"] for r in rows]
+    medians = [s["median"] for s in sps]
+    whiskers = [[m - s["min"] for m, s in zip(medians, sps, strict=True)],
+                [s["max"] - m for m, s in zip(medians, sps, strict=True)]]  # fmt: skip
+    fig = mpl.figure.Figure(figsize=(10.5, 0.42 * len(rows) + 1.6), layout="constrained")
+    mpl.backends.backend_agg.FigureCanvasAgg(fig)
+    speed, roof = fig.subplots(1, 2, sharey=True, width_ratios=[2.2, 1])
+    ys = range(len(rows))
+    colors = ["tab:gray" if "Stable" in n else "tab:blue" if "ANN" in n or n == "SAC"
+              else "tab:orange" for n in names]  # fmt: skip
+    speed.barh(ys, medians, xerr=whiskers, color=colors, capsize=2)
+    for y, r, s in zip(ys, rows, sps, strict=True):
+        speed.text(s["max"] + 0.01 * max(medians), y, f" {r['ratio_to_ann_td3']:.2f}x",
+                   va="center", fontsize=8)  # fmt: skip
+    speed.set_yticks(list(ys), names, fontsize=8)
+    speed.set_xlabel("training env steps/s (median; whiskers min-max)")
+    speed.set_xlim(0, max(medians) * 1.18)
+    fractions = [100 * r.get("roofline_fraction", float("nan")) for r in rows]
+    roof.barh(ys, fractions, color=colors)
+    for y, f in zip(ys, fractions, strict=True):
+        if f != f:  # no recorded work (the SB3 loop is not spikerl's)
+            roof.text(2, y, "not measured", va="center", fontsize=8, color="0.4")
+    roof.set_xlabel("roofline fraction (%)")
+    roof.set_xlim(0, 100)
+    for ax in (speed, roof):
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_axisbelow(True)
+    m = results["machine"]
+    fig.suptitle(f"{results['training']['env']}: {m['cpu']}, {m['cores']} cores, "
+                 f"{results['settings']['torch_threads']} threads, torch {m['torch']}",
+                 fontsize=10)  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path

@@ -103,3 +103,21 @@ def test_cli_bad_input_is_one_line_before_any_timing(argv, message, capsys):
     assert main(["bench", "--quick", "--sections", "quadrotor", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and message in err and err.count("\n") == 1
+
+
+def test_plot_and_redraw_from_saved_json(quick_results, tmp_path):
+    from spikerl.bench.report import write_report
+
+    md, js, png = tmp_path / "b.md", tmp_path / "b.json", tmp_path / "fig" / "training.png"
+    write_report(quick_results, "spikerl bench --quick", md, js)
+    assert main(["bench", "--from-json", str(js), "--plot", str(png),
+                 "--markdown", str(tmp_path / "again.md")]) == 0  # fmt: skip
+    assert png.stat().st_size > 10_000
+    assert (tmp_path / "again.md").read_text() == md.read_text()
+
+
+def test_redraw_refuses_a_file_that_is_not_a_bench_result(tmp_path, capsys):
+    other = tmp_path / "other.json"
+    other.write_text('{"a": 1}')
+    assert main(["bench", "--from-json", str(other), "--plot", str(tmp_path / "x.png")]) == 2
+    assert "not a spikerl bench result" in capsys.readouterr().err
