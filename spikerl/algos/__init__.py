@@ -9,7 +9,7 @@ import torch
 
 from ..nets import DeterministicActor, TwinCritic, build_actor
 from ..seeding import SeedStreams
-from ..snn.layers import compile_neuron_loops
+from ..snn.layers import compile_neuron_loops, cxx_compiler
 from .common import CheckpointMixin, Learner, frozen, soft_update
 from .sac import SAC
 from .sequence import SequenceTD3BC
@@ -35,6 +35,13 @@ def build_learner(cfg: Any, obs_dim: int, act_dim: int, device: str | torch.devi
     loops (:func:`~spikerl.snn.layers.compile_neuron_loops`).
     """
     seed = cfg.run.seed
+    if cfg.run.compile and cxx_compiler() is None:
+        from ..experiments.config import ConfigError
+
+        raise ConfigError(
+            "run.compile: torch.compile needs a C++ compiler (g++, clang++ or $CXX) and none "
+            "is on PATH; install one or leave run.compile false"
+        )
     with SeedStreams(seed).torch_init():
         actor = build_actor(cfg.actor, cfg.algo.name, obs_dim, act_dim).to(device)
         compile_neuron_loops(actor, cfg.run.compile)  # copies (the target actor) keep it

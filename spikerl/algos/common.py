@@ -69,14 +69,15 @@ PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
 def matmul_precision(
     device: str | torch.device, precision: str = "float32"
 ) -> Callable[[], AbstractContextManager[Any]]:
-    """A factory of the context that learner forwards (and losses) run in.
+    """A factory of the context that the actor's forwards in learner updates run in.
 
-    ``float32``: no change. ``bfloat16``: ``torch.autocast`` with bfloat16, so matrix
-    products take bfloat16 operands (the AMX/AVX512-BF16 units of recent x86 CPUs, tensor cores
-    of GPUs) and accumulate in float32, while parameters, gradients, optimiser states, losses
-    and neuron states stay float32 (spikes, 0 or 1, are exact in bfloat16; weights and analog
-    inputs are rounded to 8 significant bits). Backward passes run outside the context, in the
-    formats autocast chose for their forward ops.
+    ``float32``: no change. ``bfloat16``: ``torch.autocast`` with bfloat16, so the actor's
+    matrix products take bfloat16 operands (the AMX/AVX512-BF16 units of recent x86 CPUs,
+    tensor cores of GPUs) and accumulate in float32, while parameters, gradients, optimiser
+    states, losses and neuron states stay float32 (spikes, 0 or 1, are exact in bfloat16;
+    weights and analog inputs are rounded to 8 significant bits). Critics stay out of it: a
+    Q value or TD target rounded to 8 bits would be as coarse as a reward. Backward passes run
+    outside the context, in the formats autocast chose for their forward ops.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; choose one of {list(PRECISIONS)}")
@@ -86,17 +87,11 @@ def matmul_precision(
 
 
 def critic_regression_step(
-    critic: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batch: Any,
-    target: torch.Tensor,
-    precision: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+    critic: nn.Module, optimizer: torch.optim.Optimizer, batch: Any, target: torch.Tensor
 ) -> dict[str, float]:
-    """One step on ``MSE(Q1(s, a), y) + MSE(Q2(s, a), y)`` for a twin critic and TD target y
-    (the forward and loss in the context ``precision()`` makes)."""
-    with precision():
-        q1, q2 = critic(batch.obs, batch.actions)
-        loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+    """One step on ``MSE(Q1(s, a), y) + MSE(Q2(s, a), y)`` for a twin critic and TD target y."""
+    q1, q2 = critic(batch.obs, batch.actions)
+    loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -78,8 +78,8 @@ class SequenceTD3BC(CheckpointMixin):
         target_noise, noise_clip: sigma and c of the target action noise (0.2, 0.5).
         policy_delay: critic updates per actor update (1).
         seed: the run seed (target noise uses its ``target_noise`` stream).
-        precision: matrix products of the updates in ``float32`` or ``bfloat16``
-            (:func:`~spikerl.algos.common.matmul_precision`).
+        precision: the actor's matrix products in ``float32`` or ``bfloat16``
+            (:func:`~spikerl.algos.common.matmul_precision`); critics stay float32.
     """
 
     metric_names = ("loss/critic", "q/mean", "loss/actor", "loss/bc")
@@ -135,7 +135,7 @@ class SequenceTD3BC(CheckpointMixin):
 
     def _critic_step(self, batch: Any) -> dict[str, float]:
         valid = batch.mask.float()
-        with torch.no_grad(), self.precision():
+        with torch.no_grad():
             eps = torch.randn(
                 batch.bootstrap_action.shape,
                 generator=self.target_gen,
@@ -145,10 +145,8 @@ class SequenceTD3BC(CheckpointMixin):
             noise = (eps * self.target_noise).clamp(-self.noise_clip, self.noise_clip)
             next_actions = (batch.bootstrap_action + noise).clamp(-1.0, 1.0)
             q1_next, q2_next = self.critic_target(batch.bootstrap_obs, next_actions)
-            q_next = torch.min(q1_next, q2_next).float()
-            y = batch.nstep_return + batch.bootstrap_discount * q_next
-        with self.precision():
-            q1, q2 = (q.float() for q in self.critic(batch.obs, batch.actions))
+            y = batch.nstep_return + batch.bootstrap_discount * torch.min(q1_next, q2_next)
+        q1, q2 = self.critic(batch.obs, batch.actions)
         loss = masked_mean((q1 - y) ** 2, valid) + masked_mean((q2 - y) ** 2, valid)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -169,8 +167,7 @@ class SequenceTD3BC(CheckpointMixin):
         bc = masked_mean((pi - batch.actions) ** 2, learn)
         loss = bc_weight * bc
         if self.q_term != "none":
-            with self.precision():
-                q = self.critic.q1_value(batch.obs, pi).float()
+            q = self.critic.q1_value(batch.obs, pi)
             q_mean = masked_mean(q, learn)
             scale = 1.0
             if self.q_term == "normalized":

@@ -58,8 +58,9 @@ class TD3(CheckpointMixin):
         proxy: the proxy network when ``cfg.target == "proxy"``; must be None otherwise.
         seed: the run seed; exploration and target noise use its own streams.
         leak_lr: learning rate of learnable leaks (PLIF), in their own Adam group.
-        precision: matrix products of the updates in ``float32`` or ``bfloat16`` (autocast;
-            :func:`~spikerl.algos.common.matmul_precision`). Acting stays float32.
+        precision: the actor's matrix products in the updates in ``float32`` or ``bfloat16``
+            (autocast; :func:`~spikerl.algos.common.matmul_precision`). Critics, the proxy
+            and acting stay float32, so TD targets and Q values are never rounded.
     """
 
     def __init__(
@@ -131,8 +132,7 @@ class TD3(CheckpointMixin):
         with torch.no_grad(), self.precision():  # one SNN pass for all K batches, no graph
             targets = self.actor(torch.cat([b.obs for b in batches])).float().split(size)
         for batch, target in zip(batches, targets, strict=True):
-            with self.precision():
-                loss = F.mse_loss(self.proxy(batch.obs), target)
+            loss = F.mse_loss(self.proxy(batch.obs), target)
             self.proxy_opt.zero_grad(set_to_none=True)
             loss.backward()
             self.proxy_opt.step()
@@ -144,8 +144,9 @@ class TD3(CheckpointMixin):
 
     def _critic_step(self, batch: Batch) -> dict[str, float]:
         cfg, max_a = self.cfg, self.max_action
-        with torch.no_grad(), self.precision():
-            next_actions = self._target_policy(batch.next_obs).float()
+        with torch.no_grad():
+            with self.precision():  # the target actor (the proxy is an ANN: float32 anyway)
+                next_actions = self._target_policy(batch.next_obs).float()
             eps = torch.randn(
                 next_actions.shape,
                 generator=self.target_gen,
@@ -157,13 +158,14 @@ class TD3(CheckpointMixin):
             )
             next_actions = (next_actions + noise).clamp(-max_a, max_a)
             q1_next, q2_next = self.critic_target(batch.next_obs, next_actions)
-            y = batch.rewards + cfg.gamma * batch.not_done * torch.min(q1_next, q2_next).float()
-        return critic_regression_step(self.critic, self.critic_opt, batch, y, self.precision)
+            y = batch.rewards + cfg.gamma * batch.not_done * torch.min(q1_next, q2_next)
+        return critic_regression_step(self.critic, self.critic_opt, batch, y)
 
     def _actor_step(self, batch: Batch) -> float:
         with frozen(self.critic):
             with self.precision():
-                loss = -self.critic.q1_value(batch.obs, self.actor(batch.obs)).float().mean()
+                actions = self.actor(batch.obs).float()
+            loss = -self.critic.q1_value(batch.obs, actions).mean()
             self.actor_opt.zero_grad(set_to_none=True)
             loss.backward()
         self.actor_opt.step()

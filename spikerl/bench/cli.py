@@ -108,14 +108,21 @@ def _redraw(args: argparse.Namespace) -> int:
     from .report import plot_training, render_markdown
 
     results = _saved_results(args.from_json)
-    if args.plot is not None:
-        if "training" not in results:
-            raise UsageError(f"--from-json {args.from_json}: it has no training section to plot")
-        print(f"wrote {plot_training(results, args.plot)}", file=sys.stderr)
-    if args.markdown is not None:  # with --from-json only when asked for
-        _check_writable(args.markdown)
-        write_text_atomic(args.markdown, render_markdown(results, results["command"]))
-        print(f"wrote {args.markdown}", file=sys.stderr)
+    if args.plot is None and args.markdown is None:
+        raise UsageError("--from-json redraws --plot PNG and/or rewrites --markdown PATH; give one")
+    _check_writable(*(p for p in (args.plot, args.markdown) if p is not None))
+    try:
+        if args.plot is not None:
+            if "training" not in results:
+                raise UsageError(f"--from-json {args.from_json}: no training section to plot")
+            print(f"wrote {plot_training(results, args.plot)}", file=sys.stderr)
+        if args.markdown is not None:
+            write_text_atomic(args.markdown, render_markdown(results, results["command"]))
+            print(f"wrote {args.markdown}", file=sys.stderr)
+    except (KeyError, TypeError, IndexError) as err:  # a hand-edited or truncated file
+        raise UsageError(
+            f"--from-json {args.from_json}: incomplete bench result ({err!r})"
+        ) from None
     return 0
 
 

@@ -78,8 +78,9 @@ class MatmulRecorder(TorchDispatchMode):
 
 def _operand(layout: tuple[tuple[int, ...], tuple[int, ...]], dtype, device) -> torch.Tensor:  # noqa: ANN001
     shape, stride = layout
-    out = torch.empty_strided(shape, stride, dtype=dtype, device=device)
-    return out.normal_()
+    extent = 1 + sum((n - 1) * st for n, st in zip(shape, stride, strict=True) if n > 0)
+    # random storage viewed with the recorded strides (stride 0 included: a broadcast grad)
+    return torch.randn(extent, dtype=dtype, device=device).as_strided(shape, stride)
 
 
 def matmul_seconds(

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["cpu_model", "machine_info"]
+__all__ = ["cpu_model", "machine_info", "usable_cores"]
 
 
 def cpu_model() -> str:
@@ -33,7 +33,8 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask on Linux)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -48,7 +49,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     flags = _cpu_flags()
     info: dict[str, Any] = {
         "cpu": cpu_model(),
-        "cores": _usable_cores(),
+        "cores": usable_cores(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "bf16_matmul_units": sorted(f for f in flags if f in {"amx_bf16", "avx512_bf16"}),

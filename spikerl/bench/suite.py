@@ -7,7 +7,6 @@ section touches all of them alike (ratios within a section are the robust figure
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -18,7 +17,7 @@ import torch
 
 from ..experiments.config import Config, load_config
 from .flops import MatmulRecorder, matmul_seconds
-from .machine import machine_info
+from .machine import machine_info, usable_cores
 from .timing import Windows, rate_for, sync, torch_threads
 from .train_loop import TrainLoop, raw_env_steps_per_sec
 
@@ -96,7 +95,7 @@ class BenchSettings:
 
     @property
     def torch_threads(self) -> int:
-        return self.threads or len(os.sched_getaffinity(0))
+        return self.threads or usable_cores()
 
 
 Progress = Callable[[str], None]
@@ -106,8 +105,15 @@ Progress = Callable[[str], None]
 # Training
 
 
-def _variants(s: BenchSettings) -> dict[str, list[str]]:
-    return TRAINING_VARIANTS | (OPT_IN_VARIANTS if s.opt_in else {})
+def _variants(s: BenchSettings, progress: Progress) -> dict[str, list[str]]:
+    """The variants to time; the compiled ones only where a C++ compiler exists."""
+    from ..snn.layers import cxx_compiler
+
+    opt_in = OPT_IN_VARIANTS if s.opt_in else {}
+    if opt_in and cxx_compiler() is None:
+        progress("training: no C++ compiler on PATH; the compiled variants are left out")
+        opt_in = {k: v for k, v in opt_in.items() if "run.compile=true" not in v}
+    return TRAINING_VARIANTS | opt_in
 
 
 def _variant_config(overrides: list[str], s: BenchSettings) -> Config:
@@ -130,7 +136,7 @@ def _loops(s: BenchSettings, progress: Progress) -> tuple[dict[str, Any], dict[s
     compiled variants' compile time is in it)."""
     capacity = s.learning_starts + s.warmup + s.window * s.repeats + 16
     loops: dict[str, Any] = {}
-    for name, overrides in _variants(s).items():
+    for name, overrides in _variants(s, progress).items():
         loops[name] = TrainLoop(_variant_config(overrides, s), capacity, s.device)
     if s.sb3:
         from .sb3_loop import SB3TrainLoop, sb3_available

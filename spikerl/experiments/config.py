@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import os
 import textwrap
 import typing
 from collections.abc import Mapping
@@ -214,9 +213,9 @@ class RunConfig:
     threads: int = param(0, "torch CPU threads (0: leave torch's default)", lo=0)
     precision: Literal["float32", "bfloat16"] = param(
         "float32",
-        "number format of the matrix products in TD3 and sequence updates: float32, or "
-        "bfloat16 autocast (fast on CPUs with AMX or AVX512-BF16 and on GPUs; parameters, "
-        "optimiser and neuron states stay float32; acting stays float32)",
+        "number format of the actor's matrix products in TD3 and sequence updates: float32, "
+        "or bfloat16 autocast (fast on CPUs with AMX or AVX512-BF16 and on GPUs; critics, "
+        "parameters, optimiser and neuron states and acting stay float32)",
     )
     compile: bool = param(
         False,
@@ -225,14 +224,6 @@ class RunConfig:
         "training speed for spiking TD3 on 2 CPU cores: docs/performance.md)",
     )
     progress: bool = param(True, "show a progress bar")
-
-
-def _cxx_compiler() -> str | None:
-    """The C++ compiler torch.compile's CPU backend would use, if one is installed."""
-    import shutil
-
-    candidates = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
-    return next((path for c in candidates if c and (path := shutil.which(c))), None)
 
 
 @dataclass(frozen=True)
@@ -249,11 +240,6 @@ class Config:
             raise ConfigError(
                 "actor.kind: SAC supports only 'ann' actors for now; spiking actors train with "
                 "algo.name=td3"
-            )
-        if self.run.compile and not _cxx_compiler():
-            raise ConfigError(
-                "run.compile: torch.compile needs a C++ compiler (g++, clang++ or $CXX) and "
-                "none is on PATH; install one or leave run.compile false"
             )
         if self.algo.name == "sac" and self.run.precision != "float32":
             raise ConfigError(

@@ -19,7 +19,6 @@ conversion neurons); callers count events as non-zero outputs.
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -51,6 +50,7 @@ __all__ = [
     "THRESHOLD_MODES",
     "SpikingNeuron",
     "compile_neuron_loops",
+    "cxx_compiler",
     "make_neuron",
 ]
 
@@ -146,17 +146,26 @@ def _plain(value: torch.Tensor | float) -> torch.Tensor | float:
     return value.detach().clone() if isinstance(value, torch.Tensor) else float(value)
 
 
-#: One compiled tick loop per neuron module (held weakly: it goes with its module).
-_COMPILED_LOOPS: weakref.WeakKeyDictionary[SpikingNeuron, Callable[..., Any]] = (
-    weakref.WeakKeyDictionary()
-)
+_COMPILED_TICK_LOOP: Callable[..., Any] | None = None
 
 
 def _compiled_loop(neuron: SpikingNeuron) -> Callable[..., Any]:
-    loop = _COMPILED_LOOPS.get(neuron)
-    if loop is None:
-        loop = _COMPILED_LOOPS[neuron] = torch.compile(neuron._tick_loop, dynamic=False)
-    return loop
+    """The compiled tick loop bound to ``neuron``: one ``torch.compile`` of the unbound method
+    for the process (dynamo keeps one guarded graph per module, shape and grad mode), so no
+    compiled object holds on to a module."""
+    global _COMPILED_TICK_LOOP
+    if _COMPILED_TICK_LOOP is None:
+        _COMPILED_TICK_LOOP = torch.compile(SpikingNeuron._tick_loop, dynamic=False)
+    return lambda currents, state: _COMPILED_TICK_LOOP(neuron, currents, state)
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU backend would use, if one is installed."""
+    import os
+    import shutil
+
+    candidates = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
+    return next((path for c in candidates if c and (path := shutil.which(c))), None)
 
 
 def compile_neuron_loops(module: nn.Module, enabled: bool = True) -> int:
@@ -165,11 +174,11 @@ def compile_neuron_loops(module: nn.Module, enabled: bool = True) -> int:
 
     Inductor fuses each tick's element-wise chain (leak, reset, integrate, threshold) and its
     backward into single loops. The compiled loops compute what the eager ones do, the same
-    operations in the same order (tested equal); each new input shape, grad mode or surrogate
-    slope compiles once more (seconds each, at the first call), and past
-    ``torch._dynamo.config.cache_size_limit`` variants a layer falls back to eager. Needs a
-    C++ compiler on CPU. Copies of the module (``copy.deepcopy``, e.g. a target actor) keep the
-    setting and compile their own loops.
+    operations (tested: spikes equal, states and gradients within 1e-6); each new module, input
+    shape, grad mode or surrogate slope compiles once more (seconds each, at the first call),
+    and past ``torch._dynamo.config.cache_size_limit`` variants the loop falls back to eager.
+    Needs a C++ compiler on CPU (:func:`cxx_compiler`). Copies of the module
+    (``copy.deepcopy``, e.g. a target actor) keep the setting and compile their own loops.
     """
     neurons = [m for m in module.modules() if isinstance(m, SpikingNeuron)]
     for neuron in neurons:

@@ -58,7 +58,24 @@ def test_build_learner_compiles_the_actor_and_its_target(tiny_config):
         assert neurons
 
 
-def test_compile_without_a_compiler_is_one_config_error(monkeypatch):
-    monkeypatch.setattr("spikerl.experiments.config._cxx_compiler", lambda: None)
+def test_compile_without_a_compiler_is_one_config_error(monkeypatch, tiny_config):
+    from spikerl.algos import build_learner
+
+    monkeypatch.setattr("spikerl.algos.cxx_compiler", lambda: None)
+    cfg = load_config(None, ["run.compile=true"])  # a saved config still loads anywhere
+    assert cfg.run.compile
     with pytest.raises(ConfigError, match="run.compile: torch.compile needs a C"):
-        load_config(None, ["run.compile=true"])
+        build_learner(tiny_config("actor.kind=lif", "run.compile=true"), 3, 1, "cpu")
+
+
+def test_compiled_modules_are_freed():
+    import gc
+    import weakref
+
+    layer = LIF()
+    compile_neuron_loops(layer)
+    layer(torch.randn(2, 1, 3))
+    ref = weakref.ref(layer)
+    del layer
+    gc.collect()
+    assert ref() is None
