@@ -139,14 +139,17 @@ class TD3(CheckpointMixin):
         return batches[-1], loss.item()
 
     def _target_policy(self, next_obs: torch.Tensor) -> torch.Tensor:
-        policy = self.proxy if self.proxy is not None else self.actor_target
-        return policy(next_obs)
+        """The proxy's actions (float32), or the target actor's (its products in
+        ``precision``)."""
+        if self.proxy is not None:
+            return self.proxy(next_obs)
+        with self.precision():
+            return self.actor_target(next_obs).float()
 
     def _critic_step(self, batch: Batch) -> dict[str, float]:
         cfg, max_a = self.cfg, self.max_action
         with torch.no_grad():
-            with self.precision():  # the target actor (the proxy is an ANN: float32 anyway)
-                next_actions = self._target_policy(batch.next_obs).float()
+            next_actions = self._target_policy(batch.next_obs)
             eps = torch.randn(
                 next_actions.shape,
                 generator=self.target_gen,

@@ -67,12 +67,16 @@ def test_bfloat16_losses_stay_close_to_float32(tiny_config):
     assert not torch.equal(weights["float32"], weights["bfloat16"])  # the products changed
 
 
-def test_critics_stay_out_of_bfloat16(tiny_config):
+@pytest.mark.parametrize("target", ["polyak", "proxy"])
+def test_critics_and_proxy_stay_out_of_bfloat16(tiny_config, target):
     torch.manual_seed(0)
-    learner = build_learner(tiny_config("actor.kind=lif", "run.precision=bfloat16"), 3, 1, "cpu")
+    cfg = tiny_config("actor.kind=lif", f"algo.target={target}", "run.precision=bfloat16")
+    learner = build_learner(cfg, 3, 1, "cpu")
     seen = []
+    ann_parts = [learner.critic, *([learner.proxy] if learner.proxy is not None else [])]
     hooks = [m.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
-             for m in learner.critic.modules() if isinstance(m, torch.nn.Linear)]  # fmt: skip
+             for part in ann_parts for m in part.modules()
+             if isinstance(m, torch.nn.Linear)]  # fmt: skip
     learner.update(filled_buffer())
     learner.update(filled_buffer())
     for hook in hooks:
