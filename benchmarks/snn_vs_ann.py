@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -53,12 +52,12 @@ from _bench import (
     write_results,
 )
 
+from spikerl.bench.suite import decision_latencies_ns
 from spikerl.bench.timing import torch_threads
 from spikerl.envs import env_dims, make_env
 from spikerl.experiments.config import Config, load_config
 from spikerl.experiments.report import format_table
 from spikerl.nets import build_actor
-from spikerl.nets.policy import ActingPolicy
 
 # variant name -> config overrides on top of TD3 defaults
 VARIANTS: dict[str, list[str]] = {
@@ -193,19 +192,6 @@ def rollout_observations(env_id: str, count: int, seed: int) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
-def time_actor(actor: torch.nn.Module, observations: np.ndarray, warmup: int) -> list[int]:
-    """Nanoseconds of each batch-1 decision after ``warmup`` untimed ones."""
-    policy = ActingPolicy(actor, "cpu")
-    for i in range(warmup):
-        policy(observations[i % len(observations)])
-    samples = []
-    for obs in observations:
-        start = time.perf_counter_ns()
-        policy(obs)
-        samples.append(time.perf_counter_ns() - start)
-    return samples
-
-
 def measure_latency(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Median and p90 latency per actor kind; one row per kind."""
     env = make_env(args.env)
@@ -217,7 +203,7 @@ def measure_latency(args: argparse.Namespace) -> list[dict[str, Any]]:
         torch.manual_seed(args.seed)
         cfg = load_config(None, [f"actor.kind={kind}"])
         actor = build_actor(cfg.actor, "td3", obs_dim, act_dim).eval()
-        samples = time_actor(actor, observations, args.latency_warmup)
+        samples = decision_latencies_ns(actor, observations, args.latency_warmup)
         rows.append(
             {
                 "actor": kind,

@@ -13,24 +13,19 @@ import torch
 __all__ = ["cpu_model", "machine_info", "usable_cores"]
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor``)."""
+def _cpuinfo_field(name: str) -> str | None:
+    """The value of the first ``name`` line of ``/proc/cpuinfo`` (Linux), else None."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(name):
                 return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return None
 
 
-def _cpu_flags() -> set[str]:
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
-        return set()
-    for line in cpuinfo.read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor``)."""
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def usable_cores() -> int:
@@ -46,7 +41,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     import gymnasium
     import mujoco
 
-    flags = _cpu_flags()
+    flags = set((_cpuinfo_field("flags") or "").split())
     info: dict[str, Any] = {
         "cpu": cpu_model(),
         "cores": usable_cores(),

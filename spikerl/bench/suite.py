@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from ..experiments.config import Config, load_config
 from .flops import MatmulRecorder, matmul_seconds
 from .machine import machine_info, usable_cores
 from .timing import Windows, rate_for, sync, torch_threads
-from .train_loop import TrainLoop, raw_env_steps_per_sec
+from .train_loop import TrainLoop, raw_env_steps_per_sec, timed_steps_per_sec
 
 __all__ = [
     "SECTIONS",
@@ -27,6 +27,7 @@ __all__ = [
     "TRAINING_VARIANTS",
     "BenchSettings",
     "converted_policy",
+    "decision_latencies_ns",
     "forward_call",
     "run_suite",
     "stepper",
@@ -125,6 +126,8 @@ def _training_step_work(loop: TrainLoop, device: str) -> dict[str, float]:
     """Matmul work of one training step, averaged over one policy-delay cycle, and the time
     those products take at this machine's rate."""
     cycle = loop.cfg.algo.policy_delay
+    # after the timing windows: a compiled loop that meets a new shape inside a dispatch mode
+    # stops compiling for the rest of the process
     with MatmulRecorder() as recorder:
         loop.train(cycle)
     ideal = matmul_seconds(recorder.calls, device) / cycle
@@ -157,13 +160,6 @@ def _loops(s: BenchSettings, progress: Progress) -> tuple[dict[str, Any], dict[s
     return loops, warmup_seconds
 
 
-def _timed_train(loop: Any, steps: int, device: str) -> float:
-    started = time.perf_counter()
-    loop.train(steps)
-    sync(device)
-    return steps / (time.perf_counter() - started)
-
-
 def bench_training(s: BenchSettings, progress: Progress) -> dict[str, Any]:
     """Env steps/s of training per variant, ratios to ANN-TD3, matmul work and roofline."""
     loops, warmup_seconds = _loops(s, progress)
@@ -171,7 +167,7 @@ def bench_training(s: BenchSettings, progress: Progress) -> dict[str, Any]:
     raw = Windows()
     for r in range(s.repeats):
         for name, loop in loops.items():
-            windows[name].add(_timed_train(loop, s.window, s.device))
+            windows[name].add(timed_steps_per_sec(loop, s.window, s.device))
             progress(
                 f"training [{r + 1}/{s.repeats}] {name}: {windows[name].values[-1]:.1f} steps/s"
             )
@@ -333,6 +329,7 @@ HOVER = 2 * 0.667 - 1
 
 
 def vector_stepper(venv: Any, actions: list[np.ndarray]) -> Callable[[], None]:
+    """A call stepping ``venv`` with the next of ``actions`` (cycled)."""
     step = [0]
 
     def call() -> None:
@@ -393,24 +390,34 @@ def _latency_policies(s: BenchSettings) -> dict[str, torch.nn.Module]:
     return policies
 
 
+def decision_latencies_ns(
+    actor: torch.nn.Module, observations: np.ndarray, warmup: int, device: str = "cpu"
+) -> list[int]:
+    """Nanoseconds of each batch-1 decision of ``actor`` through :class:`ActingPolicy` (NumPy
+    observation in, inference-mode forward, NumPy action out), one per row of
+    ``observations``, after ``warmup`` untimed ones."""
+    from ..nets.policy import ActingPolicy
+
+    policy = ActingPolicy(actor.to(device), device)
+    for i in range(warmup):
+        policy(observations[i % len(observations)])
+    samples = []
+    for obs in observations:
+        started = time.perf_counter_ns()
+        policy(obs)
+        samples.append(time.perf_counter_ns() - started)
+    return samples
+
+
 def bench_latency(s: BenchSettings, progress: Progress) -> dict[str, Any]:
     """Microseconds per decision at batch 1 through :class:`ActingPolicy` (NumPy observation
     in, inference-mode forward, NumPy action out), the path training and deployment take."""
-    from ..nets.policy import ActingPolicy
-
     rng = np.random.default_rng(s.seed)
     rows = []
     for label, actor in _latency_policies(s).items():
         obs_dim = 146 if "quadrotor" in label else 17
         observations = rng.normal(0, 0.5, (s.latency_calls, obs_dim)).astype(np.float32)
-        policy = ActingPolicy(actor.to(s.device), s.device)
-        for obs in observations[: max(1, s.latency_calls // 10)]:
-            policy(obs)
-        samples = []
-        for obs in observations:
-            started = time.perf_counter_ns()
-            policy(obs)
-            samples.append(time.perf_counter_ns() - started)
+        samples = decision_latencies_ns(actor, observations, s.latency_calls // 10, s.device)
         us = np.asarray(samples, dtype=np.float64) / 1e3
         rows.append({"policy": label, "median_us": float(np.median(us)),
                      "p10_us": float(np.percentile(us, 10)), "p90_us": float(np.percentile(us, 90)),
@@ -448,6 +455,4 @@ def run_suite(
 
 
 def _settings_dict(s: BenchSettings) -> dict[str, Any]:
-    from dataclasses import asdict
-
     return asdict(s) | {"torch_threads": s.torch_threads}

@@ -9,6 +9,7 @@ transition, reset on episode end, and one learner update per env step once
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -60,10 +61,14 @@ class TrainLoop:
             self.learner.update(self.buffer)
 
 
-def timed_steps_per_sec(loop: TrainLoop, steps: int) -> float:
-    """Wall-clock env steps per second of ``loop.train(steps)``."""
+def timed_steps_per_sec(loop: Any, steps: int, device: str = "cpu") -> float:
+    """Wall-clock env steps per second of ``loop.train(steps)`` (any loop with ``train``: a
+    :class:`TrainLoop` or the SB3 one), queued GPU work included."""
+    from .timing import sync
+
     start = time.perf_counter()
     loop.train(steps)
+    sync(device)
     return steps / (time.perf_counter() - start)
 
 
