@@ -185,6 +185,8 @@ def plot_training(results: dict[str, Any], path: Path) -> Path:
     from ..experiments.report_plots import matplotlib_or_error
 
     mpl = matplotlib_or_error("benchmark plots")
+    import matplotlib.patches  # noqa: F401 (the legend swatches)
+
     rows = results["training"]["rows"][::-1]  # first variant on top
     names = [r["variant"] for r in rows]
     sps = [r["steps_per_sec"] for r in rows]
@@ -202,6 +204,10 @@ def plot_training(results: dict[str, Any], path: Path) -> Path:
         speed.text(s["max"] + 0.01 * max(medians), y, f" {r['ratio_to_ann_td3']:.2f}x",
                    va="center", fontsize=8)  # fmt: skip
     speed.set_yticks(list(ys), names, fontsize=8)
+    legend = [mpl.patches.Patch(color=c, label=label) for c, label in (
+        ("tab:orange", "spiking actor"), ("tab:blue", "ANN (spikerl)"),
+        ("tab:gray", "Stable-Baselines3"))]  # fmt: skip
+    speed.legend(handles=legend, fontsize=8, loc="center right")
     speed.set_xlabel("training env steps/s (median; whiskers min-max)")
     speed.set_xlim(0, max(medians) * 1.18)
     fractions = [100 * r.get("roofline_fraction", float("nan")) for r in rows]
