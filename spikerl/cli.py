@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .bench.cli import add_bench_parser, cmd_bench
 from .errors import SpikerlError
-from .experiments.argtypes import positive_int
+from .experiments.argtypes import positive_int, seed_list
 from .experiments.config import ConfigError, format_config_help, load_config
 from .experiments.convert_cli import (
     add_analyze_parser,
@@ -35,6 +35,7 @@ from .experiments.grad_analysis import add_grad_analysis_parser, cmd_grad_analys
 from .experiments.report import format_table
 from .experiments.report_cli import add_report_parser, cmd_report
 from .experiments.run import load_run_config, train
+from .experiments.seeds_run import seed_configs, train_seeds
 from .experiments.sweep_cli import add_sweep_parser, cmd_sweep
 
 __all__ = ["main"]
@@ -67,7 +68,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _add_overrides(p, "")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of run folders")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run")
+    p.add_argument(
+        "--seeds",
+        type=seed_list,
+        metavar="SEEDS",
+        help="train these seeds (0-7, 0,2,5) in one process, batched; one run folder each",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        nargs="+",
+        metavar="RUN_DIR",
+        help="continue a stopped run (several: the seeds of one --seeds run, together)",
+    )
     p.add_argument("--help-config", action="store_true", help="list every config key and exit")
 
 
@@ -121,17 +134,17 @@ def _print_config_help() -> None:
     print(format_config_help())
 
 
-def _result_table(cfg, result) -> str:
-    summary = result.summary
+def _result_table(cfgs, results) -> str:
     rows = [
         [
             cfg.run_name,
             cfg.env.id,
             result.steps,
-            summary["max_return"],
-            summary["final_return"],
+            result.summary["max_return"],
+            result.summary["final_return"],
             result.steps_per_sec,
         ]
+        for cfg, result in zip(cfgs, results, strict=True)
     ]
     return format_table(["run", "env", "steps", "max avg return", "final return", "steps/s"], rows)
 
@@ -141,23 +154,38 @@ def _cmd_train(args: argparse.Namespace) -> int:
         _print_config_help()
         return 0
     if args.resume is not None:
-        if args.config is not None or args.overrides:
-            raise ConfigError("--resume continues a run with its saved config; drop --config/--set")
-        cfg = load_run_config(args.resume)
-        result = train(cfg, resume=True, run_dir=args.resume)
+        if args.config is not None or args.overrides or args.seeds:
+            raise ConfigError(
+                "--resume continues runs with their saved configs; drop --config/--set/--seeds"
+            )
+        cfgs = [load_run_config(run_dir) for run_dir in args.resume]
+        results = _train_runs(cfgs, resume=True, run_dirs=args.resume)
     else:
         cfg = load_config(args.config, args.overrides)
-        result = train(cfg, args.runs_dir, overwrite=args.overwrite)
-    print(_result_table(cfg, result))
-    if result.interrupted:
+        if args.seeds and any(o.split("=", 1)[0].strip() == "run.seed" for o in args.overrides):
+            raise ConfigError("--seeds and --set run.seed both choose the seed; use one")
+        cfgs = seed_configs(cfg, args.seeds) if args.seeds else [cfg]
+        results = _train_runs(cfgs, runs_root=args.runs_dir, overwrite=args.overwrite)
+    print(_result_table(cfgs, results))
+    if any(r.interrupted for r in results):
+        folders = " ".join(str(r.run_dir) for r in results)
+        steps = results[0].steps
         print(
-            f"interrupted at step {result.steps}; continue with: spikerl train --resume "
-            f"{result.run_dir}",
+            f"interrupted at step {steps}; continue with: spikerl train --resume {folders}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    print(f"run folder: {result.run_dir}")
+    for result in results:
+        print(f"run folder: {result.run_dir}")
     return 0
+
+
+def _train_runs(cfgs, runs_root=Path("runs"), resume=False, overwrite=False, run_dirs=None):
+    """One run with :func:`train`; several seeds of one config together, batched."""
+    if len(cfgs) == 1:
+        run_dir = run_dirs[0] if run_dirs else None
+        return [train(cfgs[0], runs_root, resume=resume, overwrite=overwrite, run_dir=run_dir)]
+    return train_seeds(cfgs, runs_root, resume=resume, overwrite=overwrite, run_dirs=run_dirs)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

@@ -34,6 +34,34 @@ def test_resume_finished_run_is_a_no_op(tmp_path, capsys):
     assert "drop --config/--set" in capsys.readouterr().err
 
 
+def test_train_seeds_writes_one_folder_per_seed_and_resumes_them(tmp_path, capsys):
+    args = ["train", *sets("run.total_steps=200", "run.name=m"), "--runs-dir", str(tmp_path)]
+    assert main([*args, "--seeds", "0,3"]) == 0
+    out = capsys.readouterr().out
+    assert "m-s0" in out and "m-s3" in out
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["m-s0", "m-s3"]
+    folders = [str(tmp_path / "m-s0"), str(tmp_path / "m-s3")]
+    assert main(["train", "--resume", *folders]) == 0  # finished: nothing to do
+    assert main([*args, "--seeds", "0-1", "--set", "run.seed=2"]) == 2
+    assert "--seeds and --set run.seed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["a-b", "3-1", "-1", "0,0", "1-2,2"])
+def test_bad_seed_lists_are_usage_errors(text, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--seeds", text])
+    assert exit_info.value.code == 2
+    assert "--seeds" in capsys.readouterr().err
+
+
+def test_seed_list_forms():
+    from spikerl.experiments.argtypes import seed_list
+
+    assert seed_list("0-3,8") == [0, 1, 2, 3, 8]
+    assert seed_list("5") == [5]
+    assert seed_list("2, 4") == [2, 4]
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "needle"),
     [

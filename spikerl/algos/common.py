@@ -17,7 +17,9 @@ from ..buffers import ReplayBuffer
 from ..nets.policy import ActingPolicy
 
 __all__ = [
+    "ONE_RUN",
     "PRECISIONS",
+    "BatchAxis",
     "CheckpointMixin",
     "Learner",
     "adam",
@@ -86,16 +88,42 @@ def matmul_precision(
     return functools.partial(torch.autocast, torch.device(device).type, dtype=torch.bfloat16)
 
 
+class BatchAxis:
+    """How an update reduces over its minibatch, for one run: a loss is a plain reduction
+    (``F.mse_loss``, ``torch.mean``) of the batch, ``backward`` runs on it, and a metric is its
+    ``item()``. :class:`~spikerl.algos.seeds.SeedAxis` is the same for S stacked seeds."""
+
+    def reduce(self, fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        """``fn`` (a reduction over one run's batch) as the update applies it."""
+        return fn
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def value(self, loss: torch.Tensor) -> Any:
+        """A reduced tensor as a metric: a float (one value per seed for stacked seeds)."""
+        return loss.item()
+
+
+#: The batch axis of a single run.
+ONE_RUN = BatchAxis()
+
+
 def critic_regression_step(
-    critic: nn.Module, optimizer: torch.optim.Optimizer, batch: Any, target: torch.Tensor
-) -> dict[str, float]:
+    critic: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Any,
+    target: torch.Tensor,
+    axis: BatchAxis = ONE_RUN,
+) -> dict[str, Any]:
     """One step on ``MSE(Q1(s, a), y) + MSE(Q2(s, a), y)`` for a twin critic and TD target y."""
     q1, q2 = critic(batch.obs, batch.actions)
-    loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+    mse = axis.reduce(F.mse_loss)
+    loss = mse(q1, target) + mse(q2, target)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    axis.backward(loss)
     optimizer.step()
-    return {"loss/critic": loss.item(), "q/mean": q1.mean().item()}
+    return {"loss/critic": axis.value(loss), "q/mean": axis.value(axis.reduce(torch.mean)(q1))}
 
 
 @contextmanager

@@ -36,6 +36,7 @@ from ..buffers import Batch, ReplayBuffer
 from ..nets.policy import ActingPolicy
 from ..seeding import SeedStreams
 from .common import (
+    ONE_RUN,
     CheckpointMixin,
     Generator,
     adam,
@@ -94,6 +95,7 @@ class TD3(CheckpointMixin):
         self.rng = streams.numpy("exploration")
         self.target_gen = streams.torch("target_noise", self.device)
         self.policy = ActingPolicy(actor, self.device)
+        self.axis = ONE_RUN  # how losses reduce over the batch (stacked seeds: per seed)
         self.iterations = 0
         self.metric_names = ("loss/critic", "loss/actor", "q/mean") + (
             ("loss/proxy",) if proxy is not None else ()
@@ -102,15 +104,29 @@ class TD3(CheckpointMixin):
     # --- acting ------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
         """Action for one observation; with ``explore`` adds N(0, (expl_noise * max_a)^2)."""
-        action = self.policy(obs)
+        action = self._deterministic_action(obs)
         if explore:
-            noise = self.rng.normal(0.0, self.cfg.expl_noise * self.max_action, action.shape)
+            noise = self._exploration_noise(self.cfg.expl_noise * self.max_action, action.shape)
             action = np.clip(action + noise, -self.max_action, self.max_action)
         return action.astype(np.float32)
 
+    def _deterministic_action(self, obs: np.ndarray) -> np.ndarray:
+        return self.policy(obs)
+
+    def _exploration_noise(self, scale: float, shape: tuple[int, ...]) -> np.ndarray:
+        """N(0, scale^2) of ``shape`` from the exploration stream."""
+        return self.rng.normal(0.0, scale, shape)
+
+    def _target_noise(self, like: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise shaped like ``like`` from the target-noise stream."""
+        return torch.randn(
+            like.shape, generator=self.target_gen, dtype=like.dtype, device=like.device
+        )
+
     # --- learning ----------------------------------------------------------------------------
-    def update(self, buffer: ReplayBuffer) -> dict[str, float]:
-        """One training iteration (see module docstring); returns scalar metrics."""
+    def update(self, buffer: ReplayBuffer) -> dict[str, Any]:
+        """One training iteration (see module docstring); returns scalar metrics (one per
+        seed for stacked seeds)."""
         self.iterations += 1
         metrics: dict[str, float] = {}
         if self.proxy is not None:
@@ -125,18 +141,22 @@ class TD3(CheckpointMixin):
                 soft_update(self.actor_target, self.actor, self.cfg.tau)
         return metrics
 
-    def _proxy_steps(self, buffer: ReplayBuffer) -> tuple[Batch, float]:
-        """K Adam steps of the proxy towards the detached actor; returns the last batch, loss."""
+    def _proxy_steps(self, buffer: ReplayBuffer) -> tuple[Batch, Any]:
+        """K Adam steps of the proxy towards the detached actor; returns the last batch, loss.
+        (Batches are concatenated and split on dim -2, the batch axis with or without a
+        leading seed axis.)"""
         k, size = self.cfg.proxy.updates, self.cfg.batch_size
         batches = [buffer.sample(size) for _ in range(k)]
         with torch.no_grad(), self.precision():  # one SNN pass for all K batches, no graph
-            targets = self.actor(torch.cat([b.obs for b in batches])).float().split(size)
+            joined = torch.cat([b.obs for b in batches], dim=-2)
+            targets = self.actor(joined).float().split(size, dim=-2)
+        mse = self.axis.reduce(F.mse_loss)
         for batch, target in zip(batches, targets, strict=True):
-            loss = F.mse_loss(self.proxy(batch.obs), target)
+            loss = mse(self.proxy(batch.obs), target)
             self.proxy_opt.zero_grad(set_to_none=True)
-            loss.backward()
+            self.axis.backward(loss)
             self.proxy_opt.step()
-        return batches[-1], loss.item()
+        return batches[-1], self.axis.value(loss)
 
     def _target_policy(self, next_obs: torch.Tensor) -> torch.Tensor:
         """The proxy's actions (float32), or the target actor's (its products in
@@ -146,33 +166,31 @@ class TD3(CheckpointMixin):
         with self.precision():
             return self.actor_target(next_obs).float()
 
-    def _critic_step(self, batch: Batch) -> dict[str, float]:
+    def _critic_step(self, batch: Batch) -> dict[str, Any]:
         cfg, max_a = self.cfg, self.max_action
         with torch.no_grad():
             next_actions = self._target_policy(batch.next_obs)
-            eps = torch.randn(
-                next_actions.shape,
-                generator=self.target_gen,
-                dtype=next_actions.dtype,
-                device=next_actions.device,
-            )
+            eps = self._target_noise(next_actions)
             noise = (eps * cfg.target_noise * max_a).clamp(
                 -cfg.noise_clip * max_a, cfg.noise_clip * max_a
             )
             next_actions = (next_actions + noise).clamp(-max_a, max_a)
             q1_next, q2_next = self.critic_target(batch.next_obs, next_actions)
             y = batch.rewards + cfg.gamma * batch.not_done * torch.min(q1_next, q2_next)
-        return critic_regression_step(self.critic, self.critic_opt, batch, y)
+        return critic_regression_step(self.critic, self.critic_opt, batch, y, self.axis)
 
-    def _actor_step(self, batch: Batch) -> float:
+    def _actor_step(self, batch: Batch) -> Any:
         with frozen(self.critic):
             with self.precision():
                 actions = self.actor(batch.obs).float()
-            loss = -self.critic.q1_value(batch.obs, actions).mean()
+            loss = -self.axis.reduce(torch.mean)(self._q1(batch.obs, actions))
             self.actor_opt.zero_grad(set_to_none=True)
-            loss.backward()
+            self.axis.backward(loss)
         self.actor_opt.step()
-        return loss.item()
+        return self.axis.value(loss)
+
+    def _q1(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self.critic.q1_value(obs, actions)
 
     # --- persistence -------------------------------------------------------------------------
     def parts(self) -> dict[str, Any]:

@@ -70,6 +70,23 @@ def _training(section: dict[str, Any], repeats: int) -> str:
     ])  # fmt: skip
 
 
+def _seeds(section: dict[str, Any]) -> str:
+    n = section["seeds"]
+    rows = [[r["variant"], _n(r["single_steps_per_sec"]["median"], 1),
+             _spread(r["single_steps_per_sec"], 1), _n(r["stacked_steps_per_sec"]["median"], 1),
+             _spread(r["stacked_steps_per_sec"], 1), f"{r['speedup']:.2f}x"]
+            for r in section["rows"]]  # fmt: skip
+    return "\n\n".join([
+        "## Many seeds in one process",
+        f"Aggregate env steps/s on {section['env']} of {n} seeds stacked in one process "
+        f"(`spikerl train --seeds`: one batched forward and update for all seeds; windows of "
+        f"{section['iterations']} iterations = {section['iterations'] * n} env steps) against "
+        f"one single-seed run, which is also the aggregate rate of {n} sequential runs.",
+        markdown_table(["variant", "single run steps/s", "min-max",
+                        f"{n} stacked seeds, total steps/s", "min-max", "speed-up"], rows),
+    ])  # fmt: skip
+
+
 def _sequence(section: dict[str, Any]) -> str:
     w = section["windows_per_sec"]
     return "\n\n".join([
@@ -130,6 +147,7 @@ def _latency(section: dict[str, Any]) -> str:
 TARGETS: tuple[tuple[str, str, float], ...] = (
     ("ANN-TD3 training >= 1.3x Stable-Baselines3 TD3", "sb3", 1.3),
     ("quadrotor vector env >= 1,000,000 drone-steps/s at N = 4096", "quadrotor", 1e6),
+    ("many seeds: S = 8 in one process >= 2x the aggregate of 8 sequential runs", "seeds", 2.0),
 )
 
 
@@ -144,6 +162,11 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
     if 4096 in quad:
         rate = quad[4096]["drone_steps_per_sec"]["median"]
         rows.append([TARGETS[1][0], _n(rate), "yes" if rate >= TARGETS[1][2] else "no"])
+    seeds = results.get("seeds", {})
+    if seeds.get("seeds") == 8:
+        for r in seeds["rows"]:
+            met = "yes" if r["speedup"] >= TARGETS[2][2] else "no"
+            rows.append([f"{TARGETS[2][0]} ({r['variant']})", f"{r['speedup']:.2f}x", met])
     return rows
 
 
@@ -159,6 +182,7 @@ def render_markdown(results: dict[str, Any], command: str) -> str:
     repeats = results["settings"]["repeats"]
     renderers = {
         "training": lambda sec: _training(sec, repeats),
+        "seeds": _seeds,
         "sequence": _sequence,
         "conversion": _conversion,
         "quadrotor": _quadrotor,

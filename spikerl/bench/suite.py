@@ -19,7 +19,7 @@ from ..experiments.config import Config, load_config
 from .flops import MatmulRecorder, matmul_seconds
 from .machine import machine_info, usable_cores
 from .timing import Windows, rate_for, sync, torch_threads
-from .train_loop import TrainLoop, raw_env_steps_per_sec, timed_steps_per_sec
+from .train_loop import SeedsTrainLoop, TrainLoop, raw_env_steps_per_sec, timed_steps_per_sec
 
 __all__ = [
     "SECTIONS",
@@ -55,6 +55,8 @@ OPT_IN_VARIANTS: dict[str, list[str]] = {
     )
 }
 SB3_VARIANT = "Stable-Baselines3 TD3"
+#: The variants of the many-seeds section (``spikerl train --seeds``: TD3 only).
+SEED_VARIANTS = ("ANN-TD3", "spiking TD3 (LIF, Polyak target)", "proxy-target TD3 (LIF)")
 CONVERSION_MODELS = ("if", "snm", "mt", "dc", "dc-mt")
 
 
@@ -82,6 +84,7 @@ class BenchSettings:
     conversion_batches: tuple[int, ...] = (1, 256)
     drones: tuple[int, ...] = (1, 64, 1024, 4096)
     latency_calls: int = 2000
+    seeds: int = 8
     sb3: bool = True
     opt_in: bool = True  # also time the bfloat16 and compiled variants
 
@@ -91,7 +94,7 @@ class BenchSettings:
         small = cls(repeats=1, learning_starts=300, warmup=2, window=5, raw_steps=200,
                     seq_batch=4, seq_window=10, seq_burn_in=5, seq_updates=1,
                     seq_store_steps=200, seconds=0.02, conversion_timesteps=(8,),
-                    drones=(1, 64), latency_calls=20, opt_in=False)  # fmt: skip
+                    drones=(1, 64), latency_calls=20, seeds=2, opt_in=False)  # fmt: skip
         return replace(small, **changes)
 
     @property
@@ -195,6 +198,40 @@ def bench_training(s: BenchSettings, progress: Progress) -> dict[str, Any]:
         "warmup": s.warmup,
         "learning_starts": s.learning_starts,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Many seeds in one process
+
+
+def bench_seeds(s: BenchSettings, progress: Progress) -> dict[str, Any]:
+    """Aggregate env steps/s of S stacked seeds against one single-seed run (S sequential
+    runs have the single run's aggregate rate), per TD3 variant, windows alternating."""
+    iterations = max(s.window // s.seeds, 2)
+    capacity = s.learning_starts + s.warmup + s.window * s.repeats + 16
+    loops: dict[tuple[str, str], Any] = {}
+    for name in SEED_VARIANTS:
+        cfg = _variant_config(TRAINING_VARIANTS[name], s)
+        loops[(name, "single")] = TrainLoop(cfg, capacity, s.device)
+        loops[(name, "stacked")] = SeedsTrainLoop(cfg, s.seeds, capacity, s.device)
+    for (name, kind), loop in loops.items():
+        progress(f"seeds: warming up {name} ({kind})")
+        loop.prefill()
+        loop.train(max(s.warmup // (s.seeds if kind == "stacked" else 1), 1))
+    windows = {key: Windows() for key in loops}
+    for r in range(s.repeats):
+        for (name, kind), loop in loops.items():
+            stacked = kind == "stacked"
+            rate = timed_steps_per_sec(loop, iterations if stacked else s.window, s.device)
+            windows[(name, kind)].add(rate * (s.seeds if stacked else 1))
+            progress(f"seeds [{r + 1}/{s.repeats}] {name} ({kind}): {rate:.1f} it/s")
+    rows = []
+    for name in SEED_VARIANTS:
+        single, stacked = windows[(name, "single")], windows[(name, "stacked")]
+        rows.append({"variant": name, "single_steps_per_sec": single.summary(),
+                     "stacked_steps_per_sec": stacked.summary(),
+                     "speedup": stacked.median / single.median})  # fmt: skip
+    return {"seeds": s.seeds, "env": s.env_id, "iterations": iterations, "rows": rows}
 
 
 # --------------------------------------------------------------------------------------------
@@ -430,6 +467,7 @@ def bench_latency(s: BenchSettings, progress: Progress) -> dict[str, Any]:
 
 SECTIONS: dict[str, Callable[[BenchSettings, Progress], dict[str, Any]]] = {
     "training": bench_training,
+    "seeds": bench_seeds,
     "sequence": bench_sequence,
     "conversion": bench_conversion,
     "quadrotor": bench_quadrotor,

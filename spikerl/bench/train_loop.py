@@ -19,7 +19,7 @@ from ..envs import env_dims, make_env
 from ..experiments.checkpoint import seed_everything
 from ..experiments.config import Config
 
-__all__ = ["TrainLoop", "raw_env_steps_per_sec", "timed_steps_per_sec"]
+__all__ = ["SeedsTrainLoop", "TrainLoop", "raw_env_steps_per_sec", "timed_steps_per_sec"]
 
 
 class TrainLoop:
@@ -59,6 +59,40 @@ class TrainLoop:
         for _ in range(steps):
             self._env_step(self.learner.act(self.obs, explore=True))
             self.learner.update(self.buffer)
+
+
+class SeedsTrainLoop:
+    """S :class:`TrainLoop` s of one config (``run.seed`` = ``cfg.run.seed + i``) whose
+    learners are stacked (:class:`~spikerl.algos.seeds.SeedStackedTD3`): one iteration acts
+    for every seed with one batched forward, steps the S envs and runs one batched update;
+    it is S env steps. What ``spikerl train --seeds`` does, without evaluation or files."""
+
+    def __init__(self, cfg: Config, seeds: int, capacity: int, device: str = "cpu") -> None:
+        from ..algos.seeds import SeedBuffers, SeedStackedTD3
+        from ..experiments.seeds_run import seed_configs
+
+        first = cfg.run.seed
+        cfgs = seed_configs(cfg, list(range(first, first + seeds)))
+        self.cfg, self.seeds = cfg, seeds
+        self.loops = [TrainLoop(c, capacity, device) for c in cfgs]
+        self.buffers = SeedBuffers([loop.buffer for loop in self.loops])
+        self.learner: Any = None
+        self._stack = lambda: SeedStackedTD3(
+            [loop.learner for loop in self.loops], cfg.actor.plif_lr, cfg.run.precision
+        )
+
+    def prefill(self) -> None:
+        for loop in self.loops:
+            loop.prefill()
+        self.learner = self._stack()
+
+    def train(self, steps: int) -> None:
+        """``steps`` iterations (``steps * seeds`` env steps)."""
+        for _ in range(steps):
+            obs = np.stack([loop.obs for loop in self.loops])
+            for loop, action in zip(self.loops, self.learner.act(obs, explore=True), strict=True):
+                loop._env_step(action)
+            self.learner.update(self.buffers)
 
 
 def timed_steps_per_sec(loop: Any, steps: int, device: str = "cpu") -> float:

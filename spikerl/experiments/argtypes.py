@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["non_negative_int", "positive_int"]
+__all__ = ["non_negative_int", "positive_int", "seed_list"]
 
 
 def _integer(text: str, lo: int, what: str) -> int:
@@ -23,3 +23,23 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     return _integer(text, 0, "an integer >= 0")
+
+
+def seed_list(text: str) -> list[int]:
+    """Seeds as ``0-7``, ``0,2,5`` or a mix (``0-3,8``); ranges include both ends."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            lo = int(first)
+            hi = int(last) if dash else lo
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected seeds like 0-7 or 0,2,5, got {text!r}"
+            ) from None
+        if lo < 0 or hi < lo:
+            raise argparse.ArgumentTypeError(f"expected seeds like 0-7 or 0,2,5, got {text!r}")
+        seeds.extend(range(lo, hi + 1))
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r} names a seed twice")
+    return seeds

@@ -536,12 +536,14 @@ def _log_line(name: str, row: dict[str, Any], total: int) -> str:
     return ", ".join(parts)
 
 
-def _env_step(s: _Session) -> None:
-    """Act, step the env, store the transition and keep episode counters."""
+def _env_step(s: _Session, action: np.ndarray | None = None) -> None:
+    """Act, step the env, store the transition and keep episode counters. After the warm-up
+    the action is the learner's exploring one, or ``action`` when the caller computed it (the
+    stacked seeds of :mod:`~spikerl.experiments.seeds_run` act together)."""
     cfg, p = s.cfg, s.progress
     if p.step < cfg.algo.learning_starts:
         action = s.env.action_space.sample()
-    else:
+    elif action is None:
         action = s.learner.act(s.obs, explore=True)
     next_obs, reward, terminated, truncated, _ = s.env.step(action)
     _require_finite("observation or reward", np.append(next_obs, reward), s)
@@ -579,8 +581,10 @@ def _write_status(s: _Session, state: str, since: float, first_step: int, **extr
     )
 
 
-def _train_loop(s: _Session, stop: dict[str, bool]) -> RunResult:
+def _train_loop(s: _Session, stop: dict[str, bool], until: int | None = None) -> RunResult:
+    """Train to ``run.total_steps`` (or to step ``until``, a checkpoint step) or a stop."""
     cfg, p = s.cfg, s.progress
+    until = cfg.run.total_steps if until is None else until
     started, first_step = time.perf_counter(), p.step
     status_due = started + STATUS_EVERY
     _write_status(s, "running", started, first_step)
@@ -597,7 +601,7 @@ def _train_loop(s: _Session, stop: dict[str, bool]) -> RunResult:
         mininterval=1.0,
     )
     checkpoint_every = cfg.run.checkpoint_every or cfg.run.eval_every
-    while p.step < cfg.run.total_steps and not stop["stop"]:
+    while p.step < until and not stop["stop"]:
         _env_step(s)
         if p.step >= cfg.algo.learning_starts and len(s.buffer) >= cfg.algo.batch_size:
             metrics = s.learner.update(s.buffer)

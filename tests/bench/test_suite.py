@@ -53,6 +53,9 @@ def test_other_sections_cover_their_settings(quick_results):
     assert {r["policy"] for r in conversion} == {"ann", *CONVERSION_MODELS}
     assert {r["batch"] for r in conversion} == {1, 256}
     assert [r["drones"] for r in quick_results["quadrotor"]["rows"]] == [1, 64]
+    seeds = quick_results["seeds"]
+    assert seeds["seeds"] == 2 and len(seeds["rows"]) == 3
+    assert all(_positive(r["stacked_steps_per_sec"]) and r["speedup"] > 0 for r in seeds["rows"])
     latency = quick_results["latency"]["rows"]
     assert len(latency) == 9 and all(r["p10_us"] <= r["median_us"] <= r["p90_us"] for r in latency)
     machine = quick_results["machine"]
@@ -64,7 +67,8 @@ def test_markdown_report_names_the_command_machine_and_sections(quick_results):
     text = render_markdown(quick_results, "spikerl bench --quick")
     assert "`spikerl bench --quick`" in text
     for title in ("## Training on HalfCheetah-v4", "## Sequence training", "## Converted policies",
-                  "## Quadrotor vector env", "## Latency per decision"):  # fmt: skip
+                  "## Quadrotor vector env", "## Latency per decision",
+                  "## Many seeds in one process"):  # fmt: skip
         assert title in text
     assert "| proxy-target TD3 (DN) |" in text
 

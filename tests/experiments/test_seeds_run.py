@@ -1,0 +1,168 @@
+"""``spikerl train --seeds``: stacked seeds equal their single-seed runs, resume, refusals."""
+
+import math
+import shutil
+import signal
+import time
+
+import pytest
+
+from spikerl.experiments.checkpoint import load_checkpoint
+from spikerl.experiments.config import ConfigError
+from spikerl.experiments.run import RunError, train
+from spikerl.experiments.seeds_run import seed_configs, train_seeds
+from tests.conftest import TINY
+from tests.experiments.test_run import _cli, read_metrics
+
+
+def assert_rows_close(rows, expected):
+    """Metrics rows equal up to float summation order (numbers within 1e-4 relative)."""
+    assert len(rows) == len(expected)
+    for row, want in zip(rows, expected, strict=True):
+        assert row.keys() == want.keys()
+        for key in row:
+            if row[key] == want[key]:
+                continue
+            a, b = float(row[key]), float(want[key])
+            assert math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6), (key, row["step"], a, b)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["actor.kind=ann", "algo.target=polyak"], ["actor.kind=lif", "algo.target=proxy"]],
+    ids=["ann-polyak", "lif-proxy"],
+)
+def test_each_seed_equals_its_single_seed_run(tiny_config, tmp_path, overrides):
+    cfgs = seed_configs(tiny_config(*overrides), [0, 1])
+    results = train_seeds(cfgs, tmp_path / "stacked")
+    assert [r.steps for r in results] == [400, 400] and not results[0].interrupted
+    for cfg in cfgs:
+        train(cfg, tmp_path / "single")
+        stacked = read_metrics(tmp_path / "stacked" / cfg.run_name)
+        assert_rows_close(stacked, read_metrics(tmp_path / "single" / cfg.run_name))
+    a, b = (read_metrics(tmp_path / "stacked" / c.run_name) for c in cfgs)
+    assert a != b  # the seeds really differ
+
+
+def test_stacked_seeds_are_deterministic(tiny_config, tmp_path):
+    cfgs = seed_configs(tiny_config("actor.kind=lif", "run.total_steps=300"), [2, 3])
+    train_seeds(cfgs, tmp_path / "a")
+    train_seeds(cfgs, tmp_path / "b")
+    for cfg in cfgs:
+        assert read_metrics(tmp_path / "a" / cfg.run_name) == read_metrics(
+            tmp_path / "b" / cfg.run_name
+        )
+
+
+def test_seed_configs_name_and_refusals(tiny_config, tmp_path):
+    named = seed_configs(tiny_config("run.name=exp"), [0, 4])
+    assert [c.run_name for c in named] == ["exp-s0", "exp-s4"]
+    assert [c.run.seed for c in named] == [0, 4]
+    with pytest.raises(ConfigError, match="repeats a seed"):
+        seed_configs(tiny_config(), [1, 1])
+    with pytest.raises(ConfigError, match="algo.name: many seeds"):
+        train_seeds(seed_configs(tiny_config("algo.name=sac"), [0, 1]), tmp_path)
+    adaptive = tiny_config("actor.kind=lif", "actor.slope_schedule.kind=adaptive")
+    with pytest.raises(ConfigError, match="adaptive slope"):
+        train_seeds(seed_configs(adaptive, [0, 1]), tmp_path)
+    mixed = [tiny_config("run.seed=0"), tiny_config("run.seed=1", "algo.tau=0.01")]
+    with pytest.raises(ConfigError, match="differ in more than run.seed"):
+        train_seeds(mixed, tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def test_existing_folder_of_one_seed_refuses_the_set_before_writing(tiny_config, tmp_path):
+    cfgs = seed_configs(tiny_config("run.total_steps=200"), [0, 1])
+    train(cfgs[1], tmp_path)
+    with pytest.raises(RunError, match="already exists"):
+        train_seeds(cfgs, tmp_path)
+    assert not (tmp_path / cfgs[0].run_name).exists()
+
+
+def _seeds_cli_args(runs_dir, steps):
+    sets = [a for o in TINY for a in ("--set", o)]
+    more = ["actor.kind=lif", "algo.target=proxy", f"run.total_steps={steps}", "run.eval_every=100"]
+    sets += [a for o in more for a in ("--set", o)]
+    return ["train", *sets, "--seeds", "0-1", "--runs-dir", str(runs_dir)]
+
+
+def test_killed_seeds_resume_together_or_alone(tiny_config, tmp_path):
+    """SIGKILL a ``--seeds 0-1`` process mid-run. Resumed together (one copy) the set ends
+    exactly as an uninterrupted ``--seeds`` run; seed 1 resumed alone (another copy) is a
+    single run from the stacked checkpoint and agrees with it up to summation order."""
+    steps = 600
+    cfgs = [
+        tiny_config(
+            "actor.kind=lif", "algo.target=proxy", f"run.total_steps={steps}",
+            "run.eval_every=100", f"run.seed={seed}",
+        )
+        for seed in (0, 1)
+    ]  # fmt: skip
+    names = [c.run_name for c in cfgs]
+    killed = _cli(_seeds_cli_args(tmp_path / "killed", steps))
+    last = tmp_path / "killed" / names[-1] / "metrics.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # until both seeds have the step-200 checkpoint
+        if last.exists() and len(last.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    steps_at_kill = {
+        load_checkpoint(tmp_path / "killed" / n / "checkpoint.pt")["progress"]["step"]
+        for n in names
+    }
+    assert 200 <= min(steps_at_kill) and max(steps_at_kill) < steps
+    shutil.copytree(tmp_path / "killed", tmp_path / "alone")
+    together = _cli(["train", "--resume", *(str(tmp_path / "killed" / n) for n in names)])
+    assert together.wait(timeout=300) == 0, together.stderr.read().decode()
+    alone = _cli(["train", "--resume", str(tmp_path / "alone" / names[1])])
+    assert alone.wait(timeout=300) == 0, alone.stderr.read().decode()
+    train_seeds(cfgs, tmp_path / "clean")
+    for name in names:
+        together, clean = (read_metrics(tmp_path / d / name) for d in ("killed", "clean"))
+        if len(steps_at_kill) == 1:
+            assert together == clean
+        else:  # killed between the two seeds' checkpoint writes: one caught up alone
+            assert_rows_close(together[:5], clean[:5])
+    resumed_alone = read_metrics(tmp_path / "alone" / names[1])
+    clean = read_metrics(tmp_path / "clean" / names[1])
+    assert [r["step"] for r in resumed_alone] == [r["step"] for r in clean]
+    assert_rows_close(resumed_alone[:5], clean[:5])  # to the kill, then 100 steps alone
+
+
+def test_seeds_caught_up_when_killed_between_their_checkpoints(tiny_config, tmp_path, monkeypatch):
+    """A kill between two seeds' checkpoint writes leaves them one checkpoint apart; resuming
+    the set first brings the seed behind to the same step (alone), then stacks them."""
+    import spikerl.experiments.seeds_run as seeds_run
+
+    cfgs = seed_configs(
+        tiny_config("actor.kind=lif", "run.total_steps=600", "run.eval_every=100"), [0, 1]
+    )
+    real_save = seeds_run._save
+
+    class Killed(Exception):
+        pass
+
+    def save_then_die(s):
+        if s.progress.step == 300 and s.cfg.run.seed == 1:
+            raise Killed  # seed 0 has its step-300 checkpoint, seed 1 still the step-200 one
+        real_save(s)
+
+    monkeypatch.setattr(seeds_run, "_save", save_then_die)
+    with pytest.raises(Killed):
+        train_seeds(cfgs, tmp_path / "k")
+    monkeypatch.setattr(seeds_run, "_save", real_save)
+    steps = [
+        load_checkpoint(tmp_path / "k" / c.run_name / "checkpoint.pt")["progress"]["step"]
+        for c in cfgs
+    ]
+    assert steps == [300, 200]
+    results = train_seeds(cfgs, tmp_path / "k", resume=True)
+    assert [r.steps for r in results] == [600, 600]
+    train_seeds(cfgs, tmp_path / "clean")
+    for cfg in cfgs:
+        assert_rows_close(
+            read_metrics(tmp_path / "k" / cfg.run_name)[:5],
+            read_metrics(tmp_path / "clean" / cfg.run_name)[:5],
+        )
