@@ -1,13 +1,16 @@
 """spikerl: spiking neural network policies for continuous-control reinforcement learning.
 
 Importing the package registers its Gymnasium environments (``spikerl/Quadrotor-v0``); the
-environment code itself loads only when an env is made.
+environment code itself loads only when an env is made. Without Gymnasium installed (a
+deployment host running :mod:`spikerl.runtime` on NumPy alone) nothing is registered.
 """
-
-import gymnasium as _gym
 
 
 def _register_envs() -> None:
+    try:
+        import gymnasium as _gym
+    except ImportError:
+        return
     if "spikerl/Quadrotor-v0" in _gym.envs.registry:
         return
     _gym.register(

@@ -31,6 +31,7 @@ from .experiments.convert_cli import (
     cmd_convert_sweep,
 )
 from .experiments.energy_cli import add_energy_parser, cmd_energy
+from .experiments.export_cli import add_export_parser, cmd_export
 from .experiments.grad_analysis import add_grad_analysis_parser, cmd_grad_analysis
 from .experiments.report import format_table
 from .experiments.report_cli import add_report_parser, cmd_report
@@ -127,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     add_convert_sweep_parser(sub)
     add_analyze_parser(sub)
     add_bench_parser(sub)
+    add_export_parser(sub)
     return parser
 
 
@@ -237,6 +239,7 @@ COMMANDS = {
     "convert-sweep": cmd_convert_sweep,
     "analyze-conversion": cmd_analyze,
     "bench": cmd_bench,
+    "export": cmd_export,
 }
 
 

@@ -1,0 +1,156 @@
+"""Write a :class:`~spikerl.nets.spiking.SpikingNetwork` as a ``spikerl-numpy`` ``.npz``.
+
+The network is read from its declared parts (encoder, synaptic layers, neuron layers with
+:meth:`~spikerl.snn.layers.SpikingNeuron.neuron_parameters`, readout), never traced. Learned
+leaks are written as the leak factor torch computes (``sigmoid(w)`` for PLIF,
+``clip(beta, 0, 1)``), thresholds as floats or per-neuron arrays. Anything the runtime cannot
+run is refused with the layer and the reason (:class:`ExportError`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import SpikerlError
+from ..nets.spiking import SpikingNetwork
+from ..runtime.neurons import NEURON_FIELDS
+from ..runtime.policy import FORMAT, FORMAT_VERSION
+from ..snn.coding import DirectEncoder, LinearReadout, PopulationDecoder, PopulationEncoder
+
+__all__ = ["ExportError", "export_npz", "network_spec"]
+
+
+class ExportError(SpikerlError, ValueError):
+    """The policy has a part the chosen format cannot carry."""
+
+
+class _Arrays:
+    """Named arrays of the archive (``p0``, ``p1``, ...)."""
+
+    def __init__(self) -> None:
+        self.named: dict[str, np.ndarray] = {}
+
+    def add(self, value: torch.Tensor | np.ndarray) -> str:
+        name = f"p{len(self.named)}"
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        self.named[name] = np.array(value)
+        return name
+
+    def value(self, value: Any) -> Any:
+        """A float stays a float; a tensor becomes a named array (a 0-d one, a float)."""
+        if isinstance(value, torch.Tensor):
+            return float(value) if value.dim() == 0 else self.add(value)
+        return value
+
+
+def _encoder(net: SpikingNetwork, arrays: _Arrays) -> dict[str, Any]:
+    enc = net.encoder
+    if enc is None:
+        return {"kind": "none"}
+    if isinstance(enc, PopulationEncoder):
+        return {"kind": "population", "mu": arrays.add(enc.mu), "sigma": arrays.add(enc.sigma),
+                "v_th": float(enc.v_th)}  # fmt: skip
+    if isinstance(enc, DirectEncoder):
+        return {"kind": "direct", "inputs": enc.inputs}
+    raise ExportError(f"encoder: {type(enc).__name__} is not supported by the NumPy runtime")
+
+
+def _neuron(name: str, neuron: nn.Module, arrays: _Arrays) -> dict[str, Any]:
+    params = neuron.neuron_parameters()
+    kind = params["kind"]
+    if kind not in NEURON_FIELDS:
+        raise ExportError(
+            f"layer {name}: {kind!r} neurons (conversion) are not exported to the NumPy runtime "
+            f"yet; trained LIF, IF, PLIF, CLIF and DN policies are"
+        )
+    if kind == "dn":
+        return {"kind": kind, "v_th": arrays.value(params["v_th"])}
+    return {key: arrays.value(value) for key, value in params.items()}
+
+
+def _readout(net: SpikingNetwork, arrays: _Arrays) -> dict[str, Any]:
+    dec = net.decoder
+    if isinstance(dec, PopulationDecoder):
+        return {"kind": "population", "weight": arrays.add(dec.weight),
+                "bias": arrays.add(dec.bias)}  # fmt: skip
+    if isinstance(dec, LinearReadout):
+        bias = dec.linear.bias
+        spec = {"kind": "linear", "source": dec.source, "weight": arrays.add(dec.linear.weight),
+                "bias": arrays.add(bias) if bias is not None else None}  # fmt: skip
+        if dec.source == "weighted":
+            spec["tick_weights"] = arrays.add(dec.tick_weights)
+        return spec
+    raise ExportError(f"readout: {type(dec).__name__} is not supported by the NumPy runtime")
+
+
+def network_spec(
+    net: nn.Module,
+    normalizer: dict[str, Any] | None = None,
+    action_bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    source: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The runtime's JSON description of ``net`` and its named arrays."""
+    if not isinstance(net, SpikingNetwork):
+        raise ExportError(
+            f"the policy is a {type(net).__name__}, not a spiking network; the NumPy runtime "
+            "runs spiking policies"
+        )
+    arrays = _Arrays()
+    layers = []
+    for name, linear, neuron in zip(net.layer_names, net.linears, net.neurons, strict=True):
+        if type(linear) is not nn.Linear:
+            raise ExportError(f"layer {name}: a {type(linear).__name__} synapse is not supported")
+        layers.append({
+            "weight": arrays.add(linear.weight),
+            "bias": arrays.add(linear.bias) if linear.bias is not None else None,
+            "size": neuron.size,
+            "neuron": _neuron(name, neuron, arrays),
+        })  # fmt: skip
+    spec: dict[str, Any] = {
+        "format": FORMAT, "version": FORMAT_VERSION, "timesteps": net.timesteps,
+        "stateful": bool(net.stateful), "squash_obs": bool(net.squash_obs),
+        "activation": net.activation, "max_action": float(net.max_action),
+        "encoder": _encoder(net, arrays), "layers": layers, "readout": _readout(net, arrays),
+        "normalizer": None, "action_low": None, "action_high": None, "source": source or {},
+    }  # fmt: skip
+    if normalizer is not None:
+        spec["normalizer"] = {"mean": arrays.add(np.asarray(normalizer["mean"], np.float64)),
+                              "var": arrays.add(np.asarray(normalizer["var"], np.float64)),
+                              "clip": float(normalizer.get("clip", 10.0)),
+                              "eps": float(normalizer.get("eps", 1e-8))}  # fmt: skip
+    if action_bounds is not None:
+        spec["action_low"] = arrays.add(np.asarray(action_bounds[0], np.float64))
+        spec["action_high"] = arrays.add(np.asarray(action_bounds[1], np.float64))
+    return spec, arrays.named
+
+
+def export_npz(
+    net: nn.Module,
+    path: str | Path,
+    normalizer: dict[str, Any] | None = None,
+    action_bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    source: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``net`` (with the run's normaliser and the env's action bounds) to ``path``,
+    atomically; returns the path."""
+    spec, named = network_spec(net, normalizer, action_bounds, source)
+    path = Path(path)
+    buffer = io.BytesIO()
+    np.savez(buffer, spec=np.array(json.dumps(spec)), **named)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(buffer.getvalue())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"cannot write {path}: {err.strerror or err}") from None
+    return path

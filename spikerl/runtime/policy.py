@@ -1,0 +1,172 @@
+r"""A spiking policy exported as one ``.npz`` file, run with NumPy.
+
+**File format** (``spikerl-numpy``, version 1): a NumPy ``.npz`` archive with
+
+- ``spec``: a JSON string, the network description:
+  ``{"format", "version", "timesteps", "stateful", "squash_obs", "activation", "max_action",
+  "encoder": {...}, "layers": [{"weight", "bias", "size", "neuron": {"kind", ...}}, ...],
+  "readout": {...}, "normalizer": {"mean", "var", "clip", "eps"} | null,
+  "action_low", "action_high" (array names or null), "source": {...}}``;
+  every string value that names an array refers to another entry of the archive;
+- the arrays: weights ``[out, in]``, biases, per-neuron leaks and thresholds, encoder centres
+  and widths, readout weights, normaliser statistics and action bounds.
+
+**One decision** (:meth:`Policy.decide`), as :class:`spikerl.nets.spiking.SpikingNetwork`:
+observation ``x [B, n]`` -> (``tanh`` if ``squash_obs``) -> encoder ``[T, B, n']`` -> for each
+layer: currents ``J = x W^T + b`` for all T ticks, then the layer's neurons over the T ticks
+-> readout -> ``max_action * tanh`` (or no activation). A stateless policy starts every
+decision from zero state; a ``stateful`` one carries its state to the next call until
+:meth:`Policy.reset`.
+
+:meth:`Policy.act` is the deployment entry point: a raw environment observation is normalised
+with the training run's statistics (``(s - mean) / sqrt(var + eps)``, clipped to
+``+-clip``), decided, and the action in ``[-1, 1]`` is mapped to the env's bounds
+``low + (high - low) (a + 1) / 2`` (Gymnasium's ``RescaleAction``, which spikerl's envs
+apply in training).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .neurons import NEURON_FIELDS, encode, neuron_tick, readout, zero_state
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Policy", "PolicyFileError", "load_policy"]
+
+FORMAT, FORMAT_VERSION = "spikerl-numpy", 1
+
+
+class PolicyFileError(ValueError):
+    """The file is not a readable spikerl NumPy policy."""
+
+
+class Policy:
+    """An exported spiking policy; see the module docstring.
+
+    Args:
+        spec: the JSON network description.
+        arrays: the named arrays it refers to.
+        dtype: ``float64`` (default) or ``float32``: every array and state is cast to it.
+    """
+
+    def __init__(
+        self, spec: dict[str, Any], arrays: dict[str, np.ndarray], dtype: str = "float64"
+    ) -> None:
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype={dtype!r}; choose 'float32' or 'float64'")
+        self.spec, self.dtype = spec, np.dtype(dtype)
+        self.arrays = {k: np.asarray(v, self.dtype) for k, v in arrays.items()}
+        self._float64 = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
+        self.timesteps = int(spec["timesteps"])
+        self.stateful = bool(spec["stateful"])
+        self.layers = spec["layers"]
+        self.state: list[tuple[np.ndarray, ...]] | None = None
+        self._neuron_params = [self._resolve(layer["neuron"]) for layer in self.layers]
+
+    def _resolve(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Neuron parameters with array names replaced by the arrays (floats stay floats)."""
+        resolved = {}
+        for key, value in params.items():
+            is_array = isinstance(value, str) and value in self.arrays and key != "kind"
+            resolved[key] = self.arrays[value] if is_array else value
+        return resolved
+
+    # --- state ---------------------------------------------------------------------------------
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Episode start: zero the carried state (or only the rows where ``mask`` is True)."""
+        if mask is None or self.state is None:
+            self.state = None
+            return
+        rows = np.asarray(mask, bool)
+        for layer_state in self.state:
+            for field in layer_state:
+                field[rows] = 0.0
+
+    def _initial_state(self, batch: int) -> list[tuple[np.ndarray, ...]]:
+        if self.stateful and self.state is not None:
+            if self.state[0][0].shape[0] != batch:
+                raise ValueError(
+                    f"the carried state is for a batch of {self.state[0][0].shape[0]}, got "
+                    f"{batch}; call reset() first"
+                )
+            return list(self.state)
+        return [
+            zero_state(layer["neuron"]["kind"], batch, layer["size"], self.dtype)
+            for layer in self.layers
+        ]
+
+    # --- decisions -----------------------------------------------------------------------------
+    def trace(self, obs: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One decision for ``obs [B, n]``: the action ``[B, m]`` and each layer's spike
+        counts ``[B, N]`` (non-zero outputs over the T ticks)."""
+        x = np.asarray(obs, self.dtype)
+        if self.spec["squash_obs"]:
+            x = np.tanh(x)
+        x = encode(x, self.spec["encoder"], self.arrays, self.timesteps)
+        states = self._initial_state(x.shape[1])
+        counts = []
+        for i, layer in enumerate(self.layers):
+            weight, bias = self.arrays[layer["weight"]], self.arrays.get(layer.get("bias") or "")
+            currents = x @ weight.T
+            currents = currents if bias is None else currents + bias
+            kind, params = layer["neuron"]["kind"], self._neuron_params[i]
+            outputs, state = [], states[i]
+            for current in currents:
+                out, state = neuron_tick(kind, current, state, params)
+                outputs.append(out)
+            x, states[i] = np.stack(outputs), state
+            counts.append((x != 0).sum(axis=0))
+        if self.stateful:
+            self.state = states
+        membrane = states[-1][NEURON_FIELDS[self.layers[-1]["neuron"]["kind"]].index("v")]
+        pre = readout(x, membrane, self.spec["readout"], self.arrays)
+        action = np.tanh(pre) if self.spec["activation"] == "tanh" else pre
+        return self.spec["max_action"] * action, counts
+
+    def decide(self, obs: np.ndarray) -> np.ndarray:
+        """The action for an observation as the actor sees it, ``[n] -> [m]`` or
+        ``[B, n] -> [B, m]``."""
+        x = np.asarray(obs, self.dtype)
+        single = x.ndim == 1
+        action, _ = self.trace(x[None] if single else x)
+        return action[0] if single else action
+
+    def act(self, raw_obs: np.ndarray) -> np.ndarray:
+        """Normalise a raw env observation, decide, and scale the action to the env's bounds."""
+        x = np.asarray(raw_obs, np.float32)  # spikerl's envs observe in float32
+        norm = self.spec.get("normalizer")
+        if norm is not None:
+            mean, var = self._float64[norm["mean"]], self._float64[norm["var"]]
+            x = np.clip((x - mean) / np.sqrt(var + norm["eps"]), -norm["clip"], norm["clip"])
+            x = x.astype(np.float32)
+        action = self.decide(x)
+        low, high = self.spec.get("action_low"), self.spec.get("action_high")
+        if low is None:
+            return action
+        low, high = self._float64[low], self._float64[high]
+        return low + (high - low) * ((action + 1.0) / 2.0)
+
+
+def load_policy(path: str | Path, dtype: str = "float64") -> Policy:
+    """Read an exported policy (see the module docstring); a bad file is a
+    :class:`PolicyFileError` naming it."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except (OSError, ValueError) as err:
+        raise PolicyFileError(f"{path}: not a readable .npz file ({err})") from None
+    try:
+        spec = json.loads(str(arrays.pop("spec")))
+    except (KeyError, ValueError):
+        raise PolicyFileError(f"{path}: not a spikerl policy (no JSON 'spec' entry)") from None
+    if spec.get("format") != FORMAT or spec.get("version") != FORMAT_VERSION:
+        raise PolicyFileError(
+            f"{path}: format {spec.get('format')!r} version {spec.get('version')!r}; this "
+            f"runtime reads {FORMAT!r} version {FORMAT_VERSION}"
+        )
+    return Policy(spec, arrays, dtype)

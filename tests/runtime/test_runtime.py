@@ -1,0 +1,175 @@
+"""The NumPy runtime against the torch policies it was exported from."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from spikerl.export import ExportError, export_npz
+from spikerl.nets import DeterministicActor, SpikingActor, direct_lif_network
+from spikerl.runtime import PolicyFileError, load_policy
+
+OBS, ACT = 5, 2
+
+
+def population_actor(kind):
+    torch.manual_seed(0)
+    actor = SpikingActor(OBS, ACT, neuron=kind, hidden=[24, 16], timesteps=5, pop_in=4, pop_out=3)
+    with torch.no_grad():  # larger weights: every layer fires, the comparisons mean something
+        for linear in actor.linears:
+            linear.weight.mul_(3.0)
+    return actor
+
+
+def controller():
+    torch.manual_seed(1)
+    net = direct_lif_network(OBS, ACT, [24, 16], timesteps=1, stateful=True, inputs=4)
+    with torch.no_grad():
+        for linear in net.linears:
+            linear.weight.mul_(3.0)
+    return net
+
+
+ACTORS = {kind: (lambda k=kind: population_actor(k)) for kind in ("lif", "plif", "clif", "dn")}
+ACTORS["stateful LIF controller"] = controller
+
+
+def observation_stream(steps=60, batch=3, seed=0):
+    """A smooth random walk, like an episode's observations."""
+    rng = np.random.default_rng(seed)
+    return np.cumsum(rng.normal(0.0, 0.3, size=(steps, batch, OBS)), axis=0)
+
+
+def run_torch(actor, stream, dtype):
+    actor = actor.to(dtype)
+    state, actions, counts = None, [], []
+    with torch.no_grad():
+        for obs in stream:
+            trace = actor.trace(torch.as_tensor(obs, dtype=dtype), state)
+            state = trace.state if actor.stateful else None
+            actions.append(trace.action.numpy())
+            counts.append([c.numpy() for c in trace.spike_counts])
+    return np.stack(actions), counts
+
+
+def run_numpy(policy, stream):
+    policy.reset()
+    actions, counts = [], []
+    for obs in stream:
+        action, layer_counts = policy.trace(obs)
+        actions.append(action)
+        counts.append(layer_counts)
+    return np.stack(actions), counts
+
+
+@pytest.mark.parametrize("name", list(ACTORS))
+def test_float64_runtime_matches_torch_spike_for_spike(name, tmp_path):
+    actor = ACTORS[name]().double()
+    path = export_npz(actor, tmp_path / "p.npz")
+    stream = observation_stream()
+    expected_actions, expected_counts = run_torch(actor, stream, torch.float64)
+    actions, counts = run_numpy(load_policy(path), stream)
+    for step, (got, want) in enumerate(zip(counts, expected_counts, strict=True)):
+        for layer, (g, w) in enumerate(zip(got, want, strict=True)):
+            np.testing.assert_array_equal(g, w, err_msg=f"step {step}, layer {layer}")
+    assert sum(c.sum() for step in counts for c in step) > 0  # the network is not silent
+    # products sum in another order (NumPy's BLAS), so the actions agree to float64 rounding
+    np.testing.assert_allclose(actions, expected_actions, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(ACTORS))
+def test_float32_runtime_within_tolerance(name, tmp_path):
+    actor = ACTORS[name]()
+    path = export_npz(actor, tmp_path / "p.npz")
+    stream = observation_stream(seed=3)
+    expected_actions, expected_counts = run_torch(actor, stream, torch.float32)
+    actions, counts = run_numpy(load_policy(path, dtype="float32"), stream)
+    assert actions.dtype == np.float32
+    total = sum(w.sum() for step in expected_counts for w in step)
+    differing = sum(
+        np.abs(g - w).sum() for gs, ws in zip(counts, expected_counts, strict=True)
+        for g, w in zip(gs, ws, strict=True)
+    )  # fmt: skip
+    assert differing <= 1e-3 * total  # a spike may flip where a membrane sits at threshold
+    np.testing.assert_allclose(actions, expected_actions, atol=1e-4)
+
+
+def test_stateful_reset_by_row_and_batch_check(tmp_path):
+    policy = load_policy(export_npz(controller().double(), tmp_path / "c.npz"))
+    stream = observation_stream(steps=5, batch=2)
+    for obs in stream:
+        policy.trace(obs)
+    carried = [f.copy() for f in policy.state[0]]
+    policy.reset(np.array([True, False]))
+    assert not policy.state[0][0][0].any() and np.array_equal(policy.state[0][0][1], carried[0][1])
+    with pytest.raises(ValueError, match="call reset"):
+        policy.decide(stream[0][:1])
+    policy.reset()
+    assert policy.decide(stream[0][0]).shape == (ACT,)
+
+
+def test_act_normalises_and_scales_to_env_bounds(tmp_path):
+    actor = population_actor("lif").double()
+    norm = {"mean": np.full(OBS, 0.5), "var": np.full(OBS, 4.0), "count": 10}
+    bounds = (np.array([-2.0, 0.0]), np.array([2.0, 1.0]))
+    policy = load_policy(export_npz(actor, tmp_path / "p.npz", norm, bounds))
+    raw = np.linspace(-3, 3, OBS).astype(np.float32)
+    x = np.clip((raw - 0.5) / np.sqrt(4.0 + 1e-8), -10, 10).astype(np.float32)
+    a = policy.decide(x)
+    np.testing.assert_allclose(policy.act(raw), bounds[0] + (bounds[1] - bounds[0]) * (a + 1) / 2)
+
+
+def test_refusals_and_bad_files(tmp_path):
+    with pytest.raises(ExportError, match="not a spiking network"):
+        export_npz(DeterministicActor(OBS, ACT, [8]), tmp_path / "a.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(PolicyFileError, match="not a readable .npz"):
+        load_policy(tmp_path / "junk.npz")
+    np.savez(tmp_path / "other.npz", x=np.zeros(2))
+    with pytest.raises(PolicyFileError, match="no JSON 'spec'"):
+        load_policy(tmp_path / "other.npz")
+
+
+def test_runtime_imports_neither_torch_nor_gymnasium(tmp_path):
+    path = export_npz(population_actor("clif"), tmp_path / "p.npz")
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['gymnasium'] = None\n"
+        "import numpy as np\n"
+        "from spikerl.runtime import load_policy\n"
+        f"p = load_policy({str(path)!r}, dtype='float32')\n"
+        f"print(p.decide(np.zeros({OBS})).shape)\n"
+        "assert 'torch' not in [m.split('.')[0] for m in sys.modules if sys.modules[m]]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"({ACT},)"
+
+
+def test_export_command_writes_a_policy_that_acts_like_the_run(tmp_path, capsys):
+    from spikerl.cli import main
+    from spikerl.experiments.policy import load_policy as load_run_policy
+    from tests.conftest import TINY
+
+    sets = [a for o in (*TINY, "actor.kind=lif", "run.total_steps=200", "run.name=r",
+                        "env.normalize_obs=true") for a in ("--set", o)]  # fmt: skip
+    assert main(["train", *sets, "--runs-dir", str(tmp_path)]) == 0
+    out = tmp_path / "r.npz"
+    assert main(["export", str(tmp_path / "r"), "--format", "numpy", "-o", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    policy = load_policy(out)
+    actor, _, normalizer = load_run_policy(tmp_path / "r")
+    raw = np.array([0.3, -0.2, 1.5], np.float32)
+    x = np.clip((raw - normalizer["mean"]) / np.sqrt(normalizer["var"] + 1e-8), -10, 10)
+    with torch.no_grad():
+        expected = actor(torch.as_tensor(x.astype(np.float32))[None]).numpy()[0]
+    # Pendulum's torque bounds are +-2: act() returns env actions
+    np.testing.assert_allclose(policy.act(raw), 2.0 * expected, atol=1e-5)
+    assert policy.spec["source"]["env"] == "Pendulum-v1"
+    ann = [a for o in (*TINY, "run.total_steps=200", "run.name=a") for a in ("--set", o)]
+    assert main(["train", *ann, "--runs-dir", str(tmp_path)]) == 0
+    assert main(["export", str(tmp_path / "a"), "-o", str(tmp_path / "a.npz")]) == 1
+    assert "not a spiking network" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "r"), "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
