@@ -564,6 +564,12 @@ def _show_bar(cfg: Config) -> bool:
     return cfg.run.progress and sys.stderr.isatty()
 
 
+def _progress_bar(cfg: Config, initial: int, desc: str) -> tqdm:
+    """The env-step progress bar (disabled where :func:`_show_bar` says no)."""
+    return tqdm(total=cfg.run.total_steps, initial=initial, unit="step", dynamic_ncols=True,
+                disable=not _show_bar(cfg), desc=desc, mininterval=1.0)  # fmt: skip
+
+
 def _write_status(s: _Session, state: str, since: float, first_step: int, **extra: Any) -> None:
     """``status.json`` (:mod:`~spikerl.experiments.status`): state, live step, last return."""
     p = s.progress
@@ -591,15 +597,7 @@ def _train_loop(s: _Session, stop: dict[str, bool], until: int | None = None) ->
     last_return = p.eval_returns[-1] if p.eval_returns else float("nan")
     diagnostics: dict[str, float] = {}
     show_bar = _show_bar(cfg)
-    bar = tqdm(
-        total=cfg.run.total_steps,
-        initial=p.step,
-        unit="step",
-        dynamic_ncols=True,
-        disable=not show_bar,
-        desc=s.run_dir.name,
-        mininterval=1.0,
-    )
+    bar = _progress_bar(cfg, p.step, s.run_dir.name)
     checkpoint_every = cfg.run.checkpoint_every or cfg.run.eval_every
     while p.step < until and not stop["stop"]:
         _env_step(s)
@@ -622,6 +620,11 @@ def _train_loop(s: _Session, stop: dict[str, bool], until: int | None = None) ->
     bar.close()
     finished = p.step >= cfg.run.total_steps
     _write_status(s, FINISHED if finished else "stopped", started, first_step)
+    return _run_result(s, finished, diagnostics)
+
+
+def _run_result(s: _Session, finished: bool, diagnostics: dict[str, float]) -> RunResult:
+    p = s.progress
     return RunResult(
         s.run_dir,
         p.step,

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..algos.seeds import SeedBuffers, SeedStackedTD3
 from ..envs import check_env
@@ -41,8 +40,10 @@ from .run import (
     _env_step,
     _evaluate_and_log,
     _note,
+    _progress_bar,
     _require_finite,
     _resume,
+    _run_result,
     _save,
     _Session,
     _show_bar,
@@ -136,7 +137,7 @@ def train_seeds(
         with _stop_on_signals() as stop:
             try:
                 if not _catch_up(sessions, stop):
-                    return [_result(s, finished=False) for s in sessions]
+                    return [_run_result(s, False, {}) for s in sessions]
                 learner = SeedStackedTD3(
                     [s.learner for s in sessions], cfgs[0].actor.plif_lr, cfgs[0].run.precision
                 )
@@ -203,15 +204,7 @@ def _seeds_loop(
     for s in sessions:
         _write_status(s, "running", started, first_step)
     show_bar = _show_bar(cfg)
-    bar = tqdm(
-        total=cfg.run.total_steps,
-        initial=lead.step,
-        unit="step",
-        dynamic_ncols=True,
-        disable=not show_bar,
-        desc=f"{len(sessions)} seeds",
-        mininterval=1.0,
-    )
+    bar = _progress_bar(cfg, lead.step, f"{len(sessions)} seeds")
     checkpoint_every = cfg.run.checkpoint_every or cfg.run.eval_every
     status_due = started + STATUS_EVERY
     while lead.step < cfg.run.total_steps and not stop["stop"]:
@@ -237,7 +230,7 @@ def _seeds_loop(
     finished = lead.step >= cfg.run.total_steps
     for s in sessions:
         _write_status(s, FINISHED if finished else "stopped", started, first_step)
-    return [_result(s, finished) for s in sessions]
+    return [_run_result(s, finished, {}) for s in sessions]
 
 
 def _step_all(sessions: list[_Session], learner: SeedStackedTD3, buffers: SeedBuffers) -> None:
@@ -256,15 +249,3 @@ def _step_all(sessions: list[_Session], learner: SeedStackedTD3, buffers: SeedBu
             s.progress.add_train_metrics(own)
     for s in sessions:
         s.progress.step += 1
-
-
-def _result(s: _Session, finished: bool) -> RunResult:
-    p = s.progress
-    return RunResult(
-        s.run_dir,
-        p.step,
-        list(p.eval_steps),
-        list(p.eval_returns),
-        interrupted=not finished,
-        steps_per_sec=p.step / max(s.wall_time(), 1e-9),
-    )
