@@ -171,9 +171,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(_result_table(cfgs, results))
     if any(r.interrupted for r in results):
         folders = " ".join(str(r.run_dir) for r in results)
-        steps = results[0].steps
+        steps = sorted({r.steps for r in results})
+        at = f"step {steps[0]}" if len(steps) == 1 else f"steps {', '.join(map(str, steps))}"
         print(
-            f"interrupted at step {steps}; continue with: spikerl train --resume {folders}",
+            f"interrupted at {at}; continue with: spikerl train --resume {folders}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..envs import make_env
+from ..envs import find_wrapper, make_env
 from ..errors import UsageError
 from .policy import load_policy
 from .provenance import env_version
@@ -29,12 +29,21 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="file to write (.npz)")
 
 
-def _action_bounds(env_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """The env's own action bounds (spikerl's actors act in [-1, 1], rescaled by make_env)."""
+def _action_bounds(env_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The bounds that spikerl's ``RescaleAction`` maps [-1, 1] onto (those of the env it
+    wraps), or None when the env already acts in [-1, 1]."""
+    import gymnasium as gym
+
     env = make_env(env_id)
-    space = env.unwrapped.action_space
+    rescale = find_wrapper(env, gym.wrappers.RescaleAction)
+    space = rescale.env.action_space if rescale is not None else None
     env.close()
-    return np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+    if space is None:
+        return None
+    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise UsageError(f"{env_id}: unbounded action space; it cannot be rescaled")
+    return low, high
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -117,6 +117,8 @@ def train_seeds(
     if resume and overwrite:
         raise RunError("--resume continues runs and --overwrite replaces them; choose one")
     dirs = run_dirs or [Path(runs_root) / c.run_name for c in cfgs]
+    if len({Path(d).resolve() for d in dirs}) != len(dirs):
+        raise RunError("the same run folder is named twice; give each seed's folder once")
     device = resolve_device(cfgs[0].run.device)
     check_env(cfgs[0].env.id)
     with ExitStack() as locks:
@@ -171,8 +173,8 @@ def _open(sessions: list[_Session], resume: bool, overwrite: bool) -> None:
 def _catch_up(sessions: list[_Session], stop: dict[str, bool]) -> bool:
     """Bring every seed to the step of the furthest one before stacking them: a kill between
     two seeds' checkpoint writes leaves the set at two consecutive checkpoint steps, and the
-    seeds behind continue alone (their single-run loop, which checkpoints at that step).
-    False when a stop signal came first."""
+    seeds behind continue alone (their single-run loop, which checkpoints when it reaches that
+    step or stops). False when a stop signal came first."""
     target = max(s.progress.step for s in sessions)
     for s in sessions:
         if s.progress.step < target:
@@ -219,6 +221,9 @@ def _seeds_loop(
             for s in sessions:
                 _evaluate_and_log(s, started, step - first_step, log_lines=not show_bar)
             _share_slope(sessions, learner)
+        if stop["stop"] and not save:  # a signal during the evaluation: checkpoint now
+            _sync_members(sessions, learner)
+            save = True
         if save:
             for s in sessions:
                 _save(s)

@@ -133,7 +133,10 @@ def readout(
         return _linear(outputs, weight, bias).mean(axis=0)
     if source in ("count", "weighted"):
         if source == "weighted":
-            outputs = outputs * arrays[spec["tick_weights"]].reshape(-1, 1, 1)
+            weights = arrays[spec["tick_weights"]]
+            if weights.shape[0] != outputs.shape[0]:
+                raise ValueError(f"{weights.shape[0]} tick weights for {outputs.shape[0]} ticks")
+            outputs = outputs * weights.reshape(-1, 1, 1)
         out = _linear(outputs, weight, bias).sum(axis=0)
         return out if bias is None else out - (outputs.shape[0] - 1) * bias
     return _linear(membrane, weight, bias)

@@ -28,6 +28,7 @@ apply in training).
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +159,8 @@ def load_policy(path: str | Path, dtype: str = "float64") -> Policy:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError) as err:
-        raise PolicyFileError(f"{path}: not a readable .npz file ({err})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise PolicyFileError(f"{path}: not a readable .npz file ({err or 'empty'})") from None
     try:
         spec = json.loads(str(arrays.pop("spec")))
     except (KeyError, ValueError):
@@ -169,4 +170,7 @@ def load_policy(path: str | Path, dtype: str = "float64") -> Policy:
             f"{path}: format {spec.get('format')!r} version {spec.get('version')!r}; this "
             f"runtime reads {FORMAT!r} version {FORMAT_VERSION}"
         )
-    return Policy(spec, arrays, dtype)
+    try:
+        return Policy(spec, arrays, dtype)
+    except (KeyError, TypeError) as err:
+        raise PolicyFileError(f"{path}: incomplete policy spec (missing {err})") from None

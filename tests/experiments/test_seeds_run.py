@@ -166,3 +166,41 @@ def test_seeds_caught_up_when_killed_between_their_checkpoints(tiny_config, tmp_
             read_metrics(tmp_path / "k" / cfg.run_name)[:5],
             read_metrics(tmp_path / "clean" / cfg.run_name)[:5],
         )
+
+
+def test_stop_during_an_evaluation_checkpoints_every_seed(tiny_config, tmp_path, monkeypatch):
+    """A signal that arrives while the seeds are evaluated at a step that is not a checkpoint
+    step still leaves every seed checkpointed at the step it stopped at."""
+    from contextlib import contextmanager
+
+    import spikerl.experiments.seeds_run as seeds_run
+
+    flag = {"stop": False}
+
+    @contextmanager
+    def signals():
+        yield flag
+
+    real_eval = seeds_run._evaluate_and_log
+
+    def evaluate_then_signal(s, *args, **kwargs):
+        result = real_eval(s, *args, **kwargs)
+        if s.progress.step == 100:
+            flag["stop"] = True
+        return result
+
+    monkeypatch.setattr(seeds_run, "_stop_on_signals", signals)
+    monkeypatch.setattr(seeds_run, "_evaluate_and_log", evaluate_then_signal)
+    over = ("run.total_steps=400", "run.eval_every=100", "run.checkpoint_every=200")
+    cfgs = seed_configs(tiny_config(*over), [0, 1])
+    results = train_seeds(cfgs, tmp_path)
+    assert [r.steps for r in results] == [100, 100] and results[0].interrupted
+    for cfg in cfgs:
+        ckpt = load_checkpoint(tmp_path / cfg.run_name / "checkpoint.pt")
+        assert ckpt["progress"]["step"] == 100
+
+
+def test_a_folder_named_twice_is_refused(tiny_config, tmp_path):
+    cfgs = seed_configs(tiny_config(), [0, 1])
+    with pytest.raises(RunError, match="named twice"):
+        train_seeds(cfgs, run_dirs=[tmp_path / "a", tmp_path / "a"])

@@ -127,6 +127,13 @@ def test_refusals_and_bad_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(PolicyFileError, match="not a readable .npz"):
         load_policy(tmp_path / "junk.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(PolicyFileError, match="not a readable .npz"):
+        load_policy(tmp_path / "empty.npz")
+    good = export_npz(population_actor("lif"), tmp_path / "good.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(PolicyFileError, match="not a readable .npz"):
+        load_policy(tmp_path / "cut.npz")
     np.savez(tmp_path / "other.npz", x=np.zeros(2))
     with pytest.raises(PolicyFileError, match="no JSON 'spec'"):
         load_policy(tmp_path / "other.npz")
