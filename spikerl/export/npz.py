@@ -4,7 +4,9 @@ The network is read from its declared parts (encoder, synaptic layers, neuron la
 :meth:`~spikerl.snn.layers.SpikingNeuron.neuron_parameters`, readout), never traced. Learned
 leaks are written as the leak factor torch computes (``sigmoid(w)`` for PLIF,
 ``clip(beta, 0, 1)``), thresholds as floats or per-neuron arrays. Anything the runtime cannot
-run is refused with the layer and the reason (:class:`ExportError`).
+run is refused with the layer and the reason (:class:`ExportError`): ANN actors, synapses
+other than ``nn.Linear`` (the convolutional stages of converted image policies) and a grid's
+per-row CRPI alphas.
 """
 
 from __future__ import annotations
@@ -67,11 +69,15 @@ def _encoder(net: SpikingNetwork, arrays: _Arrays) -> dict[str, Any]:
 def _neuron(name: str, neuron: nn.Module, arrays: _Arrays) -> dict[str, Any]:
     params = neuron.neuron_parameters()
     kind = params["kind"]
+    if kind == "conversion":
+        if isinstance(params["crpi"], list):
+            raise ExportError(
+                f"layer {name}: one CRPI alpha per batch row (a grid evaluation) is not a "
+                "deployable policy; convert with one alpha"
+            )
+        return {key: arrays.value(value) for key, value in params.items()}
     if kind not in NEURON_FIELDS:
-        raise ExportError(
-            f"layer {name}: {kind!r} neurons (conversion) are not exported to the NumPy runtime "
-            f"yet; trained LIF, IF, PLIF, CLIF and DN policies are"
-        )
+        raise ExportError(f"layer {name}: {kind!r} neurons are not supported by the runtime")
     if kind == "dn":
         return {"kind": kind, "v_th": arrays.value(params["v_th"])}
     return {key: arrays.value(value) for key, value in params.items()}

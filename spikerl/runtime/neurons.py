@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NEURON_FIELDS", "encode", "neuron_tick", "readout", "zero_state"]
+__all__ = ["NEURON_FIELDS", "encode", "neuron_fields", "neuron_tick", "readout", "zero_state"]
 
 #: State fields per neuron kind (as the torch state NamedTuples).
 NEURON_FIELDS: dict[str, tuple[str, ...]] = {
@@ -25,12 +25,24 @@ NEURON_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: State fields of the conversion neurons (``RateState`` and ``DCState`` of
+#: :mod:`spikerl.snn.conversion`).
+RATE_FIELDS, DC_FIELDS = ("v", "v0", "m"), ("v", "v0", "x0", "X", "Y")
+
+
+def neuron_fields(params: dict[str, Any]) -> tuple[str, ...]:
+    """The state fields of a layer with neuron ``params``."""
+    if params["kind"] == "conversion":
+        return DC_FIELDS if params["model"].startswith("dc") else RATE_FIELDS
+    return NEURON_FIELDS[params["kind"]]
+
+
 def _spike(x: np.ndarray) -> np.ndarray:
     return (x > 0).astype(x.dtype)
 
 
-def zero_state(kind: str, batch: int, size: int, dtype: np.dtype) -> tuple[np.ndarray, ...]:
-    return tuple(np.zeros((batch, size), dtype) for _ in NEURON_FIELDS[kind])
+def zero_state(params: dict[str, Any], batch: int, size: int, dtype: np.dtype) -> tuple:
+    return tuple(np.zeros((batch, size), dtype) for _ in neuron_fields(params))
 
 
 def lif_tick(current: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.ndarray, tuple]:
@@ -74,13 +86,90 @@ def dn_tick(current: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.nd
     return s, (c, v, u, s)
 
 
+# --- conversion neurons (spikerl.snn.conversion) -------------------------------------------
+
+
+def mt_table(levels: int, dtype: np.dtype) -> np.ndarray:
+    """:func:`spikerl.snn.conversion.mt_table`: ``[0, 2^-(n-1), ..., 1/2, 1]``."""
+    powers = np.power(np.asarray(2.0, dtype), -np.arange(levels - 1, -1, -1, dtype=dtype))
+    return np.concatenate([np.zeros(1, dtype), powers])
+
+
+def _largest_level(x: np.ndarray, table: np.ndarray, scale: float) -> np.ndarray:
+    """The table form of :func:`spikerl.snn.conversion._largest_level` (``bucketize`` with
+    ``right=True`` is ``searchsorted`` with ``side="right"``)."""
+    return table[np.searchsorted(scale * table[1:], x, side="right")]
+
+
+def conversion_constants(p: dict[str, Any], dtype: np.dtype) -> dict[str, Any]:
+    """What :meth:`spikerl.snn.conversion.ConversionNeuron.tick_fn` binds once per layer."""
+    theta = p["theta"]
+    multi = p["model"] in ("mt", "mt_signed", "dc-mt")
+    constants = dict(p, multi=multi, signed=p["model"] in ("snm", "mt_signed", "dc", "dc-mt"))
+    if multi:
+        table = mt_table(p["levels"], dtype)
+        inv = np.where(theta > 0, 1.0 / np.maximum(theta, np.asarray(1e-30, dtype)), 0.0)
+        constants |= {"table": table, "inv_theta": inv.astype(dtype),
+                      "v_init": np.zeros_like(theta), "half": theta * table[1] / 2}  # fmt: skip
+    else:
+        constants |= {"v_init": theta / 2, "half": theta / 2}
+    return constants
+
+
+def _fire(u: np.ndarray, gate: np.ndarray, k: dict[str, Any]) -> np.ndarray:
+    """:func:`~spikerl.snn.conversion.if_fire` or :func:`~spikerl.snn.conversion.mt_fire`."""
+    theta = k["theta"]
+    if not k["multi"]:
+        out = theta * (u > theta)
+        return out - theta * ((u < 0) & (gate >= theta)) if k["signed"] else out
+    ratio = u * k["inv_theta"]
+    fired = _largest_level(ratio, k["table"], 0.75)
+    if not k["signed"]:
+        return theta * fired
+    below = _largest_level(-ratio, k["table"], 0.75)
+    allowed = _largest_level(gate * k["inv_theta"], k["table"], 1.0)
+    return theta * np.where(fired > 0, fired, -np.minimum(below, allowed))
+
+
+def _carry(residual: np.ndarray, k: dict[str, Any]) -> np.ndarray:
+    """:func:`spikerl.snn.conversion.crpi_carry`."""
+    return np.clip(k["crpi"] * residual, -k["half"], k["half"])
+
+
+def conversion_tick(
+    current: np.ndarray, state: tuple, k: dict[str, Any], tick: int
+) -> tuple[np.ndarray, tuple]:
+    """:func:`~spikerl.snn.conversion.rate_step` or :func:`~spikerl.snn.conversion.dc_step`."""
+    if k["model"].startswith("dc"):
+        v, v0, x0, big_x, big_y = state
+        if tick == 0:
+            carry = _carry(np.maximum(v - v0, -k["timesteps"] * big_y), k)
+            v = k["v_init"] + carry
+            return np.zeros_like(current), (v, v, current, current, np.zeros_like(big_y))
+        delta = current - x0
+        u = v + delta + big_x - big_y
+        out = _fire(u, tick * big_y, k)
+        return out, (u - out, v0, x0, big_x + delta / tick, big_y + out / tick)
+    v, v0, m = state
+    if tick == 0:
+        carry = _carry(np.maximum(v - v0, -m), k)
+        v = k["v_init"] + carry
+        v0, m = v, np.zeros_like(m)
+    u = v + current
+    out = _fire(u, m, k)
+    return out, (u - out, v0, m + out)
+
+
 _TICKS = {"lif": lif_tick, "if": lif_tick, "plif": lif_tick, "clif": clif_tick, "dn": dn_tick}
 
 
 def neuron_tick(
-    kind: str, current: np.ndarray, state: tuple, params: dict[str, Any]
+    kind: str, current: np.ndarray, state: tuple, params: dict[str, Any], tick: int = 0
 ) -> tuple[np.ndarray, tuple]:
-    """One tick of neuron ``kind`` with its layer ``params``."""
+    """Tick ``tick`` of the decision for neuron ``kind`` with its layer ``params`` (for
+    ``conversion``, the :func:`conversion_constants`)."""
+    if kind == "conversion":
+        return conversion_tick(current, state, params, tick)
     return _TICKS[kind](current, state, params)
 
 

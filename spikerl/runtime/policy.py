@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .neurons import NEURON_FIELDS, encode, neuron_tick, readout, zero_state
+from .neurons import conversion_constants, encode, neuron_fields, neuron_tick, readout, zero_state
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Policy", "PolicyFileError", "load_policy"]
 
@@ -74,6 +74,8 @@ class Policy:
         for key, value in params.items():
             is_array = isinstance(value, str) and value in self.arrays and key != "kind"
             resolved[key] = self.arrays[value] if is_array else value
+        if resolved["kind"] == "conversion":
+            return conversion_constants(resolved, self.dtype)
         return resolved
 
     # --- state ---------------------------------------------------------------------------------
@@ -96,8 +98,7 @@ class Policy:
                 )
             return list(self.state)
         return [
-            zero_state(layer["neuron"]["kind"], batch, layer["size"], self.dtype)
-            for layer in self.layers
+            zero_state(layer["neuron"], batch, layer["size"], self.dtype) for layer in self.layers
         ]
 
     # --- decisions -----------------------------------------------------------------------------
@@ -116,14 +117,14 @@ class Policy:
             currents = currents if bias is None else currents + bias
             kind, params = layer["neuron"]["kind"], self._neuron_params[i]
             outputs, state = [], states[i]
-            for current in currents:
-                out, state = neuron_tick(kind, current, state, params)
+            for tick, current in enumerate(currents):
+                out, state = neuron_tick(kind, current, state, params, tick)
                 outputs.append(out)
             x, states[i] = np.stack(outputs), state
             counts.append((x != 0).sum(axis=0))
         if self.stateful:
             self.state = states
-        membrane = states[-1][NEURON_FIELDS[self.layers[-1]["neuron"]["kind"]].index("v")]
+        membrane = states[-1][neuron_fields(self.layers[-1]["neuron"]).index("v")]
         pre = readout(x, membrane, self.spec["readout"], self.arrays)
         action = np.tanh(pre) if self.spec["activation"] == "tanh" else pre
         return self.spec["max_action"] * action, counts

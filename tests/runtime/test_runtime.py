@@ -32,8 +32,23 @@ def controller():
     return net
 
 
+def converted(model, alpha):
+    from spikerl.convert.build import ConversionSettings, build_converted
+    from spikerl.convert.source import source_from_module
+
+    torch.manual_seed(2)
+    source = source_from_module(DeterministicActor(OBS, ACT, [24, 16]))
+    _, hidden = source.hidden_activations(torch.randn(256, OBS))
+    thetas = [h.detach().flatten(1).max(0).values * 0.7 for h in hidden]
+    thetas[0][3] = 0.0  # a unit with threshold 0 emits exactly 0
+    return build_converted(source, thetas, ConversionSettings(model, 6, alpha))
+
+
 ACTORS = {kind: (lambda k=kind: population_actor(k)) for kind in ("lif", "plif", "clif", "dn")}
 ACTORS["stateful LIF controller"] = controller
+for _model in ("if", "snm", "mt", "mt_signed", "dc", "dc-mt"):
+    ACTORS[f"converted {_model}, CRPI 0.5"] = lambda m=_model: converted(m, 0.5)
+ACTORS["converted if, no CRPI"] = lambda: converted("if", 0.0)
 
 
 def observation_stream(steps=60, batch=3, seed=0):
