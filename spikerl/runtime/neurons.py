@@ -37,8 +37,10 @@ def neuron_fields(params: dict[str, Any]) -> tuple[str, ...]:
     return NEURON_FIELDS[params["kind"]]
 
 
-def _spike(x: np.ndarray) -> np.ndarray:
-    return (x > 0).astype(x.dtype)
+def _fires(v: np.ndarray, v_th: Any) -> np.ndarray:
+    """:math:`H(v - \\vartheta)` as ``v > v_th`` (for finite floats ``v - v_th > 0`` exactly
+    when ``v > v_th``: one operation fewer per tick)."""
+    return (v > v_th).astype(v.dtype)
 
 
 def zero_state(params: dict[str, Any], batch: int, size: int, dtype: np.dtype) -> tuple:
@@ -55,7 +57,7 @@ def lif_tick(current: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.n
         v = decay * (v_prev - v_th * s_prev) + current
     else:  # soft_detached: the same forward as written in torch
         v = decay * v_prev + current - v_th * s_prev
-    s = _spike(v - v_th)
+    s = _fires(v, v_th)
     return s, (v, s)
 
 
@@ -64,7 +66,7 @@ def clif_tick(current: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.
     i_prev, v_prev, s_prev = state
     i = p["current_decay"] * i_prev + current
     v = p["decay"] * v_prev * (1.0 - s_prev) + i
-    s = _spike(v - p["v_th"])
+    s = _fires(v, p["v_th"])
     return s, (i, v, s)
 
 
@@ -82,7 +84,7 @@ def dn_tick(current: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.nd
     u_reset = u_prev + k["theta_s"] * s_prev
     v = v_reset + (v_reset * v_reset - v_reset - u_reset + c)
     u = u_reset + (k["theta_v"] * v_reset + k["theta_u"] * u_reset)
-    s = _spike(v - p["v_th"])
+    s = _fires(v, p["v_th"])
     return s, (c, v, u, s)
 
 

@@ -67,6 +67,9 @@ class Policy:
         self.layers = spec["layers"]
         self.state: list[tuple[np.ndarray, ...]] | None = None
         self._neuron_params = [self._resolve(layer["neuron"]) for layer in self.layers]
+        self._weights_t = [
+            np.ascontiguousarray(self.arrays[layer["weight"]].T) for layer in self.layers
+        ]
 
     def _resolve(self, params: dict[str, Any]) -> dict[str, Any]:
         """Neuron parameters with array names replaced by the arrays (floats stay floats)."""
@@ -105,37 +108,42 @@ class Policy:
     def trace(self, obs: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """One decision for ``obs [B, n]``: the action ``[B, m]`` and each layer's spike
         counts ``[B, N]`` (non-zero outputs over the T ticks)."""
-        x = np.asarray(obs, self.dtype)
-        if self.spec["squash_obs"]:
-            x = np.tanh(x)
-        x = encode(x, self.spec["encoder"], self.arrays, self.timesteps)
-        states = self._initial_state(x.shape[1])
-        counts = []
-        for i, layer in enumerate(self.layers):
-            weight, bias = self.arrays[layer["weight"]], self.arrays.get(layer.get("bias") or "")
-            currents = x @ weight.T
-            currents = currents if bias is None else currents + bias
-            kind, params = layer["neuron"]["kind"], self._neuron_params[i]
-            outputs, state = [], states[i]
-            for tick, current in enumerate(currents):
-                out, state = neuron_tick(kind, current, state, params, tick)
-                outputs.append(out)
-            x, states[i] = np.stack(outputs), state
-            counts.append((x != 0).sum(axis=0))
-        if self.stateful:
-            self.state = states
-        membrane = states[-1][neuron_fields(self.layers[-1]["neuron"]).index("v")]
-        pre = readout(x, membrane, self.spec["readout"], self.arrays)
-        action = np.tanh(pre) if self.spec["activation"] == "tanh" else pre
-        return self.spec["max_action"] * action, counts
+        return self._run(obs, counts=True)
 
     def decide(self, obs: np.ndarray) -> np.ndarray:
         """The action for an observation as the actor sees it, ``[n] -> [m]`` or
         ``[B, n] -> [B, m]``."""
         x = np.asarray(obs, self.dtype)
         single = x.ndim == 1
-        action, _ = self.trace(x[None] if single else x)
+        action, _ = self._run(x[None] if single else x, counts=False)
         return action[0] if single else action
+
+    def _run(self, obs: np.ndarray, counts: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+        x = np.asarray(obs, self.dtype)
+        if self.spec["squash_obs"]:
+            x = np.tanh(x)
+        x = encode(x, self.spec["encoder"], self.arrays, self.timesteps)
+        ticks, batch = x.shape[:2]
+        states = self._initial_state(batch)
+        spike_counts = []
+        for i, layer in enumerate(self.layers):
+            # all T ticks' currents in one product: J = x W^T + b, [T * B, n] rows at once
+            currents = (x.reshape(ticks * batch, -1) @ self._weights_t[i]).reshape(ticks, batch, -1)
+            bias = self.arrays.get(layer.get("bias") or "")
+            currents = currents if bias is None else currents + bias
+            kind, params = layer["neuron"]["kind"], self._neuron_params[i]
+            outputs, state = np.empty_like(currents), states[i]
+            for tick in range(ticks):
+                outputs[tick], state = neuron_tick(kind, currents[tick], state, params, tick)
+            x, states[i] = outputs, state
+            if counts:
+                spike_counts.append((x != 0).sum(axis=0))
+        if self.stateful:
+            self.state = states
+        membrane = states[-1][neuron_fields(self.layers[-1]["neuron"]).index("v")]
+        pre = readout(x, membrane, self.spec["readout"], self.arrays)
+        action = np.tanh(pre) if self.spec["activation"] == "tanh" else pre
+        return self.spec["max_action"] * action, spike_counts
 
     def act(self, raw_obs: np.ndarray) -> np.ndarray:
         """Normalise a raw env observation, decide, and scale the action to the env's bounds."""
