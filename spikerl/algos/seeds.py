@@ -80,12 +80,11 @@ class SeedStackedTD3(TD3):
 
     def __init__(self, members: Sequence[TD3], leak_lr: float, precision: str) -> None:
         first = members[0]
-        stack = SeedStack
         super().__init__(
-            stack([m.actor for m in members]),
-            stack([m.critic for m in members]),
+            SeedStack([m.actor for m in members]),
+            SeedStack([m.critic for m in members]),
             first.cfg,
-            proxy=stack([m.proxy for m in members]) if first.proxy is not None else None,
+            proxy=SeedStack([m.proxy for m in members]) if first.proxy is not None else None,
             leak_lr=leak_lr,
             max_action=first.max_action,
             device=first.device,

@@ -76,15 +76,14 @@ class SeedsTrainLoop:
         self.cfg, self.seeds = cfg, seeds
         self.loops = [TrainLoop(c, capacity, device) for c in cfgs]
         self.buffers = SeedBuffers([loop.buffer for loop in self.loops])
-        self.learner: Any = None
-        self._stack = lambda: SeedStackedTD3(
+        self.learner = SeedStackedTD3(
             [loop.learner for loop in self.loops], cfg.actor.plif_lr, cfg.run.precision
         )
 
     def prefill(self) -> None:
+        """Every seed's uniform-random warm-up (the learners are not used in it)."""
         for loop in self.loops:
             loop.prefill()
-        self.learner = self._stack()
 
     def train(self, steps: int) -> None:
         """``steps`` iterations (``steps * seeds`` env steps)."""

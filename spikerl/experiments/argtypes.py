@@ -27,6 +27,7 @@ def non_negative_int(text: str) -> int:
 
 def seed_list(text: str) -> list[int]:
     """Seeds as ``0-7``, ``0,2,5`` or a mix (``0-3,8``); ranges include both ends."""
+    bad = argparse.ArgumentTypeError(f"expected seeds like 0-7 or 0,2,5, got {text!r}")
     seeds: list[int] = []
     for part in text.split(","):
         first, dash, last = part.strip().partition("-")
@@ -34,11 +35,9 @@ def seed_list(text: str) -> list[int]:
             lo = int(first)
             hi = int(last) if dash else lo
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected seeds like 0-7 or 0,2,5, got {text!r}"
-            ) from None
+            raise bad from None
         if lo < 0 or hi < lo:
-            raise argparse.ArgumentTypeError(f"expected seeds like 0-7 or 0,2,5, got {text!r}")
+            raise bad
         seeds.extend(range(lo, hi + 1))
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"{text!r} names a seed twice")

@@ -214,17 +214,15 @@ def _seeds_loop(
         bar.update(1)
         step = lead.step
         evaluate = step % cfg.run.eval_every == 0
-        save = step % checkpoint_every == 0 or step == cfg.run.total_steps or stop["stop"]
-        if evaluate or save:
-            _sync_members(sessions, learner)
         if evaluate:
+            _sync_members(sessions, learner)
             for s in sessions:
                 _evaluate_and_log(s, started, step - first_step, log_lines=not show_bar)
             _share_slope(sessions, learner)
-        if stop["stop"] and not save:  # a signal during the evaluation: checkpoint now
-            _sync_members(sessions, learner)
-            save = True
-        if save:
+        # decided after the evaluation, so a signal that arrived during it checkpoints too
+        if step % checkpoint_every == 0 or step == cfg.run.total_steps or stop["stop"]:
+            if not evaluate:
+                _sync_members(sessions, learner)
             for s in sessions:
                 _save(s)
         if time.perf_counter() >= status_due:

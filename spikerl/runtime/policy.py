@@ -61,7 +61,9 @@ class Policy:
             raise ValueError(f"dtype={dtype!r}; choose 'float32' or 'float64'")
         self.spec, self.dtype = spec, np.dtype(dtype)
         self.arrays = {k: np.asarray(v, self.dtype) for k, v in arrays.items()}
-        self._float64 = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
+        norm = spec.get("normalizer") or {}  # host-side statistics stay float64 in either dtype
+        host = (norm.get("mean"), norm.get("var"), spec.get("action_low"), spec.get("action_high"))
+        self._float64 = {k: np.asarray(arrays[k], np.float64) for k in host if k is not None}
         self.timesteps = int(spec["timesteps"])
         self.stateful = bool(spec["stateful"])
         self.layers = spec["layers"]
