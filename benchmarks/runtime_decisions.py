@@ -1,10 +1,12 @@
-"""Decisions per second at batch 1: the torch policy against the NumPy runtime.
+"""Decisions per second at batch 1: the torch policy, the NumPy runtime and the C export.
 
 Untrained networks of the shipped sizes: the proxy-target LIF actor (HalfCheetah's 17-d
 observation, populations of 10, 256-256, T = 5, stateless) and the quadrotor controller
 (stateful LIF 18-256-128-4 read from the 146-d observation, one tick per control step).
 Each policy is called on a fresh observation per decision for about ``--seconds`` seconds;
-rates are the median of ``--repeats`` windows, run round-robin.
+rates are the median of ``--repeats`` windows, run round-robin. The C export (float32 and
+int8 weights) is compiled with the system compiler (``cc -std=c99 -O2``) into a timing loop
+that calls ``spikerl_decide`` on the same 64 observations (skipped where no compiler exists).
 
     python benchmarks/runtime_decisions.py [--seconds 2] [--repeats 3] [--threads 1]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -20,24 +23,85 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikerl.export import export_npz
+from spikerl.export import export_npz, network_spec, quantize_policy, write_c
 from spikerl.nets import SpikingActor
 from spikerl.nets.policy import ActingPolicy
 from spikerl.nets.spiking import direct_lif_network
-from spikerl.runtime import load_policy
+from spikerl.runtime import find_compiler, load_policy
+
+TIMING_LOOP = r"""
+#define _POSIX_C_SOURCE 199309L  /* clock_gettime under -std=c99 */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "spikerl_policy.h"
+#include "observations.h"  /* static const spk_real observations[64][SPIKERL_OBS_DIM] */
+
+int main(int argc, char **argv) {
+    double seconds = argc > 1 ? atof(argv[1]) : 1.0, elapsed = 0, sink = 0;
+    static spikerl_state st;
+    spk_real action[SPIKERL_ACT_DIM];
+    struct timespec start, now;
+    long calls = 0;
+    spikerl_reset(&st);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (elapsed < seconds) {
+        for (int k = 0; k < 256; ++k, ++calls) {
+            spikerl_decide(observations[calls % 64], &st, action);
+            sink += action[0];
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        elapsed = (now.tv_sec - start.tv_sec) + 1e-9 * (now.tv_nsec - start.tv_nsec);
+    }
+    printf("%.1f %g\n", calls / elapsed, sink);
+    return 0;
+}
+"""
 
 
-def policies(folder: Path) -> dict[str, tuple[object, int]]:
+def c_timing_loop(net: torch.nn.Module, folder: Path, obs: np.ndarray, int8: bool) -> Path:
+    """A compiled timing loop around the network's C export; returns the executable."""
+    spec, arrays = network_spec(net)
+    if int8:
+        spec, arrays = quantize_policy(spec, arrays)
+    write_c(spec, arrays, folder)
+    rows = ",\n".join("{" + ", ".join(f"{v:.9g}" for v in row) + "}" for row in obs)
+    (folder / "observations.h").write_text(
+        f"static const spk_real observations[64][SPIKERL_OBS_DIM] = {{\n{rows}\n}};\n"
+    )
+    (folder / "main.c").write_text(TIMING_LOOP)
+    binary = folder / "decisions"
+    sources = [str(folder / "main.c"), str(folder / "spikerl_policy.c")]
+    command = [find_compiler(), "-std=c99", "-O2", "-I", str(folder), *sources, "-o", str(binary)]
+    subprocess.run([*command, "-lm"], check=True)
+    return binary
+
+
+def c_rate(binary: Path, seconds: float) -> float:
+    out = subprocess.run([str(binary), str(seconds)], capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[0])
+
+
+def policies(folder: Path, rng: np.random.Generator) -> dict[str, tuple[object, np.ndarray]]:
+    """Each policy's call and its 64 observations (a compiled C loop: its executable)."""
     torch.manual_seed(0)
     pt = SpikingActor(17, 6, neuron="lif", hidden=[256, 256], timesteps=5, pop_in=10, pop_out=10)
     quad = direct_lif_network(146, 4, [256, 128], timesteps=1, stateful=True, inputs=18)
-    out: dict[str, tuple[object, int]] = {}
+    out: dict[str, tuple[object, np.ndarray]] = {}
     for name, net, obs_dim in (("proxy-target LIF actor", pt, 17),
                                ("quadrotor controller", quad, 146)):  # fmt: skip
-        path = export_npz(net, folder / f"{name.split()[0]}.npz")
-        out[f"{name}: torch ActingPolicy"] = (ActingPolicy(net).__call__, obs_dim)
+        obs = rng.normal(size=(64, obs_dim)).astype(np.float32)
+        short = name.split()[0]
+        path = export_npz(net, folder / f"{short}.npz")
+        out[f"{name}: torch ActingPolicy"] = (ActingPolicy(net).__call__, obs)
         for dtype in ("float32", "float64"):
-            out[f"{name}: NumPy runtime {dtype}"] = (load_policy(path, dtype).decide, obs_dim)
+            out[f"{name}: NumPy runtime {dtype}"] = (load_policy(path, dtype).decide, obs)
+        if find_compiler() is None:
+            continue
+        for int8 in (False, True):
+            sub = folder / f"{short}-c{'8' if int8 else ''}"
+            binary = c_timing_loop(net, sub, obs, int8)
+            out[f"{name}: C {'int8' if int8 else 'float32'}"] = (binary, obs)
     return out
 
 
@@ -58,12 +122,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
-        calls = policies(Path(folder))
+        calls = policies(Path(folder), rng)
         rates: dict[str, list[float]] = {name: [] for name in calls}
         for _ in range(args.repeats):
-            for name, (call, obs_dim) in calls.items():
-                obs = rng.normal(size=(64, obs_dim)).astype(np.float32)
-                rates[name].append(rate(call, obs, args.seconds))
+            for name, (call, obs) in calls.items():
+                compiled = isinstance(call, Path)
+                seconds = args.seconds
+                rates[name].append(c_rate(call, seconds) if compiled else rate(call, obs, seconds))
     print(f"| policy | decisions/s (median of {args.repeats}) | min-max |")
     print("|:---|---:|---:|")
     for name, values in rates.items():

@@ -1,7 +1,13 @@
-"""Fly an exported policy with the NumPy runtime in a plain Gymnasium loop (no torch).
+"""Fly an exported policy with the NumPy runtime or its compiled C step in a plain Gymnasium
+loop (no torch).
 
     python scripts/run_exported_policy.py policy.npz --env HalfCheetah-v4 --episodes 10 \
         --reset-seed 123 [--dtype float32]
+    python scripts/run_exported_policy.py c_folder/ --env HalfCheetah-v4 ...   # C export
+
+A folder is a ``spikerl export --format c`` output: it is compiled with the system C compiler
+(float32 ``spk_real``, or ``double`` with ``--dtype float64``) and ``spikerl_step`` is called
+through ctypes.
 
 The env is ``gymnasium.make(ENV)`` itself, with no spikerl wrapper: the policy file carries
 the observation normaliser and the action bounds. ``--reset-seed`` seeds one discarded reset
@@ -15,11 +21,12 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-from spikerl.runtime import load_policy
+from spikerl.runtime import compile_policy, load_policy
 
 
 def main() -> int:
@@ -30,7 +37,10 @@ def main() -> int:
     parser.add_argument("--reset-seed", type=int, default=0)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     args = parser.parse_args()
-    policy = load_policy(args.policy, args.dtype)
+    if Path(args.policy).is_dir():
+        policy, runner = compile_policy(args.policy, double=args.dtype == "float64"), "compiled C"
+    else:
+        policy, runner = load_policy(args.policy, args.dtype), "NumPy runtime"
     env = gym.make(args.env)
     env.reset(seed=args.reset_seed)
     returns, decisions, started = [], 0, time.perf_counter()
@@ -47,7 +57,7 @@ def main() -> int:
     mean, std = statistics.mean(returns), statistics.pstdev(returns)
     rate, torch_loaded = decisions / seconds, "torch" in sys.modules
     print(f"{args.episodes} episodes: return {mean:.1f} +- {std:.1f}; {rate:,.0f} env steps/s "
-          f"with the {args.dtype} NumPy runtime; torch imported: {torch_loaded}")  # fmt: skip
+          f"with the {args.dtype} {runner}; torch imported: {torch_loaded}")  # fmt: skip
     return 0
 
 

@@ -27,7 +27,7 @@ from ..runtime.neurons import NEURON_FIELDS
 from ..runtime.policy import FORMAT, FORMAT_VERSION
 from ..snn.coding import DirectEncoder, LinearReadout, PopulationDecoder, PopulationEncoder
 
-__all__ = ["ExportError", "export_npz", "network_spec"]
+__all__ = ["ExportError", "export_npz", "network_spec", "write_npz"]
 
 
 class ExportError(SpikerlError, ValueError):
@@ -62,7 +62,7 @@ def _encoder(net: SpikingNetwork, arrays: _Arrays) -> dict[str, Any]:
         return {"kind": "population", "mu": arrays.add(enc.mu), "sigma": arrays.add(enc.sigma),
                 "v_th": float(enc.v_th)}  # fmt: skip
     if isinstance(enc, DirectEncoder):
-        return {"kind": "direct", "inputs": enc.inputs}
+        return {"kind": "direct", "inputs": enc.inputs, "obs_dim": enc.obs_dim}
     raise ExportError(f"encoder: {type(enc).__name__} is not supported by the NumPy runtime")
 
 
@@ -148,7 +148,11 @@ def export_npz(
 ) -> Path:
     """Write ``net`` (with the run's normaliser and the env's action bounds) to ``path``,
     atomically; returns the path."""
-    spec, named = network_spec(net, normalizer, action_bounds, source)
+    return write_npz(*network_spec(net, normalizer, action_bounds, source), path)
+
+
+def write_npz(spec: dict[str, Any], named: dict[str, np.ndarray], path: str | Path) -> Path:
+    """Write a description and its arrays as a ``spikerl-numpy`` file, atomically."""
     path = Path(path)
     buffer = io.BytesIO()
     np.savez(buffer, spec=np.array(json.dumps(spec)), **named)

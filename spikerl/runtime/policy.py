@@ -6,7 +6,9 @@ r"""A spiking policy exported as one ``.npz`` file, run with NumPy.
   ``{"format", "version", "timesteps", "stateful", "squash_obs", "activation", "max_action",
   "encoder": {...}, "layers": [{"weight", "bias", "size", "neuron": {"kind", ...}}, ...],
   "readout": {...}, "normalizer": {"mean", "var", "clip", "eps"} | null,
-  "action_low", "action_high" (array names or null), "source": {...}}``;
+  "action_low", "action_high" (array names or null), "source": {...}}``, and for an 8-bit
+  file ``"quantization"`` with ``int8`` weights and ``uint8`` thresholds
+  (:mod:`spikerl.runtime.quantized`);
   every string value that names an array refers to another entry of the archive;
 - the arrays: weights ``[out, in]``, biases, per-neuron leaks and thresholds, encoder centres
   and widths, readout weights, normaliser statistics and action bounds.
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .neurons import conversion_constants, encode, neuron_fields, neuron_tick, readout, zero_state
+from .quantized import dequantize
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Policy", "PolicyFileError", "load_policy"]
 
@@ -60,7 +63,8 @@ class Policy:
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype={dtype!r}; choose 'float32' or 'float64'")
         self.spec, self.dtype = spec, np.dtype(dtype)
-        self.arrays = {k: np.asarray(v, self.dtype) for k, v in arrays.items()}
+        floats = dequantize(spec, arrays, self.dtype)
+        self.arrays = {k: np.asarray(v, self.dtype) for k, v in floats.items()}
         norm = spec.get("normalizer") or {}  # host-side statistics stay float64 in either dtype
         host = (norm.get("mean"), norm.get("var"), spec.get("action_low"), spec.get("action_high"))
         self._float64 = {k: np.asarray(arrays[k], np.float64) for k in host if k is not None}

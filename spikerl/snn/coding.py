@@ -105,7 +105,7 @@ class DirectEncoder(nn.Module):
         super().__init__()
         if inputs is not None and not 1 <= inputs <= obs_dim:
             raise ValueError(f"inputs={inputs} must be in [1, obs_dim={obs_dim}]")
-        self.inputs = inputs
+        self.inputs, self.obs_dim = inputs, obs_dim
         self.out_features, self.timesteps = inputs or obs_dim, timesteps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,518 @@
+r"""An exported policy as one dependency-free C99 source and header, for microcontrollers.
+
+:func:`write_c` turns a ``spikerl-numpy`` description (:func:`~spikerl.export.npz.network_spec`,
+optionally :func:`~spikerl.export.quantize.quantize_weights`) into ``spikerl_policy.h`` and
+``spikerl_policy.c``:
+
+- weights are ``const`` arrays (flash), stored input-major ``W[j * OUT + i]`` so that a layer
+  adds one weight column per active input (**event-driven**: inputs equal to zero cost nothing,
+  which for binary spikes is most of them); ``float`` (or ``double`` with
+  ``-DSPIKERL_REAL=double``) or ``int8_t`` with one scale per output channel or per layer: for
+  binary inputs the column sums are exact ``int32`` additions, ``J_i = scale_i * acc_i + b_i``;
+- the state is one struct ``spikerl_state`` (RAM): every layer's neuron fields, the encoder's
+  generator and the readout accumulator;
+- ``spikerl_step(obs, state, action)`` takes a raw env observation (normalised with the run's
+  statistics and clipped) and writes the env action (``tanh``, ``max_action`` and the env
+  bounds applied), ``spikerl_decide`` works on normalised observations like
+  :meth:`spikerl.runtime.Policy.decide`, and ``spikerl_reset`` starts an episode.
+
+**Schedule.** The C step runs *tick-major* (all layers for tick 1, then tick 2, ...): every
+layer's input at tick t is the previous layer's output at tick t in either order, so the spikes
+are those of the layer-by-layer torch and NumPy schedule, while the RAM holds one tick of
+activity instead of T. A constant input (direct encoder) is multiplied once per decision.
+Products sum in input order, so results agree with the NumPy runtime to rounding (float32) or
+spike for spike (``double``, see the tests), not bit for bit.
+
+Every neuron model of the runtime is generated: LIF/IF/PLIF (hard, soft, soft_detached reset),
+CLIF, DN, and the conversion neurons (``if``, ``snm``, ``mt``, ``mt_signed``, ``dc``, ``dc-mt``,
+with CRPI). Constants are written as C99 hexadecimal floating literals, so the compiled values
+are exactly the exported ones.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..runtime.neurons import conversion_constants, mt_table, neuron_fields
+from ..runtime.quantized import dequantize
+from .npz import ExportError
+
+__all__ = ["C_HEADER", "C_SOURCE", "c_sources", "write_c"]
+
+C_HEADER, C_SOURCE = "spikerl_policy.h", "spikerl_policy.c"
+
+_BINARY = ("lif", "if", "plif", "clif", "dn")  # neurons whose outputs are 0/1 spikes
+
+
+def _lit(value: float) -> str:
+    """An exact C literal of a float (hexadecimal, as C99 allows)."""
+    value = float(value)
+    if not np.isfinite(value):
+        raise ExportError(f"a constant is {value}; a C policy needs finite constants")
+    return "0.0" if value == 0 else value.hex()
+
+
+class _Emitter:
+    """Collects constant arrays (flash) and the statements of the step function."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+        self.consts: list[str] = []
+        self.flash = 0
+
+    def const(self, name: str, values: np.ndarray, ctype: str = "spk_real") -> str:
+        flat = np.asarray(values).ravel()
+        if ctype.startswith("int") or ctype.startswith("uint"):
+            items = [str(int(v)) for v in flat]
+            self.flash += flat.size * np.dtype(ctype.removesuffix("_t")).itemsize
+        else:
+            items = [_lit(v) for v in flat]
+            self.flash += flat.size * 4  # float32 on the target
+        rows = [", ".join(items[k : k + 8]) for k in range(0, len(items), 8)]
+        body = ",\n    ".join(rows)
+        self.consts.append(f"static const {ctype} {name}[{flat.size}] = {{\n    {body}\n}};")
+        return name
+
+    def param(self, name: str, value: Any, size: int) -> str:
+        """A C expression for a neuron parameter at neuron ``i``: a literal or ``name[i]``."""
+        if isinstance(value, str):
+            value = self.arrays[value]
+        array = np.asarray(value, np.float64)
+        if array.size == 1:
+            return f"(spk_real){_lit(array.item())}"
+        return self.const(name, np.broadcast_to(array.ravel(), (size,))) + "[i]"
+
+
+def _neuron_code(e: _Emitter, index: int, neuron: dict[str, Any], size: int) -> list[str]:
+    """Statements updating layer ``index``'s state from ``J`` and writing its output ``y``."""
+    lp = f"l{index}"
+    kind = neuron["kind"]
+    loop = f"for (int i = 0; i < {size}; ++i) {{"
+    if kind in ("lif", "if", "plif"):
+        decay = e.param(f"{lp}_decay", neuron["decay"], size)
+        v_th = e.param(f"{lp}_v_th", neuron["v_th"], size)
+        update = {
+            "hard": f"{decay} * (st->{lp}_v[i] * ((spk_real)1 - st->{lp}_s[i])) + J[i]",
+            "soft": f"{decay} * (st->{lp}_v[i] - {v_th} * st->{lp}_s[i]) + J[i]",
+            "soft_detached": f"{decay} * st->{lp}_v[i] + J[i] - {v_th} * st->{lp}_s[i]",
+        }[neuron["reset"]]
+        fire = f"    st->{lp}_v[i] = v; st->{lp}_s[i] = y[i] = (v > {v_th}) ? 1 : 0;"
+        return [loop, f"    spk_real v = {update};", fire, "}"]
+    if kind == "clif":
+        cd = e.param(f"{lp}_current_decay", neuron["current_decay"], size)
+        decay = e.param(f"{lp}_decay", neuron["decay"], size)
+        v_th = e.param(f"{lp}_v_th", neuron["v_th"], size)
+        return [loop, f"    spk_real c = {cd} * st->{lp}_i[i] + J[i];",
+                f"    spk_real v = {decay} * st->{lp}_v[i] * ((spk_real)1 - st->{lp}_s[i]) + c;",
+                f"    st->{lp}_i[i] = c; st->{lp}_v[i] = v;",
+                f"    st->{lp}_s[i] = y[i] = (v > {v_th}) ? 1 : 0;", "}"]  # fmt: skip
+    if kind == "dn":
+        from ..runtime.neurons import DN_CONSTANTS as k
+
+        v_th = e.param(f"{lp}_v_th", neuron["v_th"], size)
+        return [loop, f"    spk_real s = st->{lp}_s[i];",
+                f"    spk_real c = {_lit(k['current_decay'])} * st->{lp}_c[i] + J[i];",
+                f"    spk_real vr = st->{lp}_v[i] * ((spk_real)1 - s) + {_lit(k['theta_r'])} * s;",
+                f"    spk_real ur = st->{lp}_u[i] + {_lit(k['theta_s'])} * s;",
+                "    spk_real v = vr + (vr * vr - vr - ur + c);",
+                f"    spk_real u = ur + ({_lit(k['theta_v'])} * vr + {_lit(k['theta_u'])} * ur);",
+                f"    st->{lp}_c[i] = c; st->{lp}_v[i] = v; st->{lp}_u[i] = u;",
+                f"    st->{lp}_s[i] = y[i] = (v > {v_th}) ? 1 : 0;", "}"]  # fmt: skip
+    if kind == "conversion":
+        return _conversion_code(e, lp, neuron, size)
+    raise ExportError(f"layer {index}: {kind!r} neurons have no C implementation")
+
+
+def _conversion_code(e: _Emitter, lp: str, neuron: dict[str, Any], size: int) -> list[str]:
+    """:func:`spikerl.runtime.neurons.conversion_tick` for one layer, neuron by neuron."""
+    theta_values = neuron["theta"]
+    theta_values = e.arrays[theta_values] if isinstance(theta_values, str) else theta_values
+    k = conversion_constants(dict(neuron, theta=np.asarray(theta_values, np.float64)), np.float64)
+    theta = e.param(f"{lp}_theta", theta_values, size)
+    crpi, model = _lit(k["crpi"]), k["model"]
+    if k["multi"]:
+        table = mt_table(k["levels"], np.dtype(np.float64))
+        e.const(f"{lp}_table", table)
+        inv = e.param(f"{lp}_inv_theta", k["inv_theta"], size)
+        half, v_init = f"{theta} * {lp}_table[1] / 2", "(spk_real)0"
+        levels = k["levels"]
+        level = f"{lp}_table, {levels}"  # spk_level's table arguments
+        fired = f"spk_level(ratio, {level}, (spk_real)0.75)"
+        fire = [f"    spk_real ratio = u * {inv};", f"    spk_real out = {theta} * {fired};"]
+        if k["signed"]:
+            fire += [
+                "    if (!(out > 0)) {",
+                f"        spk_real below = spk_level(-ratio, {level}, (spk_real)0.75);",
+                f"        spk_real allowed = spk_level(GATE * {inv}, {level}, (spk_real)1);",
+                f"        out = -({theta} * (below < allowed ? below : allowed));",
+                "    }",
+            ]  # fmt: skip
+    else:
+        half, v_init = f"{theta} / 2", f"{theta} / 2"
+        fire = [f"    spk_real out = (u > {theta}) ? {theta} : (spk_real)0;"]
+        if k["signed"]:
+            fire += [f"    if (u < 0 && GATE >= {theta}) out -= {theta};"]
+    carry = f"spk_clip({crpi} * (RESIDUAL), -({half}), {half})"
+    if model.startswith("dc"):
+        residual = (
+            f"spk_max(st->{lp}_v[i] - st->{lp}_v0[i], -{_lit(k['timesteps'])} * st->{lp}_Y[i])"
+        )
+        prime = [
+            "if (tick == 0) {",
+            f"    for (int i = 0; i < {size}; ++i) {{",
+            f"        spk_real v = {v_init} + {carry.replace('RESIDUAL', residual)};",
+            f"        st->{lp}_v[i] = v; st->{lp}_v0[i] = v; st->{lp}_x0[i] = J[i];",
+            f"        st->{lp}_X[i] = J[i]; st->{lp}_Y[i] = 0; y[i] = 0;",
+            "    }",
+            "} else {",
+            f"    for (int i = 0; i < {size}; ++i) {{",
+            f"        spk_real delta = J[i] - st->{lp}_x0[i];",
+            f"        spk_real u = st->{lp}_v[i] + delta + st->{lp}_X[i] - st->{lp}_Y[i];",
+        ]
+        gate = f"((spk_real)tick * st->{lp}_Y[i])"
+        body = [f"    {line}".replace("GATE", gate) for line in fire]
+        return (
+            prime
+            + body
+            + [
+                f"        st->{lp}_v[i] = u - out; y[i] = out;",
+                f"        st->{lp}_X[i] = st->{lp}_X[i] + delta / (spk_real)tick;",
+                f"        st->{lp}_Y[i] = st->{lp}_Y[i] + out / (spk_real)tick;",
+                "    }",
+                "}",
+            ]
+        )
+    residual = f"spk_max(st->{lp}_v[i] - st->{lp}_v0[i], -st->{lp}_m[i])"
+    return [
+        f"for (int i = 0; i < {size}; ++i) {{",
+        "    if (tick == 0) {",
+        f"        spk_real v = {v_init} + {carry.replace('RESIDUAL', residual)};",
+        f"        st->{lp}_v[i] = v; st->{lp}_v0[i] = v; st->{lp}_m[i] = 0;",
+        "    }",
+        f"    spk_real u = st->{lp}_v[i] + J[i];",
+        *[line.replace("GATE", f"st->{lp}_m[i]") for line in fire],
+        f"    st->{lp}_v[i] = u - out; st->{lp}_m[i] = st->{lp}_m[i] + out; y[i] = out;",
+        "}",
+    ]
+
+
+def _synapse_code(e: _Emitter, index: int, layer: dict[str, Any], binary_input: bool) -> list[str]:
+    """``J = W x + b`` with the weights stored input-major; zero inputs are skipped."""
+    weight = e.arrays[layer["weight"]]
+    n_out, n_in = weight.shape
+    lp = f"l{index}"
+    scale = layer.get("weight_scale")
+    bias = f"{e.const(f'{lp}_b', e.arrays[layer['bias']])}[i]" if layer.get("bias") else "0"
+    if scale is None:
+        e.const(f"{lp}_w", weight.T)
+        add = "col[i]" if binary_input else "xj * col[i]"  # a spike is 1: x_j w_ij = w_ij exactly
+        return [
+            f"for (int i = 0; i < {n_out}; ++i) J[i] = 0;",
+            f"for (int j = 0; j < {n_in}; ++j) {{",
+            "    spk_real xj = x[j];",
+            "    if (xj == 0) continue;",
+            f"    const spk_real *col = &{lp}_w[j * {n_out}];",
+            f"    for (int i = 0; i < {n_out}; ++i) J[i] += {add};",
+            "}",
+            f"for (int i = 0; i < {n_out}; ++i) J[i] += {bias};",
+        ]
+    e.const(f"{lp}_w", weight.T, "int8_t")
+    s = e.param(f"{lp}_scale", scale, n_out)
+    acc_type, add = ("int32_t", "col[i]") if binary_input else ("spk_real", "xj * col[i]")
+    return [
+        f"{{ {acc_type} *acc = ({acc_type} *)st->acc;",
+        f"for (int i = 0; i < {n_out}; ++i) acc[i] = 0;",
+        f"for (int j = 0; j < {n_in}; ++j) {{",
+        "    spk_real xj = x[j];",
+        "    if (xj == 0) continue;",
+        f"    const int8_t *col = &{lp}_w[j * {n_out}];",
+        f"    for (int i = 0; i < {n_out}; ++i) acc[i] += {add};",
+        "}",
+        f"for (int i = 0; i < {n_out}; ++i) J[i] = {s} * (spk_real)acc[i] + {bias}; }}",
+    ]
+
+
+def _encoder_code(e: _Emitter, spec: dict[str, Any], n_obs: int) -> tuple[list, list, int, bool]:
+    """(statements once per decision, statements per tick writing ``x``, width, binary)."""
+    enc = spec["encoder"]
+    if enc["kind"] == "direct":
+        return [], [], enc.get("inputs") or n_obs, False
+    if enc["kind"] != "population":
+        raise ExportError(f"encoder: {enc['kind']!r} inputs have no C implementation")
+    mu, sigma = e.arrays[enc["mu"]], e.arrays[enc["sigma"]]
+    pop = np.broadcast_shapes(mu.shape, sigma.shape)[-1]
+    shape = (n_obs, pop)
+    e.const("enc_mu", np.broadcast_to(mu, shape))
+    e.const("enc_sigma", np.broadcast_to(sigma, shape))
+    width, v_th = n_obs * pop, _lit(enc["v_th"])
+    once = [
+        f"for (int k = 0; k < {width}; ++k) {{",
+        f"    spk_real d = obs[k / {pop}] - enc_mu[k];",
+        "    st->enc_a[k] = SPK_EXP(-(d * d) / ((spk_real)2 * (enc_sigma[k] * enc_sigma[k])));",
+        "    st->enc_v[k] = 0; st->enc_s[k] = 0;",
+        "}",
+    ]
+    tick = [
+        f"for (int k = 0; k < {width}; ++k) {{",
+        f"    spk_real v = (st->enc_v[k] - {v_th} * st->enc_s[k]) + st->enc_a[k];",
+        f"    st->enc_v[k] = v; st->enc_s[k] = x[k] = (v > {v_th}) ? 1 : 0;",
+        "}",
+    ]
+    return once, tick, width, True
+
+
+def _readout_code(e: _Emitter, spec: dict[str, Any], last: int, size: int, ticks: int):
+    """(per-tick accumulation of the last layer's output ``y``, final statements into ``pre``)."""
+    ro = spec["readout"]
+    weight = e.arrays[ro["weight"]]
+    bias = e.const("ro_b", e.arrays[ro["bias"]]) if ro.get("bias") else None
+    plus_bias = " + ro_b[k]" if bias else ""
+    if ro["kind"] == "population":
+        m, pop = weight.shape
+        e.const("ro_w", weight)
+        accumulate = [f"for (int i = 0; i < {size}; ++i) st->ro_acc[i] += y[i];"]
+        final = [
+            f"for (int k = 0; k < {m}; ++k) {{",
+            "    spk_real sum = 0;",
+            f"    for (int p = 0; p < {pop}; ++p)",
+            f"        sum += (st->ro_acc[k * {pop} + p] / (spk_real){ticks})"
+            f" * ro_w[k * {pop} + p];",
+            f"    pre[k] = sum{plus_bias};",
+            "}",
+        ]
+        return accumulate, final, m
+    m, _ = weight.shape
+    e.const("ro_w", weight)
+    source = ro["source"]
+    if source == "weighted":
+        e.const("ro_tick_w", e.arrays[ro["tick_weights"]].reshape(-1)[:ticks])
+        if e.arrays[ro["tick_weights"]].size != ticks:
+            raise ExportError(f"readout: {e.arrays[ro['tick_weights']].size} tick weights for "
+                              f"{ticks} ticks")  # fmt: skip
+    accumulate = {
+        "spikes": [f"if (tick == {ticks - 1})",
+                   f"    for (int i = 0; i < {size}; ++i) st->ro_acc[i] = y[i];"],
+        "rate": [f"for (int i = 0; i < {size}; ++i) st->ro_acc[i] += y[i];"],
+        "count": [f"for (int i = 0; i < {size}; ++i) st->ro_acc[i] += y[i];"],
+        "weighted": [f"for (int i = 0; i < {size}; ++i) st->ro_acc[i] += ro_tick_w[tick] * y[i];"],
+        "membrane": [],
+    }[source]  # fmt: skip
+    source_vector = f"st->l{last}_v" if source == "membrane" else "st->ro_acc"
+    divide = f" / (spk_real){ticks}" if source == "rate" else ""
+    final = [
+        f"for (int k = 0; k < {m}; ++k) {{",
+        "    spk_real sum = 0;",
+        f"    for (int i = 0; i < {size}; ++i) sum += ro_w[k * {size} + i] * {source_vector}[i];",
+        f"    pre[k] = sum{divide}{plus_bias};",
+        "}",
+    ]
+    return accumulate, final, m
+
+
+def _host_code(e: _Emitter, spec: dict[str, Any], n_obs: int, m: int) -> list[str]:
+    """``spikerl_step``: normalise, decide, scale to the env bounds."""
+    lines = ["void spikerl_step(const float *obs, spikerl_state *st, float *action) {",
+             f"    spk_real x[{n_obs}], a[{m}];"]  # fmt: skip
+    norm = spec.get("normalizer")
+    if norm is not None:
+        mean = e.arrays[norm["mean"]].astype(np.float64)
+        inv_std = 1.0 / np.sqrt(e.arrays[norm["var"]].astype(np.float64) + norm["eps"])
+        e.const("norm_mean", mean)
+        e.const("norm_inv_std", inv_std)
+        clip = _lit(norm["clip"])
+        scaled = "((spk_real)obs[j] - norm_mean[j]) * norm_inv_std[j]"
+        lines.append(f"    for (int j = 0; j < {n_obs}; ++j) "
+                     f"x[j] = spk_clip({scaled}, -{clip}, {clip});")  # fmt: skip
+    else:
+        lines.append(f"    for (int j = 0; j < {n_obs}; ++j) x[j] = (spk_real)obs[j];")
+    lines.append("    spikerl_decide(x, st, a);")
+    if spec.get("action_low"):
+        e.const("act_low", e.arrays[spec["action_low"]])
+        e.const("act_high", e.arrays[spec["action_high"]])
+        lines.append(f"    for (int k = 0; k < {m}; ++k) action[k] = (float)(act_low[k] + "
+                     "(act_high[k] - act_low[k]) * ((a[k] + 1) / 2));")  # fmt: skip
+    else:
+        lines.append(f"    for (int k = 0; k < {m}; ++k) action[k] = (float)a[k];")
+    return [*lines, "}"]
+
+
+_PRELUDE = """\
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include "spikerl_policy.h"
+
+#if SPIKERL_DOUBLE
+#define SPK_EXP exp
+#define SPK_TANH tanh
+#else
+#define SPK_EXP expf
+#define SPK_TANH tanhf
+#endif
+
+static inline spk_real spk_max(spk_real a, spk_real b) { return a > b ? a : b; }
+static inline spk_real spk_clip(spk_real x, spk_real lo, spk_real hi) {
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+/* The largest level table[k] with x >= scale * table[k] (k >= 1), else table[0] = 0. */
+static inline spk_real spk_level(spk_real x, const spk_real *table, int levels, spk_real scale) {
+    int k = 0;
+    while (k < levels && x >= scale * table[k + 1]) ++k;
+    return table[k];
+}
+"""
+
+
+def _observation_dim(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
+    enc, width = spec["encoder"], int(arrays[spec["layers"][0]["weight"]].shape[1])
+    if enc["kind"] == "population":
+        return width // int(np.asarray(arrays[enc["mu"]]).shape[-1])
+    return int(enc.get("obs_dim") or width)
+
+
+def c_sources(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[str, str, dict]:
+    """The header and source text of the policy, and its sizes in bytes on a float32 target:
+    ``flash`` (the constant arrays), ``ram`` (``sizeof(spikerl_state)``) and ``stack``
+    (``spikerl_decide``'s local arrays)."""
+    e = _Emitter(dequantize(spec, arrays, np.float64, weights=False))
+    layers, ticks = spec["layers"], int(spec["timesteps"])
+    n_obs = _observation_dim(spec, arrays)
+    once, tick_body, width, binary = _encoder_code(e, spec, n_obs)
+    fields = [(f"enc_{f}", width) for f in "avs"] if spec["encoder"]["kind"] == "population" else []
+    widest = max([width] + [layer["size"] for layer in layers])
+    neuron_state, offset = [], 0
+    for index, layer in enumerate(layers):
+        neuron, size = layer["neuron"], layer["size"]
+        update = _neuron_code(e, index, neuron, size)  # refuses a neuron kind C lacks
+        neuron_state += [(f"l{index}_{f}", size) for f in neuron_fields(neuron)]
+        synapse = _synapse_code(e, index, layer, binary)
+        if index == 0 and spec["encoder"]["kind"] == "direct":  # one product per decision
+            once += ["{ const spk_real *x = obs; spk_real *J = st->J0;", *synapse, "}"]
+            fields.append(("J0", size))
+            tick_body.append(f"memcpy(J, st->J0, sizeof(spk_real) * {size});")
+        else:
+            tick_body += synapse
+        tick_body += ["{", *update, "}", "#ifdef SPIKERL_TRACE",
+                      f"for (int i = 0; i < {size}; ++i) st->trace[{offset} + i] += (y[i] != 0);",
+                      "#endif"]  # fmt: skip
+        if index < len(layers) - 1:
+            tick_body.append(f"memcpy(x, y, sizeof(spk_real) * {size});")
+        binary, offset = neuron["kind"] in _BINARY, offset + size
+    last, size = len(layers) - 1, layers[-1]["size"]
+    accumulate, final, m = _readout_code(e, spec, last, size, ticks)
+    fields += neuron_state + [("ro_acc", size)]
+    if any(layer.get("weight_scale") for layer in layers):
+        fields.append(("acc", widest))  # the int8 column sums (int32 or spk_real)
+    ram = sum(n for _, n in fields) * 4
+    stack = (n_obs + 3 * widest + m) * 4  # spikerl_decide's local arrays
+    squash = "SPK_TANH(obs_in[j])" if spec["squash_obs"] else "obs_in[j]"
+    decide = [
+        "void spikerl_decide(const spk_real *obs_in, spikerl_state *st, spk_real *action) {",
+        f"    spk_real obs[{n_obs}], x[{widest}], y[{widest}], J[{widest}], pre[{m}];",
+        f"    for (int j = 0; j < {n_obs}; ++j) obs[j] = {squash};",
+        "    memset(st->ro_acc, 0, sizeof st->ro_acc);",
+        "#ifdef SPIKERL_TRACE",
+        "    memset(st->trace, 0, sizeof st->trace);",
+        "#endif",
+    ]
+    if not spec["stateful"]:  # every decision starts from rest
+        decide += [f"    memset(st->{name}, 0, sizeof st->{name});" for name, _ in neuron_state]
+    decide += [f"    {line}" for line in once]
+    decide += [f"    for (int tick = 0; tick < {ticks}; ++tick) {{"]
+    decide += [f"        {line}" for line in tick_body + accumulate]
+    decide += ["    }", "    (void)x; (void)y; (void)J;"]
+    decide += [f"    {line}" for line in final]
+    head = "SPK_TANH(pre[k])" if spec["activation"] == "tanh" else "pre[k]"
+    scale = _lit(spec["max_action"])
+    decide += [f"    for (int k = 0; k < {m}; ++k) action[k] = {scale} * {head};", "}"]
+    host = _host_code(e, spec, n_obs, m)
+    struct_fields = "\n".join(f"    spk_real {name}[{n}];" for name, n in fields)
+    header = _HEADER.format(
+        source=spec.get("source", {}),
+        layers=len(layers),
+        ticks=ticks,
+        flash=e.flash,
+        ram=ram,
+        stack=stack,
+        kind="stateful" if spec["stateful"] else "stateless",
+        n_obs=n_obs,
+        m=m,
+        fields=struct_fields,
+        neurons=offset,
+    )
+    source = "\n".join([
+        f"/* spikerl policy: generated by `spikerl export --format c`; see {C_HEADER}. */",
+        _PRELUDE, *e.consts, "",
+        "void spikerl_reset(spikerl_state *st) { memset(st, 0, sizeof *st); }",
+        "size_t spikerl_state_bytes(void) { return sizeof(spikerl_state); }", "",
+        *decide, "", *host, "",
+    ])  # fmt: skip
+    return header, source, {"flash": e.flash, "ram": ram, "stack": stack}
+
+
+_HEADER = """\
+/* spikerl policy: generated by `spikerl export --format c`; do not edit.
+ * Source: {source}
+ * {layers} spiking layers, T = {ticks} ticks per decision, {kind}.
+ * Flash (constant arrays): {flash} bytes; RAM: {ram} bytes of spikerl_state and {stack} bytes
+ * of spikerl_decide's stack (float32 build; the code itself is not counted).
+ * Compile with -DSPIKERL_DOUBLE=1 for double precision, -DSPIKERL_TRACE for spike counts.
+ */
+#ifndef SPIKERL_POLICY_H
+#define SPIKERL_POLICY_H
+
+#include <stddef.h>
+
+#ifndef SPIKERL_DOUBLE
+#define SPIKERL_DOUBLE 0
+#endif
+#if SPIKERL_DOUBLE
+typedef double spk_real;
+#else
+typedef float spk_real;
+#endif
+
+#define SPIKERL_OBS_DIM {n_obs}
+#define SPIKERL_ACT_DIM {m}
+#define SPIKERL_TIMESTEPS {ticks}
+#define SPIKERL_NEURONS {neurons}
+
+typedef struct {{
+{fields}
+#ifdef SPIKERL_TRACE
+    spk_real trace[{neurons}]; /* spikes (non-zero outputs) per neuron in the last decision */
+#endif
+}} spikerl_state;
+
+/* Start an episode: zero every state. */
+void spikerl_reset(spikerl_state *st);
+/* One decision on a raw env observation: normalise, run T ticks, write the env action. */
+void spikerl_step(const float *obs, spikerl_state *st, float *action);
+/* One decision on a normalised observation (as the actor sees it), action in max_action units. */
+void spikerl_decide(const spk_real *obs, spikerl_state *st, spk_real *action);
+/* sizeof(spikerl_state), for hosts that allocate it. */
+size_t spikerl_state_bytes(void);
+
+#endif
+"""
+
+
+def write_c(spec: dict[str, Any], arrays: dict[str, np.ndarray], folder: str | Path) -> dict:
+    """Write :data:`C_HEADER` and :data:`C_SOURCE` into ``folder`` (created; each file written
+    atomically); returns the sizes of :func:`c_sources`."""
+    header, source, sizes = c_sources(spec, arrays)
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in ((C_HEADER, header), (C_SOURCE, source)):
+            tmp = folder / f".{name}.tmp-{os.getpid()}"
+            tmp.write_text(text)
+            os.replace(tmp, folder / name)
+    except OSError as err:
+        raise ExportError(f"cannot write {folder}: {err.strerror or err}") from None
+    return sizes
