@@ -3,6 +3,10 @@
 The run's deployed actor is counted over the evaluation protocol's deterministic rollouts
 (:func:`measure_policy`) and compared with a baseline: another run measured
 the same way (``--baseline``), or the analytic 256-256 ANN actor with the same dims.
+``RUN`` may also be an exported policy (``.npz`` or ``.nir`` from ``spikerl export``): it is
+rebuilt as a torch network (:func:`~spikerl.export.rebuild.load_exported_network`, the same
+counters), flown on the env it was trained on with its normaliser, and the report adds the
+bytes of its weights and state as the C export lays them out.
 """
 
 from __future__ import annotations
@@ -57,7 +61,9 @@ def measure_policy(
 def add_energy_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``spikerl energy`` on the CLI's subparsers."""
     p = subparsers.add_parser("energy", help="count MACs/SOPs and estimate energy per decision")
-    p.add_argument("run", type=Path, help="run directory or checkpoint.pt inside one")
+    p.add_argument(
+        "run", type=Path, help="run directory, checkpoint.pt inside one, or an exported .npz/.nir"
+    )
     p.add_argument(
         "--preset", default="all", help=f"energy preset: {', '.join(PRESETS)} or all (default: all)"
     )
@@ -98,6 +104,8 @@ def _measure_run(path: Path, episodes: int | None) -> EnergyReport:
     """
     if not path.exists():
         raise RunError(f"{path}: no such run directory or checkpoint")
+    if path.suffix in EXPORTED_SUFFIXES:
+        return _measure_exported(path, episodes)
     actor, cfg, normalizer = load_policy(path)
     episodes = cfg.run.eval_episodes if episodes is None else episodes
     report = measure_policy(actor, cfg.env.id, cfg.run.seed, episodes, normalizer_state=normalizer)
@@ -105,6 +113,33 @@ def _measure_run(path: Path, episodes: int | None) -> EnergyReport:
     return dataclasses.replace(
         report, label=cfg.run_name, meta={**report.meta, "checkpoint": str(checkpoint)}
     )
+
+
+EXPORTED_SUFFIXES = (".npz", ".nir")
+
+
+def _measure_exported(path: Path, episodes: int | None) -> EnergyReport:
+    """The report of an exported policy, rebuilt in torch, on the env named in the file."""
+    from ..export import ExportError, c_sources, load_exported_network
+    from ..runtime import PolicyFileError
+
+    try:
+        actor, spec, arrays = load_exported_network(path)
+    except (ExportError, PolicyFileError) as err:
+        raise RunError(str(err)) from None
+    source = spec.get("source") or {}
+    if "env" not in source:
+        raise RunError(f"{path}: the file names no env (exported without a run); nothing to fly")
+    norm = spec.get("normalizer")
+    normalizer = None
+    if norm is not None:
+        normalizer = {"mean": arrays[norm["mean"]], "var": arrays[norm["var"]], "count": 1.0}
+    seed, episodes = int(source.get("seed", 0)), 10 if episodes is None else episodes
+    report = measure_policy(actor, source["env"], seed, episodes, normalizer_state=normalizer)
+    _, _, sizes = c_sources(spec, arrays)
+    meta = {**report.meta, "checkpoint": str(path), "weight_bytes": sizes["flash"],
+            "state_bytes": sizes["ram"]}  # fmt: skip
+    return dataclasses.replace(report, label=path.stem, meta=meta)
 
 
 def _write(path: Path, write: Callable[[Path], object]) -> None:
@@ -131,6 +166,10 @@ def cmd_energy(args: argparse.Namespace) -> int:
     else:
         baseline = analytic_ann_report(report.meta["obs_dim"], report.meta["act_dim"])
     print(report.format(presets, baseline))
+    if "weight_bytes" in report.meta:
+        weights, state = report.meta["weight_bytes"], report.meta["state_bytes"]
+        print(f"exported policy: {weights:,} bytes of weights and constants, {state:,} bytes "
+              "of state (the C export's flash and RAM)")  # fmt: skip
     print(f"environment: {env_version(report.meta['env_id'])}")
     if args.json is not None:
         text = json.dumps(report.to_dict(presets, baseline), indent=2)

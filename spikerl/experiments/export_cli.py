@@ -1,5 +1,6 @@
-"""``spikerl export RUN --format numpy|c -o OUT``: a trained or converted spiking policy for
-the NumPy runtime (``OUT.npz``) or as C99 source for microcontrollers (folder ``OUT``).
+"""``spikerl export RUN --format numpy|c|nir -o OUT``: a trained or converted spiking policy for
+the NumPy runtime (``OUT.npz``), as C99 source for microcontrollers (folder ``OUT``) or as a
+NIR graph for neuromorphic tool chains (``OUT.nir``, extra ``spikerl[nir]``).
 
 ``RUN`` is a run folder (its checkpoint's actor), a checkpoint or ``best.pt`` in one, or a
 policy written by ``spikerl convert``; the export carries the run's observation normaliser and
@@ -17,24 +18,25 @@ import numpy as np
 
 from ..envs import find_wrapper, make_env
 from ..errors import UsageError
+from ..export.nir import DEFAULT_DT, NIR_READOUTS
 from ..export.quantize import PER
 from .policy import load_policy
 from .provenance import env_version
 
 __all__ = ["FORMATS", "add_export_parser", "cmd_export"]
 
-FORMATS = ("numpy", "c")
+FORMATS = ("numpy", "c", "nir")
 
 
 def add_export_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a spiking policy (NumPy runtime, C)")
+    p = sub.add_parser("export", help="export a spiking policy (NumPy runtime, C, NIR)")
     p.add_argument(
         "run", type=Path, help="run directory, a checkpoint/best.pt inside one, or a converted .pt"
     )
     p.add_argument("--format", choices=FORMATS, default="numpy", help="output format")
     p.add_argument(
         "-o", "--output", type=Path, required=True,
-        help="file to write (numpy: OUT.npz) or folder (c: spikerl_policy.h/.c in it)",
+        help="file to write (numpy: OUT.npz, nir: OUT.nir) or folder (c: spikerl_policy.h/.c)",
     )  # fmt: skip
     p.add_argument(
         "--quantize", choices=("none", "int8"), default="none",
@@ -43,6 +45,13 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--per", choices=PER, default="channel", help="int8 weight scales: per output channel "
         "(default) or one per layer",
+    )  # fmt: skip
+    p.add_argument(
+        "--dt", type=float, default=DEFAULT_DT, help="nir: seconds per tick (default 1e-4)"
+    )
+    p.add_argument(
+        "--nir-readout", choices=NIR_READOUTS, default="graph",
+        help="nir: the readout as an Affine into an integrator (graph) or left to the host",
     )  # fmt: skip
 
 
@@ -64,8 +73,8 @@ def _action_bounds(env_id: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _check_output(output: Path, fmt: str) -> None:
-    if fmt == "numpy" and output.is_dir():
-        raise UsageError(f"-o {output}: is a folder; give a file name such as policy.npz")
+    if fmt in ("numpy", "nir") and output.is_dir():
+        raise UsageError(f"-o {output}: is a folder; give a file name such as policy.{fmt[:3]}")
     if fmt == "c" and output.exists() and not output.is_dir():
         raise UsageError(f"-o {output}: is a file; the C export writes a folder")
     if not output.parent.is_dir():
@@ -74,11 +83,12 @@ def _check_output(output: Path, fmt: str) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..export import network_spec, quantize_policy, write_c, write_npz
+    from ..export.nir import write_nir
 
     _check_output(args.output, args.format)
     actor, cfg, normalizer = load_policy(args.run)
     source = {"run": str(args.run), "env": cfg.env.id, "env_version": env_version(cfg.env.id),
-              "actor": cfg.actor.kind, "algo": cfg.algo.name}  # fmt: skip
+              "actor": cfg.actor.kind, "algo": cfg.algo.name, "seed": cfg.run.seed}  # fmt: skip
     spec, arrays = network_spec(actor, normalizer, _action_bounds(cfg.env.id), source)
     if args.quantize == "int8":
         spec, arrays = quantize_policy(spec, arrays, args.per)
@@ -90,6 +100,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         ram = f"RAM {sizes['ram']:,} bytes state + {sizes['stack']:,} bytes stack"
         print(f"wrote {args.output}/spikerl_policy.{{h,c}}: {shape}; "
               f"flash {sizes['flash']:,} bytes, {ram}")  # fmt: skip
+        return 0
+    if args.format == "nir":
+        if args.quantize == "int8":
+            raise UsageError("--quantize int8: NIR stores float weights; export without it")
+        path = write_nir(spec, arrays, args.output, args.dt, args.nir_readout)
+        print(f"wrote {path} ({path.stat().st_size:,} bytes): {shape}; dt = {args.dt:g} s per "
+              f"tick, forward Euler, readout in the {args.nir_readout}; read it with nir.read "
+              "(the host-side encoder and scaling are in the graph's metadata)")  # fmt: skip
         return 0
     path = write_npz(spec, arrays, args.output)
     print(f"wrote {path} ({path.stat().st_size:,} bytes): {shape}, "

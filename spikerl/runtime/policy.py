@@ -39,7 +39,14 @@ import numpy as np
 from .neurons import conversion_constants, encode, neuron_fields, neuron_tick, readout, zero_state
 from .quantized import dequantize
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Policy", "PolicyFileError", "load_policy"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Policy",
+    "PolicyFileError",
+    "load_policy",
+    "read_policy_file",
+]
 
 FORMAT, FORMAT_VERSION = "spikerl-numpy", 1
 
@@ -167,8 +174,8 @@ class Policy:
         return low + (high - low) * ((action + 1.0) / 2.0)
 
 
-def load_policy(path: str | Path, dtype: str = "float64") -> Policy:
-    """Read an exported policy (see the module docstring); a bad file is a
+def read_policy_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The description and arrays of an exported file; a bad file is a
     :class:`PolicyFileError` naming it."""
     path = Path(path)
     try:
@@ -185,6 +192,13 @@ def load_policy(path: str | Path, dtype: str = "float64") -> Policy:
             f"{path}: format {spec.get('format')!r} version {spec.get('version')!r}; this "
             f"runtime reads {FORMAT!r} version {FORMAT_VERSION}"
         )
+    return spec, arrays
+
+
+def load_policy(path: str | Path, dtype: str = "float64") -> Policy:
+    """Read an exported policy (see the module docstring); a bad file is a
+    :class:`PolicyFileError` naming it."""
+    spec, arrays = read_policy_file(path)
     try:
         return Policy(spec, arrays, dtype)
     except (KeyError, TypeError) as err:
