@@ -359,9 +359,12 @@ def test_energy_ratio_with_zero_denominators():
 def test_pyproject_extras_all_have_code_behind_them():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     extras = data["project"]["optional-dependencies"]
-    assert set(extras) == {"plot", "tb", "ray", "dev", "bench"}
+    assert set(extras) == {"plot", "tb", "ray", "dev", "bench", "nir"}
     # the bench extra's one package is imported by spikerl.bench.sb3_loop, and only there
     assert "stable_baselines3" in (ROOT / "spikerl" / "bench" / "sb3_loop.py").read_text()
+    # the nir extra's one package is imported by spikerl.export.nir
+    assert extras["nir"] == ["nir>=1.0.6"]
+    assert "import nir" in (ROOT / "spikerl" / "export" / "nir.py").read_text()
 
 
 def _user_facing_files() -> list[Path]:

@@ -1,6 +1,7 @@
 """NIR export: read back by spikerl's importer and by snnTorch."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +19,13 @@ from spikerl.export import (
 from spikerl.runtime import Policy
 from spikerl.runtime.neurons import encode
 from tests.runtime.test_runtime import ACTORS, observation_stream, run_torch
+
+
+def test_without_the_nir_package_the_export_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "nir", None)  # import nir fails
+    with pytest.raises(ExportError, match=r"pip install 'spikerl\[nir\]'"):
+        nir_graph(*network_spec(ACTORS["lif"]()))
+
 
 nir = pytest.importorskip("nir")
 
