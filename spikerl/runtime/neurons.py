@@ -13,7 +13,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NEURON_FIELDS", "encode", "neuron_fields", "neuron_tick", "readout", "zero_state"]
+__all__ = [
+    "NEURON_FIELDS",
+    "encode",
+    "lif_layer",
+    "neuron_fields",
+    "neuron_tick",
+    "readout",
+    "run_layer",
+    "zero_state",
+]
 
 #: State fields per neuron kind (as the torch state NamedTuples).
 NEURON_FIELDS: dict[str, tuple[str, ...]] = {
@@ -59,6 +68,26 @@ def lif_tick(current: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.n
         v = decay * v_prev + current - v_th * s_prev
     s = _fires(v, v_th)
     return s, (v, s)
+
+
+def lif_layer(currents: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.ndarray, tuple]:
+    """All T ticks of :func:`lif_tick` over ``currents [T, B, N]``: the same operations in the
+    same order (so the same bits), written in place into preallocated arrays."""
+    decay, v_th, reset = p["decay"], p["v_th"], p["reset"]
+    v, s = state[0].copy(), state[1]
+    scratch, outputs = np.empty_like(v), np.empty_like(currents)
+    for tick, current in enumerate(currents):
+        if reset == "hard":  # decay * (v * (1 - s)) + J
+            np.multiply(v, np.subtract(1.0, s, out=scratch), out=v)
+            np.add(np.multiply(decay, v, out=v), current, out=v)
+        elif reset == "soft":  # decay * (v - v_th s) + J
+            np.subtract(v, np.multiply(v_th, s, out=scratch), out=v)
+            np.add(np.multiply(decay, v, out=v), current, out=v)
+        else:  # soft_detached: decay * v + J - v_th s
+            np.add(np.multiply(decay, v, out=v), current, out=v)
+            np.subtract(v, np.multiply(v_th, s, out=scratch), out=v)
+        s = np.greater(v, v_th, out=outputs[tick])
+    return outputs, (v, s.copy())
 
 
 def clif_tick(current: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.ndarray, tuple]:
@@ -165,6 +194,18 @@ def conversion_tick(
 _TICKS = {"lif": lif_tick, "if": lif_tick, "plif": lif_tick, "clif": clif_tick, "dn": dn_tick}
 
 
+def run_layer(
+    kind: str, currents: np.ndarray, state: tuple, params: dict[str, Any]
+) -> tuple[np.ndarray, tuple]:
+    """All T ticks of one layer: outputs ``[T, B, N]`` and the state after the last tick."""
+    if kind in ("lif", "if", "plif"):
+        return lif_layer(currents, state, params)
+    outputs = np.empty_like(currents)
+    for tick, current in enumerate(currents):
+        outputs[tick], state = neuron_tick(kind, current, state, params, tick)
+    return outputs, state
+
+
 def neuron_tick(
     kind: str, current: np.ndarray, state: tuple, params: dict[str, Any], tick: int = 0
 ) -> tuple[np.ndarray, tuple]:
@@ -192,11 +233,7 @@ def encode(x: np.ndarray, spec: dict[str, Any], arrays: dict[str, np.ndarray], t
     a = np.exp(-((x[..., None] - mu) ** 2) / (2.0 * sigma**2)).reshape(x.shape[0], -1)
     params = {"decay": 1.0, "v_th": spec["v_th"], "reset": "soft"}
     state = (np.zeros_like(a), np.zeros_like(a))
-    spikes = []
-    for _ in range(ticks):
-        s, state = lif_tick(a, state, params)
-        spikes.append(s)
-    return np.stack(spikes)
+    return lif_layer(np.broadcast_to(a, (ticks, *a.shape)), state, params)[0]
 
 
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:

@@ -36,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from .neurons import conversion_constants, encode, neuron_fields, neuron_tick, readout, zero_state
+from .neurons import (
+    conversion_constants,
+    encode,
+    neuron_fields,
+    readout,
+    run_layer,
+    zero_state,
+)  # fmt: skip
 from .quantized import dequantize
 
 __all__ = [
@@ -140,15 +147,13 @@ class Policy:
         states = self._initial_state(batch)
         spike_counts = []
         for i, layer in enumerate(self.layers):
-            # all T ticks' currents in one product: J = x W^T + b, [T * B, n] rows at once
+            # all T ticks' currents in one product: J = x W^T + b, [T * B, n] rows at once (a
+            # sum over the active inputs only costs more in NumPy at these sizes, see deploy.md)
             currents = (x.reshape(ticks * batch, -1) @ self._weights_t[i]).reshape(ticks, batch, -1)
             bias = self.arrays.get(layer.get("bias") or "")
             currents = currents if bias is None else currents + bias
-            kind, params = layer["neuron"]["kind"], self._neuron_params[i]
-            outputs, state = np.empty_like(currents), states[i]
-            for tick in range(ticks):
-                outputs[tick], state = neuron_tick(kind, currents[tick], state, params, tick)
-            x, states[i] = outputs, state
+            kind = layer["neuron"]["kind"]
+            x, states[i] = run_layer(kind, currents, states[i], self._neuron_params[i])
             if counts:
                 spike_counts.append((x != 0).sum(axis=0))
         if self.stateful:

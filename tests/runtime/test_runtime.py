@@ -195,3 +195,21 @@ def test_export_command_writes_a_policy_that_acts_like_the_run(tmp_path, capsys)
     assert "not a spiking network" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "r"), "-o", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft", "soft_detached"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_in_place_layer_loop_is_the_tick_function_bit_for_bit(reset, dtype):
+    from spikerl.runtime.neurons import lif_layer, lif_tick
+
+    rng = np.random.default_rng(0)
+    currents = rng.normal(0.4, 0.6, size=(7, 3, 50)).astype(dtype)
+    params = {"decay": rng.random(50).astype(dtype), "v_th": 0.5, "reset": reset}
+    state = (rng.normal(size=(3, 50)).astype(dtype), (rng.random((3, 50)) > 0.5).astype(dtype))
+    outputs, (v, s) = lif_layer(currents, state, params)
+    for tick, current in enumerate(currents):
+        spikes, state = lif_tick(current, state, params)
+        np.testing.assert_array_equal(outputs[tick], spikes)
+    np.testing.assert_array_equal(v, state[0])
+    np.testing.assert_array_equal(s, state[1])
+    assert 0 < outputs.mean() < 1
