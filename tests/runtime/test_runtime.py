@@ -14,41 +14,43 @@ from spikerl.runtime import PolicyFileError, load_policy
 OBS, ACT = 5, 2
 
 
-def population_actor(kind):
+def population_actor(kind, obs=OBS, act=ACT):
     torch.manual_seed(0)
-    actor = SpikingActor(OBS, ACT, neuron=kind, hidden=[24, 16], timesteps=5, pop_in=4, pop_out=3)
+    actor = SpikingActor(obs, act, neuron=kind, hidden=[24, 16], timesteps=5, pop_in=4, pop_out=3)
     with torch.no_grad():  # larger weights: every layer fires, the comparisons mean something
         for linear in actor.linears:
             linear.weight.mul_(3.0)
     return actor
 
 
-def controller():
+def controller(obs=OBS, act=ACT):
     torch.manual_seed(1)
-    net = direct_lif_network(OBS, ACT, [24, 16], timesteps=1, stateful=True, inputs=4)
+    net = direct_lif_network(obs, act, [24, 16], timesteps=1, stateful=True, inputs=obs - 1)
     with torch.no_grad():
         for linear in net.linears:
             linear.weight.mul_(3.0)
     return net
 
 
-def converted(model, alpha):
+def converted(model, alpha, obs=OBS, act=ACT):
     from spikerl.convert.build import ConversionSettings, build_converted
     from spikerl.convert.source import source_from_module
 
     torch.manual_seed(2)
-    source = source_from_module(DeterministicActor(OBS, ACT, [24, 16]))
-    _, hidden = source.hidden_activations(torch.randn(256, OBS))
+    source = source_from_module(DeterministicActor(obs, act, [24, 16]))
+    _, hidden = source.hidden_activations(torch.randn(256, obs))
     thetas = [h.detach().flatten(1).max(0).values * 0.7 for h in hidden]
     thetas[0][3] = 0.0  # a unit with threshold 0 emits exactly 0
     return build_converted(source, thetas, ConversionSettings(model, 6, alpha))
 
 
-ACTORS = {kind: (lambda k=kind: population_actor(k)) for kind in ("lif", "plif", "clif", "dn")}
+ACTORS = {
+    kind: (lambda k=kind, **d: population_actor(k, **d)) for kind in ("lif", "plif", "clif", "dn")
+}
 ACTORS["stateful LIF controller"] = controller
 for _model in ("if", "snm", "mt", "mt_signed", "dc", "dc-mt"):
-    ACTORS[f"converted {_model}, CRPI 0.5"] = lambda m=_model: converted(m, 0.5)
-ACTORS["converted if, no CRPI"] = lambda: converted("if", 0.0)
+    ACTORS[f"converted {_model}, CRPI 0.5"] = lambda m=_model, **d: converted(m, 0.5, **d)
+ACTORS["converted if, no CRPI"] = lambda **d: converted("if", 0.0, **d)
 
 
 def observation_stream(steps=60, batch=3, seed=0):
@@ -92,6 +94,31 @@ def test_float64_runtime_matches_torch_spike_for_spike(name, tmp_path):
     assert sum(c.sum() for step in counts for c in step) > 0  # the network is not silent
     # products sum in another order (NumPy's BLAS), so the actions agree to float64 rounding
     np.testing.assert_allclose(actions, expected_actions, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(ACTORS))
+def test_float64_runtime_matches_torch_over_a_pendulum_episode(name, tmp_path):
+    """A whole episode, the env driven by the runtime: the torch policy sees the same
+    observations and fires the same spikes at every step."""
+    import gymnasium as gym
+
+    actor = ACTORS[name](obs=3, act=1).double()
+    policy = load_policy(export_npz(actor, tmp_path / "p.npz"))
+    env = gym.make("Pendulum-v1")
+    obs, _ = env.reset(seed=0)
+    policy.reset()
+    state, done, steps = None, False, 0
+    with torch.no_grad():
+        while not done:
+            action, counts = policy.trace(obs[None])
+            trace = actor.trace(torch.as_tensor(obs[None], dtype=torch.float64), state)
+            state = trace.state if actor.stateful else None
+            for got, want in zip(counts, trace.spike_counts, strict=True):
+                np.testing.assert_array_equal(got, want.numpy(), err_msg=f"step {steps}")
+            np.testing.assert_allclose(action, trace.action.numpy(), rtol=0, atol=1e-12)
+            obs, _, terminated, truncated, _ = env.step(2.0 * action[0].astype(np.float32))
+            done, steps = terminated or truncated, steps + 1
+    assert steps == 200
 
 
 @pytest.mark.parametrize("name", list(ACTORS))
