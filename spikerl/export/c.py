@@ -379,6 +379,12 @@ def c_sources(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[str,
     """The header and source text of the policy, and its sizes in bytes on a float32 target:
     ``flash`` (the constant arrays), ``ram`` (``sizeof(spikerl_state)``) and ``stack``
     (``spikerl_decide``'s local arrays)."""
+    for index, layer in enumerate(spec["layers"]):
+        if "stage" in layer:
+            raise ExportError(
+                f"layer {index}: convolutional stages have no C implementation yet; deploy the "
+                "image policy with --format numpy"
+            )
     e = _Emitter(dequantize(spec, arrays, np.float64, weights=False))
     layers, ticks = spec["layers"], int(spec["timesteps"])
     n_obs = _observation_dim(spec, arrays)

@@ -140,6 +140,9 @@ def nir_graph(
     if not dt > 0:
         raise ValueError(f"dt={dt} must be > 0 seconds")
     arrays = dequantize(spec, arrays, np.float64)
+    for index, layer in enumerate(spec["layers"]):
+        if "stage" in layer:
+            raise ExportError(f"layer {index}: convolutional stages are not exported to NIR")
     if spec["encoder"]["kind"] == "none":
         raise ExportError("encoder: a network fed spike trains directly has no host encoder")
     width = int(arrays[spec["layers"][0]["weight"]].shape[1])

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..convert.build import StageSynapse
 from ..errors import SpikerlError
 from ..nets.spiking import SpikingNetwork
 from ..runtime.neurons import NEURON_FIELDS
@@ -83,6 +84,35 @@ def _neuron(name: str, neuron: nn.Module, arrays: _Arrays) -> dict[str, Any]:
     return {key: arrays.value(value) for key, value in params.items()}
 
 
+def _pair(value: int | tuple[int, ...]) -> list[int]:
+    return [int(v) for v in value] if isinstance(value, tuple) else [int(value)] * 2
+
+
+def _stage_op(name: str, m: nn.Module, arrays: _Arrays) -> dict[str, Any]:
+    """One operation of a convolutional stage (:mod:`spikerl.runtime.stages`)."""
+    bias = arrays.add(m.bias) if getattr(m, "bias", None) is not None else None
+    if type(m) is nn.Conv2d and m.padding_mode == "zeros" and not isinstance(m.padding, str):
+        return {"op": "conv2d", "weight": arrays.add(m.weight), "bias": bias,
+                "stride": _pair(m.stride), "padding": _pair(m.padding),
+                "dilation": _pair(m.dilation), "groups": m.groups}  # fmt: skip
+    if type(m) is nn.AvgPool2d and not m.ceil_mode and m.divisor_override is None:
+        return {"op": "avgpool2d", "kernel": _pair(m.kernel_size), "stride": _pair(m.stride),
+                "padding": _pair(m.padding), "count_include_pad": m.count_include_pad}  # fmt: skip
+    if type(m) is nn.Flatten and m.start_dim == 1 and m.end_dim == -1:
+        return {"op": "flatten"}
+    if type(m) is nn.Linear:
+        return {"op": "linear", "weight": arrays.add(m.weight), "bias": bias}
+    raise ExportError(
+        f"layer {name}: a {m!r} in a convolutional stage is not supported (Conv2d with zero "
+        "padding, AvgPool2d without ceil_mode or divisor_override, Flatten, Linear)"
+    )
+
+
+def _stage(name: str, synapse: StageSynapse, arrays: _Arrays) -> dict[str, Any]:
+    ops = [_stage_op(name, m, arrays) for m in synapse.stage]
+    return {"in_shape": list(synapse.in_shape), "ops": ops}
+
+
 def _readout(net: SpikingNetwork, arrays: _Arrays) -> dict[str, Any]:
     dec = net.decoder
     if isinstance(dec, PopulationDecoder):
@@ -113,14 +143,15 @@ def network_spec(
     arrays = _Arrays()
     layers = []
     for name, linear, neuron in zip(net.layer_names, net.linears, net.neurons, strict=True):
-        if type(linear) is not nn.Linear:
+        layer: dict[str, Any] = {"weight": None, "bias": None}
+        if type(linear) is nn.Linear:
+            layer["weight"] = arrays.add(linear.weight)
+            layer["bias"] = arrays.add(linear.bias) if linear.bias is not None else None
+        elif type(linear) is StageSynapse:
+            layer["stage"] = _stage(name, linear, arrays)
+        else:
             raise ExportError(f"layer {name}: a {type(linear).__name__} synapse is not supported")
-        layers.append({
-            "weight": arrays.add(linear.weight),
-            "bias": arrays.add(linear.bias) if linear.bias is not None else None,
-            "size": neuron.size,
-            "neuron": _neuron(name, neuron, arrays),
-        })  # fmt: skip
+        layers.append({**layer, "size": neuron.size, "neuron": _neuron(name, neuron, arrays)})
     spec: dict[str, Any] = {
         "format": FORMAT, "version": FORMAT_VERSION, "timesteps": net.timesteps,
         "stateful": bool(net.stateful), "squash_obs": bool(net.squash_obs),

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime.quantized import THRESHOLD_KEYS
+from .npz import ExportError
 
 __all__ = ["PER", "quantize_policy"]
 
@@ -43,6 +44,8 @@ def quantize_policy(
     }
     arrays = dict(arrays)
     for index, layer in enumerate(spec["layers"]):
+        if "stage" in layer:
+            raise ExportError(f"layer {index}: 8-bit convolutional stages are not supported")
         codes, scale = _weight_codes(arrays[layer["weight"]], per)
         arrays[layer["weight"]] = codes
         if isinstance(scale, np.ndarray):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..convert.build import StageSynapse
 from ..nets.spiking import SpikingNetwork
 from ..runtime.quantized import dequantize
 from ..snn.coding import DirectEncoder, LinearReadout, PopulationDecoder, PopulationEncoder
@@ -66,6 +67,44 @@ def _neuron(p: dict[str, Any], size: int, arrays: dict[str, np.ndarray]) -> nn.M
         return ConversionNeuron(p["model"], size, int(p["timesteps"]), float(p["crpi"]),
                                 int(p["levels"]), _tensor(p["theta"], arrays))  # fmt: skip
     raise ExportError(f"{kind!r} neurons: spikerl has no such neuron model")
+
+
+def _linear(weight: str, bias: str | None, arrays: dict[str, np.ndarray]) -> nn.Linear:
+    w = _tensor(weight, arrays)
+    linear = nn.Linear(w.shape[1], w.shape[0], bias=bool(bias))
+    with torch.no_grad():
+        linear.weight.copy_(w)
+        if bias:
+            linear.bias.copy_(_tensor(bias, arrays))
+    return linear
+
+
+def _stage_module(op: dict[str, Any], arrays: dict[str, np.ndarray]) -> nn.Module:
+    if op["op"] == "linear":
+        return _linear(op["weight"], op.get("bias"), arrays)
+    if op["op"] == "flatten":
+        return nn.Flatten()
+    if op["op"] == "avgpool2d":
+        return nn.AvgPool2d(tuple(op["kernel"]), tuple(op["stride"]), tuple(op["padding"]),
+                            count_include_pad=op["count_include_pad"])  # fmt: skip
+    w = _tensor(op["weight"], arrays)
+    conv = nn.Conv2d(w.shape[1] * op["groups"], w.shape[0], tuple(w.shape[2:]),
+                     tuple(op["stride"]), tuple(op["padding"]), tuple(op["dilation"]),
+                     op["groups"], bias=bool(op.get("bias")))  # fmt: skip
+    with torch.no_grad():
+        conv.weight.copy_(w)
+        if op.get("bias"):
+            conv.bias.copy_(_tensor(op["bias"], arrays))
+    return conv
+
+
+def _stage(stage: dict[str, Any], arrays: dict[str, np.ndarray]) -> StageSynapse:
+    """A convolutional stage (:mod:`spikerl.runtime.stages`) as the converter's module."""
+    modules = nn.Sequential(*(_stage_module(op, arrays) for op in stage["ops"]))
+    in_shape = tuple(stage["in_shape"])
+    with torch.no_grad():
+        out_shape = tuple(modules(torch.zeros(1, *in_shape)).shape[1:])
+    return StageSynapse(modules, in_shape, out_shape)
 
 
 def _encoder(spec: dict[str, Any], arrays: dict[str, np.ndarray], width: int) -> nn.Module | None:
@@ -120,15 +159,14 @@ def network_from_spec(
 def _network(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> SpikingNetwork:
     linears, neurons = [], []
     for layer in spec["layers"]:
-        weight = _tensor(layer["weight"], arrays)
-        linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bool(layer.get("bias")))
-        with torch.no_grad():
-            linear.weight.copy_(weight)
-            if layer.get("bias"):
-                linear.bias.copy_(_tensor(layer["bias"], arrays))
-        linears.append(linear)
+        if "stage" in layer:
+            linears.append(_stage(layer["stage"], arrays))
+        else:
+            linears.append(_linear(layer["weight"], layer.get("bias"), arrays))
         neurons.append(_neuron(layer["neuron"], int(layer["size"]), arrays))
-    width = linears[0].in_features
+    first = spec["layers"][0]
+    width = (int(np.prod(first["stage"]["in_shape"])) if "stage" in first
+             else linears[0].in_features)  # fmt: skip
     return SpikingNetwork(
         _encoder(spec, arrays, width), linears, neurons,
         _readout(spec, arrays, int(spec["layers"][-1]["size"])),

@@ -6,9 +6,10 @@ r"""A spiking policy exported as one ``.npz`` file, run with NumPy.
   ``{"format", "version", "timesteps", "stateful", "squash_obs", "activation", "max_action",
   "encoder": {...}, "layers": [{"weight", "bias", "size", "neuron": {"kind", ...}}, ...],
   "readout": {...}, "normalizer": {"mean", "var", "clip", "eps"} | null,
-  "action_low", "action_high" (array names or null), "source": {...}}``, and for an 8-bit
-  file ``"quantization"`` with ``int8`` weights and ``uint8`` thresholds
-  (:mod:`spikerl.runtime.quantized`);
+  "action_low", "action_high" (array names or null), "source": {...}}``; a convolutional
+  layer of a converted image policy has ``"stage": {"in_shape", "ops"}`` and a null weight
+  (:mod:`spikerl.runtime.stages`); an 8-bit file has ``"quantization"``, ``int8`` weights and
+  ``uint8`` thresholds (:mod:`spikerl.runtime.quantized`);
   every string value that names an array refers to another entry of the archive;
 - the arrays: weights ``[out, in]``, biases, per-neuron leaks and thresholds, encoder centres
   and widths, readout weights, normaliser statistics and action bounds.
@@ -45,6 +46,7 @@ from .neurons import (
     zero_state,
 )  # fmt: skip
 from .quantized import dequantize
+from .stages import run_stage
 
 __all__ = [
     "FORMAT",
@@ -88,7 +90,8 @@ class Policy:
         self.state: list[tuple[np.ndarray, ...]] | None = None
         self._neuron_params = [self._resolve(layer["neuron"]) for layer in self.layers]
         self._weights_t = [
-            np.ascontiguousarray(self.arrays[layer["weight"]].T) for layer in self.layers
+            np.ascontiguousarray(self.arrays[layer["weight"]].T) if layer["weight"] else None
+            for layer in self.layers
         ]
 
     def _resolve(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +152,11 @@ class Policy:
         for i, layer in enumerate(self.layers):
             # all T ticks' currents in one product: J = x W^T + b, [T * B, n] rows at once (a
             # sum over the active inputs only costs more in NumPy at these sizes, see deploy.md)
-            currents = (x.reshape(ticks * batch, -1) @ self._weights_t[i]).reshape(ticks, batch, -1)
+            rows = x.reshape(ticks * batch, -1)
+            if "stage" in layer:  # a convolutional stage of a converted image policy
+                currents = run_stage(rows, layer["stage"], self.arrays).reshape(ticks, batch, -1)
+            else:
+                currents = (rows @ self._weights_t[i]).reshape(ticks, batch, -1)
             bias = self.arrays.get(layer.get("bias") or "")
             currents = currents if bias is None else currents + bias
             kind = layer["neuron"]["kind"]

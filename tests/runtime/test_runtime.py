@@ -240,3 +240,46 @@ def test_the_in_place_layer_loop_is_the_tick_function_bit_for_bit(reset, dtype):
     np.testing.assert_array_equal(v, state[0])
     np.testing.assert_array_equal(s, state[1])
     assert 0 < outputs.mean() < 1
+
+
+def conv_converted(model):
+    """A converted image policy: strided, padded, grouped convolutions and average pooling."""
+    from torch import nn
+
+    from spikerl.convert.build import ConversionSettings, build_converted
+    from spikerl.convert.source import source_from_module
+
+    torch.manual_seed(7)
+    actor = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, groups=2),
+        nn.ReLU(), nn.AvgPool2d(2, padding=1, count_include_pad=False), nn.Flatten(),
+        nn.Linear(54, 8), nn.ReLU(), nn.Linear(8, 2),
+    )  # fmt: skip
+    source = source_from_module(actor, input_shape=(3, 12, 12))
+    _, hidden = source.hidden_activations(torch.rand(64, 3 * 12 * 12))
+    thetas = [h.flatten(1).max(0).values * 0.7 for h in hidden]
+    return build_converted(source, thetas, ConversionSettings(model, 6, 0.5))
+
+
+@pytest.mark.parametrize("model", ["if", "mt_signed", "dc"])
+def test_convolutional_stages_of_converted_image_policies(model, tmp_path):
+    from spikerl.export import ExportError, network_from_spec, network_spec, quantize_policy
+    from spikerl.export.c import c_sources
+
+    actor = conv_converted(model).double()
+    stream = np.random.default_rng(0).random((20, 2, 3 * 12 * 12))
+    want_actions, want_counts = run_torch(actor, stream, torch.float64)
+    policy = load_policy(export_npz(actor, tmp_path / "p.npz"))
+    assert policy.layers[0]["stage"]["ops"][0]["op"] == "conv2d"
+    for source in (policy, network_from_spec(policy.spec, policy.arrays, torch.float64)):
+        run = run_numpy if source is policy else lambda n, s: run_torch(n, s, torch.float64)
+        actions, counts = run(source, stream)
+        for got, want in zip(counts, want_counts, strict=True):
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_array_equal(g, w)
+        np.testing.assert_allclose(actions, want_actions, rtol=0, atol=1e-12)
+    spec, arrays = network_spec(actor)
+    with pytest.raises(ExportError, match="layer 0: convolutional stages have no C"):
+        c_sources(spec, arrays)
+    with pytest.raises(ExportError, match="layer 0: 8-bit convolutional stages"):
+        quantize_policy(spec, arrays)
