@@ -200,6 +200,87 @@ def _conversion_code(e: _Emitter, lp: str, neuron: dict[str, Any], size: int) ->
     ]
 
 
+def _conv_code(e: _Emitter, name: str, op: dict, shape: tuple, src: str, dst: str):
+    """``dst = conv2d(src)`` (:mod:`spikerl.runtime.stages`); returns (lines, output shape)."""
+    weight = e.arrays[op["weight"]]
+    out_ch, cg, kh, kw = weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = op["stride"], op["padding"], op["dilation"]
+    _, h, w = shape
+    ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    e.const(f"{name}_w", weight)
+    bias = f" + {e.const(f'{name}_b', e.arrays[op['bias']])}[o]" if op.get("bias") else ""
+    return [
+        f"for (int o = 0; o < {out_ch}; ++o) {{",
+        f"    int g = o / {out_ch // op['groups']};",
+        f"    for (int i = 0; i < {ho}; ++i) for (int j = 0; j < {wo}; ++j) {{",
+        "        spk_real sum = 0;",
+        f"        for (int c = 0; c < {cg}; ++c) for (int u = 0; u < {kh}; ++u) {{",
+        f"            int ih = {sh} * i + {dh} * u - {ph};",
+        f"            if (ih < 0 || ih >= {h}) continue;",
+        f"            for (int v = 0; v < {kw}; ++v) {{",
+        f"                int iw = {sw} * j + {dw} * v - {pw};",
+        f"                if (iw < 0 || iw >= {w}) continue;",
+        f"                sum += {name}_w[((o * {cg} + c) * {kh} + u) * {kw} + v]"
+        f" * {src}[((g * {cg} + c) * {h} + ih) * {w} + iw];",
+        "            }",
+        "        }",
+        f"        {dst}[(o * {ho} + i) * {wo} + j] = sum{bias};",
+        "    }",
+        "}",
+    ], (out_ch, ho, wo)
+
+
+def _pool_code(op: dict, shape: tuple, src: str, dst: str) -> tuple[list[str], tuple]:
+    """``dst = avg_pool2d(src)``; returns (lines, output shape)."""
+    (kh, kw), (sh, sw), (ph, pw) = op["kernel"], op["stride"], op["padding"]
+    c, h, w = shape
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    divisor = f"(spk_real){kh * kw}" if op["count_include_pad"] else "(spk_real)n"
+    return [
+        f"for (int c = 0; c < {c}; ++c) for (int i = 0; i < {ho}; ++i) "
+        f"for (int j = 0; j < {wo}; ++j) {{",
+        "    spk_real sum = 0; int n = 0;",
+        f"    for (int u = 0; u < {kh}; ++u) for (int v = 0; v < {kw}; ++v) {{",
+        f"        int ih = {sh} * i + u - {ph}, iw = {sw} * j + v - {pw};",
+        f"        if (ih < 0 || ih >= {h} || iw < 0 || iw >= {w}) continue;",
+        f"        sum += {src}[(c * {h} + ih) * {w} + iw]; ++n;",
+        "    }",
+        f"    {dst}[(c * {ho} + i) * {wo} + j] = sum / {divisor};",
+        "}",
+    ], (c, ho, wo)
+
+
+def _stage_code(e: _Emitter, index: int, stage: dict[str, Any]) -> tuple[list[str], int]:
+    """``J = stage(x)`` op by op through two scratch buffers; returns (lines, the largest
+    intermediate size)."""
+    shape, src, lines, largest = tuple(stage["in_shape"]), "x", [], 0
+    ops = stage["ops"]
+    for k, op in enumerate(ops):
+        dst = "J" if k == len(ops) - 1 else ("sA" if src != "sA" else "sB")
+        name = f"l{index}_op{k}"
+        if op["op"] == "conv2d":
+            code, shape = _conv_code(e, name, op, shape, src, dst)
+        elif op["op"] == "avgpool2d":
+            code, shape = _pool_code(op, shape, src, dst)
+        elif op["op"] == "flatten":
+            shape, size = (int(np.prod(shape)),), int(np.prod(shape))
+            code = [f"memcpy({dst}, {src}, sizeof(spk_real) * {size});"] if dst == "J" else []
+            dst = dst if dst == "J" else src
+        else:
+            weight = e.arrays[op["weight"]]
+            e.const(f"{name}_w", weight)
+            bias = f" + {e.const(f'{name}_b', e.arrays[op['bias']])}[o]" if op.get("bias") else ""
+            n_out, n_in = weight.shape
+            code = [f"for (int o = 0; o < {n_out}; ++o) {{", "    spk_real sum = 0;",
+                    f"    for (int i = 0; i < {n_in}; ++i) sum += {name}_w[o * {n_in} + i]"
+                    f" * {src}[i];", f"    {dst}[o] = sum{bias};", "}"]  # fmt: skip
+            shape = (n_out,)
+        lines += code
+        largest = max(largest, int(np.prod(shape)))
+        src = dst
+    return lines, largest
+
+
 def _synapse_code(e: _Emitter, index: int, layer: dict[str, Any], binary_input: bool) -> list[str]:
     """``J = W x + b`` with the weights stored input-major; zero inputs are skipped."""
     weight = e.arrays[layer["weight"]]
@@ -369,7 +450,12 @@ static inline spk_real spk_level(spk_real x, const spk_real *table, int levels, 
 
 
 def _observation_dim(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
-    enc, width = spec["encoder"], int(arrays[spec["layers"][0]["weight"]].shape[1])
+    first = spec["layers"][0]
+    enc = spec["encoder"]
+    if "stage" in first:
+        width = int(np.prod(first["stage"]["in_shape"]))
+    else:
+        width = int(arrays[first["weight"]].shape[1])
     if enc["kind"] == "population":
         return width // int(np.asarray(arrays[enc["mu"]]).shape[-1])
     return int(enc.get("obs_dim") or width)
@@ -379,24 +465,22 @@ def c_sources(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[str,
     """The header and source text of the policy, and its sizes in bytes on a float32 target:
     ``flash`` (the constant arrays), ``ram`` (``sizeof(spikerl_state)``) and ``stack``
     (``spikerl_decide``'s local arrays)."""
-    for index, layer in enumerate(spec["layers"]):
-        if "stage" in layer:
-            raise ExportError(
-                f"layer {index}: convolutional stages have no C implementation yet; deploy the "
-                "image policy with --format numpy"
-            )
     e = _Emitter(dequantize(spec, arrays, np.float64, weights=False))
     layers, ticks = spec["layers"], int(spec["timesteps"])
     n_obs = _observation_dim(spec, arrays)
     once, tick_body, width, binary = _encoder_code(e, spec, n_obs)
     fields = [(f"enc_{f}", width) for f in "avs"] if spec["encoder"]["kind"] == "population" else []
     widest = max([width] + [layer["size"] for layer in layers])
-    neuron_state, offset = [], 0
+    neuron_state, offset, largest_scratch = [], 0, 0
     for index, layer in enumerate(layers):
         neuron, size = layer["neuron"], layer["size"]
         update = _neuron_code(e, index, neuron, size)  # refuses a neuron kind C lacks
         neuron_state += [(f"l{index}_{f}", size) for f in neuron_fields(neuron)]
-        synapse = _synapse_code(e, index, layer, binary)
+        if "stage" in layer:
+            synapse, scratch = _stage_code(e, index, layer["stage"])
+            largest_scratch = max(largest_scratch, scratch)
+        else:
+            synapse = _synapse_code(e, index, layer, binary)
         if index == 0 and spec["encoder"]["kind"] == "direct":  # one product per decision
             once += ["{ const spk_real *x = obs; spk_real *J = st->J0;", *synapse, "}"]
             fields.append(("J0", size))
@@ -415,11 +499,19 @@ def c_sources(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[str,
     if any(layer.get("weight_scale") for layer in layers):
         fields.append(("acc", widest))  # the int8 column sums (int32 or spk_real)
     ram = sum(n for _, n in fields) * 4
-    stack = (n_obs + 3 * widest + m) * 4  # spikerl_decide's local arrays
+    stack = (n_obs + 3 * widest + m + 2 * largest_scratch) * 4  # spikerl_decide's locals
     squash = "SPK_TANH(obs_in[j])" if spec["squash_obs"] else "obs_in[j]"
     decide = [
         "void spikerl_decide(const spk_real *obs_in, spikerl_state *st, spk_real *action) {",
         f"    spk_real obs[{n_obs}], x[{widest}], y[{widest}], J[{widest}], pre[{m}];",
+        *(
+            [
+                f"    spk_real sA[{largest_scratch}], sB[{largest_scratch}];  /* stage buffers */",
+                "    (void)sA; (void)sB;",
+            ]
+            if largest_scratch
+            else []
+        ),
         f"    for (int j = 0; j < {n_obs}; ++j) obs[j] = {squash};",
         "    memset(st->ro_acc, 0, sizeof st->ro_acc);",
         "#ifdef SPIKERL_TRACE",

@@ -263,8 +263,14 @@ def conv_converted(model):
 
 @pytest.mark.parametrize("model", ["if", "mt_signed", "dc"])
 def test_convolutional_stages_of_converted_image_policies(model, tmp_path):
-    from spikerl.export import ExportError, network_from_spec, network_spec, quantize_policy
-    from spikerl.export.c import c_sources
+    from spikerl.export import (
+        ExportError,
+        network_from_spec,
+        network_spec,
+        quantize_policy,
+        write_c,
+    )
+    from spikerl.runtime import compile_policy, find_compiler
 
     actor = conv_converted(model).double()
     stream = np.random.default_rng(0).random((20, 2, 3 * 12 * 12))
@@ -279,7 +285,13 @@ def test_convolutional_stages_of_converted_image_policies(model, tmp_path):
                 np.testing.assert_array_equal(g, w)
         np.testing.assert_allclose(actions, want_actions, rtol=0, atol=1e-12)
     spec, arrays = network_spec(actor)
-    with pytest.raises(ExportError, match="layer 0: convolutional stages have no C"):
-        c_sources(spec, arrays)
     with pytest.raises(ExportError, match="layer 0: 8-bit convolutional stages"):
         quantize_policy(spec, arrays)
+    if find_compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    write_c(spec, arrays, tmp_path / "c")  # the C export runs the stages too
+    compiled = compile_policy(tmp_path / "c", double=True, trace=True)
+    for step, obs in enumerate(stream[:, :1]):
+        np.testing.assert_allclose(compiled.decide(obs[0]), want_actions[step, 0], atol=1e-12)
+        counts = compiled.spike_counts()
+        np.testing.assert_array_equal(counts, np.concatenate([c[0] for c in want_counts[step]]))
