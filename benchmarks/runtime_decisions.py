@@ -8,7 +8,7 @@ rates are the median of ``--repeats`` windows, run round-robin. The C export (fl
 int8 weights) is compiled with the system compiler (``cc -std=c99 -O2``) into a timing loop
 that calls ``spikerl_decide`` on the same 64 observations (skipped where no compiler exists).
 
-    python benchmarks/runtime_decisions.py [--seconds 2] [--repeats 3] [--threads 1]
+    python benchmarks/runtime_decisions.py [--seconds 2] [--repeats 3] [--threads 1] [--json P]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _bench import write_results
 
 from spikerl.export import export_npz, network_spec, quantize_policy, write_c
 from spikerl.nets import SpikingActor
@@ -118,6 +119,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -134,6 +136,8 @@ def main() -> None:
     for name, values in rates.items():
         print(f"| {name} | {statistics.median(values):,.0f} | "
               f"{min(values):,.0f}-{max(values):,.0f} |")  # fmt: skip
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    write_results(args, "runtime_decisions", {"decisions_per_s": medians, "windows": rates})
 
 
 if __name__ == "__main__":
