@@ -133,12 +133,18 @@ def _measure_exported(path: Path, episodes: int | None) -> EnergyReport:
     norm = spec.get("normalizer")
     normalizer = None
     if norm is not None:
-        normalizer = {"mean": arrays[norm["mean"]], "var": arrays[norm["var"]], "count": 1.0}
+        try:
+            normalizer = {"mean": arrays[norm["mean"]], "var": arrays[norm["var"]], "count": 1.0}
+        except (KeyError, TypeError):
+            raise RunError(f"{path}: incomplete observation normaliser") from None
+    try:  # the bytes the C export would take; measured before the rollouts
+        _, _, sizes = c_sources(spec, arrays)
+        sizes = {"weight_bytes": sizes["flash"], "state_bytes": sizes["ram"]}
+    except ExportError:  # a part the C export lacks: the report goes without the byte line
+        sizes = {}
     seed, episodes = int(source.get("seed", 0)), 10 if episodes is None else episodes
     report = measure_policy(actor, source["env"], seed, episodes, normalizer_state=normalizer)
-    _, _, sizes = c_sources(spec, arrays)
-    meta = {**report.meta, "checkpoint": str(path), "weight_bytes": sizes["flash"],
-            "state_bytes": sizes["ram"]}  # fmt: skip
+    meta = {**report.meta, "checkpoint": str(path), **sizes}
     return dataclasses.replace(report, label=path.stem, meta=meta)
 
 

@@ -31,7 +31,6 @@ are exactly the exported ones.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ import numpy as np
 
 from ..runtime.neurons import conversion_constants, mt_table, neuron_fields
 from ..runtime.quantized import dequantize
-from .npz import ExportError
+from .npz import ExportError, export_atomic
 
 __all__ = ["C_HEADER", "C_SOURCE", "c_sources", "write_c"]
 
@@ -71,7 +70,7 @@ class _Emitter:
             self.flash += flat.size * np.dtype(ctype.removesuffix("_t")).itemsize
         else:
             items = [_lit(v) for v in flat]
-            self.flash += flat.size * 4  # float32 on the target
+            self.flash += flat.size * (8 if ctype == "double" else 4)  # spk_real: float32
         rows = [", ".join(items[k : k + 8]) for k in range(0, len(items), 8)]
         body = ",\n    ".join(rows)
         self.consts.append(f"static const {ctype} {name}[{flat.size}] = {{\n    {body}\n}};")
@@ -235,15 +234,16 @@ def _pool_code(op: dict, shape: tuple, src: str, dst: str) -> tuple[list[str], t
     (kh, kw), (sh, sw), (ph, pw) = op["kernel"], op["stride"], op["padding"]
     c, h, w = shape
     ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    divisor = f"(spk_real){kh * kw}" if op["count_include_pad"] else "(spk_real)n"
+    counted = not op["count_include_pad"]  # divide by the inputs inside the image
+    divisor = "(spk_real)n" if counted else f"(spk_real){kh * kw}"
     return [
         f"for (int c = 0; c < {c}; ++c) for (int i = 0; i < {ho}; ++i) "
         f"for (int j = 0; j < {wo}; ++j) {{",
-        "    spk_real sum = 0; int n = 0;",
+        f"    spk_real sum = 0;{' int n = 0;' if counted else ''}",
         f"    for (int u = 0; u < {kh}; ++u) for (int v = 0; v < {kw}; ++v) {{",
         f"        int ih = {sh} * i + u - {ph}, iw = {sw} * j + v - {pw};",
         f"        if (ih < 0 || ih >= {h} || iw < 0 || iw >= {w}) continue;",
-        f"        sum += {src}[(c * {h} + ih) * {w} + iw]; ++n;",
+        f"        sum += {src}[(c * {h} + ih) * {w} + iw];{' ++n;' if counted else ''}",
         "    }",
         f"    {dst}[(c * {ho} + i) * {wo} + j] = sum / {divisor};",
         "}",
@@ -303,17 +303,16 @@ def _synapse_code(e: _Emitter, index: int, layer: dict[str, Any], binary_input: 
         ]
     e.const(f"{lp}_w", weight.T, "int8_t")
     s = e.param(f"{lp}_scale", scale, n_out)
-    acc_type, add = ("int32_t", "col[i]") if binary_input else ("spk_real", "xj * col[i]")
+    acc, add = ("acc_i", "col[i]") if binary_input else ("acc_f", "xj * col[i]")
     return [
-        f"{{ {acc_type} *acc = ({acc_type} *)st->acc;",
-        f"for (int i = 0; i < {n_out}; ++i) acc[i] = 0;",
+        f"for (int i = 0; i < {n_out}; ++i) {acc}[i] = 0;",
         f"for (int j = 0; j < {n_in}; ++j) {{",
         "    spk_real xj = x[j];",
         "    if (xj == 0) continue;",
         f"    const int8_t *col = &{lp}_w[j * {n_out}];",
-        f"    for (int i = 0; i < {n_out}; ++i) acc[i] += {add};",
+        f"    for (int i = 0; i < {n_out}; ++i) {acc}[i] += {add};",
         "}",
-        f"for (int i = 0; i < {n_out}; ++i) J[i] = {s} * (spk_real)acc[i] + {bias}; }}",
+        f"for (int i = 0; i < {n_out}; ++i) J[i] = {s} * (spk_real){acc}[i] + {bias};",
     ]
 
 
@@ -395,27 +394,29 @@ def _readout_code(e: _Emitter, spec: dict[str, Any], last: int, size: int, ticks
 
 
 def _host_code(e: _Emitter, spec: dict[str, Any], n_obs: int, m: int) -> list[str]:
-    """``spikerl_step``: normalise, decide, scale to the env bounds."""
+    """``spikerl_step``: normalise, decide, scale to the env bounds, in ``double`` as
+    :meth:`spikerl.runtime.Policy.act` does in float64 (the normalised observation rounded to
+    ``float`` first, as spikerl's envs observe in float32)."""
     lines = ["void spikerl_step(const float *obs, spikerl_state *st, float *action) {",
              f"    spk_real x[{n_obs}], a[{m}];"]  # fmt: skip
     norm = spec.get("normalizer")
     if norm is not None:
-        mean = e.arrays[norm["mean"]].astype(np.float64)
-        inv_std = 1.0 / np.sqrt(e.arrays[norm["var"]].astype(np.float64) + norm["eps"])
-        e.const("norm_mean", mean)
-        e.const("norm_inv_std", inv_std)
+        e.const("norm_mean", e.arrays[norm["mean"]].astype(np.float64), "double")
+        sd = np.sqrt(e.arrays[norm["var"]].astype(np.float64) + norm["eps"])
+        e.const("norm_sd", sd, "double")
         clip = _lit(norm["clip"])
-        scaled = "((spk_real)obs[j] - norm_mean[j]) * norm_inv_std[j]"
-        lines.append(f"    for (int j = 0; j < {n_obs}; ++j) "
-                     f"x[j] = spk_clip({scaled}, -{clip}, {clip});")  # fmt: skip
+        lines += [f"    for (int j = 0; j < {n_obs}; ++j) {{",
+                  "        double z = ((double)obs[j] - norm_mean[j]) / norm_sd[j];",
+                  f"        z = z < -{clip} ? -{clip} : (z > {clip} ? {clip} : z);",
+                  "        x[j] = (spk_real)(float)z;", "    }"]  # fmt: skip
     else:
         lines.append(f"    for (int j = 0; j < {n_obs}; ++j) x[j] = (spk_real)obs[j];")
     lines.append("    spikerl_decide(x, st, a);")
     if spec.get("action_low"):
-        e.const("act_low", e.arrays[spec["action_low"]])
-        e.const("act_high", e.arrays[spec["action_high"]])
+        e.const("act_low", e.arrays[spec["action_low"]].astype(np.float64), "double")
+        e.const("act_high", e.arrays[spec["action_high"]].astype(np.float64), "double")
         lines.append(f"    for (int k = 0; k < {m}; ++k) action[k] = (float)(act_low[k] + "
-                     "(act_high[k] - act_low[k]) * ((a[k] + 1) / 2));")  # fmt: skip
+                     "(act_high[k] - act_low[k]) * (((double)a[k] + 1.0) / 2.0));")  # fmt: skip
     else:
         lines.append(f"    for (int k = 0; k < {m}; ++k) action[k] = (float)a[k];")
     return [*lines, "}"]
@@ -496,22 +497,21 @@ def c_sources(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[str,
     last, size = len(layers) - 1, layers[-1]["size"]
     accumulate, final, m = _readout_code(e, spec, last, size, ticks)
     fields += neuron_state + [("ro_acc", size)]
-    if any(layer.get("weight_scale") for layer in layers):
-        fields.append(("acc", widest))  # the int8 column sums (int32 or spk_real)
+    int8 = any(layer.get("weight_scale") for layer in layers)
     ram = sum(n for _, n in fields) * 4
-    stack = (n_obs + 3 * widest + m + 2 * largest_scratch) * 4  # spikerl_decide's locals
+    scratch = 2 * largest_scratch + 2 * widest * int8  # stage buffers, int8 column sums
+    stack = (n_obs + 3 * widest + m + scratch) * 4  # spikerl_decide's local arrays
     squash = "SPK_TANH(obs_in[j])" if spec["squash_obs"] else "obs_in[j]"
+    locals_ = [f"    spk_real obs[{n_obs}], x[{widest}], y[{widest}], J[{widest}], pre[{m}];"]
+    if largest_scratch:
+        locals_ += [f"    spk_real sA[{largest_scratch}], sB[{largest_scratch}];  /* stage */",
+                    "    (void)sA; (void)sB;"]  # fmt: skip
+    if int8:
+        locals_ += [f"    int32_t acc_i[{widest}]; spk_real acc_f[{widest}];  /* int8 sums */",
+                    "    (void)acc_i; (void)acc_f;"]  # fmt: skip
     decide = [
         "void spikerl_decide(const spk_real *obs_in, spikerl_state *st, spk_real *action) {",
-        f"    spk_real obs[{n_obs}], x[{widest}], y[{widest}], J[{widest}], pre[{m}];",
-        *(
-            [
-                f"    spk_real sA[{largest_scratch}], sB[{largest_scratch}];  /* stage buffers */",
-                "    (void)sA; (void)sB;",
-            ]
-            if largest_scratch
-            else []
-        ),
+        *locals_,
         f"    for (int j = 0; j < {n_obs}; ++j) obs[j] = {squash};",
         "    memset(st->ro_acc, 0, sizeof st->ro_acc);",
         "#ifdef SPIKERL_TRACE",
@@ -531,7 +531,7 @@ def c_sources(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[str,
     host = _host_code(e, spec, n_obs, m)
     struct_fields = "\n".join(f"    spk_real {name}[{n}];" for name, n in fields)
     header = _HEADER.format(
-        source=spec.get("source", {}),
+        source=str(spec.get("source", {})).replace("*/", "* /"),
         layers=len(layers),
         ticks=ticks,
         flash=e.flash,
@@ -607,10 +607,8 @@ def write_c(spec: dict[str, Any], arrays: dict[str, np.ndarray], folder: str | P
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for name, text in ((C_HEADER, header), (C_SOURCE, source)):
-            tmp = folder / f".{name}.tmp-{os.getpid()}"
-            tmp.write_text(text)
-            os.replace(tmp, folder / name)
     except OSError as err:
         raise ExportError(f"cannot write {folder}: {err.strerror or err}") from None
+    for name, text in ((C_HEADER, header), (C_SOURCE, source)):
+        export_atomic(folder / name, lambda tmp, text=text: tmp.write_text(text))
     return sizes

@@ -44,6 +44,7 @@ spikes (T > 1) or tick-weighted counts with ``readout="graph"``.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ import numpy as np
 
 from ..runtime.policy import FORMAT, FORMAT_VERSION
 from ..runtime.quantized import dequantize
-from .npz import ExportError
+from .npz import ExportError, export_atomic
 
 __all__ = ["DEFAULT_DT", "NIR_READOUTS", "nir_graph", "read_nir", "spec_from_nir", "write_nir"]
 
@@ -98,11 +99,15 @@ def _neuron_node(nir, index: int, p: dict[str, Any], size: int, arrays, dt: floa
     if np.all(decay == 1.0) and kind != "clif":
         return nir.IF(r=np.full(size, 1.0 / dt), v_threshold=v_th, v_reset=zeros)
     if np.any(decay >= 1.0) or np.any(decay < 0.0):
-        raise ExportError(f"{name}: leaks must all be 1 (IF) or all in [0, 1) for a LIF tau")
+        what = "a CLIF" if kind == "clif" else "a layer mixing leak 1 (IF) with leaks below 1"
+        raise ExportError(f"{name}: {what}: a leak of 1 has no finite NIR tau; leaks in [0, 1)")
     tau = dt / (1.0 - decay)
     if kind != "clif":
         return nir.LIF(tau=tau, r=tau / dt, v_leak=zeros, v_threshold=v_th, v_reset=zeros)
-    tau_syn = dt / (1.0 - _array(p["current_decay"], arrays, size))
+    current_decay = _array(p["current_decay"], arrays, size)
+    if np.any(current_decay >= 1.0) or np.any(current_decay < 0.0):
+        raise ExportError(f"{name}: a CLIF current decay of 1 has no finite NIR tau_syn")
+    tau_syn = dt / (1.0 - current_decay)
     return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau, r=tau / dt, v_leak=zeros,
                        v_threshold=v_th, v_reset=zeros, w_in=tau_syn / dt)  # fmt: skip
 
@@ -125,7 +130,7 @@ def _readout_affine(spec: dict[str, Any], arrays, size: int) -> tuple[np.ndarray
         return weight / ticks, bias / ticks
     raise ExportError(
         f"readout: a linear readout of the {source!r} has no NIR form (the integrator sums "
-        "spikes over the ticks); use readout='host'"
+        "spikes over the ticks); use --nir-readout host"
     )
 
 
@@ -137,8 +142,13 @@ def nir_graph(
     nir = _nir()
     if readout not in NIR_READOUTS:
         raise ValueError(f"readout={readout!r}; choose one of {', '.join(NIR_READOUTS)}")
-    if not dt > 0:
-        raise ValueError(f"dt={dt} must be > 0 seconds")
+    if not (math.isfinite(dt) and dt > 0):
+        raise ExportError(f"dt = {dt}: a tick must last a finite, positive number of seconds")
+    if readout == "host" and spec["readout"].get("source") == "membrane":
+        raise ExportError(
+            "readout: a membrane readout needs the last layer's membrane, which a NIR graph "
+            "does not output; export with --format numpy or c"
+        )
     arrays = dequantize(spec, arrays, np.float64)
     for index, layer in enumerate(spec["layers"]):
         if "stage" in layer:
@@ -193,17 +203,9 @@ def write_nir(
     dt: float = DEFAULT_DT, readout: str = "graph",
 ) -> Path:  # fmt: skip
     """Write the graph with ``nir.write`` (HDF5), atomically; returns the path."""
-    import os
-
     nir, path = _nir(), Path(path)
     graph = nir_graph(spec, arrays, dt, readout)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise ExportError(f"cannot write {path}: {err.strerror or err}") from None
+    export_atomic(path, lambda tmp: nir.write(tmp, graph))
     return path
 
 
@@ -308,4 +310,11 @@ def read_nir(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         graph = nir.read(path)
     except (OSError, KeyError, ValueError) as err:
         raise ExportError(f"{path}: not a readable NIR file ({err})") from None
-    return spec_from_nir(graph)
+    try:
+        return spec_from_nir(graph)
+    except ExportError as err:
+        raise ExportError(f"{path}: {err}") from None
+    except (KeyError, TypeError, ValueError, StopIteration) as err:
+        raise ExportError(
+            f"{path}: not a spikerl NIR graph ({type(err).__name__}: {err})"
+        ) from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import write_atomic
 from ..convert.build import StageSynapse
 from ..errors import SpikerlError
 from ..nets.spiking import SpikingNetwork
@@ -187,11 +188,13 @@ def write_npz(spec: dict[str, Any], named: dict[str, np.ndarray], path: str | Pa
     path = Path(path)
     buffer = io.BytesIO()
     np.savez(buffer, spec=np.array(json.dumps(spec)), **named)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise ExportError(f"cannot write {path}: {err.strerror or err}") from None
+    export_atomic(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
     return path
+
+
+def export_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """:func:`~spikerl.atomic.write_atomic`; a failed write is one :class:`ExportError`."""
+    try:
+        write_atomic(path, write)
+    except OSError as err:
+        raise ExportError(f"cannot write {path}: {err.strerror or err}") from None

@@ -190,4 +190,9 @@ def load_exported_network(
         from ..runtime.policy import read_policy_file
 
         spec, arrays = read_policy_file(path)
-    return network_from_spec(spec, arrays), spec, arrays
+    try:
+        return network_from_spec(spec, arrays), spec, arrays
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise ExportError(
+            f"{path}: incomplete policy description ({type(err).__name__}: {err})"
+        ) from None

@@ -9,6 +9,7 @@ the same two files are compiled into the firmware instead; see ``docs/deploy.md`
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import shutil
 import subprocess
@@ -84,8 +85,17 @@ def compile_policy(
     compiler = compiler or find_compiler()
     if compiler is None:
         raise CompileError("no C compiler found (set CC, or install cc, gcc or clang)")
-    name = f"libspikerl_policy{'_f64' if double else ''}{'_trace' if trace else ''}.so"
     flags = [f"-DSPIKERL_DOUBLE={int(double)}"] + (["-DSPIKERL_TRACE"] if trace else [])
+    try:
+        source = (folder / "spikerl_policy.c").read_bytes() + (
+            folder / "spikerl_policy.h"
+        ).read_bytes()
+    except OSError as err:
+        raise CompileError(f"{folder}: no C export here ({err.strerror or err})") from None
+    # a name per source and flags: a process that loaded one library never gets it again for
+    # another source (dlopen returns an already loaded path as it is)
+    digest = hashlib.sha1(source + " ".join(flags).encode()).hexdigest()[:16]
+    name = f"libspikerl_policy-{digest}.so"
     command = [compiler, "-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror",
                "-shared", "-fPIC", *flags, str(folder / "spikerl_policy.c"),
                "-o", str(folder / name), "-lm"]  # fmt: skip

@@ -101,9 +101,19 @@ def test_step_normalises_and_scales_like_the_runtime(tmp_path):
     for raw in np.random.default_rng(0).normal(0, 3, size=(20, OBS)).astype(np.float32):
         policy.reset()
         compiled.reset()
-        np.testing.assert_allclose(compiled.act(raw), policy.act(raw), atol=1e-6)
+        # the double build normalises and scales in double as Policy.act: the same float32
+        np.testing.assert_array_equal(compiled.act(raw), policy.act(raw).astype(np.float32))
     with pytest.raises(ValueError, match=f"shape \\({OBS},\\)"):
         compiled.act(np.zeros(OBS + 1))
+
+
+def test_a_new_export_into_the_same_folder_is_compiled_anew(tmp_path):
+    obs = observation_stream(steps=1, batch=1)[0, 0]
+    for kind in ("lif", "clif"):  # one process: the second library must not be the first
+        spec, arrays = network_spec(ACTORS[kind]())
+        write_c(spec, arrays, tmp_path)
+        want = Policy(spec, arrays, "float32").decide(obs)
+        np.testing.assert_allclose(compile_policy(tmp_path).decide(obs), want, atol=1e-5)
 
 
 def test_bad_source_is_one_compile_error_and_unknown_parts_are_refused(tmp_path):
@@ -144,7 +154,7 @@ def test_export_command_writes_c_that_acts_like_the_numpy_export(tmp_path, capsy
     obs, _ = env.reset(seed=0)
     for _ in range(200):
         action = policy.act(obs)
-        np.testing.assert_allclose(compiled.act(obs), action, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(compiled.act(obs), action.astype(np.float32))
         obs, *_ = env.step(action.astype(np.float32))
     (tmp_path / "file").write_text("x")
     assert main(["export", run, "--format", "c", "-o", str(tmp_path / "file")]) == 2

@@ -15,6 +15,7 @@ from spikerl.export import (
     read_nir,
     spec_from_nir,
     write_nir,
+    write_npz,
 )  # fmt: skip
 from spikerl.runtime import Policy
 from spikerl.runtime.neurons import encode
@@ -74,6 +75,20 @@ def test_what_nir_cannot_carry_is_refused_naming_the_layer():
             nir_graph(*network_spec(ACTORS[name]()))
     with pytest.raises(ValueError, match="choose one of graph, host"):
         nir_graph(*network_spec(ACTORS["lif"]()), readout="chip")
+    for dt in (0.0, -1e-4, float("inf"), float("nan")):
+        with pytest.raises(ExportError, match="a tick must last a finite, positive"):
+            nir_graph(*network_spec(ACTORS["lif"]()), dt=dt)
+    spec, arrays = network_spec(ACTORS["lif"]())
+    arrays["w_membrane"] = np.ones((2, 6))
+    spec["readout"] = {"kind": "linear", "source": "membrane", "weight": "w_membrane"}
+    for readout, message in (
+        ("graph", "of the 'membrane' has no NIR form"),
+        ("host", "a membrane readout needs the last layer's membrane"),
+    ):
+        with pytest.raises(ExportError, match=message):
+            nir_graph(spec, arrays, readout=readout)
+    controller_spec = network_spec(ACTORS["stateful LIF controller"]())[0]
+    assert controller_spec["readout"]["source"] == "spikes"  # T = 1: the integrator carries it
     graph = nir_graph(*network_spec(ACTORS["lif"]()))
     graph.metadata = {}
     with pytest.raises(ExportError, match="no 'spikerl' metadata"):
@@ -138,6 +153,22 @@ def test_export_command_writes_nir(tmp_path, capsys):
     sop = [r["totals"]["sop"]["mean"] for r in reports.values()]
     assert sop[0] > 0 and sop[0] == pytest.approx(sop[1], rel=1e-6)  # the same spikes
     assert reports[".npz"]["meta"]["state_bytes"] > 0
+    # bad exported files are one line each, never a traceback
+    graph = nir.read(out)
+    del graph.metadata["dt"]
+    nir.write(tmp_path / "no_dt.nir", graph)
+    spec, arrays = network_spec(ACTORS["lif"]())
+    del spec["readout"]
+    write_npz(spec, arrays, tmp_path / "no_readout.npz")
+    for bad in ("no_dt.nir", "no_readout.npz"):
+        capsys.readouterr()
+        assert main(["energy", str(tmp_path / bad), "--episodes", "1"]) != 0
+        err = capsys.readouterr().err
+        assert bad in err and "Traceback" not in err
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "r"), "--format", "nir", "-o", str(out),
+                 "--dt", "0"]) != 0  # fmt: skip
+    assert "finite, positive" in capsys.readouterr().err
     (tmp_path / "bad.nir").write_bytes(b"not hdf5")
     with pytest.raises(ExportError, match="not a readable NIR file"):
         read_nir(tmp_path / "bad.nir")
