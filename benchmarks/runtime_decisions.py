@@ -9,6 +9,7 @@ int8 weights) is compiled with the system compiler (``cc -std=c99 -O2``) into a 
 that calls ``spikerl_decide`` on the same 64 observations (skipped where no compiler exists).
 
     python benchmarks/runtime_decisions.py [--seconds 2] [--repeats 3] [--threads 1] [--json P]
+        [--plot docs/figures/runtime_decisions.png]
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--plot", type=Path, default=None, help="bar chart (needs matplotlib)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -138,6 +140,39 @@ def main() -> None:
               f"{min(values):,.0f}-{max(values):,.0f} |")  # fmt: skip
     medians = {name: statistics.median(values) for name, values in rates.items()}
     write_results(args, "runtime_decisions", {"decisions_per_s": medians, "windows": rates})
+    if args.plot is not None:
+        plot(medians, args.plot)
+
+
+def plot(medians: dict[str, float], path: Path) -> None:
+    """Grouped bars, one group per policy, log scale: how far each runner gets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    policies_ = list(dict.fromkeys(name.split(": ")[0] for name in medians))
+    runners = list(dict.fromkeys(name.split(": ")[1] for name in medians))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(runners)
+    for k, runner in enumerate(runners):
+        values = [medians.get(f"{p}: {runner}", 0.0) for p in policies_]
+        xs = [i + (k - (len(runners) - 1) / 2) * width for i in range(len(policies_))]
+        bars = ax.bar(xs, values, width, label=runner)
+        ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=7, rotation=90,
+                     padding=2)  # fmt: skip
+    ax.axhline(10_000, color="grey", linestyle="--", linewidth=0.8)
+    ax.text(-0.45, 10_500, "10,000 / s", fontsize=8, va="bottom", ha="left", color="grey")
+    ax.set_yscale("log")
+    ax.set_ylim(top=max(medians.values()) * 8)
+    ax.set_xticks(range(len(policies_)), policies_)
+    ax.set_ylabel("decisions per second, batch 1 (log)")
+    ax.set_title("Deployed spiking policies: torch, NumPy runtime, C export (one thread)")
+    ax.legend(fontsize=8, ncol=3, loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
