@@ -2,8 +2,9 @@
 the NumPy runtime (``OUT.npz``), as C99 source for microcontrollers (folder ``OUT``) or as a
 NIR graph for neuromorphic tool chains (``OUT.nir``, extra ``spikerl[nir]``).
 
-``RUN`` is a run folder (its checkpoint's actor), a checkpoint or ``best.pt`` in one, or a
-policy written by ``spikerl convert``; the export carries the run's observation normaliser and
+``RUN`` is a run folder (its checkpoint's actor), a checkpoint or ``best.pt`` in one, a
+policy written by ``spikerl convert``, or an exported ``.npz`` (to write it as C or NIR
+without the run); the export carries the run's observation normaliser and
 the env's action bounds, so :meth:`spikerl.runtime.Policy.act` and the C ``spikerl_step`` take
 raw observations and return env actions. ``--quantize int8`` stores 8-bit weights and
 thresholds (:mod:`spikerl.export.quantize`).
@@ -31,7 +32,9 @@ FORMATS = ("numpy", "c", "nir")
 def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a spiking policy (NumPy runtime, C, NIR)")
     p.add_argument(
-        "run", type=Path, help="run directory, a checkpoint/best.pt inside one, or a converted .pt"
+        "run",
+        type=Path,
+        help="run directory, a checkpoint/best.pt inside one, a converted .pt, or an exported .npz",
     )
     p.add_argument("--format", choices=FORMATS, default="numpy", help="output format")
     p.add_argument(
@@ -81,20 +84,36 @@ def _check_output(output: Path, fmt: str) -> None:
         raise UsageError(f"-o {output}: folder {output.parent} does not exist")
 
 
+def _description(run: Path) -> tuple[dict, dict]:
+    """The exported description of a run, a checkpoint or converted policy, or of an exported
+    ``.npz`` itself (to write it in another format)."""
+    from ..export import network_spec
+    from ..runtime.policy import PolicyFileError, read_policy_file
+
+    if run.suffix == ".npz":
+        try:
+            return read_policy_file(run)
+        except PolicyFileError as err:
+            raise UsageError(str(err)) from None
+    actor, cfg, normalizer = load_policy(run)
+    source = {"run": str(run), "env": cfg.env.id, "env_version": env_version(cfg.env.id),
+              "actor": cfg.actor.kind, "algo": cfg.algo.name, "seed": cfg.run.seed}  # fmt: skip
+    return network_spec(actor, normalizer, _action_bounds(cfg.env.id), source)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..export import network_spec, quantize_policy, write_c, write_npz
+    from ..export import quantize_policy, write_c, write_npz
     from ..export.nir import write_nir
 
     _check_output(args.output, args.format)
-    actor, cfg, normalizer = load_policy(args.run)
-    source = {"run": str(args.run), "env": cfg.env.id, "env_version": env_version(cfg.env.id),
-              "actor": cfg.actor.kind, "algo": cfg.algo.name, "seed": cfg.run.seed}  # fmt: skip
-    spec, arrays = network_spec(actor, normalizer, _action_bounds(cfg.env.id), source)
+    spec, arrays = _description(args.run)
     if args.quantize == "int8":
+        if "quantization" in spec:
+            raise UsageError(f"{args.run}: its weights are 8-bit already; drop --quantize")
         spec, arrays = quantize_policy(spec, arrays, args.per)
     shape = (f"{len(spec['layers'])} spiking layers, T = {spec['timesteps']}, "
              f"{'stateful' if spec['stateful'] else 'stateless'}"
-             f"{', int8 weights' if args.quantize == 'int8' else ''}")  # fmt: skip
+             f"{', int8 weights' if 'quantization' in spec else ''}")  # fmt: skip
     if args.format == "c":
         sizes = write_c(spec, arrays, args.output)
         ram = f"RAM {sizes['ram']:,} bytes state + {sizes['stack']:,} bytes stack"
@@ -102,8 +121,8 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"flash {sizes['flash']:,} bytes, {ram}")  # fmt: skip
         return 0
     if args.format == "nir":
-        if args.quantize == "int8":
-            raise UsageError("--quantize int8: NIR stores float weights; export without it")
+        if "quantization" in spec:
+            raise UsageError("8-bit weights: NIR stores float weights; export without --quantize")
         path = write_nir(spec, arrays, args.output, args.dt, args.nir_readout)
         print(f"wrote {path} ({path.stat().st_size:,} bytes): {shape}; dt = {args.dt:g} s per "
               f"tick, forward Euler, readout in the {args.nir_readout}; read it with nir.read "

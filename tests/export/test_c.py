@@ -143,6 +143,16 @@ def test_export_command_writes_c_that_acts_like_the_numpy_export(tmp_path, capsy
     compiled, policy = compile_policy(tmp_path / "c"), load_policy(tmp_path / "q.npz", "float32")
     for raw in np.random.default_rng(1).normal(0, 1, size=(10, 3)).astype(np.float32):
         np.testing.assert_allclose(compiled.act(raw), policy.act(raw), atol=1e-4)
+    # an exported file is itself a source: the .npz written as C without the run
+    assert (
+        main(["export", str(tmp_path / "q.npz"), "--format", "c", "-o", str(tmp_path / "q")]) == 0
+    )
+    assert (tmp_path / "q" / "spikerl_policy.c").read_text() == (
+        tmp_path / "c" / "spikerl_policy.c"
+    ).read_text()
+    assert main(["export", str(tmp_path / "q.npz"), "-o", str(tmp_path / "qq.npz"),
+                 "--quantize", "int8"]) == 2  # fmt: skip
+    assert "8-bit already" in capsys.readouterr().err
     # a whole Pendulum episode, the env driven by the NumPy runtime's actions
     assert main(["export", run, "--format", "c", "-o", str(tmp_path / "c64")]) == 0
     assert main(["export", run, "-o", str(tmp_path / "p.npz")]) == 0
