@@ -190,6 +190,8 @@ def read_policy_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
     """The description and arrays of an exported file; a bad file is a
     :class:`PolicyFileError` naming it."""
     path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise PolicyFileError(f"{path}: not a readable .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
