@@ -199,6 +199,19 @@ def _conversion_code(e: _Emitter, lp: str, neuron: dict[str, Any], size: int) ->
     ]
 
 
+def _stage_weights(e: _Emitter, name: str, op: dict, weight: np.ndarray) -> str:
+    """Store a stage op's weights (float, or ``int8`` codes); returns the factor that scales
+    its sums (``" * scale"`` for 8-bit weights, else empty)."""
+    scale = op.get("weight_scale")
+    if scale is None:
+        e.const(f"{name}_w", weight)
+        return ""
+    e.const(f"{name}_w", weight, "int8_t")
+    if isinstance(scale, str):
+        return f" * {e.const(f'{name}_scale', e.arrays[scale])}[o]"
+    return f" * (spk_real){_lit(scale)}"
+
+
 def _conv_code(e: _Emitter, name: str, op: dict, shape: tuple, src: str, dst: str):
     """``dst = conv2d(src)`` (:mod:`spikerl.runtime.stages`); returns (lines, output shape)."""
     weight = e.arrays[op["weight"]]
@@ -206,7 +219,7 @@ def _conv_code(e: _Emitter, name: str, op: dict, shape: tuple, src: str, dst: st
     (sh, sw), (ph, pw), (dh, dw) = op["stride"], op["padding"], op["dilation"]
     _, h, w = shape
     ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    e.const(f"{name}_w", weight)
+    scaled = _stage_weights(e, name, op, weight)
     bias = f" + {e.const(f'{name}_b', e.arrays[op['bias']])}[o]" if op.get("bias") else ""
     return [
         f"for (int o = 0; o < {out_ch}; ++o) {{",
@@ -219,11 +232,11 @@ def _conv_code(e: _Emitter, name: str, op: dict, shape: tuple, src: str, dst: st
         f"            for (int v = 0; v < {kw}; ++v) {{",
         f"                int iw = {sw} * j + {dw} * v - {pw};",
         f"                if (iw < 0 || iw >= {w}) continue;",
-        f"                sum += {name}_w[((o * {cg} + c) * {kh} + u) * {kw} + v]"
+        f"                sum += (spk_real){name}_w[((o * {cg} + c) * {kh} + u) * {kw} + v]"
         f" * {src}[((g * {cg} + c) * {h} + ih) * {w} + iw];",
         "            }",
         "        }",
-        f"        {dst}[(o * {ho} + i) * {wo} + j] = sum{bias};",
+        f"        {dst}[(o * {ho} + i) * {wo} + j] = sum{scaled}{bias};",
         "    }",
         "}",
     ], (out_ch, ho, wo)
@@ -268,12 +281,13 @@ def _stage_code(e: _Emitter, index: int, stage: dict[str, Any]) -> tuple[list[st
             dst = dst if dst == "J" else src
         else:
             weight = e.arrays[op["weight"]]
-            e.const(f"{name}_w", weight)
+            scaled = _stage_weights(e, name, op, weight)
             bias = f" + {e.const(f'{name}_b', e.arrays[op['bias']])}[o]" if op.get("bias") else ""
             n_out, n_in = weight.shape
+            term = f"(spk_real){name}_w[o * {n_in} + i] * {src}[i]"
             code = [f"for (int o = 0; o < {n_out}; ++o) {{", "    spk_real sum = 0;",
-                    f"    for (int i = 0; i < {n_in}; ++i) sum += {name}_w[o * {n_in} + i]"
-                    f" * {src}[i];", f"    {dst}[o] = sum{bias};", "}"]  # fmt: skip
+                    f"    for (int i = 0; i < {n_in}; ++i) sum += {term};",
+                    f"    {dst}[o] = sum{scaled}{bias};", "}"]  # fmt: skip
             shape = (n_out,)
         lines += code
         largest = max(largest, int(np.prod(shape)))

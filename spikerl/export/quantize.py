@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.quantized import THRESHOLD_KEYS
-from .npz import ExportError
+from ..runtime.quantized import THRESHOLD_KEYS, weight_holders
 
 __all__ = ["PER", "quantize_policy"]
 
@@ -24,12 +23,19 @@ PER = ("channel", "layer")
 
 
 def _weight_codes(weight: np.ndarray, per: str) -> tuple[np.ndarray, np.ndarray | float]:
-    w = np.asarray(weight, np.float64)
-    peak = np.abs(w).max(axis=1) if per == "channel" else np.abs(w).max()
+    w = np.asarray(weight, np.float64)  # [out, in] or a convolution's [out, in, kh, kw]
+    peak = np.abs(w).reshape(len(w), -1).max(axis=1) if per == "channel" else np.abs(w).max()
     scale = np.where(peak > 0, peak / 127.0, 1.0)
-    column = scale.reshape(-1, 1) if per == "channel" else scale
+    column = scale.reshape(-1, *[1] * (w.ndim - 1)) if per == "channel" else scale
     codes = np.clip(np.rint(w / column), -127, 127).astype(np.int8)
     return codes, (scale.astype(np.float32) if per == "channel" else float(np.float32(scale)))
+
+
+def _copy_layer(layer: dict[str, Any]) -> dict[str, Any]:
+    copy = dict(layer, neuron=dict(layer["neuron"]))
+    if "stage" in layer:
+        copy["stage"] = dict(layer["stage"], ops=[dict(op) for op in layer["stage"]["ops"]])
+    return copy
 
 
 def quantize_policy(
@@ -38,20 +44,16 @@ def quantize_policy(
     """A copy of an exported policy (``spec``, ``arrays``) with 8-bit weights and thresholds."""
     if per not in PER:
         raise ValueError(f"per={per!r}; choose one of {', '.join(PER)}")
-    spec = {
-        **spec,
-        "layers": [dict(layer, neuron=dict(layer["neuron"])) for layer in spec["layers"]],
-    }
+    spec = {**spec, "layers": [_copy_layer(layer) for layer in spec["layers"]]}
     arrays = dict(arrays)
-    for index, layer in enumerate(spec["layers"]):
-        if "stage" in layer:
-            raise ExportError(f"layer {index}: 8-bit convolutional stages are not supported")
-        codes, scale = _weight_codes(arrays[layer["weight"]], per)
-        arrays[layer["weight"]] = codes
-        if isinstance(scale, np.ndarray):
-            arrays[f"q{index}_scale"] = scale
-            scale = f"q{index}_scale"
-        layer["weight_scale"] = scale
+    for layer in spec["layers"]:
+        for holder in weight_holders(layer):
+            codes, scale = _weight_codes(arrays[holder["weight"]], per)
+            arrays[holder["weight"]] = codes
+            if isinstance(scale, np.ndarray):
+                arrays[f"{holder['weight']}_scale"] = scale
+                scale = f"{holder['weight']}_scale"
+            holder["weight_scale"] = scale
         neuron = layer["neuron"]
         for key in THRESHOLD_KEYS:
             name = neuron.get(key)

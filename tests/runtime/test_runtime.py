@@ -263,14 +263,8 @@ def conv_converted(model):
 
 @pytest.mark.parametrize("model", ["if", "mt_signed", "dc"])
 def test_convolutional_stages_of_converted_image_policies(model, tmp_path):
-    from spikerl.export import (
-        ExportError,
-        network_from_spec,
-        network_spec,
-        quantize_policy,
-        write_c,
-    )
-    from spikerl.runtime import compile_policy, find_compiler
+    from spikerl.export import network_from_spec, network_spec, quantize_policy, write_c
+    from spikerl.runtime import Policy, compile_policy, find_compiler
 
     actor = conv_converted(model).double()
     stream = np.random.default_rng(0).random((20, 2, 3 * 12 * 12))
@@ -285,8 +279,10 @@ def test_convolutional_stages_of_converted_image_policies(model, tmp_path):
                 np.testing.assert_array_equal(g, w)
         np.testing.assert_allclose(actions, want_actions, rtol=0, atol=1e-12)
     spec, arrays = network_spec(actor)
-    with pytest.raises(ExportError, match="layer 0: 8-bit convolutional stages"):
-        quantize_policy(spec, arrays)
+    q_spec, q_arrays = quantize_policy(spec, arrays)  # 8-bit stages: every conv channel scaled
+    assert q_arrays[q_spec["layers"][0]["stage"]["ops"][0]["weight"]].dtype == np.int8
+    q_actions, _ = run_numpy(Policy(q_spec, q_arrays, "float32"), stream)
+    assert np.abs(q_actions - want_actions).max() < 0.2  # close to the float policy
     if find_compiler() is None:
         pytest.skip("no C compiler on this machine")
     write_c(spec, arrays, tmp_path / "c")  # the C export runs the stages too
@@ -295,3 +291,7 @@ def test_convolutional_stages_of_converted_image_policies(model, tmp_path):
         np.testing.assert_allclose(compiled.decide(obs[0]), want_actions[step, 0], atol=1e-12)
         counts = compiled.spike_counts()
         np.testing.assert_array_equal(counts, np.concatenate([c[0] for c in want_counts[step]]))
+    write_c(q_spec, q_arrays, tmp_path / "c8")  # and 8-bit stages, against the 8-bit runtime
+    compiled = compile_policy(tmp_path / "c8")
+    for step, obs in enumerate(stream[:, :1]):
+        np.testing.assert_allclose(compiled.decide(obs[0]), q_actions[step, 0], atol=1e-4)
