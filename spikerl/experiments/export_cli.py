@@ -88,13 +88,15 @@ def _description(run: Path) -> tuple[dict, dict]:
     """The exported description of a run, a checkpoint or converted policy, or of an exported
     ``.npz`` itself (to write it in another format)."""
     from ..export import network_spec
-    from ..runtime.policy import PolicyFileError, read_policy_file
+    from ..runtime.policy import PolicyFileError, checked_policy, read_policy_file
 
     if run.suffix == ".npz":
         try:
-            return read_policy_file(run)
+            spec, arrays = read_policy_file(run)
+            checked_policy(spec, arrays, name=run)  # every array the description names is there
         except PolicyFileError as err:
             raise UsageError(str(err)) from None
+        return spec, arrays
     actor, cfg, normalizer = load_policy(run)
     source = {"run": str(run), "env": cfg.env.id, "env_version": env_version(cfg.env.id),
               "actor": cfg.actor.kind, "algo": cfg.algo.name, "seed": cfg.run.seed}  # fmt: skip
@@ -122,7 +124,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 0
     if args.format == "nir":
         if "quantization" in spec:
-            raise UsageError("8-bit weights: NIR stores float weights; export without --quantize")
+            raise UsageError(
+                f"{args.run}: 8-bit weights, and NIR stores float weights; export the run or a "
+                "float file without --quantize"
+            )
         path = write_nir(spec, arrays, args.output, args.dt, args.nir_readout)
         print(f"wrote {path} ({path.stat().st_size:,} bytes): {shape}; dt = {args.dt:g} s per "
               f"tick, forward Euler, readout in the {args.nir_readout}; read it with nir.read "

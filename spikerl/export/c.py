@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime.neurons import conversion_constants, mt_table, neuron_fields
+from ..runtime.policy import observation_dim
 from ..runtime.quantized import dequantize
 from .npz import ExportError, export_atomic
 
@@ -464,25 +465,13 @@ static inline spk_real spk_level(spk_real x, const spk_real *table, int levels, 
 """
 
 
-def _observation_dim(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
-    first = spec["layers"][0]
-    enc = spec["encoder"]
-    if "stage" in first:
-        width = int(np.prod(first["stage"]["in_shape"]))
-    else:
-        width = int(arrays[first["weight"]].shape[1])
-    if enc["kind"] == "population":
-        return width // int(np.asarray(arrays[enc["mu"]]).shape[-1])
-    return int(enc.get("obs_dim") or width)
-
-
 def c_sources(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[str, str, dict]:
     """The header and source text of the policy, and its sizes in bytes on a float32 target:
     ``flash`` (the constant arrays), ``ram`` (``sizeof(spikerl_state)``) and ``stack``
     (``spikerl_decide``'s local arrays)."""
     e = _Emitter(dequantize(spec, arrays, np.float64, weights=False))
     layers, ticks = spec["layers"], int(spec["timesteps"])
-    n_obs = _observation_dim(spec, arrays)
+    n_obs = observation_dim(spec, arrays)
     once, tick_body, width, binary = _encoder_code(e, spec, n_obs)
     fields = [(f"enc_{f}", width) for f in "avs"] if spec["encoder"]["kind"] == "population" else []
     widest = max([width] + [layer["size"] for layer in layers])

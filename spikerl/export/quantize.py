@@ -44,6 +44,8 @@ def quantize_policy(
     """A copy of an exported policy (``spec``, ``arrays``) with 8-bit weights and thresholds."""
     if per not in PER:
         raise ValueError(f"per={per!r}; choose one of {', '.join(PER)}")
+    if "quantization" in spec:
+        raise ValueError("the policy's weights are 8-bit already; quantise the float export")
     spec = {**spec, "layers": [_copy_layer(layer) for layer in spec["layers"]]}
     arrays = dict(arrays)
     for layer in spec["layers"]:

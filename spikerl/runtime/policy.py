@@ -76,8 +76,7 @@ class Policy:
     def __init__(
         self, spec: dict[str, Any], arrays: dict[str, np.ndarray], dtype: str = "float64"
     ) -> None:
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype={dtype!r}; choose 'float32' or 'float64'")
+        _check_dtype(dtype)
         self.spec, self.dtype = spec, np.dtype(dtype)
         floats = dequantize(spec, arrays, self.dtype)
         self.arrays = {k: np.asarray(v, self.dtype) for k, v in floats.items()}
@@ -89,6 +88,8 @@ class Policy:
         self.layers = spec["layers"]
         self.state: list[tuple[np.ndarray, ...]] | None = None
         self._neuron_params = [self._resolve(layer["neuron"]) for layer in self.layers]
+        self._biases = [self.arrays[layer["bias"]] if layer.get("bias") else None
+                        for layer in self.layers]  # fmt: skip
         self._weights_t = [
             np.ascontiguousarray(self.arrays[layer["weight"]].T) if layer["weight"] else None
             for layer in self.layers
@@ -157,7 +158,7 @@ class Policy:
                 currents = run_stage(rows, layer["stage"], self.arrays).reshape(ticks, batch, -1)
             else:
                 currents = (rows @ self._weights_t[i]).reshape(ticks, batch, -1)
-            bias = self.arrays.get(layer.get("bias") or "")
+            bias = self._biases[i]
             currents = currents if bias is None else currents + bias
             kind = layer["neuron"]["kind"]
             x, states[i] = run_layer(kind, currents, states[i], self._neuron_params[i])
@@ -184,6 +185,40 @@ class Policy:
             return action
         low, high = self._float64[low], self._float64[high]
         return low + (high - low) * ((action + 1.0) / 2.0)
+
+
+def _check_dtype(dtype: str) -> None:
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype={dtype!r}; choose 'float32' or 'float64'")
+
+
+def observation_dim(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
+    """The length of the raw observation the policy takes."""
+    first, enc = spec["layers"][0], spec["encoder"]
+    if "stage" in first:
+        width = int(np.prod(first["stage"]["in_shape"]))
+    else:
+        width = int(arrays[first["weight"]].shape[1])
+    if enc["kind"] == "population":
+        return width // int(np.asarray(arrays[enc["mu"]]).shape[-1])
+    return int(enc.get("obs_dim") or width)
+
+
+def checked_policy(
+    spec: dict[str, Any], arrays: dict[str, np.ndarray], dtype: str = "float64", name: Any = ""
+) -> Policy:
+    """The policy, after one decision on a zero observation has read every array it needs;
+    a missing or misshapen one is a :class:`PolicyFileError` naming ``name``."""
+    _check_dtype(dtype)
+    try:
+        policy = Policy(spec, arrays, dtype)
+        policy.act(np.zeros(observation_dim(spec, policy.arrays), np.float32))
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise PolicyFileError(
+            f"{name}: incomplete policy spec ({type(err).__name__}: {err})"
+        ) from None
+    policy.reset()
+    return policy
 
 
 def read_policy_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -213,7 +248,4 @@ def load_policy(path: str | Path, dtype: str = "float64") -> Policy:
     """Read an exported policy (see the module docstring); a bad file is a
     :class:`PolicyFileError` naming it."""
     spec, arrays = read_policy_file(path)
-    try:
-        return Policy(spec, arrays, dtype)
-    except (KeyError, TypeError) as err:
-        raise PolicyFileError(f"{path}: incomplete policy spec (missing {err})") from None
+    return checked_policy(spec, arrays, dtype, path)

@@ -140,6 +140,13 @@ def test_export_command_writes_nir(tmp_path, capsys):
     assert main(["export", str(tmp_path / "r"), "--format", "nir", "-o", str(out),
                  "--quantize", "int8"]) == 2  # fmt: skip
     assert "NIR stores float weights" in capsys.readouterr().err
+    spec, arrays = network_spec(ACTORS["lif"]())
+    write_npz(spec, {k: v for k, v in arrays.items() if k != "p1"}, tmp_path / "hole.npz")
+    for fmt, target in (("c", "hole_c"), ("nir", "hole.nir"), ("numpy", "hole2.npz")):
+        assert main(["export", str(tmp_path / "hole.npz"), "--format", fmt,
+                     "-o", str(tmp_path / target)]) == 2  # fmt: skip
+        assert "incomplete policy spec" in capsys.readouterr().err
+        assert not (tmp_path / target).exists()
     # spikerl energy on exported files: the rebuilt network, flown on the file's env
     npz = tmp_path / "r.npz"
     assert main(["export", str(tmp_path / "r"), "-o", str(npz)]) == 0

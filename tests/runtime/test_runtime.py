@@ -292,6 +292,9 @@ def test_convolutional_stages_of_converted_image_policies(model, tmp_path):
         counts = compiled.spike_counts()
         np.testing.assert_array_equal(counts, np.concatenate([c[0] for c in want_counts[step]]))
     write_c(q_spec, q_arrays, tmp_path / "c8")  # and 8-bit stages, against the 8-bit runtime
-    compiled = compile_policy(tmp_path / "c8")
+    compiled = compile_policy(tmp_path / "c8", double=True)
+    q_actions, _ = run_numpy(Policy(q_spec, q_arrays, "float64"), stream)
     for step, obs in enumerate(stream[:, :1]):
-        np.testing.assert_allclose(compiled.decide(obs[0]), q_actions[step, 0], atol=1e-4)
+        np.testing.assert_allclose(compiled.decide(obs[0]), q_actions[step, 0], atol=1e-12)
+    with pytest.raises(ValueError, match="8-bit already"):
+        quantize_policy(q_spec, q_arrays)
