@@ -384,10 +384,10 @@ def _readout_code(e: _Emitter, spec: dict[str, Any], last: int, size: int, ticks
     e.const("ro_w", weight)
     source = ro["source"]
     if source == "weighted":
-        e.const("ro_tick_w", e.arrays[ro["tick_weights"]].reshape(-1)[:ticks])
-        if e.arrays[ro["tick_weights"]].size != ticks:
-            raise ExportError(f"readout: {e.arrays[ro['tick_weights']].size} tick weights for "
-                              f"{ticks} ticks")  # fmt: skip
+        tick_weights = e.arrays[ro["tick_weights"]].reshape(-1)
+        if tick_weights.size != ticks:
+            raise ExportError(f"readout: {tick_weights.size} tick weights for {ticks} ticks")
+        e.const("ro_tick_w", tick_weights)
     accumulate = {
         "spikes": [f"if (tick == {ticks - 1})",
                    f"    for (int i = 0; i < {size}; ++i) st->ro_acc[i] = y[i];"],
