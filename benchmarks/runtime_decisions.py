@@ -161,8 +161,9 @@ def plot(medians: dict[str, float], path: Path) -> None:
         bars = ax.bar(xs, values, width, label=runner)
         ax.bar_label(bars, labels=[f"{v:,.0f}" for v in values], fontsize=7, rotation=90,
                      padding=2)  # fmt: skip
-    ax.axhline(10_000, color="grey", linestyle="--", linewidth=0.8)
-    ax.text(-0.45, 10_500, "10,000 / s", fontsize=8, va="bottom", ha="left", color="grey")
+    for target, label in ((10_000, "10,000 / s"), (100_000, "100,000 / s")):
+        ax.axhline(target, color="grey", linestyle="--", linewidth=0.8)
+        ax.text(-0.45, target * 1.05, label, fontsize=8, va="bottom", ha="left", color="grey")
     ax.set_yscale("log")
     ax.set_ylim(top=max(medians.values()) * 8)
     ax.set_xticks(range(len(policies_)), policies_)

@@ -7,8 +7,9 @@ optionally :func:`~spikerl.export.quantize.quantize_weights`) into ``spikerl_pol
 - weights are ``const`` arrays (flash), stored input-major ``W[j * OUT + i]`` so that a layer
   adds one weight column per active input (**event-driven**: inputs equal to zero cost nothing,
   which for binary spikes is most of them); ``float`` (or ``double`` with
-  ``-DSPIKERL_REAL=double``) or ``int8_t`` with one scale per output channel or per layer: for
-  binary inputs the column sums are exact ``int32`` additions, ``J_i = scale_i * acc_i + b_i``;
+  ``-DSPIKERL_DOUBLE=1``) or ``int8_t`` with one scale per output channel or per layer: for
+  binary inputs the column sums are exact integer additions (``int16`` where ``127 n_in``
+  fits, else ``int32``), ``J_i = scale_i * acc_i + b_i``;
 - the state is one struct ``spikerl_state`` (RAM): every layer's neuron fields, the encoder's
   generator and the readout accumulator;
 - ``spikerl_step(obs, state, action)`` takes a raw env observation (normalised with the run's
@@ -56,6 +57,12 @@ def _lit(value: float) -> str:
     return "0.0" if value == 0 else value.hex()
 
 
+def _real(value: float) -> str:
+    """The literal as ``spk_real``: arithmetic with it stays in the build's precision, as NumPy
+    rounds a Python float to the array's dtype (an uncast literal would be a double)."""
+    return f"(spk_real){_lit(value)}"
+
+
 class _Emitter:
     """Collects constant arrays (flash) and the statements of the step function."""
 
@@ -83,7 +90,7 @@ class _Emitter:
             value = self.arrays[value]
         array = np.asarray(value, np.float64)
         if array.size == 1:
-            return f"(spk_real){_lit(array.item())}"
+            return _real(array.item())
         return self.const(name, np.broadcast_to(array.ravel(), (size,))) + "[i]"
 
 
@@ -115,11 +122,11 @@ def _neuron_code(e: _Emitter, index: int, neuron: dict[str, Any], size: int) -> 
 
         v_th = e.param(f"{lp}_v_th", neuron["v_th"], size)
         return [loop, f"    spk_real s = st->{lp}_s[i];",
-                f"    spk_real c = {_lit(k['current_decay'])} * st->{lp}_c[i] + J[i];",
-                f"    spk_real vr = st->{lp}_v[i] * ((spk_real)1 - s) + {_lit(k['theta_r'])} * s;",
-                f"    spk_real ur = st->{lp}_u[i] + {_lit(k['theta_s'])} * s;",
+                f"    spk_real c = {_real(k['current_decay'])} * st->{lp}_c[i] + J[i];",
+                f"    spk_real vr = st->{lp}_v[i] * ((spk_real)1 - s) + {_real(k['theta_r'])} * s;",
+                f"    spk_real ur = st->{lp}_u[i] + {_real(k['theta_s'])} * s;",
                 "    spk_real v = vr + (vr * vr - vr - ur + c);",
-                f"    spk_real u = ur + ({_lit(k['theta_v'])} * vr + {_lit(k['theta_u'])} * ur);",
+                f"    spk_real u = ur + ({_real(k['theta_v'])} * vr + {_real(k['theta_u'])} * ur);",
                 f"    st->{lp}_c[i] = c; st->{lp}_v[i] = v; st->{lp}_u[i] = u;",
                 f"    st->{lp}_s[i] = y[i] = (v > {v_th}) ? 1 : 0;", "}"]  # fmt: skip
     if kind == "conversion":
@@ -133,7 +140,7 @@ def _conversion_code(e: _Emitter, lp: str, neuron: dict[str, Any], size: int) ->
     theta_values = e.arrays[theta_values] if isinstance(theta_values, str) else theta_values
     k = conversion_constants(dict(neuron, theta=np.asarray(theta_values, np.float64)), np.float64)
     theta = e.param(f"{lp}_theta", theta_values, size)
-    crpi, model = _lit(k["crpi"]), k["model"]
+    crpi, model = _real(k["crpi"]), k["model"]
     if k["multi"]:
         table = mt_table(k["levels"], np.dtype(np.float64))
         e.const(f"{lp}_table", table)
@@ -159,7 +166,7 @@ def _conversion_code(e: _Emitter, lp: str, neuron: dict[str, Any], size: int) ->
     carry = f"spk_clip({crpi} * (RESIDUAL), -({half}), {half})"
     if model.startswith("dc"):
         residual = (
-            f"spk_max(st->{lp}_v[i] - st->{lp}_v0[i], -{_lit(k['timesteps'])} * st->{lp}_Y[i])"
+            f"spk_max(st->{lp}_v[i] - st->{lp}_v0[i], -{_real(k['timesteps'])} * st->{lp}_Y[i])"
         )
         prime = [
             "if (tick == 0) {",
@@ -296,8 +303,47 @@ def _stage_code(e: _Emitter, index: int, stage: dict[str, Any]) -> tuple[list[st
     return lines, largest
 
 
+#: Active inputs added per pass over a layer's currents, largest first: a pass adds that many
+#: columns with one load and store of the sums (then the rest in smaller passes).
+PASSES = (8, 4, 2, 1)
+
+
+def _column_sums(n_in: int, n_out: int, col: str, acc: str, scaled: bool) -> list[str]:
+    """``acc[i] += x_j col_j[i]`` over the active inputs ``j`` (``x_j != 0``) in ascending
+    order. A pass over ``acc`` adds :data:`PASSES` columns as one left-to-right sum, which C
+    evaluates in the order of one pass per column: the same sums, with fewer loads and stores
+    of ``acc``. The active inputs are listed without a branch (a branch on random spikes
+    mispredicts), four inputs per iteration. ``scaled``: inputs are not binary, so each column
+    is multiplied by its input."""
+
+    def term(k: int) -> str:
+        return f"x[j{k}] * c{k}[i]" if scaled else f"c{k}[i]"
+
+    lines = [f"int active[{n_in}], n_active = 0, a = 0;"]
+    quads = n_in - n_in % 4
+    if quads:
+        listing = " ".join(f"active[n_active] = j + {k}; n_active += x[j + {k}] != 0;"
+                           for k in range(4))  # fmt: skip
+        lines.append(f"for (int j = 0; j < {quads}; j += 4) {{ {listing} }}")
+    for j in range(quads, n_in):
+        lines.append(f"active[n_active] = {j}; n_active += x[{j}] != 0;")
+    lines.append(f"for (int i = 0; i < {n_out}; ++i) {acc}[i] = 0;")
+    for count in PASSES:
+        heads = " ".join(f"const int j{k} = active[a + {k}];" for k in range(count))
+        cols = ", ".join(f"*c{k} = &W[j{k} * {n_out}]" for k in range(count))
+        sum_ = " + ".join(term(k) for k in range(count))
+        lines += [
+            f"for (; a + {count} <= n_active; a += {count}) {{",
+            f"    {heads} const {col} {cols};",
+            f"    for (int i = 0; i < {n_out}; ++i) {acc}[i] = {acc}[i] + {sum_};",
+            "}",
+        ]
+    return lines
+
+
 def _synapse_code(e: _Emitter, index: int, layer: dict[str, Any], binary_input: bool) -> list[str]:
-    """``J = W x + b`` with the weights stored input-major; zero inputs are skipped."""
+    """``J = W x + b`` with the weights stored input-major; zero inputs are skipped (a spike
+    is 1: ``x_j w_ij = w_ij`` exactly, so binary inputs add the column without a product)."""
     weight = e.arrays[layer["weight"]]
     n_out, n_in = weight.shape
     lp = f"l{index}"
@@ -305,30 +351,19 @@ def _synapse_code(e: _Emitter, index: int, layer: dict[str, Any], binary_input: 
     bias = f"{e.const(f'{lp}_b', e.arrays[layer['bias']])}[i]" if layer.get("bias") else "0"
     if scale is None:
         e.const(f"{lp}_w", weight.T)
-        add = "col[i]" if binary_input else "xj * col[i]"  # a spike is 1: x_j w_ij = w_ij exactly
-        return [
-            f"for (int i = 0; i < {n_out}; ++i) J[i] = 0;",
-            f"for (int j = 0; j < {n_in}; ++j) {{",
-            "    spk_real xj = x[j];",
-            "    if (xj == 0) continue;",
-            f"    const spk_real *col = &{lp}_w[j * {n_out}];",
-            f"    for (int i = 0; i < {n_out}; ++i) J[i] += {add};",
-            "}",
-            f"for (int i = 0; i < {n_out}; ++i) J[i] += {bias};",
-        ]
+        sums = _column_sums(n_in, n_out, "spk_real", "J", not binary_input)
+        return ["{", f"const spk_real *W = {lp}_w;", *sums,
+                f"for (int i = 0; i < {n_out}; ++i) J[i] += {bias};", "}"]  # fmt: skip
     e.const(f"{lp}_w", weight.T, "int8_t")
     s = e.param(f"{lp}_scale", scale, n_out)
-    acc, add = ("acc_i", "col[i]") if binary_input else ("acc_f", "xj * col[i]")
-    return [
-        f"for (int i = 0; i < {n_out}; ++i) {acc}[i] = 0;",
-        f"for (int j = 0; j < {n_in}; ++j) {{",
-        "    spk_real xj = x[j];",
-        "    if (xj == 0) continue;",
-        f"    const int8_t *col = &{lp}_w[j * {n_out}];",
-        f"    for (int i = 0; i < {n_out}; ++i) {acc}[i] += {add};",
-        "}",
-        f"for (int i = 0; i < {n_out}; ++i) J[i] = {s} * (spk_real){acc}[i] + {bias};",
-    ]
+    if not binary_input:
+        acc = "acc_f"
+    else:  # |sum| <= 127 n_in: in 16 bits when that fits (exact, twice the SIMD lanes of 32)
+        acc = "acc_h" if 127 * n_in <= np.iinfo(np.int16).max else "acc_i"
+    sums = _column_sums(n_in, n_out, "int8_t", acc, not binary_input)
+    return ["{", f"const int8_t *W = {lp}_w;", *sums,
+            f"for (int i = 0; i < {n_out}; ++i) J[i] = {s} * (spk_real){acc}[i] + {bias};",
+            "}"]  # fmt: skip
 
 
 def _encoder_code(e: _Emitter, spec: dict[str, Any], n_obs: int) -> tuple[list, list, int, bool]:
@@ -343,7 +378,7 @@ def _encoder_code(e: _Emitter, spec: dict[str, Any], n_obs: int) -> tuple[list, 
     shape = (n_obs, pop)
     e.const("enc_mu", np.broadcast_to(mu, shape))
     e.const("enc_sigma", np.broadcast_to(sigma, shape))
-    width, v_th = n_obs * pop, _lit(enc["v_th"])
+    width, v_th = n_obs * pop, _real(enc["v_th"])
     once = [
         f"for (int k = 0; k < {width}; ++k) {{",
         f"    spk_real d = obs[k / {pop}] - enc_mu[k];",
@@ -502,16 +537,18 @@ def c_sources(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[str,
     fields += neuron_state + [("ro_acc", size)]
     int8 = any(layer.get("weight_scale") for layer in layers)
     ram = sum(n for _, n in fields) * 4
-    scratch = 2 * largest_scratch + 2 * widest * int8  # stage buffers, int8 column sums
-    stack = (n_obs + 3 * widest + m + scratch) * 4  # spikerl_decide's local arrays
+    # spikerl_decide's local arrays: observation, activity, currents and actions, the stage
+    # buffers, the active-input list, and the int8 column sums (int32, int16 and float)
+    stack = 4 * (n_obs + 3 * widest + m + 2 * largest_scratch + widest) + 10 * widest * int8
     squash = "SPK_TANH(obs_in[j])" if spec["squash_obs"] else "obs_in[j]"
     locals_ = [f"    spk_real obs[{n_obs}], x[{widest}], y[{widest}], J[{widest}], pre[{m}];"]
     if largest_scratch:
         locals_ += [f"    spk_real sA[{largest_scratch}], sB[{largest_scratch}];  /* stage */",
                     "    (void)sA; (void)sB;"]  # fmt: skip
     if int8:
-        locals_ += [f"    int32_t acc_i[{widest}]; spk_real acc_f[{widest}];  /* int8 sums */",
-                    "    (void)acc_i; (void)acc_f;"]  # fmt: skip
+        locals_ += [f"    int32_t acc_i[{widest}]; int16_t acc_h[{widest}];  /* int8 sums */",
+                    f"    spk_real acc_f[{widest}];",
+                    "    (void)acc_i; (void)acc_h; (void)acc_f;"]  # fmt: skip
     decide = [
         "void spikerl_decide(const spk_real *obs_in, spikerl_state *st, spk_real *action) {",
         *locals_,
@@ -529,7 +566,7 @@ def c_sources(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[str,
     decide += ["    }", "    (void)x; (void)y; (void)J;"]
     decide += [f"    {line}" for line in final]
     head = "SPK_TANH(pre[k])" if spec["activation"] == "tanh" else "pre[k]"
-    scale = _lit(spec["max_action"])
+    scale = _real(spec["max_action"])
     decide += [f"    for (int k = 0; k < {m}; ++k) action[k] = {scale} * {head};", "}"]
     host = _host_code(e, spec, n_obs, m)
     struct_fields = "\n".join(f"    spk_real {name}[{n}];" for name, n in fields)

@@ -70,24 +70,49 @@ def lif_tick(current: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.n
     return s, (v, s)
 
 
-def lif_layer(currents: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.ndarray, tuple]:
-    """All T ticks of :func:`lif_tick` over ``currents [T, B, N]``: the same operations in the
-    same order (so the same bits), written in place into preallocated arrays."""
+def lif_layer(
+    currents: np.ndarray, state: tuple | None, p: dict[str, Any]
+) -> tuple[np.ndarray, tuple]:
+    """All T ticks of :func:`lif_tick` over ``currents [T, B, N]`` from ``state`` (``None``: the
+    zero state), with the same values in fewer NumPy operations per tick:
+
+    - a spike is 0 or 1, so the hard reset's ``v (1 - s)`` is ``v`` times the *keep* mask
+      ``v <= v_th`` of the tick before, kept as floats (the spikes are ``1 - keep``, one
+      operation over all T ticks at the end);
+    - from the zero state the first tick is ``v = decay * 0 + J = J``;
+    - a decay of exactly 1 (the population encoder's IF generator) is not multiplied.
+
+    Spikes and membranes are the tick function's bit for bit (a membrane may differ only in the
+    sign of a zero, which no comparison or product downstream can see)."""
     decay, v_th, reset = p["decay"], p["v_th"], p["reset"]
-    v, s = state[0].copy(), state[1]
-    scratch, outputs = np.empty_like(v), np.empty_like(currents)
-    for tick, current in enumerate(currents):
+    leak = not (np.ndim(decay) == 0 and decay == 1.0)
+    if state is None:
+        v, first = currents[0].copy(), 1
+        previous = np.less_equal(v, v_th) if reset == "hard" else np.greater(v, v_th)
+        previous = previous.astype(v.dtype)
+    else:
+        v, first = state[0].copy(), 0
+        previous = 1.0 - state[1] if reset == "hard" else state[1]
+    marks = np.empty_like(currents)  # keep masks (hard reset) or spikes (soft resets)
+    marks[0] = previous
+    scratch = np.empty_like(v)
+    for tick in range(first, len(currents)):
+        current, mark = currents[tick], marks[tick]
         if reset == "hard":  # decay * (v * (1 - s)) + J
-            np.multiply(v, np.subtract(1.0, s, out=scratch), out=v)
-            np.add(np.multiply(decay, v, out=v), current, out=v)
+            np.multiply(v, previous, out=v)
         elif reset == "soft":  # decay * (v - v_th s) + J
-            np.subtract(v, np.multiply(v_th, s, out=scratch), out=v)
-            np.add(np.multiply(decay, v, out=v), current, out=v)
-        else:  # soft_detached: decay * v + J - v_th s
-            np.add(np.multiply(decay, v, out=v), current, out=v)
-            np.subtract(v, np.multiply(v_th, s, out=scratch), out=v)
-        s = np.greater(v, v_th, out=outputs[tick])
-    return outputs, (v, s.copy())
+            np.subtract(v, np.multiply(v_th, previous, out=scratch), out=v)
+        if leak:
+            np.multiply(decay, v, out=v)
+        np.add(v, current, out=v)
+        if reset == "soft_detached":  # decay * v + J - v_th s
+            np.subtract(v, np.multiply(v_th, previous, out=scratch), out=v)
+        if reset == "hard":
+            previous = np.less_equal(v, v_th, out=mark)
+        else:
+            previous = np.greater(v, v_th, out=mark)
+    spikes = np.subtract(1.0, marks, out=marks) if reset == "hard" else marks
+    return spikes, (v, spikes[-1].copy())
 
 
 def clif_tick(current: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.ndarray, tuple]:
@@ -197,9 +222,12 @@ _TICKS = {"lif": lif_tick, "if": lif_tick, "plif": lif_tick, "clif": clif_tick, 
 def run_layer(
     kind: str, currents: np.ndarray, state: tuple, params: dict[str, Any]
 ) -> tuple[np.ndarray, tuple]:
-    """All T ticks of one layer: outputs ``[T, B, N]`` and the state after the last tick."""
+    """All T ticks of one layer from ``state`` (``None``: the zero state): outputs
+    ``[T, B, N]`` and the state after the last tick."""
     if kind in ("lif", "if", "plif"):
         return lif_layer(currents, state, params)
+    if state is None:
+        state = zero_state(params, *currents.shape[1:], currents.dtype)
     outputs = np.empty_like(currents)
     for tick, current in enumerate(currents):
         outputs[tick], state = neuron_tick(kind, current, state, params, tick)
@@ -228,12 +256,17 @@ def encode(x: np.ndarray, spec: dict[str, Any], arrays: dict[str, np.ndarray], t
     if kind == "direct":
         inputs = spec.get("inputs")
         x = x[..., :inputs] if inputs is not None else x
-        return np.broadcast_to(x, (ticks, *x.shape))
+        return np.repeat(x[None], ticks, axis=0)
     mu, sigma = arrays[spec["mu"]], arrays[spec["sigma"]]
     a = np.exp(-((x[..., None] - mu) ** 2) / (2.0 * sigma**2)).reshape(x.shape[0], -1)
-    params = {"decay": 1.0, "v_th": spec["v_th"], "reset": "soft"}
-    state = (np.zeros_like(a), np.zeros_like(a))
-    return lif_layer(np.broadcast_to(a, (ticks, *a.shape)), state, params)[0]
+    params = {"decay": 1.0, "v_th": np.asarray(spec["v_th"], a.dtype), "reset": "soft"}
+    return lif_layer(np.repeat(a[None], ticks, axis=0), None, params)[0]
+
+
+def _tick_mean(x: np.ndarray) -> np.ndarray:
+    """``x.mean(axis=0)`` as NumPy computes it (a sum, then a division by the count), without
+    its Python-level overhead."""
+    return np.add.reduce(x, axis=0) / x.shape[0]
 
 
 def _linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
@@ -251,14 +284,14 @@ def readout(
     weight = arrays[spec["weight"]]
     bias = arrays[spec["bias"]] if spec.get("bias") else None
     if spec["kind"] == "population":
-        rates = outputs.mean(axis=0)
+        rates = _tick_mean(outputs)
         rates = rates.reshape(*rates.shape[:-1], weight.shape[0], weight.shape[1])
         return (rates * weight).sum(-1) + bias
     source = spec["source"]
     if source == "spikes":
         return _linear(outputs[-1], weight, bias)
     if source == "rate":
-        return _linear(outputs, weight, bias).mean(axis=0)
+        return _tick_mean(_linear(outputs, weight, bias))
     if source in ("count", "weighted"):
         if source == "weighted":
             weights = arrays[spec["tick_weights"]]

@@ -43,7 +43,6 @@ from .neurons import (
     neuron_fields,
     readout,
     run_layer,
-    zero_state,
 )  # fmt: skip
 from .quantized import dequantize
 from .stages import run_stage
@@ -96,11 +95,16 @@ class Policy:
         ]
 
     def _resolve(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Neuron parameters with array names replaced by the arrays (floats stay floats)."""
+        """Neuron parameters with array names replaced by the arrays and numbers made 0-d arrays
+        of the policy's dtype (the same arithmetic as a Python float, which NumPy rounds to the
+        array's dtype, without converting it on every operation)."""
         resolved = {}
         for key, value in params.items():
-            is_array = isinstance(value, str) and value in self.arrays and key != "kind"
-            resolved[key] = self.arrays[value] if is_array else value
+            if isinstance(value, str) and value in self.arrays and key != "kind":
+                value = self.arrays[value]
+            elif isinstance(value, float):
+                value = np.asarray(value, self.dtype)
+            resolved[key] = value
         if resolved["kind"] == "conversion":
             return conversion_constants(resolved, self.dtype)
         return resolved
@@ -116,7 +120,8 @@ class Policy:
             for field in layer_state:
                 field[rows] = 0.0
 
-    def _initial_state(self, batch: int) -> list[tuple[np.ndarray, ...]]:
+    def _initial_state(self, batch: int) -> list[tuple[np.ndarray, ...] | None]:
+        """The carried state, or ``None`` per layer for the zero state."""
         if self.stateful and self.state is not None:
             if self.state[0][0].shape[0] != batch:
                 raise ValueError(
@@ -124,9 +129,7 @@ class Policy:
                     f"{batch}; call reset() first"
                 )
             return list(self.state)
-        return [
-            zero_state(layer["neuron"], batch, layer["size"], self.dtype) for layer in self.layers
-        ]
+        return [None] * len(self.layers)
 
     # --- decisions -----------------------------------------------------------------------------
     def trace(self, obs: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -153,13 +156,14 @@ class Policy:
         for i, layer in enumerate(self.layers):
             # all T ticks' currents in one product: J = x W^T + b, [T * B, n] rows at once (a
             # sum over the active inputs only costs more in NumPy at these sizes, see deploy.md)
-            rows = x.reshape(ticks * batch, -1)
+            rows, bias = x.reshape(ticks * batch, -1), self._biases[i]
             if "stage" in layer:  # a convolutional stage of a converted image policy
                 currents = run_stage(rows, layer["stage"], self.arrays).reshape(ticks, batch, -1)
-            else:
+                currents = currents if bias is None else currents + bias
+            else:  # a fresh product: the bias is added in place
                 currents = (rows @ self._weights_t[i]).reshape(ticks, batch, -1)
-            bias = self._biases[i]
-            currents = currents if bias is None else currents + bias
+                if bias is not None:
+                    np.add(currents, bias, out=currents)
             kind = layer["neuron"]["kind"]
             x, states[i] = run_layer(kind, currents, states[i], self._neuron_params[i])
             if counts:

@@ -3,10 +3,18 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from spikerl.export import ExportError, network_spec, quantize_policy, write_c, write_npz
 from spikerl.runtime import CompileError, Policy, compile_policy, find_compiler, load_policy
-from tests.runtime.test_runtime import ACTORS, OBS, observation_stream, population_actor, run_numpy
+from tests.runtime.test_runtime import (
+    ACT,
+    ACTORS,
+    OBS,
+    observation_stream,
+    population_actor,
+    run_numpy,
+)
 
 pytestmark = pytest.mark.skipif(find_compiler() is None, reason="no C compiler on this machine")
 
@@ -63,6 +71,35 @@ def test_float32_and_int8_builds_within_tolerance_of_the_runtime(name, per, tmp_
     apart, total = _spikes_apart(counts, want_counts)
     assert apart <= 1e-3 * total
     np.testing.assert_allclose(actions, want_actions[:, 0], atol=1e-4)
+
+
+@pytest.mark.parametrize("hidden", [[300, 40, 6], [7, 3]])
+def test_int8_column_sums_in_16_and_32_bits_and_every_pass_width(hidden, tmp_path):
+    """Binary inputs of an int8 layer sum in int16 where 127 n_in fits (the 40-, 7-input
+    layers), else in int32 (300 inputs); the active inputs are added 8, 4, 2 and 1 at a time.
+    Integer sums are exact, so the double build matches the float64 runtime spike for spike."""
+    from spikerl.nets.spiking import direct_lif_network
+
+    torch.manual_seed(3)
+    net = direct_lif_network(OBS, ACT, hidden, timesteps=4, stateful=False)
+    with torch.no_grad():
+        for linear in net.linears:
+            linear.weight.mul_(3.0)
+    spec, arrays = quantize_policy(*network_spec(net.double()))
+    write_c(spec, arrays, tmp_path)
+    source = (tmp_path / "spikerl_policy.c").read_text()
+    assert ("acc_i[i] = acc_i[i] +" in source) == (hidden[0] == 300)
+    assert "acc_h[i] = acc_h[i] +" in source
+    for count in (8, 4, 2, 1):
+        assert f"a + {count} <= n_active" in source
+    stream = observation_stream(batch=1, seed=5)
+    want_actions, want_counts = run_numpy(Policy(spec, arrays, "float64"), stream)
+    actions, counts = run_c(compile_policy(tmp_path, double=True, trace=True), stream)
+    for step, (got, want) in enumerate(zip(counts, flat_counts(want_counts), strict=True)):
+        np.testing.assert_array_equal(got, want, err_msg=f"decision {step}")
+    active = [np.mean([c[i] for c in want_counts]) for i in range(len(hidden))]
+    assert all(a > 0 for a in active)
+    np.testing.assert_allclose(actions, want_actions[:, 0], rtol=0, atol=1e-12)
 
 
 def test_quantised_weights_and_thresholds(tmp_path):

@@ -226,14 +226,24 @@ def test_export_command_writes_a_policy_that_acts_like_the_run(tmp_path, capsys)
 
 @pytest.mark.parametrize("reset", ["hard", "soft", "soft_detached"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_in_place_layer_loop_is_the_tick_function_bit_for_bit(reset, dtype):
+@pytest.mark.parametrize("start", ["carried", "zero"])
+@pytest.mark.parametrize("decay", ["per-neuron", "0-d", "one"])
+def test_the_in_place_layer_loop_is_the_tick_function_bit_for_bit(reset, dtype, start, decay):
+    """The fast T-tick loop (keep masks, a free first tick from the zero state, no product by a
+    decay of 1, 0-d parameters) against :func:`lif_tick` tick by tick."""
     from spikerl.runtime.neurons import lif_layer, lif_tick
 
     rng = np.random.default_rng(0)
     currents = rng.normal(0.4, 0.6, size=(7, 3, 50)).astype(dtype)
-    params = {"decay": rng.random(50).astype(dtype), "v_th": 0.5, "reset": reset}
-    state = (rng.normal(size=(3, 50)).astype(dtype), (rng.random((3, 50)) > 0.5).astype(dtype))
-    outputs, (v, s) = lif_layer(currents, state, params)
+    decays = {"per-neuron": rng.random(50).astype(dtype), "0-d": np.asarray(0.75, dtype),
+              "one": 1.0}  # fmt: skip
+    params = {"decay": decays[decay], "v_th": np.asarray(0.5, dtype), "reset": reset}
+    if start == "carried":
+        state = (rng.normal(size=(3, 50)).astype(dtype), (rng.random((3, 50)) > 0.5).astype(dtype))
+    else:
+        state = (np.zeros((3, 50), dtype), np.zeros((3, 50), dtype))
+    outputs, (v, s) = lif_layer(currents, state if start == "carried" else None, params)
+    assert outputs.dtype == v.dtype == dtype
     for tick, current in enumerate(currents):
         spikes, state = lif_tick(current, state, params)
         np.testing.assert_array_equal(outputs[tick], spikes)
