@@ -29,12 +29,16 @@ from _bench import non_negative_int, positive_int, write_results
 from torch import nn
 
 from spikerl.algos.guided import guided_rollouts
-from spikerl.algos.sequence import SequenceTD3BC
-from spikerl.buffers.sequence import EpisodeSequenceBuffer
+from spikerl.bench.sequence_parts import (
+    ACT_DIM,
+    OBS_DIM,
+    guide_flown_buffer,
+    quadrotor_controller,
+    sequence_learner,
+)
+from spikerl.bench.timing import sync
 from spikerl.envs.quadrotor.vector import QuadrotorVectorEnv
 from spikerl.experiments.sequence_run import load_guide
-from spikerl.nets import TwinCritic
-from spikerl.nets.spiking import direct_lif_network
 
 HOVER = 0.334
 
@@ -65,24 +69,8 @@ def _parse() -> argparse.Namespace:
     return p.parse_args()
 
 
-def _buffer(guide: nn.Module, window: int, burn_in: int, seed: int) -> EpisodeSequenceBuffer:
-    """Guide-flown episodes (the seed data of a run), enough for every window start."""
-    env = QuadrotorVectorEnv(20, autoreset_mode="SameStep")
-    actor = direct_lif_network(146, 4, (256, 128), stateful=True, slope=2.0, inputs=18)
-    result = guided_rollouts(env, actor, guide, 2**31, store_steps=20_000, min_len=window,
-                             seed=seed)  # fmt: skip
-    buffer = EpisodeSequenceBuffer(146, 4, 100_000, window=window, stride=50, min_len=window,
-                                   seed=seed)  # fmt: skip
-    for episode in result.episodes:
-        buffer.add_episode(**episode)
-    return buffer
-
-
 def _time_updates(args, buffer, device) -> dict[str, float]:
-    torch.manual_seed(args.seed)
-    actor = direct_lif_network(146, 4, (256, 128), stateful=True, slope=2.0, inputs=18)
-    learner = SequenceTD3BC(actor.to(device), TwinCritic(146, 4, (256, 128)).to(device),
-                            burn_in=args.burn_in, device=device)  # fmt: skip
+    learner = sequence_learner(args.burn_in, args.seed, device)
     buffer.device = torch.device(device)
     parts = {"sample": 0.0, "critic": 0.0, "actor": 0.0}
     for i in range(args.updates + 2):  # two untimed warm-up updates
@@ -90,10 +78,10 @@ def _time_updates(args, buffer, device) -> dict[str, float]:
         batch = buffer.sample(args.batch, 0.99)
         t1 = time.perf_counter()
         learner._critic_step(batch)
-        _sync(device)
+        sync(device)
         t2 = time.perf_counter()
         learner._actor_step(batch, 0.2)
-        _sync(device)
+        sync(device)
         t3 = time.perf_counter()
         if i >= 2:
             for key, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2), strict=True):
@@ -106,25 +94,24 @@ def _time_updates(args, buffer, device) -> dict[str, float]:
     }
 
 
-def _sync(device: str) -> None:
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def _time_collection(args, guide) -> float:
     env = QuadrotorVectorEnv(args.drones, autoreset_mode="SameStep")
-    actor = direct_lif_network(146, 4, (256, 128), stateful=True, slope=2.0, inputs=18)
     start = time.perf_counter()
-    result = guided_rollouts(env, actor, guide, args.guide_steps, store_steps=args.collect_steps,
-                             min_len=1, seed=args.seed)  # fmt: skip
+    result = guided_rollouts(env, quadrotor_controller(), guide, args.guide_steps,
+                             store_steps=args.collect_steps, min_len=1, seed=args.seed)  # fmt: skip
     return result.env_steps / (time.perf_counter() - start)
 
 
 def main() -> None:
     args = _parse()
     torch.set_num_threads(args.threads)
-    guide = load_guide(args.guide, 146, 4, torch.device("cpu")) if args.guide else _HoverGuide()
-    buffer = _buffer(guide, args.window, args.burn_in, args.seed)
+    guide = (
+        load_guide(args.guide, OBS_DIM, ACT_DIM, torch.device("cpu"))
+        if args.guide
+        else _HoverGuide()
+    )
+    # guide-flown episodes (the seed data of a run), enough for every window start
+    buffer = guide_flown_buffer(guide, args.window, 20_000, 100_000, 50, args.seed)
     updates = _time_updates(args, buffer, args.device)
     steps_per_sec = _time_collection(args, guide)
     eval_steps = 2 * 20 * 500  # guided and guide-free, at most 500 steps each

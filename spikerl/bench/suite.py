@@ -239,30 +239,14 @@ def bench_seeds(s: BenchSettings, progress: Progress) -> dict[str, Any]:
 
 
 def _sequence_parts(s: BenchSettings):  # noqa: ANN202
-    from ..algos.guided import guided_rollouts
-    from ..algos.sequence import SequenceTD3BC
-    from ..buffers.sequence import EpisodeSequenceBuffer
-    from ..envs.quadrotor.vector import QuadrotorVectorEnv
     from ..experiments.sequence_run import load_guide
-    from ..nets import TwinCritic
-    from ..nets.spiking import direct_lif_network
+    from .sequence_parts import ACT_DIM, OBS_DIM, guide_flown_buffer, sequence_learner
 
-    def controller() -> torch.nn.Module:
-        return direct_lif_network(146, 4, (256, 128), stateful=True, slope=2.0, inputs=18)
-
-    guide = load_guide("builtin", 146, 4, torch.device("cpu"))
-    result = guided_rollouts(QuadrotorVectorEnv(20, autoreset_mode="SameStep"), controller(),
-                             guide, 2**31, store_steps=s.seq_store_steps, min_len=s.seq_window,
-                             seed=s.seed)  # fmt: skip
-    buffer = EpisodeSequenceBuffer(146, 4, max(s.seq_store_steps * 2, 1000), window=s.seq_window,
-                                   stride=max(1, s.seq_window // 2), min_len=s.seq_window,
-                                   seed=s.seed, device=s.device)  # fmt: skip
-    for episode in result.episodes:
-        buffer.add_episode(**episode)
-    torch.manual_seed(s.seed)
-    learner = SequenceTD3BC(controller().to(s.device), TwinCritic(146, 4, (256, 128)).to(s.device),
-                            burn_in=s.seq_burn_in, device=s.device)  # fmt: skip
-    return buffer, learner
+    guide = load_guide("builtin", OBS_DIM, ACT_DIM, torch.device("cpu"))
+    buffer = guide_flown_buffer(guide, s.seq_window, s.seq_store_steps,
+                                max(s.seq_store_steps * 2, 1000), max(1, s.seq_window // 2),
+                                s.seed, s.device)  # fmt: skip
+    return buffer, sequence_learner(s.seq_burn_in, s.seed, s.device)
 
 
 def bench_sequence(s: BenchSettings, progress: Progress) -> dict[str, Any]:
