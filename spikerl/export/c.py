@@ -8,8 +8,8 @@ optionally :func:`~spikerl.export.quantize.quantize_weights`) into ``spikerl_pol
   adds one weight column per active input (**event-driven**: inputs equal to zero cost nothing,
   which for binary spikes is most of them); ``float`` (or ``double`` with
   ``-DSPIKERL_DOUBLE=1``) or ``int8_t`` with one scale per output channel or per layer: for
-  binary inputs the column sums are exact integer additions (``int16`` where ``127 n_in``
-  fits, else ``int32``), ``J_i = scale_i * acc_i + b_i``;
+  binary inputs the column sums are exact integer additions (``int16`` where every output's
+  ``sum_j |w_ij|`` fits, else ``int32``), ``J_i = scale_i * acc_i + b_i``;
 - the state is one struct ``spikerl_state`` (RAM): every layer's neuron fields, the encoder's
   generator and the readout accumulator;
 - ``spikerl_step(obs, state, action)`` takes a raw env observation (normalised with the run's
@@ -358,8 +358,10 @@ def _synapse_code(e: _Emitter, index: int, layer: dict[str, Any], binary_input: 
     s = e.param(f"{lp}_scale", scale, n_out)
     if not binary_input:
         acc = "acc_f"
-    else:  # |sum| <= 127 n_in: in 16 bits when that fits (exact, twice the SIMD lanes of 32)
-        acc = "acc_h" if 127 * n_in <= np.iinfo(np.int16).max else "acc_i"
+    else:  # every partial sum of output i is at most sum_j |w_ij| in size: in 16 bits when
+        # that fits for every output (exact, twice the SIMD lanes of int32), else in 32
+        widest_sum = int(np.abs(weight.astype(np.int64)).sum(axis=1).max())
+        acc = "acc_h" if widest_sum <= np.iinfo(np.int16).max else "acc_i"
     sums = _column_sums(n_in, n_out, "int8_t", acc, not binary_input)
     return ["{", f"const int8_t *W = {lp}_w;", *sums,
             f"for (int i = 0; i < {n_out}; ++i) J[i] = {s} * (spk_real){acc}[i] + {bias};",

@@ -9,6 +9,7 @@ DN ``(c, v, u, s)``). Spikes are :math:`H(x) = 1` if :math:`x > 0` else 0.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,10 @@ def lif_layer(
     - a decay of exactly 1 (the population encoder's IF generator) is not multiplied.
 
     Spikes and membranes are the tick function's bit for bit (a membrane may differ only in the
-    sign of a zero, which no comparison or product downstream can see)."""
+    sign of a zero, which no comparison or product downstream can see). The one input where the
+    keep mask is not ``1 - s`` is a NaN membrane (``NaN <= v_th`` and ``NaN > v_th`` are both
+    false); a NaN stays NaN to the last tick under the hard reset, so a layer that ends with one
+    is run again tick by tick with :func:`lif_tick`."""
     decay, v_th, reset = p["decay"], p["v_th"], p["reset"]
     leak = not (np.ndim(decay) == 0 and decay == 1.0)
     if state is None:
@@ -111,8 +115,24 @@ def lif_layer(
             previous = np.less_equal(v, v_th, out=mark)
         else:
             previous = np.greater(v, v_th, out=mark)
-    spikes = np.subtract(1.0, marks, out=marks) if reset == "hard" else marks
+    if reset != "hard":
+        return marks, (v, marks[-1].copy())
+    if math.isnan(np.add.reduce(v, axis=None)):  # a NaN (e.g. observed): 1 - keep is not s
+        return _lif_by_ticks(currents, state, p)
+    spikes = np.subtract(1.0, marks, out=marks)
     return spikes, (v, spikes[-1].copy())
+
+
+def _lif_by_ticks(
+    currents: np.ndarray, state: tuple | None, p: dict[str, Any]
+) -> tuple[np.ndarray, tuple]:
+    """:func:`lif_tick` tick by tick (the reference :func:`lif_layer` falls back to)."""
+    if state is None:
+        state = (np.zeros_like(currents[0]), np.zeros_like(currents[0]))
+    outputs = np.empty_like(currents)
+    for tick, current in enumerate(currents):
+        outputs[tick], state = lif_tick(current, state, p)
+    return outputs, state
 
 
 def clif_tick(current: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.ndarray, tuple]:

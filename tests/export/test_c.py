@@ -75,9 +75,10 @@ def test_float32_and_int8_builds_within_tolerance_of_the_runtime(name, per, tmp_
 
 @pytest.mark.parametrize("hidden", [[300, 40, 6], [7, 3]])
 def test_int8_column_sums_in_16_and_32_bits_and_every_pass_width(hidden, tmp_path):
-    """Binary inputs of an int8 layer sum in int16 where 127 n_in fits (the 40-, 7-input
-    layers), else in int32 (300 inputs); the active inputs are added 8, 4, 2 and 1 at a time.
-    Integer sums are exact, so the double build matches the float64 runtime spike for spike."""
+    """Binary inputs of an int8 layer sum in int16 where every output's sum_j |w_ij| fits
+    (the 40- and 7-input layers), else in int32 (300 inputs of equal magnitude: 300 x 127);
+    the active inputs are added 8, 4, 2 and 1 at a time. Integer sums are exact, so the double
+    build matches the float64 runtime spike for spike."""
     from spikerl.nets.spiking import direct_lif_network
 
     torch.manual_seed(3)
@@ -85,10 +86,12 @@ def test_int8_column_sums_in_16_and_32_bits_and_every_pass_width(hidden, tmp_pat
     with torch.no_grad():
         for linear in net.linears:
             linear.weight.mul_(3.0)
+        wide = net.linears[1].weight
+        wide.copy_(torch.sign(wide) * 0.3)  # every code +-127
     spec, arrays = quantize_policy(*network_spec(net.double()))
     write_c(spec, arrays, tmp_path)
     source = (tmp_path / "spikerl_policy.c").read_text()
-    assert ("acc_i[i] = acc_i[i] +" in source) == (hidden[0] == 300)
+    assert ("acc_i[i] = acc_i[i] +" in source) == (hidden[0] * 127 > 32767)
     assert "acc_h[i] = acc_h[i] +" in source
     for count in (8, 4, 2, 1):
         assert f"a + {count} <= n_active" in source

@@ -252,6 +252,23 @@ def test_the_in_place_layer_loop_is_the_tick_function_bit_for_bit(reset, dtype, 
     assert 0 < outputs.mean() < 1
 
 
+@pytest.mark.parametrize("reset", ["hard", "soft", "soft_detached"])
+def test_a_nan_membrane_spikes_as_in_the_tick_function(reset):
+    """NaN <= v_th and NaN > v_th are both false: the hard reset's keep mask is not 1 - s
+    there, so the layer falls back to the tick function (a NaN sensor reading fires nothing)."""
+    from spikerl.runtime.neurons import lif_layer, lif_tick
+
+    currents = np.full((4, 1, 3), 0.8)
+    currents[1, 0, 1] = np.nan
+    params = {"decay": np.asarray(0.75), "v_th": np.asarray(0.5), "reset": reset}
+    outputs, (v, s) = lif_layer(currents, None, params)
+    state = (np.zeros((1, 3)), np.zeros((1, 3)))
+    for tick, current in enumerate(currents):
+        spikes, state = lif_tick(current, state, params)
+        np.testing.assert_array_equal(outputs[tick], spikes)
+    assert outputs[1:, 0, 1].sum() == 0 and np.isnan(v[0, 1])
+
+
 def conv_converted(model):
     """A converted image policy: strided, padded, grouped convolutions and average pooling."""
     from torch import nn
