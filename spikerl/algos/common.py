@@ -104,6 +104,11 @@ class BatchAxis:
         """A reduced tensor as a metric: a float (one value per seed for stacked seeds)."""
         return loss.item()
 
+    def per_run(self, value: torch.Tensor) -> torch.Tensor:
+        """A per-run scalar (one for stacked seeds: ``[S]``) shaped to broadcast against the
+        run's batch (``[B]``; stacked: ``[S, B]``)."""
+        return value
+
 
 #: The batch axis of a single run.
 ONE_RUN = BatchAxis()

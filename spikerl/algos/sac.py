@@ -29,6 +29,7 @@ from ..buffers import Batch, ReplayBuffer
 from ..nets.policy import ActingPolicy
 from ..seeding import SeedStreams
 from .common import (
+    ONE_RUN,
     CheckpointMixin,
     Generator,
     adam,
@@ -70,21 +71,34 @@ class SAC(CheckpointMixin):
         self.explore_gen = streams.torch("exploration", self.device)
         self.sample_gen = streams.torch("policy_sample", self.device)
         self.policy = ActingPolicy(actor, self.device)
+        self.axis = ONE_RUN  # how losses reduce over the batch (stacked seeds: per seed)
         self.iterations = 0
         self.metric_names = ("loss/critic", "loss/actor", "q/mean", "alpha", "entropy")
 
     @property
+    def log_alpha(self) -> torch.Tensor:
+        return self.temperature.log_alpha
+
+    @property
     def alpha(self) -> torch.Tensor:
-        return self.temperature.log_alpha.exp().detach()
+        return self.log_alpha.exp().detach()
 
     def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
         """The mean action, or (``explore``) a sample from the squashed Gaussian."""
         if not explore:
-            return self.policy(obs).astype(np.float32)
+            return self._deterministic_action(obs).astype(np.float32)
         with torch.no_grad():
-            x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-            action = self.actor.sample(x, self.explore_gen)[0]
-            return action.squeeze(0).cpu().numpy().astype(np.float32)
+            x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(-2)
+            action = self._sample(x, "exploration")[0]
+            return action.squeeze(-2).cpu().numpy().astype(np.float32)
+
+    def _deterministic_action(self, obs: np.ndarray) -> np.ndarray:
+        return self.policy(obs)
+
+    def _sample(self, obs: torch.Tensor, stream: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions and log-probabilities with the noise of the learner's generator ``stream``
+        (``exploration`` or ``policy_sample``)."""
+        return self.actor.sample(obs, self.generators()[stream])
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
         self.iterations += 1
@@ -96,29 +110,32 @@ class SAC(CheckpointMixin):
 
     def _critic_step(self, batch: Batch) -> dict[str, float]:
         with torch.no_grad():
-            next_actions, next_logp = self.actor.sample(batch.next_obs, self.sample_gen)
+            next_actions, next_logp = self._sample(batch.next_obs, "policy_sample")
             q1_next, q2_next = self.critic_target(batch.next_obs, next_actions)
-            soft_q = torch.min(q1_next, q2_next) - self.alpha * next_logp
+            soft_q = torch.min(q1_next, q2_next) - self.axis.per_run(self.alpha) * next_logp
             y = batch.rewards + self.cfg.gamma * batch.not_done * soft_q
-        return critic_regression_step(self.critic, self.critic_opt, batch, y)
+        return critic_regression_step(self.critic, self.critic_opt, batch, y, self.axis)
 
-    def _actor_and_alpha_step(self, batch: Batch) -> dict[str, float]:
+    def _actor_and_alpha_step(self, batch: Batch) -> dict[str, Any]:
+        axis = self.axis
+        mean = axis.reduce(torch.mean)
         with frozen(self.critic):
-            actions, logp = self.actor.sample(batch.obs, self.sample_gen)
+            actions, logp = self._sample(batch.obs, "policy_sample")
             q = torch.min(*self.critic(batch.obs, actions))
-            loss = (self.alpha * logp - q).mean()
+            loss = mean(axis.per_run(self.alpha) * logp - q)
             self.actor_opt.zero_grad(set_to_none=True)
-            loss.backward()
+            axis.backward(loss)
         self.actor_opt.step()
         if self.cfg.sac.autotune:
-            alpha_loss = -(self.temperature.log_alpha * (logp.detach() + self.target_entropy))
+            entropy_gap = logp.detach() + self.target_entropy
+            alpha_loss = mean(-(axis.per_run(self.log_alpha) * entropy_gap))
             self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.mean().backward()
+            axis.backward(alpha_loss)
             self.alpha_opt.step()
         return {
-            "loss/actor": loss.item(),
-            "alpha": self.alpha.item(),
-            "entropy": -logp.mean().item(),
+            "loss/actor": axis.value(loss),
+            "alpha": axis.value(self.alpha),
+            "entropy": axis.value(-mean(logp)),
         }
 
     def parts(self) -> dict[str, Any]:

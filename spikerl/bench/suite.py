@@ -55,8 +55,8 @@ OPT_IN_VARIANTS: dict[str, list[str]] = {
     )
 }
 SB3_VARIANT = "Stable-Baselines3 TD3"
-#: The variants of the many-seeds section (``spikerl train --seeds``: TD3 only).
-SEED_VARIANTS = ("ANN-TD3", "spiking TD3 (LIF, Polyak target)", "proxy-target TD3 (LIF)")
+#: The variants of the many-seeds section (``spikerl train --seeds``: TD3 and SAC).
+SEED_VARIANTS = ("ANN-TD3", "SAC", "spiking TD3 (LIF, Polyak target)", "proxy-target TD3 (LIF)")
 CONVERSION_MODELS = ("if", "snm", "mt", "dc", "dc-mt")
 
 
@@ -206,7 +206,7 @@ def bench_training(s: BenchSettings, progress: Progress) -> dict[str, Any]:
 
 def bench_seeds(s: BenchSettings, progress: Progress) -> dict[str, Any]:
     """Aggregate env steps/s of S stacked seeds against one single-seed run (S sequential
-    runs have the single run's aggregate rate), per TD3 variant, windows alternating."""
+    runs have the single run's aggregate rate), per TD3 or SAC variant, windows alternating."""
     iterations = max(s.window // s.seeds, 2)
     capacity = s.learning_starts + s.warmup + s.window * s.repeats + 16
     loops: dict[tuple[str, str], Any] = {}

@@ -63,12 +63,12 @@ class TrainLoop:
 
 class SeedsTrainLoop:
     """S :class:`TrainLoop` s of one config (``run.seed`` = ``cfg.run.seed + i``) whose
-    learners are stacked (:class:`~spikerl.algos.seeds.SeedStackedTD3`): one iteration acts
+    learners are stacked (:func:`~spikerl.algos.seeds.stack_learners`): one iteration acts
     for every seed with one batched forward, steps the S envs and runs one batched update;
     it is S env steps. What ``spikerl train --seeds`` does, without evaluation or files."""
 
     def __init__(self, cfg: Config, seeds: int, capacity: int, device: str = "cpu") -> None:
-        from ..algos.seeds import SeedBuffers, SeedStackedTD3
+        from ..algos.seeds import SeedBuffers, stack_learners
         from ..experiments.seeds_run import seed_configs
 
         first = cfg.run.seed
@@ -76,9 +76,7 @@ class SeedsTrainLoop:
         self.cfg, self.seeds = cfg, seeds
         self.loops = [TrainLoop(c, capacity, device) for c in cfgs]
         self.buffers = SeedBuffers([loop.buffer for loop in self.loops])
-        self.learner = SeedStackedTD3(
-            [loop.learner for loop in self.loops], cfg.actor.plif_lr, cfg.run.precision
-        )
+        self.learner = stack_learners([loop.learner for loop in self.loops], cfg)
 
     def prefill(self) -> None:
         """Every seed's uniform-random warm-up (the learners are not used in it)."""

@@ -1,11 +1,12 @@
 """Many seeds in one process: ``spikerl train --seeds 0-7``.
 
-S runs of one TD3 config that differ only in ``run.seed`` train side by side: every seed has
+S runs of one TD3 or SAC config that differ only in ``run.seed`` train side by side: every
+seed has
 the run folder, env, replay buffer, random streams, ``metrics.csv``, ``best.pt`` and atomic
 ``checkpoint.pt`` its single-seed run would have (the same :class:`~spikerl.experiments.run`
 machinery builds, evaluates and saves each), while the S learners are stacked into one
-:class:`~spikerl.algos.seeds.SeedStackedTD3`: the seeds act with one batched forward and
-update with one batched step per network.
+:class:`~spikerl.algos.seeds.SeedStackedTD3` (or ``SeedStackedSAC``): the seeds act with one
+batched forward and update with one batched step per network.
 
 Each seed's results are those of ``spikerl train --set run.seed=<s>`` up to the summation
 order of the batched products (tested), and each seed's checkpoint is in the single-run
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..algos.seeds import SeedBuffers, SeedStackedTD3
+from ..algos.seeds import SeedBuffers, SeedStackedSAC, SeedStackedTD3, stack_learners
 from ..envs import check_env
 from .config import Config, ConfigError, config_from_dict, config_to_dict
 from .provenance import record_provenance
@@ -58,6 +59,8 @@ from .status import FINISHED
 
 __all__ = ["check_seed_batching", "seed_configs", "train_seeds"]
 
+Stacked = SeedStackedTD3 | SeedStackedSAC
+
 
 def seed_configs(cfg: Config, seeds: list[int]) -> list[Config]:
     """``cfg`` once per seed (``run.seed`` set; a ``run.name`` gains ``-s<seed>``)."""
@@ -76,10 +79,10 @@ def seed_configs(cfg: Config, seeds: list[int]) -> list[Config]:
 def check_seed_batching(cfgs: list[Config]) -> None:
     """Refuse, with the key and the reason, what the stacked learner cannot run."""
     cfg = cfgs[0]
-    if cfg.algo.name != "td3":
+    if cfg.algo.name not in ("td3", "sac"):
         raise ConfigError(
             f"algo.name: many seeds in one process trains td3 (ANN or spiking actor, Polyak or "
-            f"proxy target), not {cfg.algo.name!r}; run its seeds with spikerl sweep"
+            f"proxy target) or sac, not {cfg.algo.name!r}; run its seeds with spikerl sweep"
         )
     if cfg.actor.slope_schedule.kind == "adaptive":
         raise ConfigError(
@@ -140,9 +143,7 @@ def train_seeds(
             try:
                 if not _catch_up(sessions, stop):
                     return [_run_result(s, False, {}) for s in sessions]
-                learner = SeedStackedTD3(
-                    [s.learner for s in sessions], cfgs[0].actor.plif_lr, cfgs[0].run.precision
-                )
+                learner = stack_learners([s.learner for s in sessions], cfgs[0])
                 _share_slope(sessions, learner)
                 return _seeds_loop(sessions, learner, stop)
             except Exception as err:
@@ -183,14 +184,14 @@ def _catch_up(sessions: list[_Session], stop: dict[str, bool]) -> bool:
     return all(s.progress.step == target for s in sessions)
 
 
-def _share_slope(sessions: list[_Session], learner: SeedStackedTD3) -> None:
+def _share_slope(sessions: list[_Session], learner: Stacked) -> None:
     """The stacked actor's surrogate slope: the seeds' schedule value (fixed or stepped, so
     equal for every seed)."""
     if sessions[0].slope is not None:
         learner.actor.net.set_surrogate_slope(sessions[0].slope.value())
 
 
-def _sync_members(sessions: list[_Session], learner: SeedStackedTD3) -> None:
+def _sync_members(sessions: list[_Session], learner: Stacked) -> None:
     """Copy each seed's slice of the stacked learner into its own learner (what evaluation,
     ``best.pt`` and ``checkpoint.pt`` read)."""
     for i, s in enumerate(sessions):
@@ -198,7 +199,7 @@ def _sync_members(sessions: list[_Session], learner: SeedStackedTD3) -> None:
 
 
 def _seeds_loop(
-    sessions: list[_Session], learner: SeedStackedTD3, stop: dict[str, bool]
+    sessions: list[_Session], learner: Stacked, stop: dict[str, bool]
 ) -> list[RunResult]:
     cfg, lead = sessions[0].cfg, sessions[0].progress
     buffers = SeedBuffers([s.buffer for s in sessions])
@@ -236,7 +237,7 @@ def _seeds_loop(
     return [_run_result(s, finished, {}) for s in sessions]
 
 
-def _step_all(sessions: list[_Session], learner: SeedStackedTD3, buffers: SeedBuffers) -> None:
+def _step_all(sessions: list[_Session], learner: Stacked, buffers: SeedBuffers) -> None:
     """One env step of every seed (acting together after the warm-up) and one update."""
     cfg, step = sessions[0].cfg, sessions[0].progress.step
     actions: list[np.ndarray | None] = [None] * len(sessions)

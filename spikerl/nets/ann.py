@@ -117,9 +117,18 @@ class GaussianActor(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterised action ``[B, m]`` and its log-probability ``[B]``; the noise is drawn
         from ``generator`` (the learner's own; None: torch's global generator)."""
+        weight = self.mean.weight
+        shape = (*obs.shape[:-1], weight.shape[0])
+        eps = torch.randn(shape, generator=generator, dtype=weight.dtype, device=weight.device)
+        return self.sample_from_noise(obs, eps)
+
+    def sample_from_noise(
+        self, obs: torch.Tensor, eps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`sample` with its standard normal noise ``eps [B, m]`` given (stacked seeds
+        draw it from each seed's own generator, outside ``vmap``)."""
         mean, log_std = self._heads(obs)
         std = log_std.exp()
-        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         pre = mean + std * eps
         squashed = torch.tanh(pre)
         gauss_logp = -0.5 * ((pre - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)

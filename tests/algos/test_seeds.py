@@ -1,11 +1,11 @@
-"""S stacked TD3 learners against S single ones: same updates, same states, same actions."""
+"""S stacked TD3 or SAC learners against S single ones: same updates, states and actions."""
 
 import numpy as np
 import pytest
 import torch
 
 from spikerl.algos import build_learner
-from spikerl.algos.seeds import SeedBuffers, SeedStackedTD3
+from spikerl.algos.seeds import SeedBuffers, SeedStackedSAC, stack_learners
 from spikerl.buffers import ReplayBuffer
 from spikerl.experiments.config import load_config
 from tests.conftest import TINY
@@ -18,6 +18,8 @@ VARIANTS = {
     "plif-polyak": ["actor.kind=plif", "algo.target=polyak"],
     "clif-proxy": ["actor.kind=clif", "algo.target=proxy"],
     "dn-polyak": ["actor.kind=dn", "algo.target=polyak"],
+    "sac": ["algo.name=sac", "actor.kind=ann"],
+    "sac-fixed-alpha": ["algo.name=sac", "actor.kind=ann", "algo.sac.autotune=false"],
 }
 
 
@@ -58,10 +60,10 @@ def test_stacked_updates_equal_single_seed_updates(variant):
     seeds = [0, 1, 2]
     cfgs, singles = _learners(VARIANTS[variant], seeds)
     _, members = _learners(VARIANTS[variant], seeds)
-    stacked = SeedStackedTD3(members, cfgs[0].actor.plif_lr, cfgs[0].run.precision)
+    stacked = stack_learners(members, cfgs[0])
     single_buffers, stacked_buffers = _filled_buffers(seeds), SeedBuffers(_filled_buffers(seeds))
     obs = np.random.default_rng(7).normal(size=(len(seeds), OBS)).astype(np.float32)
-    for _ in range(6):  # three actor steps at policy delay 2
+    for _ in range(6):  # three actor steps at TD3's policy delay 2
         single_metrics = [
             learner.update(b) for learner, b in zip(singles, single_buffers, strict=True)
         ]
@@ -73,23 +75,28 @@ def test_stacked_updates_equal_single_seed_updates(variant):
             [learner.act(o, explore=True) for learner, o in zip(singles, obs, strict=True)]
         )
         np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-6)
+        greedy = stacked.act(obs, explore=False)
+        expected = [learner.act(o, explore=False) for learner, o in zip(singles, obs, strict=True)]
+        np.testing.assert_allclose(greedy, np.stack(expected), rtol=1e-5, atol=1e-6)
     for i, learner in enumerate(singles):
         _assert_states_close(stacked.member_state_dict(i), learner.state_dict())
+    assert isinstance(stacked, SeedStackedSAC) == variant.startswith("sac")
 
 
-def test_member_states_round_trip_and_resume_a_single_seed():
+@pytest.mark.parametrize("variant", ["lif-proxy", "sac"])
+def test_member_states_round_trip_and_resume_a_single_seed(variant):
     seeds = [3, 5]
-    cfgs, members = _learners(VARIANTS["lif-proxy"], seeds)
-    stacked = SeedStackedTD3(members, cfgs[0].actor.plif_lr, cfgs[0].run.precision)
+    cfgs, members = _learners(VARIANTS[variant], seeds)
+    stacked = stack_learners(members, cfgs[0])
     buffers = SeedBuffers(_filled_buffers(seeds))
     for _ in range(3):
         stacked.update(buffers)
     states = [stacked.member_state_dict(i) for i in range(2)]
-    _, fresh = _learners(VARIANTS["lif-proxy"], seeds)
-    rebuilt = SeedStackedTD3(fresh, cfgs[0].actor.plif_lr, cfgs[0].run.precision)
+    _, fresh = _learners(VARIANTS[variant], seeds)
+    rebuilt = stack_learners(fresh, cfgs[0])
     rebuilt.load_member_states(states)
     _assert_states_close(rebuilt.state_dict(), stacked.state_dict())
-    _, alone = _learners(VARIANTS["lif-proxy"], seeds[1:])
+    _, alone = _learners(VARIANTS[variant], seeds[1:])
     alone[0].load_state_dict(states[1])  # one seed continues as a single run
     _assert_states_close(alone[0].state_dict(), states[1])
     # the member states hold no views into the stacks
@@ -101,7 +108,7 @@ def test_member_states_round_trip_and_resume_a_single_seed():
 
 def test_mismatched_member_states_are_refused():
     cfgs, members = _learners(VARIANTS["ann-polyak"], [0, 1])
-    stacked = SeedStackedTD3(members, cfgs[0].actor.plif_lr, cfgs[0].run.precision)
+    stacked = stack_learners(members, cfgs[0])
     states = [m.state_dict() for m in members]
     with pytest.raises(ValueError, match="3 learner states for 2 seeds"):
         stacked.load_member_states(states + states[:1])

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from spikerl.experiments.checkpoint import load_checkpoint
-from spikerl.experiments.config import ConfigError
+from spikerl.experiments.config import ConfigError, load_config
 from spikerl.experiments.run import RunError, train
 from spikerl.experiments.seeds_run import seed_configs, train_seeds
 from tests.conftest import TINY
@@ -29,8 +29,12 @@ def assert_rows_close(rows, expected):
 
 @pytest.mark.parametrize(
     "overrides",
-    [["actor.kind=ann", "algo.target=polyak"], ["actor.kind=lif", "algo.target=proxy"]],
-    ids=["ann-polyak", "lif-proxy"],
+    [
+        ["actor.kind=ann", "algo.target=polyak"],
+        ["actor.kind=lif", "algo.target=proxy"],
+        ["algo.name=sac", "actor.kind=ann"],
+    ],
+    ids=["ann-polyak", "lif-proxy", "sac"],
 )
 def test_each_seed_equals_its_single_seed_run(tiny_config, tmp_path, overrides):
     cfgs = seed_configs(tiny_config(*overrides), [0, 1])
@@ -60,8 +64,9 @@ def test_seed_configs_name_and_refusals(tiny_config, tmp_path):
     assert [c.run.seed for c in named] == [0, 4]
     with pytest.raises(ConfigError, match="repeats a seed"):
         seed_configs(tiny_config(), [1, 1])
-    with pytest.raises(ConfigError, match="algo.name: many seeds"):
-        train_seeds(seed_configs(tiny_config("algo.name=sac"), [0, 1]), tmp_path)
+    sequence = load_config("configs/quadrotor/guided_td3bc.yaml")
+    with pytest.raises(ConfigError, match="algo.name: many seeds .* or sac, not 'sequence'"):
+        train_seeds(seed_configs(sequence, [0, 1]), tmp_path)
     adaptive = tiny_config("actor.kind=lif", "actor.slope_schedule.kind=adaptive")
     with pytest.raises(ConfigError, match="adaptive slope"):
         train_seeds(seed_configs(adaptive, [0, 1]), tmp_path)
