@@ -37,6 +37,7 @@ from .functional import (
     unroll,
     unroll_recording,
 )
+from .kernel import lif_sequence
 from .surrogate import Surrogate
 
 __all__ = [
@@ -208,6 +209,9 @@ class LIF(SpikingNeuron):
 
     state_type = LIFState
     kind = "lif"
+    #: Run :meth:`forward` in the C kernel of :mod:`spikerl.snn.kernel` where it applies
+    #: (``False``: always the eager tick loop, the reference it is tested against).
+    kernel: bool = True
 
     def __init__(
         self,
@@ -272,6 +276,17 @@ class LIF(SpikingNeuron):
             return lif_step(current, state, spike_fn, decay, v_th, reset)
 
         return tick
+
+    def forward(self, currents: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """All T ticks; in the C kernel of :mod:`spikerl.snn.kernel` where it applies (the
+        eager loop's spikes and states bit for bit, its gradients up to summation order),
+        unless :attr:`kernel` is off or the layer is :attr:`compiled`."""
+        if self.kernel and not self.compiled:
+            out = lif_sequence(_full_precision(currents), state, self.surrogate, self.decay,
+                               self.v_th, self.reset)  # fmt: skip
+            if out is not None:
+                return out
+        return super().forward(currents, state)
 
     def neuron_parameters(self) -> dict[str, Any]:
         return {

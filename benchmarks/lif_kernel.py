@@ -1,0 +1,126 @@
+"""The C kernel of a LIF layer's T ticks (:mod:`spikerl.snn.kernel`) against the eager loop.
+
+Three A/Bs in one process, windows alternating between ``LIF.kernel = False`` (the eager tick
+loop) and ``True`` (the default):
+
+* **layer**: one LIF layer's forward and surrogate backward over ``[T, B, N]`` currents
+  (T = 5, B = 256, N = 256, hard reset, rectangular surrogate), and its no-grad forward;
+* **actor**: the proxy-target actor (17-d observation, populations of 10, 256-256, T = 5) at
+  batch 256, forward and backward (an actor update) and no-grad forward (a target pass);
+* **training**: env steps/s of the HalfCheetah-v4 training loop (batch 256, one update per
+  env step) for spiking TD3 (LIF, Polyak target) and proxy-target TD3 (LIF), after 1000 random
+  steps and 20 untimed updates; ``--window`` steps per window.
+
+    python benchmarks/lif_kernel.py [--repeats 5] [--window 60] [--threads 2] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from _bench import positive_int, quiet_warnings, write_results
+
+from spikerl.bench.suite import TRAINING_VARIANTS, BenchSettings, _variant_config
+from spikerl.bench.train_loop import TrainLoop
+from spikerl.nets import SpikingActor
+from spikerl.snn.kernel import kernel_available
+from spikerl.snn.layers import LIF
+
+
+def _ab(call: Callable[[], None], repeats: int, reps_per_window: int) -> dict[str, float]:
+    """Median milliseconds per call, eager and kernel, windows alternating."""
+    times: dict[str, list[float]] = {"eager": [], "kernel": []}
+    for _ in range(repeats):
+        for name in times:
+            LIF.kernel = name == "kernel"
+            call()
+            start = time.perf_counter()
+            for _ in range(reps_per_window):
+                call()
+            times[name].append((time.perf_counter() - start) / reps_per_window * 1e3)
+    LIF.kernel = True
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def layer_calls() -> dict[str, Callable[[], None]]:
+    layer = LIF(size=256)
+    currents = torch.randn(5, 256, 256) * 0.6 + 0.3
+    grad = torch.randn(5, 256, 256)
+
+    def train() -> None:
+        j = currents.clone().requires_grad_()
+        layer(j)[0].backward(grad)
+
+    def act() -> None:
+        with torch.no_grad():
+            layer(currents)
+
+    return {"layer forward+backward": train, "layer no-grad forward": act}
+
+
+def actor_calls() -> dict[str, Callable[[], None]]:
+    torch.manual_seed(0)
+    actor = SpikingActor(17, 6, neuron="lif", hidden=[256, 256], timesteps=5, pop_in=10,
+                         pop_out=10)  # fmt: skip
+    obs = torch.randn(256, 17)
+
+    def train() -> None:
+        actor.zero_grad(set_to_none=True)
+        actor(obs).pow(2).sum().backward()
+
+    def act() -> None:
+        with torch.no_grad():
+            actor(obs)
+
+    return {"actor forward+backward (batch 256)": train, "actor no-grad forward": act}
+
+
+def training_rates(window: int, repeats: int) -> dict[str, dict[str, float]]:
+    settings, out = BenchSettings(), {}
+    for name in ("spiking TD3 (LIF, Polyak target)", "proxy-target TD3 (LIF)"):
+        loop = TrainLoop(_variant_config(TRAINING_VARIANTS[name], settings), 30_000, "cpu")
+        loop.prefill()
+        loop.train(20)
+        rates: dict[str, list[float]] = {"eager": [], "kernel": []}
+        for _ in range(repeats):
+            for kind in rates:
+                LIF.kernel = kind == "kernel"
+                start = time.perf_counter()
+                loop.train(window)
+                rates[kind].append(window / (time.perf_counter() - start))
+        LIF.kernel = True
+        eager, kernel = (statistics.median(rates[kind]) for kind in ("eager", "kernel"))
+        out[name] = {"eager": eager, "kernel": kernel}
+        print(f"{name}: eager {eager:.1f}, kernel {kernel:.1f} env steps/s "
+              f"({kernel / eager:.2f}x)", flush=True)  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=positive_int, default=5)
+    parser.add_argument("--window", type=positive_int, default=60, help="training steps")
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    if not kernel_available():
+        raise SystemExit("no C compiler: the kernel cannot be built on this machine")
+    quiet_warnings()
+    torch.set_num_threads(args.threads)
+    results: dict[str, dict[str, float]] = {}
+    for name, call in {**layer_calls(), **actor_calls()}.items():
+        results[name] = _ab(call, args.repeats, 20)
+        r = results[name]
+        print(f"{name}: eager {r['eager']:.3f} ms, kernel {r['kernel']:.3f} ms "
+              f"({r['eager'] / r['kernel']:.2f}x)", flush=True)  # fmt: skip
+    results |= training_rates(args.window, args.repeats)
+    write_results(args, "lif_kernel", results)
+
+
+if __name__ == "__main__":
+    main()

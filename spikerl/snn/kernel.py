@@ -1,0 +1,395 @@
+r"""A LIF layer's T ticks in one C loop per direction: the default multi-step path on CPU.
+
+The element-wise neuron updates of a spiking training step are memory-bound: each torch
+operation on a ``[256, 256]`` tensor streams it through the cache once (12-16 us), and a tick
+of :func:`~spikerl.snn.functional.lif_step` with its surrogate backward is about a dozen of
+them. :func:`lif_sequence` runs all T ticks of a layer as one C loop forward (reading ``J``,
+writing ``V`` and ``S`` once per tick) and one backward (the adjoint recurrence below).
+
+- **Forward**: the operations of :func:`~spikerl.snn.functional.lif_step` in the same order,
+  in the currents' precision, compiled without floating-point contraction (``-ffp-contract=off``)
+  or fast-math, so spikes and membranes equal the eager loop's bit for bit (tested).
+- **Backward**: with :math:`g_t = g_\alpha(V_t - \vartheta)` the surrogate derivative,
+  :math:`\bar V_t, \bar S_t` the incoming gradients of the membranes and spikes plus what tick
+  :math:`t + 1` sends back, :math:`\bar J_t = \bar V_t + g_t \bar S_t`, and tick :math:`t`
+  sends :math:`\beta \bar J_t (1 - S_{t-1})` and :math:`-\beta \bar J_t V_{t-1}` (hard reset),
+  :math:`\beta \bar J_t` and :math:`-\beta \bar J_t \vartheta` (soft) or :math:`\beta \bar J_t`
+  alone (soft_detached) to :math:`V_{t-1}` and :math:`S_{t-1}`. The eager path's gradients up
+  to the order of additions and the libm of the smooth surrogates (tested to 1e-5 in float32,
+  1e-12 in float64).
+
+Used where it computes exactly what the eager loop would: CPU tensors in float32 or float64, a
+fixed leak and threshold (floats or tensors that are not trained in this pass), outside
+``torch.func`` transforms (the stacked seeds' ``vmap`` runs the eager loop), and a C compiler
+on the machine (the kernel is compiled once per machine into ``$SPIKERL_CACHE`` or
+``~/.cache/spikerl``). Otherwise :func:`lif_sequence` returns ``None`` and the layer runs its
+eager tick loop, the reference the kernel is tested against.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import itertools
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .functional import RESET_MODES, LIFState, StateShapeError
+from .surrogate import SURROGATE_KINDS, Surrogate
+
+__all__ = ["kernel_available", "lif_sequence"]
+
+# One forward function per reset and one backward function per reset and surrogate, in float
+# and double: every choice is fixed at compile time, so each loop vectorises over neurons.
+_FORWARD = r"""
+void lif_forward_{real}_{reset}_{mode}(const {real} *restrict J, const {real} *restrict v0,
+        const {real} *restrict s0, {real} *restrict V, {real} *restrict S, long T, long rows,
+        long n, const {real} *restrict decay, const {real} *restrict vth, {real} d0,
+        {real} th0, long begin, long end) {{
+    const long M = rows * n;
+    (void)decay; (void)vth; (void)d0; (void)th0;
+    for (long t = 0; t < T; ++t) {{
+        const {real} *restrict vp = t ? V + (t - 1) * M : v0;
+        const {real} *restrict sp = t ? S + (t - 1) * M : s0;
+        const {real} *restrict j = J + t * M;
+        {real} *restrict Vt = V + t * M, *restrict St = S + t * M;
+        for (long r = begin; r < end; ++r) {{
+            const long o = r * n;
+            if (vp) {{
+                for (long i = 0; i < n; ++i) {{
+                    const long m = o + i;
+                    const {real} d = {D}, th = {TH};
+                    const {real} v = {update};
+                    Vt[m] = v;
+                    St[m] = (v - th > 0) ? ({real})1 : ({real})0;
+                }}
+            }} else {{  /* the zero state: the same update with v = s = 0 */
+                for (long i = 0; i < n; ++i) {{
+                    const long m = o + i;
+                    const {real} d = {D}, th = {TH};
+                    const {real} v = {update_zero};
+                    Vt[m] = v;
+                    St[m] = (v - th > 0) ? ({real})1 : ({real})0;
+                }}
+            }}
+        }}
+    }}
+}}
+"""
+
+_BACKWARD = r"""
+/* gJ holds the incoming membrane gradients on entry (zeros where there are none) and the
+   current gradients on return; gS the incoming spike gradients. */
+void lif_backward_{real}_{reset}_{kind}_{mode}(const {real} *restrict V,
+        const {real} *restrict S, const {real} *restrict v0, const {real} *restrict s0,
+        const {real} *restrict gS, {real} *restrict gJ, {real} *restrict gv0,
+        {real} *restrict gs0, long T, long rows, long n, const {real} *restrict decay,
+        const {real} *restrict vth, {real} d0, {real} th0, {real} a, {real} hw, {real} pha,
+        long begin, long end) {{
+    const long M = rows * n;
+    (void)decay; (void)vth; (void)d0; (void)th0; (void)hw; (void)pha;
+    for (long t = T - 1; t >= 0; --t) {{
+        const {real} *restrict Vt = V + t * M, *restrict St = S + t * M, *restrict gs = gS + t * M;
+        {real} *restrict gj = gJ + t * M;
+        for (long r = begin; r < end; ++r) {{
+            const long o = r * n;
+            if (t == T - 1) {{  /* the last tick: nothing comes back from a next one */
+                for (long i = 0; i < n; ++i) {{
+                    const long m = o + i;
+                    const {real} th = {TH}, x = Vt[m] - th;
+                    {surrogate}
+                    gj[m] = gj[m] + gs[m] * g;
+                }}
+                continue;
+            }}
+            const {real} *restrict next = gJ + (t + 1) * M;  /* dL/dV of tick t + 1 */
+            for (long i = 0; i < n; ++i) {{
+                const long m = o + i;
+                const {real} d = {D}, th = {TH}, v = Vt[m], s = St[m];
+                const {real} leaked = next[m] * d;
+                {real} back_v = 0, back_s = 0;
+                {back}
+                (void)s; (void)v; (void)back_s;
+                const {real} g_s = gs[m] + back_s, g_v = gj[m] + back_v, x = v - th;
+                {surrogate}
+                gj[m] = g_v + g_s * g;
+            }}
+        }}
+    }}
+    for (long r = begin; r < end; ++r) {{  /* what tick 0 sends to the initial state */
+        for (long i = 0; i < n; ++i) {{
+            const long m = r * n + i;
+            const {real} d = {D}, th = {TH};
+            const {real} v = v0 ? v0[m] : ({real})0, s = s0 ? s0[m] : ({real})0;
+            const {real} leaked = gJ[m] * d;
+            {real} back_v = 0, back_s = 0;
+            {back}
+            (void)th; (void)v; (void)s;
+            if (gv0) gv0[m] = back_v;
+            if (gs0) gs0[m] = back_s;
+        }}
+    }}
+}}
+"""
+
+#: Where a neuron's leak and threshold come from: one value per layer or one per neuron.
+_MODES = {"layer": ("d0", "th0"), "neuron": ("decay[i]", "vth[i]")}
+
+_UPDATES = {  # lif_step's membrane update, operation for operation (carried, zero state)
+    "hard": ("d * (vp[m] * (({real})1 - sp[m])) + j[m]",
+             "d * (({real})0 * (({real})1 - ({real})0)) + j[m]"),
+    "soft": ("d * (vp[m] - th * sp[m]) + j[m]", "d * (({real})0 - th * ({real})0) + j[m]"),
+    "soft_detached": ("d * vp[m] + j[m] - th * sp[m]", "d * ({real})0 + j[m] - th * ({real})0"),
+}  # fmt: skip
+_BACKS = {  # what V_t sends to V_{t-1} and S_{t-1}
+    "hard": "back_v = leaked * (({real})1 - s); back_s = -(leaked * v);",
+    "soft": "back_v = leaked; back_s = -(leaked * th);",
+    "soft_detached": "back_v = leaked;",
+}
+_SURROGATES = {  # spikerl.snn.surrogate.surrogate_grad, operation for operation
+    "rectangular": "const {real} g = ({real})(FABS(x) < hw) * a;",
+    "sigmoid": "const {real} sg = ({real})1 / (({real})1 + EXP(-(a * x))); "
+               "const {real} g = a * sg * (({real})1 - sg);",
+    "fast_sigmoid": "const {real} q = ({real})1 + a * FABS(x); "
+                    "const {real} g = ({real})1 / (q * q);",
+    "fast_sigmoid_normalized": "const {real} q = ({real})1 + a * FABS(x); "
+                               "const {real} g = a / (({real})2 * (q * q));",
+    "arctan": "const {real} q = pha * x; "
+              "const {real} g = (a / ({real})2) / (({real})1 + q * q);",
+    "triangle": "const {real} q = ({real})1 - a * FABS(x); "
+                "const {real} g = a * (q > 0 ? q : ({real})0);",
+    "straight_through": "const {real} g = a; (void)x; (void)hw; (void)pha;",
+}  # fmt: skip
+
+
+def _source() -> str:
+    """The C source: every forward and backward variant, in float and double."""
+    parts = ["#include <math.h>", "#include <stddef.h>"]
+    for real, fabs, exp in (("float", "fabsf", "expf"), ("double", "fabs", "exp")):
+
+        def fill(text: str, real: str = real, fabs: str = fabs, exp: str = exp) -> str:
+            return text.replace("FABS", fabs).replace("EXP", exp).replace("{real}", real)
+
+        for (reset, (update, zero)), (mode, (d, th)) in itertools.product(
+            _UPDATES.items(), _MODES.items()
+        ):
+            parts.append(_FORWARD.format(real=real, reset=reset, mode=mode, D=d, TH=th,
+                                         update=fill(update), update_zero=fill(zero)))  # fmt: skip
+            for kind, surrogate in _SURROGATES.items():
+                parts.append(_BACKWARD.format(real=real, reset=reset, kind=kind, mode=mode, D=d,
+                                              TH=th, back=fill(_BACKS[reset]),
+                                              surrogate=fill(surrogate)))  # fmt: skip
+    return "\n".join(parts)
+
+
+_LOCK = threading.Lock()
+_LIBRARY: Any = None  # ctypes library, False once building failed
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("SPIKERL_CACHE") or Path.home() / ".cache" / "spikerl"
+    return Path(root) / "kernels"
+
+
+def _build() -> Any:
+    """Compile (once per machine and source) and load the kernel; False where that fails."""
+    from ..runtime.compiled import find_compiler
+
+    compiler = find_compiler()
+    if compiler is None:
+        return False
+    source = _source()
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    try:
+        folder = _cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir()) / "spikerl-kernels"
+        folder.mkdir(parents=True, exist_ok=True)
+    library = folder / f"lif_{digest}.so"
+    if not library.exists():
+        print(f"spikerl: compiling the LIF kernel into {library} (once per machine, a few "
+              "seconds)", file=sys.stderr)  # fmt: skip
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:
+            c_file, built = Path(scratch) / "lif.c", Path(scratch) / "lif.so"
+            c_file.write_text(source)
+            command = [compiler, "-std=c99", "-O3", "-ffp-contract=off", "-fno-trapping-math",
+                       "-fPIC", "-shared",
+                       str(c_file), "-o", str(built), "-lm"]  # fmt: skip
+            if subprocess.run(command, capture_output=True).returncode != 0:
+                return False
+            os.replace(built, library)  # atomic: concurrent builders agree on one file
+    try:
+        return ctypes.CDLL(str(library))
+    except OSError:
+        return False
+
+
+def kernel_available() -> bool:
+    """Whether the C kernel is built (or could be built now) on this machine."""
+    global _LIBRARY
+    with _LOCK:
+        if _LIBRARY is None:
+            _LIBRARY = _build()
+    return _LIBRARY is not False
+
+
+def _pointer(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _run(function: Any, args: list[Any], rows: int) -> None:
+    """``function(*args, 0, rows)`` in the calling thread. One thread on purpose: right after
+    a torch operation its OpenMP workers spin on the other cores for a while, so a second
+    thread of ours would share a core with one of them (measured: slower than one thread in
+    a training step, though faster alone)."""
+    function(*args, 0, rows)
+
+
+class _Constants:
+    """A layer's leak and threshold for the kernel: ``mode`` ``layer`` (one value each, passed
+    as numbers) or ``neuron`` (one per neuron, ``[N]`` arrays of the currents' dtype)."""
+
+    def __init__(self, decay: torch.Tensor, v_th: torch.Tensor, n: int) -> None:
+        self.mode = "layer" if decay.numel() == 1 and v_th.numel() == 1 else "neuron"
+        self.decay, self.v_th = decay.expand(n).contiguous(), v_th.expand(n).contiguous()
+        self.d0, self.th0 = float(decay[0]), float(v_th[0])
+
+    def args(self) -> list[Any]:
+        return [_pointer(self.decay), _pointer(self.v_th), self.d0, self.th0]
+
+
+def _constants(decay: Any, v_th: Any, like: torch.Tensor) -> _Constants | None:
+    """The kernel's form of a leak and threshold; None for another broadcast than per layer or
+    per neuron."""
+    n = like.shape[-1]
+    values = [torch.as_tensor(x, dtype=like.dtype).detach().reshape(-1) for x in (decay, v_th)]
+    if any(v.numel() not in (1, n) for v in values):
+        return None
+    return _Constants(*values, n)
+
+
+def _forward(currents, v0, s0, constants: _Constants, reset: str):
+    T, n = currents.shape[0], currents.shape[-1]
+    rows = currents[0].numel() // n
+    V, S = torch.empty_like(currents), torch.empty_like(currents)
+    real = "float" if currents.dtype == torch.float32 else "double"
+    args = [_pointer(currents), _pointer(v0), _pointer(s0), _pointer(V), _pointer(S), T, rows, n,
+            *constants.args()]  # fmt: skip
+    name = f"lif_forward_{real}_{reset}_{constants.mode}"
+    _run(_function(name, currents.dtype), args, rows)
+    return S, V
+
+
+_SIGNATURES: dict[tuple[str, torch.dtype], Any] = {}
+
+
+def _function(name: str, dtype: torch.dtype) -> Any:
+    """The ctypes function with its argument types (set once per name)."""
+    key = (name, dtype)
+    if key not in _SIGNATURES:
+        p, l_ = ctypes.c_void_p, ctypes.c_long
+        real = ctypes.c_float if dtype == torch.float32 else ctypes.c_double
+        function = getattr(_LIBRARY, name)
+        if name.startswith("lif_forward"):
+            function.argtypes = [p, p, p, p, p, l_, l_, l_, p, p, real, real, l_, l_]
+        else:
+            function.argtypes = [p, p, p, p, p, p, p, p, l_, l_, l_, p, p, real, real, real,
+                                 real, real, l_, l_]  # fmt: skip
+        function.restype = None
+        _SIGNATURES[key] = function
+    return _SIGNATURES[key]
+
+
+class _KernelLIF(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, currents, v0, s0, constants, reset, kind, slope):  # type: ignore[override]
+        spikes, membranes = _forward(currents, v0, s0, constants, reset)
+        ctx.save_for_backward(spikes, membranes, v0, s0)
+        ctx.constants, ctx.reset, ctx.kind, ctx.slope = constants, reset, kind, slope
+        ctx.set_materialize_grads(False)
+        return spikes, membranes
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_membranes):  # type: ignore[override]
+        spikes, membranes, v0, s0 = ctx.saved_tensors
+        constants = ctx.constants
+        T, n = membranes.shape[0], membranes.shape[-1]
+        rows = membranes[0].numel() // n
+        # the kernel adds to the incoming membrane gradients in place (zeros where none came)
+        if grad_membranes is None:
+            grad_currents = torch.zeros_like(membranes)
+        else:
+            grad_currents = grad_membranes.contiguous().clone()
+        if grad_spikes is None:
+            grad_spikes = torch.zeros_like(membranes)
+        need_v0 = v0 is not None and ctx.needs_input_grad[1]
+        need_s0 = s0 is not None and ctx.needs_input_grad[2] and ctx.reset != "soft_detached"
+        grad_v0 = torch.empty_like(v0) if need_v0 else None
+        grad_s0 = torch.empty_like(s0) if need_s0 else None
+        grad_spikes = grad_spikes.contiguous()
+        a = float(ctx.slope)
+        real = "float" if membranes.dtype == torch.float32 else "double"
+        args = [_pointer(membranes), _pointer(spikes), _pointer(v0), _pointer(s0),
+                _pointer(grad_spikes), _pointer(grad_currents),
+                _pointer(grad_v0), _pointer(grad_s0), T, rows, n, *constants.args(), a,
+                0.5 / a, math.pi / 2.0 * a]  # fmt: skip
+        name = f"lif_backward_{real}_{ctx.reset}_{ctx.kind}_{constants.mode}"
+        _run(_function(name, membranes.dtype), args, rows)
+        return grad_currents, grad_v0, grad_s0, None, None, None, None
+
+
+def _trained(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.requires_grad and torch.is_grad_enabled()
+
+
+def lif_sequence(
+    currents: torch.Tensor,
+    state: LIFState | None,
+    spike_fn: Surrogate,
+    decay: torch.Tensor | float = 0.75,
+    v_th: torch.Tensor | float = 0.5,
+    reset: str = "hard",
+) -> tuple[torch.Tensor, LIFState] | None:
+    """All T ticks of :func:`~spikerl.snn.functional.lif_step` over ``currents [T, B, N]`` from
+    ``state`` (``None``: zeros) in the C kernel: ``(spikes [T, B, N], state after the last
+    tick)``, or ``None`` where the kernel does not apply (see the module docstring)."""
+    tensors = [currents, *(state or ())]
+    if (
+        reset not in RESET_MODES
+        or spike_fn.kind not in SURROGATE_KINDS
+        or currents.device.type != "cpu"
+        or currents.dtype not in (torch.float32, torch.float64)
+        or currents.dim() < 2
+        or _trained(decay)
+        or _trained(v_th)
+        or any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)  # noqa: SLF001
+        or any(t.dtype != currents.dtype or t.device.type != "cpu" for t in tensors)
+        or not kernel_available()
+    ):
+        return None
+    if state is not None and state[0].shape != currents.shape[1:]:
+        raise StateShapeError(
+            f"LIFState of shape {tuple(state[0].shape)} does not match the input of shape "
+            f"{tuple(currents.shape[1:])}; reset the state (None or init_state) for a new batch "
+            "size"
+        )
+    constants = _constants(decay, v_th, currents)
+    if constants is None:
+        return None  # another broadcast than per layer or per neuron: the eager loop
+    v0, s0 = (None, None) if state is None else (state[0].contiguous(), state[1].contiguous())
+    spikes, membranes = _KernelLIF.apply(
+        currents.contiguous(), v0, s0, constants, reset, spike_fn.kind, spike_fn.slope
+    )
+    return spikes, LIFState(membranes[-1], spikes[-1])
+
+
+assert set(_UPDATES) == set(RESET_MODES) and set(_SURROGATES) == set(SURROGATE_KINDS)
