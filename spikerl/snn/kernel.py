@@ -20,10 +20,12 @@ writing ``V`` and ``S`` once per tick) and one backward (the adjoint recurrence 
 
 Used where it computes exactly what the eager loop would: CPU tensors in float32 or float64, a
 fixed leak and threshold (floats or tensors that are not trained in this pass), outside
-``torch.func`` transforms (the stacked seeds' ``vmap`` runs the eager loop), and a C compiler
-on the machine (the kernel is compiled once per machine into ``$SPIKERL_CACHE`` or
-``~/.cache/spikerl``). Otherwise :func:`lif_sequence` returns ``None`` and the layer runs its
-eager tick loop, the reference the kernel is tested against.
+``torch.func`` transforms (the stacked seeds' ``vmap`` runs the eager loop), spikes of the
+membranes' shape, a plain :class:`~spikerl.snn.surrogate.Surrogate`, and a C compiler on the
+machine (the kernel is compiled once per machine into ``$SPIKERL_CACHE`` or
+``~/.cache/spikerl``, else a private folder in the temporary directory). Otherwise
+:func:`lif_sequence` returns ``None`` and the layer runs its eager tick loop, the reference the
+kernel is tested against. The backward is first-order only (a second derivative raises).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from .functional import RESET_MODES, LIFState, StateShapeError
 from .surrogate import SURROGATE_KINDS, Surrogate
@@ -87,9 +90,10 @@ void lif_forward_{real}_{reset}_{mode}(const {real} *restrict J, const {real} *r
 
 _BACKWARD = r"""
 /* gJ holds the incoming membrane gradients on entry (zeros where there are none) and the
-   current gradients on return; gS the incoming spike gradients. */
+   current gradients on return; gS the incoming spike gradients. The spikes are recomputed
+   from the membranes, as the forward computed them. */
 void lif_backward_{real}_{reset}_{kind}_{mode}(const {real} *restrict V,
-        const {real} *restrict S, const {real} *restrict v0, const {real} *restrict s0,
+        const {real} *restrict v0, const {real} *restrict s0,
         const {real} *restrict gS, {real} *restrict gJ, {real} *restrict gv0,
         {real} *restrict gs0, long T, long rows, long n, const {real} *restrict decay,
         const {real} *restrict vth, {real} d0, {real} th0, {real} a, {real} hw, {real} pha,
@@ -97,7 +101,7 @@ void lif_backward_{real}_{reset}_{kind}_{mode}(const {real} *restrict V,
     const long M = rows * n;
     (void)decay; (void)vth; (void)d0; (void)th0; (void)hw; (void)pha;
     for (long t = T - 1; t >= 0; --t) {{
-        const {real} *restrict Vt = V + t * M, *restrict St = S + t * M, *restrict gs = gS + t * M;
+        const {real} *restrict Vt = V + t * M, *restrict gs = gS + t * M;
         {real} *restrict gj = gJ + t * M;
         for (long r = begin; r < end; ++r) {{
             const long o = r * n;
@@ -113,7 +117,8 @@ void lif_backward_{real}_{reset}_{kind}_{mode}(const {real} *restrict V,
             const {real} *restrict next = gJ + (t + 1) * M;  /* dL/dV of tick t + 1 */
             for (long i = 0; i < n; ++i) {{
                 const long m = o + i;
-                const {real} d = {D}, th = {TH}, v = Vt[m], s = St[m];
+                const {real} d = {D}, th = {TH}, v = Vt[m];
+                const {real} s = (v - th > 0) ? ({real})1 : ({real})0;  /* the forward's spike */
                 const {real} leaked = next[m] * d;
                 {real} back_v = 0, back_s = 0;
                 {back}
@@ -194,43 +199,79 @@ _LOCK = threading.Lock()
 _LIBRARY: Any = None  # ctypes library, False once building failed
 
 
-def _cache_dir() -> Path:
+def _cache_dirs() -> list[Path]:
+    """Where the compiled kernel may live: ``$SPIKERL_CACHE`` or ``~/.cache/spikerl``, then a
+    folder of this user's own in the temporary directory."""
     root = os.environ.get("SPIKERL_CACHE") or Path.home() / ".cache" / "spikerl"
-    return Path(root) / "kernels"
+    own = Path(tempfile.gettempdir()) / f"spikerl-kernels-{os.getuid()}"
+    return [Path(root) / "kernels", own]
+
+
+def _private(folder: Path) -> bool:
+    """A folder only this user can write (a shared temporary directory could hold a planted
+    library otherwise)."""
+    info = folder.stat()
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+def _compile(compiler: str, source: str, library: Path) -> None:
+    """Build ``library`` from ``source`` (written atomically: concurrent builders agree)."""
+    print(f"spikerl: compiling the LIF kernel into {library} (once per machine, a few seconds)",
+          file=sys.stderr)  # fmt: skip
+    with tempfile.TemporaryDirectory(dir=library.parent) as scratch:
+        c_file, built = Path(scratch) / "lif.c", Path(scratch) / "lif.so"
+        c_file.write_text(source)
+        command = [compiler, "-std=c99", "-O3", "-ffp-contract=off", "-fno-trapping-math",
+                   "-fPIC", "-shared", str(c_file), "-o", str(built), "-lm"]  # fmt: skip
+        subprocess.run(command, capture_output=True, check=True)
+        os.replace(built, library)
+
+
+def _load(library: Path) -> Any:
+    """The loaded library if it holds the kernel's functions, else None."""
+    try:
+        lib = ctypes.CDLL(str(library))
+        for name in _function_names():
+            getattr(lib, name)
+        return lib
+    except (OSError, AttributeError):
+        return None
+
+
+def _function_names() -> list[str]:
+    """Every function of :func:`_source`."""
+    names = []
+    for real, reset, mode in itertools.product(("float", "double"), _UPDATES, _MODES):
+        names.append(f"lif_forward_{real}_{reset}_{mode}")
+        names += [f"lif_backward_{real}_{reset}_{kind}_{mode}" for kind in _SURROGATES]
+    return names
 
 
 def _build() -> Any:
-    """Compile (once per machine and source) and load the kernel; False where that fails."""
+    """Compile (once per machine and source) and load the kernel; False where that fails (the
+    layers then run their eager loops)."""
     from ..runtime.compiled import find_compiler
 
     compiler = find_compiler()
     if compiler is None:
         return False
     source = _source()
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    try:
-        folder = _cache_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        folder = Path(tempfile.gettempdir()) / "spikerl-kernels"
-        folder.mkdir(parents=True, exist_ok=True)
-    library = folder / f"lif_{digest}.so"
-    if not library.exists():
-        print(f"spikerl: compiling the LIF kernel into {library} (once per machine, a few "
-              "seconds)", file=sys.stderr)  # fmt: skip
-        with tempfile.TemporaryDirectory(dir=folder) as scratch:
-            c_file, built = Path(scratch) / "lif.c", Path(scratch) / "lif.so"
-            c_file.write_text(source)
-            command = [compiler, "-std=c99", "-O3", "-ffp-contract=off", "-fno-trapping-math",
-                       "-fPIC", "-shared",
-                       str(c_file), "-o", str(built), "-lm"]  # fmt: skip
-            if subprocess.run(command, capture_output=True).returncode != 0:
-                return False
-            os.replace(built, library)  # atomic: concurrent builders agree on one file
-    try:
-        return ctypes.CDLL(str(library))
-    except OSError:
-        return False
+    name = f"lif_{hashlib.sha256(source.encode()).hexdigest()[:16]}.so"
+    for folder in _cache_dirs():
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not _private(folder) and folder != _cache_dirs()[0]:
+                continue
+            library = folder / name
+            lib = _load(library) if library.exists() else None
+            if lib is None:  # missing, or a stale or damaged file: build it (again)
+                _compile(compiler, source, library)
+                lib = _load(library)
+            if lib is not None:
+                return lib
+        except (OSError, subprocess.CalledProcessError):
+            continue
+    return False
 
 
 def kernel_available() -> bool:
@@ -302,7 +343,7 @@ def _function(name: str, dtype: torch.dtype) -> Any:
         if name.startswith("lif_forward"):
             function.argtypes = [p, p, p, p, p, l_, l_, l_, p, p, real, real, l_, l_]
         else:
-            function.argtypes = [p, p, p, p, p, p, p, p, l_, l_, l_, p, p, real, real, real,
+            function.argtypes = [p, p, p, p, p, p, p, l_, l_, l_, p, p, real, real, real,
                                  real, real, l_, l_]  # fmt: skip
         function.restype = None
         _SIGNATURES[key] = function
@@ -310,17 +351,23 @@ def _function(name: str, dtype: torch.dtype) -> Any:
 
 
 class _KernelLIF(torch.autograd.Function):
+    """Saves the membranes (the spikes are recomputed from them) and the initial state only
+    where its gradient is wanted; the returned state is a copy, so editing outputs or states in
+    place after the call cannot corrupt the backward."""
+
     @staticmethod
     def forward(ctx, currents, v0, s0, constants, reset, kind, slope):  # type: ignore[override]
         spikes, membranes = _forward(currents, v0, s0, constants, reset)
-        ctx.save_for_backward(spikes, membranes, v0, s0)
+        state_grad = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        ctx.save_for_backward(membranes, *((v0, s0) if state_grad else (None, None)))
         ctx.constants, ctx.reset, ctx.kind, ctx.slope = constants, reset, kind, slope
         ctx.set_materialize_grads(False)
         return spikes, membranes
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_spikes, grad_membranes):  # type: ignore[override]
-        spikes, membranes, v0, s0 = ctx.saved_tensors
+        membranes, v0, s0 = ctx.saved_tensors
         constants = ctx.constants
         T, n = membranes.shape[0], membranes.shape[-1]
         rows = membranes[0].numel() // n
@@ -338,13 +385,18 @@ class _KernelLIF(torch.autograd.Function):
         grad_spikes = grad_spikes.contiguous()
         a = float(ctx.slope)
         real = "float" if membranes.dtype == torch.float32 else "double"
-        args = [_pointer(membranes), _pointer(spikes), _pointer(v0), _pointer(s0),
+        args = [_pointer(membranes), _pointer(v0), _pointer(s0),
                 _pointer(grad_spikes), _pointer(grad_currents),
                 _pointer(grad_v0), _pointer(grad_s0), T, rows, n, *constants.args(), a,
                 0.5 / a, math.pi / 2.0 * a]  # fmt: skip
         name = f"lif_backward_{real}_{ctx.reset}_{ctx.kind}_{constants.mode}"
         _run(_function(name, membranes.dtype), args, rows)
         return grad_currents, grad_v0, grad_s0, None, None, None, None
+
+
+def _wrapped(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is a ``torch.func`` transform's wrapper (no plain memory to hand to C)."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(tensor)  # noqa: SLF001
 
 
 def _trained(value: Any) -> bool:
@@ -363,16 +415,19 @@ def lif_sequence(
     ``state`` (``None``: zeros) in the C kernel: ``(spikes [T, B, N], state after the last
     tick)``, or ``None`` where the kernel does not apply (see the module docstring)."""
     tensors = [currents, *(state or ())]
+    constants = [x for x in (decay, v_th) if isinstance(x, torch.Tensor)]
     if (
-        reset not in RESET_MODES
+        type(spike_fn) is not Surrogate  # a subclass or another function: its own __call__
+        or reset not in RESET_MODES
         or spike_fn.kind not in SURROGATE_KINDS
+        or currents.numel() == 0
         or currents.device.type != "cpu"
         or currents.dtype not in (torch.float32, torch.float64)
         or currents.dim() < 2
         or _trained(decay)
         or _trained(v_th)
-        or any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)  # noqa: SLF001
-        or any(t.dtype != currents.dtype or t.device.type != "cpu" for t in tensors)
+        or any(_wrapped(t) for t in tensors + constants)
+        or any(t.dtype != currents.dtype or t.device.type != "cpu" for t in tensors + constants)
         or not kernel_available()
     ):
         return None
@@ -382,6 +437,8 @@ def lif_sequence(
             f"{tuple(currents.shape[1:])}; reset the state (None or init_state) for a new batch "
             "size"
         )
+    if state is not None and state[1].shape != currents.shape[1:]:
+        return None  # spikes that broadcast against the membranes: the eager loop's business
     constants = _constants(decay, v_th, currents)
     if constants is None:
         return None  # another broadcast than per layer or per neuron: the eager loop
@@ -389,7 +446,7 @@ def lif_sequence(
     spikes, membranes = _KernelLIF.apply(
         currents.contiguous(), v0, s0, constants, reset, spike_fn.kind, spike_fn.slope
     )
-    return spikes, LIFState(membranes[-1], spikes[-1])
+    return spikes, LIFState(membranes[-1].clone(), spikes[-1].clone())
 
 
 assert set(_UPDATES) == set(RESET_MODES) and set(_SURROGATES) == set(SURROGATE_KINDS)

@@ -106,3 +106,57 @@ def test_a_spiking_actor_trains_the_same_with_and_without_the_kernel(neuron):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     assert all(torch.count_nonzero(g) for g in kernel[2][:2])
     assert issubclass(PLIF, LIF)
+
+
+def test_review_edge_cases_fall_back_or_refuse_as_eager_would():
+    """What an independent review found: each case either runs the eager loop (``None``) or is
+    as safe as it."""
+    spike_fn, currents = Surrogate(), torch.randn(T, B, N)
+
+    class Doubled(Surrogate):
+        def __call__(self, x):
+            return 2.0 * super().__call__(x)
+
+    assert lif_sequence(currents, None, Doubled()) is None  # its own spike function
+    assert lif_sequence(torch.randn(T, B, 0), None, spike_fn) is None  # no neurons
+    assert (
+        lif_sequence(currents, None, spike_fn, 0.75, torch.full((N,), 0.5, dtype=torch.float64))
+        is None
+    )
+    broadcast = LIFState(torch.zeros(B, N), torch.zeros(N))  # spikes broadcast over the batch
+    assert lif_sequence(currents, broadcast, spike_fn) is None
+
+
+def test_edits_after_the_call_do_not_reach_the_backward_and_a_second_derivative_refuses():
+    spike_fn = Surrogate("fast_sigmoid", 2.0)
+    results = []
+    for kernel in (False, True):
+        gen = torch.Generator().manual_seed(0)
+        currents = (torch.randn(T, B, N, generator=gen) * 0.6 + 0.3).requires_grad_()
+        state = LIFState(torch.randn(B, N, generator=gen).requires_grad_(), torch.zeros(B, N))
+        if kernel:
+            spikes, final = lif_sequence(currents, state, spike_fn)
+        else:
+            tick = lambda c, s, t: lif_step(c, s, spike_fn)  # noqa: E731
+            spikes, final = unroll(tick, currents, state, with_tick=True)
+        loss = spikes.sum() + 3.0 * final.v.sum()
+        final.v.detach().zero_()  # the returned state edited in place (e.g. by a caller's reset)
+        results.append(torch.autograd.grad(loss, (currents, state.v), create_graph=kernel))
+    for got, want in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError, match="once_differentiable|twice|does not require grad"):
+        results[1][0].sum().backward()
+
+
+def test_a_damaged_cached_library_is_rebuilt(tmp_path, monkeypatch):
+    from spikerl.snn import kernel
+
+    monkeypatch.setenv("SPIKERL_CACHE", str(tmp_path))
+    source = kernel._source()
+    import hashlib
+
+    name = f"lif_{hashlib.sha256(source.encode()).hexdigest()[:16]}.so"
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / name).write_bytes(b"not a library")
+    assert kernel._build() is not False
+    assert kernel._load(tmp_path / "kernels" / name) is not None
