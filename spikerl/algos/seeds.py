@@ -167,11 +167,7 @@ class SeedStackedTD3(_MemberStates, TD3):
         return np.stack([rng.normal(0.0, scale, shape[1:]) for rng in self.rngs])
 
     def _target_noise(self, like: torch.Tensor) -> torch.Tensor:
-        shape, dtype, device = like.shape[1:], like.dtype, like.device
-        noise = [
-            torch.randn(shape, generator=g, dtype=dtype, device=device) for g in self.target_gens
-        ]
-        return torch.stack(noise)
+        return _stacked_normal(like.shape[1:], self.target_gens, like)
 
     def _q1(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.critic.call("q1_value", obs, actions)
@@ -210,11 +206,18 @@ class SeedStackedSAC(_MemberStates, SAC):
         """Each seed's noise from its own generator ``stream`` (the shape and order of its
         single run's draw), then all seeds' samples in one call."""
         shape = (*obs.shape[1:-1], self.act_dim)
-        eps = torch.stack([
-            torch.randn(shape, generator=g, dtype=obs.dtype, device=obs.device)
-            for g in self.member_generators[stream]
-        ])  # fmt: skip
+        eps = _stacked_normal(shape, self.member_generators[stream], obs)
         return self.actor.call("sample_from_noise", obs, eps)
+
+
+def _stacked_normal(
+    shape: tuple[int, ...], generators: Sequence[torch.Generator], like: torch.Tensor
+) -> torch.Tensor:
+    """``[S, *shape]`` standard normal noise, row ``s`` drawn from seed ``s``'s generator as its
+    single run draws it (the dtype and device of ``like``)."""
+    return torch.stack([
+        torch.randn(shape, generator=g, dtype=like.dtype, device=like.device) for g in generators
+    ])  # fmt: skip
 
 
 def stack_learners(members: Sequence[Any], cfg: Any) -> SeedStackedTD3 | SeedStackedSAC:

@@ -1,10 +1,10 @@
 """Many seeds in one process: ``spikerl train --seeds 0-7``.
 
 S runs of one TD3 or SAC config that differ only in ``run.seed`` train side by side: every
-seed has
-the run folder, env, replay buffer, random streams, ``metrics.csv``, ``best.pt`` and atomic
-``checkpoint.pt`` its single-seed run would have (the same :class:`~spikerl.experiments.run`
-machinery builds, evaluates and saves each), while the S learners are stacked into one
+seed has the run folder, env, replay buffer, random streams, ``metrics.csv``, ``best.pt`` and
+atomic ``checkpoint.pt`` its single-seed run would have (the same
+:class:`~spikerl.experiments.run` machinery builds, evaluates and saves each), while the S
+learners are stacked into one
 :class:`~spikerl.algos.seeds.SeedStackedTD3` (or ``SeedStackedSAC``): the seeds act with one
 batched forward and update with one batched step per network.
 

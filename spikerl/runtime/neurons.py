@@ -118,21 +118,9 @@ def lif_layer(
     if reset != "hard":
         return marks, (v, marks[-1].copy())
     if math.isnan(np.add.reduce(v, axis=None)):  # a NaN (e.g. observed): 1 - keep is not s
-        return _lif_by_ticks(currents, state, p)
+        return _by_ticks("lif", currents, state, p)
     spikes = np.subtract(1.0, marks, out=marks)
     return spikes, (v, spikes[-1].copy())
-
-
-def _lif_by_ticks(
-    currents: np.ndarray, state: tuple | None, p: dict[str, Any]
-) -> tuple[np.ndarray, tuple]:
-    """:func:`lif_tick` tick by tick (the reference :func:`lif_layer` falls back to)."""
-    if state is None:
-        state = (np.zeros_like(currents[0]), np.zeros_like(currents[0]))
-    outputs = np.empty_like(currents)
-    for tick, current in enumerate(currents):
-        outputs[tick], state = lif_tick(current, state, p)
-    return outputs, state
 
 
 def clif_tick(current: np.ndarray, state: tuple, p: dict[str, Any]) -> tuple[np.ndarray, tuple]:
@@ -246,8 +234,15 @@ def run_layer(
     ``[T, B, N]`` and the state after the last tick."""
     if kind in ("lif", "if", "plif"):
         return lif_layer(currents, state, params)
+    return _by_ticks(kind, currents, state, params)
+
+
+def _by_ticks(
+    kind: str, currents: np.ndarray, state: tuple | None, params: dict[str, Any]
+) -> tuple[np.ndarray, tuple]:
+    """:func:`neuron_tick` tick by tick (also the reference :func:`lif_layer` falls back to)."""
     if state is None:
-        state = zero_state(params, *currents.shape[1:], currents.dtype)
+        state = zero_state({**params, "kind": kind}, *currents.shape[1:], currents.dtype)
     outputs = np.empty_like(currents)
     for tick, current in enumerate(currents):
         outputs[tick], state = neuron_tick(kind, current, state, params, tick)

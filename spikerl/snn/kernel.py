@@ -4,7 +4,10 @@ The element-wise neuron updates of a spiking training step are memory-bound: eac
 operation on a ``[256, 256]`` tensor streams it through the cache once (12-16 us), and a tick
 of :func:`~spikerl.snn.functional.lif_step` with its surrogate backward is about a dozen of
 them. :func:`lif_sequence` runs all T ticks of a layer as one C loop forward (reading ``J``,
-writing ``V`` and ``S`` once per tick) and one backward (the adjoint recurrence below).
+writing ``V`` and ``S`` once per tick) and one backward (the adjoint recurrence below), in
+the calling thread: right after a torch operation its OpenMP workers spin on the other cores
+for a while, so a second thread of ours would share a core with one of them (measured: slower
+in a training step than one thread, though faster alone).
 
 - **Forward**: the operations of :func:`~spikerl.snn.functional.lif_step` in the same order,
   in the currents' precision, compiled without floating-point contraction (``-ffp-contract=off``)
@@ -45,7 +48,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from .functional import RESET_MODES, LIFState, StateShapeError
+from .functional import RESET_MODES, LIFState, _state_or_zeros
 from .surrogate import SURROGATE_KINDS, Surrogate
 
 __all__ = ["kernel_available", "lif_sequence"]
@@ -56,7 +59,7 @@ _FORWARD = r"""
 void lif_forward_{real}_{reset}_{mode}(const {real} *restrict J, const {real} *restrict v0,
         const {real} *restrict s0, {real} *restrict V, {real} *restrict S, long T, long rows,
         long n, const {real} *restrict decay, const {real} *restrict vth, {real} d0,
-        {real} th0, long begin, long end) {{
+        {real} th0) {{
     const long M = rows * n;
     (void)decay; (void)vth; (void)d0; (void)th0;
     for (long t = 0; t < T; ++t) {{
@@ -64,29 +67,25 @@ void lif_forward_{real}_{reset}_{mode}(const {real} *restrict J, const {real} *r
         const {real} *restrict sp = t ? S + (t - 1) * M : s0;
         const {real} *restrict j = J + t * M;
         {real} *restrict Vt = V + t * M, *restrict St = S + t * M;
-        for (long r = begin; r < end; ++r) {{
+        for (long r = 0; r < rows; ++r) {{
             const long o = r * n;
-            if (vp) {{
+            if (vp) {{{carried}
+            }} else {{  /* the zero state: the same update with v = s = 0 */{zero}
+            }}
+        }}
+    }}
+}}
+"""
+
+#: The forward's loop over one row of neurons, with its membrane update filled in.
+_FORWARD_ROW = r"""
                 for (long i = 0; i < n; ++i) {{
                     const long m = o + i;
                     const {real} d = {D}, th = {TH};
                     const {real} v = {update};
                     Vt[m] = v;
                     St[m] = (v - th > 0) ? ({real})1 : ({real})0;
-                }}
-            }} else {{  /* the zero state: the same update with v = s = 0 */
-                for (long i = 0; i < n; ++i) {{
-                    const long m = o + i;
-                    const {real} d = {D}, th = {TH};
-                    const {real} v = {update_zero};
-                    Vt[m] = v;
-                    St[m] = (v - th > 0) ? ({real})1 : ({real})0;
-                }}
-            }}
-        }}
-    }}
-}}
-"""
+                }}"""
 
 _BACKWARD = r"""
 /* gJ holds the incoming membrane gradients on entry (zeros where there are none) and the
@@ -96,14 +95,13 @@ void lif_backward_{real}_{reset}_{kind}_{mode}(const {real} *restrict V,
         const {real} *restrict v0, const {real} *restrict s0,
         const {real} *restrict gS, {real} *restrict gJ, {real} *restrict gv0,
         {real} *restrict gs0, long T, long rows, long n, const {real} *restrict decay,
-        const {real} *restrict vth, {real} d0, {real} th0, {real} a, {real} hw, {real} pha,
-        long begin, long end) {{
+        const {real} *restrict vth, {real} d0, {real} th0, {real} a, {real} hw, {real} pha) {{
     const long M = rows * n;
     (void)decay; (void)vth; (void)d0; (void)th0; (void)hw; (void)pha;
     for (long t = T - 1; t >= 0; --t) {{
         const {real} *restrict Vt = V + t * M, *restrict gs = gS + t * M;
         {real} *restrict gj = gJ + t * M;
-        for (long r = begin; r < end; ++r) {{
+        for (long r = 0; r < rows; ++r) {{
             const long o = r * n;
             if (t == T - 1) {{  /* the last tick: nothing comes back from a next one */
                 for (long i = 0; i < n; ++i) {{
@@ -129,7 +127,7 @@ void lif_backward_{real}_{reset}_{kind}_{mode}(const {real} *restrict V,
             }}
         }}
     }}
-    for (long r = begin; r < end; ++r) {{  /* what tick 0 sends to the initial state */
+    for (long r = 0; r < rows; ++r) {{  /* what tick 0 sends to the initial state */
         for (long i = 0; i < n; ++i) {{
             const long m = r * n + i;
             const {real} d = {D}, th = {TH};
@@ -186,8 +184,10 @@ def _source() -> str:
         for (reset, (update, zero)), (mode, (d, th)) in itertools.product(
             _UPDATES.items(), _MODES.items()
         ):
-            parts.append(_FORWARD.format(real=real, reset=reset, mode=mode, D=d, TH=th,
-                                         update=fill(update), update_zero=fill(zero)))  # fmt: skip
+            rows = [_FORWARD_ROW.format(real=real, D=d, TH=th, update=fill(u))
+                    for u in (update, zero)]  # fmt: skip
+            parts.append(_FORWARD.format(real=real, reset=reset, mode=mode, carried=rows[0],
+                                         zero=rows[1]))  # fmt: skip
             for kind, surrogate in _SURROGATES.items():
                 parts.append(_BACKWARD.format(real=real, reset=reset, kind=kind, mode=mode, D=d,
                                               TH=th, back=fill(_BACKS[reset]),
@@ -277,22 +277,15 @@ def _build() -> Any:
 def kernel_available() -> bool:
     """Whether the C kernel is built (or could be built now) on this machine."""
     global _LIBRARY
-    with _LOCK:
-        if _LIBRARY is None:
-            _LIBRARY = _build()
+    if _LIBRARY is None:  # built or refused once; the lock only guards that first time
+        with _LOCK:
+            if _LIBRARY is None:
+                _LIBRARY = _build()
     return _LIBRARY is not False
 
 
 def _pointer(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
-
-
-def _run(function: Any, args: list[Any], rows: int) -> None:
-    """``function(*args, 0, rows)`` in the calling thread. One thread on purpose: right after
-    a torch operation its OpenMP workers spin on the other cores for a while, so a second
-    thread of ours would share a core with one of them (measured: slower than one thread in
-    a training step, though faster alone)."""
-    function(*args, 0, rows)
 
 
 class _Constants:
@@ -325,8 +318,7 @@ def _forward(currents, v0, s0, constants: _Constants, reset: str):
     real = "float" if currents.dtype == torch.float32 else "double"
     args = [_pointer(currents), _pointer(v0), _pointer(s0), _pointer(V), _pointer(S), T, rows, n,
             *constants.args()]  # fmt: skip
-    name = f"lif_forward_{real}_{reset}_{constants.mode}"
-    _run(_function(name, currents.dtype), args, rows)
+    _function(f"lif_forward_{real}_{reset}_{constants.mode}", currents.dtype)(*args)
     return S, V
 
 
@@ -341,10 +333,10 @@ def _function(name: str, dtype: torch.dtype) -> Any:
         real = ctypes.c_float if dtype == torch.float32 else ctypes.c_double
         function = getattr(_LIBRARY, name)
         if name.startswith("lif_forward"):
-            function.argtypes = [p, p, p, p, p, l_, l_, l_, p, p, real, real, l_, l_]
+            function.argtypes = [p, p, p, p, p, l_, l_, l_, p, p, real, real]
         else:
             function.argtypes = [p, p, p, p, p, p, p, l_, l_, l_, p, p, real, real, real,
-                                 real, real, l_, l_]  # fmt: skip
+                                 real, real]  # fmt: skip
         function.restype = None
         _SIGNATURES[key] = function
     return _SIGNATURES[key]
@@ -390,7 +382,7 @@ class _KernelLIF(torch.autograd.Function):
                 _pointer(grad_v0), _pointer(grad_s0), T, rows, n, *constants.args(), a,
                 0.5 / a, math.pi / 2.0 * a]  # fmt: skip
         name = f"lif_backward_{real}_{ctx.reset}_{ctx.kind}_{constants.mode}"
-        _run(_function(name, membranes.dtype), args, rows)
+        _function(name, membranes.dtype)(*args)
         return grad_currents, grad_v0, grad_s0, None, None, None, None
 
 
@@ -431,12 +423,8 @@ def lif_sequence(
         or not kernel_available()
     ):
         return None
-    if state is not None and state[0].shape != currents.shape[1:]:
-        raise StateShapeError(
-            f"LIFState of shape {tuple(state[0].shape)} does not match the input of shape "
-            f"{tuple(currents.shape[1:])}; reset the state (None or init_state) for a new batch "
-            "size"
-        )
+    if state is not None:
+        _state_or_zeros(LIFState, currents[0], state)  # a membrane of another shape raises
     if state is not None and state[1].shape != currents.shape[1:]:
         return None  # spikes that broadcast against the membranes: the eager loop's business
     constants = _constants(decay, v_th, currents)
