@@ -8,6 +8,12 @@ rates are the median of ``--repeats`` windows, run round-robin. The C export (fl
 int8 weights) is compiled with the system compiler (``cc -std=c99 -O2``) into a timing loop
 that calls ``spikerl_decide`` on the same 64 observations (skipped where no compiler exists).
 
+The NumPy runtime's products run on NumPy's BLAS, whose kernel sets their speed: the JSON
+records it (``environment.numpy_blas``, with ``threadpoolctl`` installed), and an
+``OPENBLAS_CORETYPE`` override in the environment is reported, since it measures the forced
+kernel instead of the one OpenBLAS picks on a user's machine (run the script under
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` to measure NumPy as installed).
+
     python benchmarks/runtime_decisions.py [--seconds 2] [--repeats 3] [--threads 1] [--json P]
         [--plot docs/figures/runtime_decisions.png]
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +32,7 @@ import numpy as np
 import torch
 from _bench import write_results
 
+from spikerl.bench.machine import blas_override, numpy_blas
 from spikerl.export import export_npz, network_spec, quantize_policy, write_c
 from spikerl.nets import SpikingActor
 from spikerl.nets.policy import ActingPolicy
@@ -124,6 +132,7 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None, help="bar chart (needs matplotlib)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    _report_blas()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
         calls = policies(Path(folder), rng)
@@ -142,6 +151,18 @@ def main() -> None:
     write_results(args, "runtime_decisions", {"decisions_per_s": medians, "windows": rates})
     if args.plot is not None:
         plot(medians, args.plot)
+
+
+def _report_blas() -> None:
+    """One line naming NumPy's BLAS kernel, and a note when the environment forces it."""
+    kernels = ", ".join(f"{p['internal_api']} {p['architecture']}" for p in numpy_blas())
+    print(f"NumPy BLAS: {kernels or 'unknown (install threadpoolctl to see it)'}")
+    overrides = blas_override()
+    if overrides:
+        names = " ".join(f"{k}={v}" for k, v in overrides.items())
+        print(f"note: {names} is set, so the NumPy columns measure that forced kernel; unset "
+              "it (env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...) to measure NumPy as "
+              "installed", file=sys.stderr)  # fmt: skip
 
 
 def plot(medians: dict[str, float], path: Path) -> None:

@@ -20,6 +20,23 @@ def _spread(summary: dict[str, Any], digits: int = 0) -> str:
     return f"{_n(summary['min'], digits)}-{_n(summary['max'], digits)}"
 
 
+def _blas(machine: dict[str, Any]) -> str:
+    """NumPy's BLAS library, kernel and threads, and any OpenBLAS override (runs saved before
+    these were recorded show "not recorded")."""
+    pools = machine.get("numpy_blas")
+    if pools is None:
+        return "not recorded"
+    text = (
+        "; ".join(
+            f"{p['internal_api']} {p['version']} ({p['architecture']}, {p['num_threads']} threads)"
+            for p in pools
+        )
+        or "unknown (install threadpoolctl)"
+    )
+    overrides = machine.get("openblas_overrides") or {}
+    return text + "".join(f", {k}={v} set" for k, v in overrides.items())
+
+
 def _machine(results: dict[str, Any]) -> str:
     m, s = results["machine"], results["settings"]
     rows = [
@@ -29,6 +46,7 @@ def _machine(results: dict[str, Any]) -> str:
         ["bf16 matmul units", ", ".join(m["bf16_matmul_units"]) or "none"],
         ["device", m["device"] + (f" ({m['gpu']}, CUDA {m['cuda']})" if "gpu" in m else "")],
         ["python / torch / numpy", f"{m['python']} / {m['torch']} / {m['numpy']}"],
+        ["NumPy BLAS", _blas(m)],
         ["gymnasium / mujoco", f"{m['gymnasium']} / {m['mujoco']}"],
         ["platform", m["platform"]],
         ["1-minute load average at start", m["load_avg_1m"]],

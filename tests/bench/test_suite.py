@@ -5,7 +5,7 @@ import json
 import pytest
 
 from spikerl.bench import BenchSettings, run_suite
-from spikerl.bench.report import render_markdown, targets
+from spikerl.bench.report import _blas, render_markdown, targets
 from spikerl.bench.suite import CONVERSION_MODELS, OPT_IN_VARIANTS, SEED_VARIANTS, TRAINING_VARIANTS
 from spikerl.cli import main
 from spikerl.experiments.config import load_config
@@ -63,6 +63,8 @@ def test_other_sections_cover_their_settings(quick_results):
     assert len(latency) == 9 and all(r["p10_us"] <= r["median_us"] <= r["p90_us"] for r in latency)
     machine = quick_results["machine"]
     assert machine["cores"] >= 1 and machine["torch"] and machine["cpu"]
+    blas = machine["numpy_blas"]  # threadpoolctl is in the dev extra: NumPy's BLAS is named
+    assert blas and all(p["internal_api"] and p["num_threads"] >= 1 for p in blas)
     assert quick_results["settings"]["torch_threads"] == 1
 
 
@@ -74,6 +76,15 @@ def test_markdown_report_names_the_command_machine_and_sections(quick_results):
                   "## Many seeds in one process"):  # fmt: skip
         assert title in text
     assert "| proxy-target TD3 (DN) |" in text
+
+
+def test_machine_table_names_numpy_blas_and_any_openblas_override():
+    machine = {"numpy_blas": [{"internal_api": "openblas", "version": "0.3.31",
+                               "architecture": "Haswell", "num_threads": 2}],
+               "openblas_overrides": {"OPENBLAS_CORETYPE": "Haswell"}}  # fmt: skip
+    assert _blas(machine) == "openblas 0.3.31 (Haswell, 2 threads), OPENBLAS_CORETYPE=Haswell set"
+    assert _blas({}) == "not recorded"  # a run saved before the BLAS was recorded
+    assert _blas({"numpy_blas": []}) == "unknown (install threadpoolctl)"
 
 
 def test_targets_are_read_off_the_results():
