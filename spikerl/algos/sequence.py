@@ -162,12 +162,14 @@ class SequenceTD3BC(CheckpointMixin):
         """The masked actor loss of one batch (module docstring) and its parts."""
         with self.precision():
             pi, _ = self.actor.unroll(batch.obs)  # zero state at every window start
-        pi = pi.float()
-        learn = self._learn_mask(batch).float()
-        bc = masked_mean((pi - batch.actions) ** 2, learn)
+        # the losses see only the steps past the burn-in (the unroll above runs all L of them):
+        # the critic evaluates L - W steps per window instead of L
+        pi, obs, actions = (x[:, self.burn_in :] for x in (pi.float(), batch.obs, batch.actions))
+        learn = self._learn_mask(batch)[:, self.burn_in :].float()
+        bc = masked_mean((pi - actions) ** 2, learn)
         loss = bc_weight * bc
         if self.q_term != "none":
-            q = self.critic.q1_value(batch.obs, pi)
+            q = self.critic.q1_value(obs, pi)
             q_mean = masked_mean(q, learn)
             scale = 1.0
             if self.q_term == "normalized":

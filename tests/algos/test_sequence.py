@@ -91,6 +91,20 @@ def test_the_td3bc_normaliser_uses_policy_q_and_is_detached():
         torch.testing.assert_close(grads[name], p.grad)
 
 
+def test_the_loss_on_steps_past_the_burn_in_equals_the_masked_loss_on_the_whole_window():
+    # the critic sees only i >= W; the reference evaluates it on all L steps and masks
+    learner = _learner("normalized", alpha=2.5)
+    batch = _batch(valid_to=L - 3)
+    pi, _ = learner.actor.unroll(batch.obs)
+    learn = (batch.mask & (torch.arange(L) >= W)).float()
+    q = learner.critic.q1_value(batch.obs, pi)
+    bc = masked_mean((pi - batch.actions) ** 2, learn)
+    expected = 0.2 * bc - 2.5 / masked_mean(q.abs(), learn) * masked_mean(q, learn)
+    loss, parts = learner.actor_loss(batch, bc_weight=0.2)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(parts["loss/bc"], bc.item())
+
+
 def test_burn_in_and_padded_steps_give_no_actor_gradient():
     learner = _learner()
     batch = _batch(valid_to=L - 3)
