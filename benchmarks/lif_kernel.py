@@ -1,15 +1,19 @@
 """The C kernel of a LIF layer's T ticks (:mod:`spikerl.snn.kernel`) against the eager loop.
 
-Three A/Bs in one process, windows alternating between ``LIF.kernel = False`` (the eager tick
-loop) and ``True`` (the default):
+Three A/Bs in one process, windows alternating between ``LIF.kernel = CLIF.kernel = False``
+(the eager tick loops) and ``True`` (the default; CLIF runs its current filter, then the LIF
+kernel):
 
 * **layer**: one LIF layer's forward and surrogate backward over ``[T, B, N]`` currents
   (T = 5, B = 256, N = 256, hard reset, rectangular surrogate), and its no-grad forward;
 * **actor**: the proxy-target actor (17-d observation, populations of 10, 256-256, T = 5) at
-  batch 256, forward and backward (an actor update) and no-grad forward (a target pass);
+  batch 256, forward and backward (an actor update) and no-grad forward (a target pass); the
+  same actor with PLIF neurons (a trained leak per layer) and with CLIF; and the quadrotor
+  controller (18-256-128-4, trained per-neuron leaks and thresholds) unrolled over 100 steps
+  of 350 windows, forward and backward (a sequence-training actor step);
 * **training**: env steps/s of the HalfCheetah-v4 training loop (batch 256, one update per
-  env step) for spiking TD3 (LIF, Polyak target) and proxy-target TD3 (LIF), after 1000 random
-  steps and 20 untimed updates; ``--window`` steps per window.
+  env step) for spiking TD3 (LIF, Polyak target) and proxy-target TD3 with LIF, PLIF and CLIF
+  actors, after 1000 random steps and 20 untimed updates; ``--window`` steps per window.
 
     python benchmarks/lif_kernel.py [--repeats 5] [--window 60] [--threads 2] [--json PATH]
 """
@@ -25,11 +29,12 @@ from pathlib import Path
 import torch
 from _bench import positive_int, quiet_warnings, write_results
 
+from spikerl.bench.sequence_parts import quadrotor_controller
 from spikerl.bench.suite import TRAINING_VARIANTS, BenchSettings, _variant_config
 from spikerl.bench.train_loop import TrainLoop
 from spikerl.nets import SpikingActor
 from spikerl.snn.kernel import kernel_available
-from spikerl.snn.layers import LIF
+from spikerl.snn.layers import CLIF, LIF
 
 
 def _ab(call: Callable[[], None], repeats: int, reps_per_window: int) -> dict[str, float]:
@@ -37,13 +42,13 @@ def _ab(call: Callable[[], None], repeats: int, reps_per_window: int) -> dict[st
     times: dict[str, list[float]] = {"eager": [], "kernel": []}
     for _ in range(repeats):
         for name in times:
-            LIF.kernel = name == "kernel"
+            LIF.kernel = CLIF.kernel = name == "kernel"
             call()
             start = time.perf_counter()
             for _ in range(reps_per_window):
                 call()
             times[name].append((time.perf_counter() - start) / reps_per_window * 1e3)
-    LIF.kernel = True
+    LIF.kernel = CLIF.kernel = True
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -65,35 +70,53 @@ def layer_calls() -> dict[str, Callable[[], None]]:
 
 def actor_calls() -> dict[str, Callable[[], None]]:
     torch.manual_seed(0)
-    actor = SpikingActor(17, 6, neuron="lif", hidden=[256, 256], timesteps=5, pop_in=10,
-                         pop_out=10)  # fmt: skip
+    actors = {kind: SpikingActor(17, 6, neuron=kind, hidden=[256, 256], timesteps=5, pop_in=10,
+                                 pop_out=10) for kind in ("lif", "plif", "clif")}  # fmt: skip
     obs = torch.randn(256, 17)
+    controller, windows = quadrotor_controller(), torch.randn(350, 100, 146)
 
-    def train() -> None:
+    def train(actor: torch.nn.Module) -> None:
         actor.zero_grad(set_to_none=True)
         actor(obs).pow(2).sum().backward()
 
     def act() -> None:
         with torch.no_grad():
-            actor(obs)
+            actors["lif"](obs)
 
-    return {"actor forward+backward (batch 256)": train, "actor no-grad forward": act}
+    def unroll() -> None:
+        controller.zero_grad(set_to_none=True)
+        controller.unroll(windows)[0].pow(2).mean().backward()
+
+    return {
+        "actor forward+backward (batch 256)": lambda: train(actors["lif"]),
+        "actor no-grad forward": act,
+        "PLIF actor forward+backward (batch 256)": lambda: train(actors["plif"]),
+        "CLIF actor forward+backward (batch 256)": lambda: train(actors["clif"]),
+        "quadrotor controller unroll forward+backward (350 x 100)": unroll,
+    }
 
 
 def training_rates(window: int, repeats: int) -> dict[str, dict[str, float]]:
     settings, out = BenchSettings(), {}
-    for name in ("spiking TD3 (LIF, Polyak target)", "proxy-target TD3 (LIF)"):
-        loop = TrainLoop(_variant_config(TRAINING_VARIANTS[name], settings), 30_000, "cpu")
+    variants = {
+        name: TRAINING_VARIANTS[name]
+        for name in ("spiking TD3 (LIF, Polyak target)", "proxy-target TD3 (LIF)")
+    }
+    variants["proxy-target TD3 (PLIF)"] = [*TRAINING_VARIANTS["proxy-target TD3 (LIF)"],
+                                           "actor.kind=plif"]  # fmt: skip
+    variants["proxy-target TD3 (CLIF)"] = TRAINING_VARIANTS["proxy-target TD3 (CLIF)"]
+    for name, overrides in variants.items():
+        loop = TrainLoop(_variant_config(overrides, settings), 30_000, "cpu")
         loop.prefill()
         loop.train(20)
         rates: dict[str, list[float]] = {"eager": [], "kernel": []}
         for _ in range(repeats):
             for kind in rates:
-                LIF.kernel = kind == "kernel"
+                LIF.kernel = CLIF.kernel = kind == "kernel"
                 start = time.perf_counter()
                 loop.train(window)
                 rates[kind].append(window / (time.perf_counter() - start))
-        LIF.kernel = True
+        LIF.kernel = CLIF.kernel = True
         eager, kernel = (statistics.median(rates[kind]) for kind in ("eager", "kernel"))
         out[name] = {"eager": eager, "kernel": kernel}
         print(f"{name}: eager {eager:.1f}, kernel {kernel:.1f} env steps/s "
@@ -114,7 +137,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results: dict[str, dict[str, float]] = {}
     for name, call in {**layer_calls(), **actor_calls()}.items():
-        results[name] = _ab(call, args.repeats, 20)
+        results[name] = _ab(call, args.repeats, 2 if "unroll" in name else 20)
         r = results[name]
         print(f"{name}: eager {r['eager']:.3f} ms, kernel {r['kernel']:.3f} ms "
               f"({r['eager'] / r['kernel']:.2f}x)", flush=True)  # fmt: skip

@@ -215,7 +215,52 @@ class SpikingNetwork(nn.Module):
         """Actions ``[B, L, m]`` for an observation sequence ``[B, L, n]``: :meth:`step` at
         every control step, the state carried from one to the next (from ``state``; None:
         zeros). Differentiable end to end, so a loss on the actions backpropagates through time
-        into the weights, leaks and thresholds."""
+        into the weights, leaks and thresholds.
+
+        A network of one tick per decision (the stateful controller) runs the sequence layer by
+        layer, as a decision runs its T ticks: each synaptic layer maps all L steps at once and
+        its neurons run the L ticks in one multi-step call (the C kernel where it applies), the
+        readout reads every tick. With no synaptic delay this is the step-by-step loop up to
+        the products' summation order (tested). The network steps instead where that would
+        differ or be unseen: T > 1 ticks per decision, neurons whose update depends on the tick
+        index (conversion neurons restart every decision), layers or readouts of more than one
+        feature axis, and forward hooks on the network (energy accounting counts decisions)."""
+        if not self._unrolls_by_layer(obs_seq):
+            return self._unroll_by_steps(obs_seq, state)
+        batch, length = obs_seq.shape[:2]
+        if state is not None:
+            self.check_state(state, batch)
+        x = self._encode(obs_seq.transpose(0, 1).reshape(length * batch, -1))  # [1, L*B, n]
+        x = x.reshape(length, batch, -1)  # the L control steps as the tick axis
+        states = list(state) if state is not None else [None] * len(self.neurons)
+        membranes = None
+        for i, (linear, neuron) in enumerate(zip(self.linears, self.neurons, strict=True)):
+            if i == len(self.neurons) - 1 and self.decoder.input_kind == "analog":
+                x, states[i], membranes = neuron.forward_recording(linear(x), states[i])
+            else:
+                x, states[i] = neuron(linear(x), states[i])
+        # every step's readout of its one tick, as L * B decisions of T = 1
+        rows = x.reshape(1, length * batch, -1)
+        last_v = None if membranes is None else membranes.reshape(length * batch, -1)
+        pre = self.decoder(rows, last_v)
+        action = self.max_action * (torch.tanh(pre) if self.activation == "tanh" else pre)
+        return action.reshape(length, batch, -1).transpose(0, 1), tuple(states)
+
+    def _unrolls_by_layer(self, obs_seq: torch.Tensor) -> bool:
+        """Whether :meth:`unroll` may run the L steps as L ticks of each layer (its docstring)."""
+        return (
+            self.timesteps == 1
+            and obs_seq.dim() == 3
+            and all(n.tick_independent for n in self.neurons)
+            and all(isinstance(m, nn.Linear) for m in self.linears)
+            and isinstance(self.decoder, LinearReadout | PopulationDecoder)
+            and not (self._forward_hooks or self._forward_pre_hooks)
+        )
+
+    def _unroll_by_steps(
+        self, obs_seq: torch.Tensor, state: NetworkState | None
+    ) -> tuple[torch.Tensor, NetworkState]:
+        """:meth:`unroll` as :meth:`step` at every control step (the reference)."""
         actions = []
         for i in range(obs_seq.shape[1]):
             action, state = self.step(obs_seq[:, i], state)

@@ -249,6 +249,7 @@ class ConversionNeuron(SpikingNeuron):
     """
 
     kind = "conversion"
+    tick_independent = False  # tick 0 starts a decision (and applies the CRPI carry)
 
     def __init__(
         self,

@@ -45,8 +45,10 @@ __all__ = [
     "RESET_MODES",
     "CLIFState",
     "DNState",
+    "DN_CONSTANTS",
     "LIFState",
     "StateShapeError",
+    "clif_current",
     "clif_step",
     "detach_state",
     "dn_step",
@@ -169,16 +171,36 @@ def clif_step(
     return s, CLIFState(i, v, s)
 
 
+def clif_current(
+    currents: torch.Tensor, i0: torch.Tensor | None, current_decay: float = 0.5
+) -> torch.Tensor:
+    r"""The synaptic currents of a CLIF layer over T ticks, ``[T, B, N]``:
+    :math:`I_t = \gamma I_{t-1} + J_t` from :math:`I_{-1}` = ``i0`` (None: zeros), the first line
+    of :func:`clif_step` with the same operations. It does not depend on the spikes, so a CLIF
+    layer is this filter followed by a hard-reset LIF layer driven by :math:`I_t`."""
+    i = torch.zeros_like(currents[0]) if i0 is None else i0
+    filtered = []
+    for current in currents:
+        i = current_decay * i + current
+        filtered.append(i)
+    return torch.stack(filtered)
+
+
+#: The DN constants of :func:`dn_step` (the proxy-target reference code's).
+DN_CONSTANTS = {"current_decay": 0.5, "theta_v": -0.172, "theta_u": 0.529, "theta_r": 0.021,
+                "theta_s": 0.132}  # fmt: skip
+
+
 def dn_step(
     current: torch.Tensor,
     state: DNState | None,
     spike_fn: SpikeFn,
-    current_decay: float = 0.5,
+    current_decay: float = DN_CONSTANTS["current_decay"],
     v_th: float = 0.5,
-    theta_v: float = -0.172,
-    theta_u: float = 0.529,
-    theta_r: float = 0.021,
-    theta_s: float = 0.132,
+    theta_v: float = DN_CONSTANTS["theta_v"],
+    theta_u: float = DN_CONSTANTS["theta_u"],
+    theta_r: float = DN_CONSTANTS["theta_r"],
+    theta_s: float = DN_CONSTANTS["theta_s"],
 ) -> tuple[torch.Tensor, DNState]:
     r"""One tick of the second-order dynamic neuron (DN) of MDC-SAN.
 

@@ -26,18 +26,21 @@ import torch
 from torch import nn
 
 from .functional import (
+    DN_CONSTANTS,
     RESET_MODES,
     CLIFState,
     DNState,
     LIFState,
     ResetMode,
+    _state_or_zeros,
+    clif_current,
     clif_step,
     dn_step,
     lif_step,
     unroll,
     unroll_recording,
 )
-from .kernel import lif_sequence
+from .kernel import dn_sequence, kernel_applies, lif_sequence
 from .surrogate import Surrogate
 
 __all__ = [
@@ -85,6 +88,9 @@ class SpikingNeuron(nn.Module):
     kind: str = ""
     #: Run :meth:`forward`'s tick loop through ``torch.compile`` (:func:`compile_neuron_loops`).
     compiled: bool = False
+    #: Whether the update ignores the tick index (False where tick 0 starts a decision, as the
+    #: conversion neurons'), so consecutive one-tick decisions may run as one multi-tick call.
+    tick_independent: bool = True
 
     def __init__(self, surrogate: Surrogate | None = None, size: int | None = None) -> None:
         super().__init__()
@@ -335,6 +341,9 @@ class CLIF(SpikingNeuron):
 
     state_type = CLIFState
     kind = "clif"
+    #: Run :meth:`forward` as the current filter then the LIF kernel where it applies
+    #: (``False``: always the eager tick loop).
+    kernel: bool = True
 
     def __init__(
         self,
@@ -355,6 +364,24 @@ class CLIF(SpikingNeuron):
 
         return tick
 
+    def forward(self, currents: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """All T ticks. The synaptic current :math:`I_t` does not depend on the spikes, so it
+        is computed first (:func:`~spikerl.snn.functional.clif_current`) and the membrane and
+        spikes run as a hard-reset LIF layer on it in the C kernel of :mod:`spikerl.snn.kernel`
+        where that applies: the eager loop's spikes and states bit for bit (``decay * v * (1 -
+        s)`` is ``decay * (v * (1 - s))`` for a 0/1 spike), its gradients up to summation
+        order. Otherwise, or with :attr:`kernel` off, the eager tick loop."""
+        currents = _full_precision(currents)
+        args = (self.surrogate, self.decay, self.v_th, "hard")
+        if self.kernel and not self.compiled and kernel_applies(currents, state, *args):
+            lif_state = None if state is None else LIFState(state.v, state.s)
+            filtered = clif_current(currents, None if state is None else state.i,
+                                    self.current_decay)  # fmt: skip
+            out = lif_sequence(filtered, lif_state, *args)
+            if out is not None:
+                return out[0], CLIFState(filtered[-1], *out[1])
+        return super().forward(currents, state)
+
     def neuron_parameters(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -370,6 +397,9 @@ class DN(SpikingNeuron):
 
     state_type = DNState
     kind = "dn"
+    #: Run :meth:`forward` as the input filter then the DN kernel where it applies
+    #: (``False``: always the eager tick loop).
+    kernel: bool = True
 
     def __init__(
         self, v_th: float = 0.5, size: int | None = None, surrogate: Surrogate | None = None
@@ -382,6 +412,28 @@ class DN(SpikingNeuron):
             return dn_step(current, state, self.surrogate, v_th=self.v_th)
 
         return tick
+
+    def forward(self, currents: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """All T ticks. The input filter :math:`C_t = 0.5 C_{t-1} + J_t` does not depend on the
+        spikes, so it is computed first (:func:`~spikerl.snn.functional.clif_current`) and the
+        second-order recurrence runs in the C kernel of :mod:`spikerl.snn.kernel`
+        (:func:`~spikerl.snn.kernel.dn_sequence`) where it applies: the eager loop's spikes and
+        states bit for bit, its gradients up to rounding. Otherwise, or with :attr:`kernel`
+        off, the eager tick loop."""
+        currents = _full_precision(currents)
+        if not (
+            self.kernel
+            and not self.compiled
+            and isinstance(self.v_th, int | float)  # the DN loop takes one plain threshold
+            and kernel_applies(currents, state, self.surrogate, 1.0, self.v_th)
+        ):
+            return super().forward(currents, state)
+        full = _state_or_zeros(DNState, currents[0], state)
+        filtered = clif_current(currents, full.c, DN_CONSTANTS["current_decay"])
+        thetas = tuple(DN_CONSTANTS[k] for k in ("theta_v", "theta_u", "theta_r", "theta_s"))
+        spikes, v, u = dn_sequence(filtered, (full.v, full.u, full.s), self.surrogate, self.v_th,
+                                   thetas)  # fmt: skip
+        return spikes, DNState(filtered[-1], v[-1].clone(), u[-1].clone(), spikes[-1].clone())
 
     def neuron_parameters(self) -> dict[str, Any]:
         return {"kind": self.kind, "v_th": self.v_th, "reset": "dn"}

@@ -12,9 +12,10 @@ from spikerl.experiments.config import ConfigError, load_config
 from spikerl.nets import build_actor
 from spikerl.nets.spiking import SpikingActor, SpikingNetwork, stateful_controller
 from spikerl.snn.coding import DirectEncoder, LinearReadout
+from spikerl.snn.conversion import ConversionNeuron
 from spikerl.snn.energy import OpCounter
 from spikerl.snn.functional import LIFState, StateShapeError
-from spikerl.snn.layers import LIF, SpikingNeuron
+from spikerl.snn.layers import LIF, SpikingNeuron, make_neuron
 from spikerl.snn.surrogate import Surrogate
 
 F64 = torch.float64
@@ -219,6 +220,95 @@ def test_stateful_stepping_equals_one_unrolled_sequence():
     expected = torch.tanh(net.decoder.linear(x))
     torch.testing.assert_close(torch.stack(actions), expected, rtol=1e-12, atol=1e-12)
     assert torch.stack(actions).std() > 0
+
+
+def _unroll_grads(net: SpikingNetwork, seq: torch.Tensor, state, by_steps: bool):
+    """Actions, final state and parameter gradients of ``unroll`` or, as the reference, of
+    stepping with the eager neuron loops."""
+    net.zero_grad(set_to_none=True)
+    LIF.kernel = not by_steps
+    try:
+        run = net._unroll_by_steps if by_steps else net.unroll
+        actions, final = run(seq, state)
+        weights = torch.randn(actions.shape, generator=torch.Generator().manual_seed(9),
+                              dtype=F64)  # fmt: skip
+        ((weights * actions).sum() + sum(layer.v.sum() for layer in final)).backward()
+    finally:
+        LIF.kernel = True
+    return actions, final, {n: p.grad.clone() for n, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("readout", ["spikes", "membrane"])
+@pytest.mark.parametrize("carried", [False, True])
+def test_the_layer_by_layer_unroll_equals_stepping_forward_and_backward(readout, carried):
+    """A one-tick controller's unroll runs each layer over the L steps at once (the LIF kernel
+    with its trained leaks and thresholds); stepping it L times with the eager neuron loops is
+    the reference."""
+    net = _controller()
+    net.decoder.source = readout
+    seq = torch.stack([_obs(3, 6, seed=s) for s in range(20)], dim=1)  # [B, L, n]
+    with torch.no_grad():
+        state = net.step(_obs(3, 6, seed=99))[1] if carried else None
+    ref_actions, ref_final, ref_grads = _unroll_grads(net, seq, state, by_steps=True)
+    actions, final, grads = _unroll_grads(net, seq, state, by_steps=False)
+    torch.testing.assert_close(actions, ref_actions, rtol=1e-12, atol=1e-12)
+    for layer, ref_layer in zip(final, ref_final, strict=True):
+        assert torch.equal(layer.s, ref_layer.s)
+        torch.testing.assert_close(layer.v, ref_layer.v, rtol=1e-12, atol=1e-12)
+    assert {n for n in grads} >= {"neurons.0.beta", "neurons.0.v_th"}
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, ref_grads[name], rtol=1e-10, atol=1e-12)
+        assert torch.count_nonzero(grad) > 0, name
+    with pytest.raises(StateShapeError):
+        net.unroll(seq[:2], final)  # a state for 3 rows
+
+
+def _one_tick_network(kind: str, readout: str = "rate") -> SpikingNetwork:
+    """A stateful network of one tick per decision with ``kind`` neurons (float64)."""
+    torch.manual_seed(2)
+    sizes = [6, 16, 8]
+    if kind == "conversion":
+        neurons = [ConversionNeuron("if", n, timesteps=1, crpi=0.5) for n in sizes[1:]]
+    else:
+        neurons = [make_neuron(kind, n, Surrogate("sigmoid", 4.0)) for n in sizes[1:]]
+    linears = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    with torch.no_grad():
+        for lin in linears:
+            lin.weight.mul_(2.5)
+    readout_layer = LinearReadout(8, 2, source=readout)
+    net = SpikingNetwork(DirectEncoder(6, timesteps=1), linears, neurons, readout_layer,
+                         timesteps=1, stateful=True)  # fmt: skip
+    return net.double()
+
+
+@pytest.mark.parametrize(
+    "kind,readout",
+    [("lif", "rate"), ("lif", "count"), ("clif", "spikes"), ("dn", "rate"), ("plif", "count")],
+)
+def test_one_tick_networks_of_every_neuron_unroll_by_layer_as_they_step(kind, readout):
+    net = _one_tick_network(kind, readout)
+    seq = torch.stack([_obs(3, 6, seed=s) for s in range(15)], dim=1)
+    assert net._unrolls_by_layer(seq)
+    ref_actions, _, ref_grads = _unroll_grads(net, seq, None, by_steps=True)
+    actions, _, grads = _unroll_grads(net, seq, None, by_steps=False)
+    torch.testing.assert_close(actions, ref_actions, rtol=1e-12, atol=1e-12)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, ref_grads[name], rtol=1e-10, atol=1e-12)
+
+
+def test_conversion_neurons_and_energy_hooks_make_unroll_step():
+    """Conversion neurons restart at every decision's tick 0, and hooks count decisions: in
+    both cases the L steps are not one L-tick call, so unroll steps (and still equals it)."""
+    net = _one_tick_network("conversion")
+    seq = torch.stack([_obs(3, 6, seed=s) for s in range(10)], dim=1)
+    assert not net._unrolls_by_layer(seq)
+    with torch.no_grad():
+        torch.testing.assert_close(net.unroll(seq)[0], net._unroll_by_steps(seq, None)[0])
+    controller = _controller()
+    with OpCounter(controller) as counter:
+        assert not controller._unrolls_by_layer(seq)
+        controller.unroll(seq)
+    assert counter.report().meta["decisions"] == 3 * 10
 
 
 def test_batched_stateful_controller_equals_single_rows():
