@@ -19,7 +19,7 @@ import io
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -80,10 +80,11 @@ def apg(method: Mapping[str, float], baseline: Mapping[str, float]) -> float:
 
 @dataclass(frozen=True)
 class Cell:
-    """One (method, env) of the grid: ``runs`` expected, ``seeds`` of them finished.
+    """One (method, env) of the grid: ``runs`` expected, ``seeds`` of them averaged (finished,
+    or ``unfinished`` of them included as they stand).
 
-    ``max_return`` and ``final_return`` are (mean, std) over the finished seeds; ``energy_nj``
-    the mean nJ per decision per preset over the finished seeds that have an ``energy.json``.
+    ``max_return`` and ``final_return`` are (mean, std) over the averaged seeds; ``energy_nj``
+    the mean nJ per decision per preset over the averaged seeds that have an ``energy.json``.
     """
 
     method: str
@@ -93,6 +94,7 @@ class Cell:
     max_return: tuple[float, float]
     final_return: tuple[float, float]
     energy_nj: Mapping[str, float]
+    unfinished: int = 0
 
     @property
     def left_out(self) -> int:
@@ -101,8 +103,13 @@ class Cell:
 
     @property
     def seeds_text(self) -> str:
-        """``5``, or ``3 (+2 unfinished)`` when runs are left out."""
-        return f"{self.seeds} (+{self.left_out} unfinished)" if self.left_out else str(self.seeds)
+        """``5``; ``3 (+2 unfinished)`` when runs are left out; ``4 (incl. 2 unfinished)`` when
+        unfinished runs are averaged as they stand (then ``(+1 left out)`` for the others)."""
+        if not self.unfinished:
+            left = f" (+{self.left_out} unfinished)" if self.left_out else ""
+            return f"{self.seeds}{left}"
+        text = f"{self.seeds} (incl. {self.unfinished} unfinished)"
+        return f"{text} (+{self.left_out} left out)" if self.left_out else text
 
 
 class Gain(NamedTuple):
@@ -131,16 +138,29 @@ class Report:
 
     @property
     def left_out(self) -> tuple[RunRecord, ...]:
-        """The runs left out of every mean (not finished), in record order."""
-        return tuple(r for r in self.records if not r.finished)
+        """The runs left out of every mean (not averaged), in record order."""
+        return tuple(r for r in self.records if not r.averaged)
+
+    @property
+    def included(self) -> tuple[RunRecord, ...]:
+        """The unfinished runs averaged as they stand (``include_unfinished``)."""
+        return tuple(r for r in self.records if r.included)
+
+    @property
+    def seeds_phrase(self) -> str:
+        """What the means average, for titles: ``finished seeds``, or ``seeds, n unfinished as
+        they stand``."""
+        if not self.included:
+            return "finished seeds"
+        return f"seeds, {len(self.included)} unfinished as they stand"
 
     @property
     def has_energy(self) -> bool:
         return any(c.energy_nj for c in self.cells.values())
 
-    def finished_runs(self, method: str, env: str) -> list[RunRecord]:
-        """The finished runs (seeds) of one cell, the ones its means average."""
-        return [r for r in self.records if r.finished and (r.method, r.env) == (method, env)]
+    def averaged_runs(self, method: str, env: str) -> list[RunRecord]:
+        """The runs (seeds) of one cell that its means average."""
+        return [r for r in self.records if r.averaged and (r.method, r.env) == (method, env)]
 
     def format(self, fmt: str = "md") -> str:
         """The report as ``md`` (see :meth:`markdown`), ``csv`` (:meth:`csv`) or ``json``."""
@@ -156,11 +176,15 @@ class Report:
         """The paper's table, one row per method and one column per env (max average return
         mean +- std, then APG), so an 8-method x 5-env grid reads like Table 1 at 7 columns;
         then the long table (final return, seeds, energy per (method, env)) and the runs left
-        out. A cell that averages fewer runs than expected shows ``(finished/expected)``."""
+        out (and those averaged unfinished). A cell that averages fewer runs than expected shows
+        ``(averaged/expected)``."""
         parts = [self._grid_markdown(), self._long_markdown()]
+        if self.included:
+            parts.append(self._included_markdown())
         if self.left_out:
             parts.append(self._left_out_markdown())
-        parts.append(_NOTE + (_APG_NOTE if self.baseline is not None else ""))
+        note = _NOTE if not self.included else _NOTE_UNFINISHED
+        parts.append(note + (_APG_NOTE if self.baseline is not None else ""))
         return "\n\n".join(parts) + "\n"
 
     def _grid_markdown(self) -> str:
@@ -173,7 +197,7 @@ class Report:
             if self.baseline is not None:
                 row.append("baseline" if m == self.baseline else self._gain_text(m))
             rows.append(row)
-        title = "### Max average return (mean ± std over finished seeds)"
+        title = f"### Max average return (mean ± std over {self.seeds_phrase})"
         return "\n\n".join([title, markdown_table(headers, rows, left=1), *self._apg_notes()])
 
     def _gain_text(self, method: str) -> str:
@@ -216,6 +240,13 @@ class Report:
             for c in self._ordered_cells()
         ]
         return f"### Per method and env\n\n{markdown_table(headers, rows, left=2)}"
+
+    def _included_markdown(self) -> str:
+        rows = [[r.name, r.method, r.env, "-" if r.seed is None else r.seed, r.state, r.progress]
+                for r in self.included]  # fmt: skip
+        headers = ["run", "method", "env", "seed", "state", "step/total"]
+        title = f"### Unfinished runs averaged as they stand ({len(rows)})"
+        return f"{title}\n\n{markdown_table(headers, rows, left=5)}"
 
     def _left_out_markdown(self) -> str:
         rows = [
@@ -275,16 +306,33 @@ _NOTE = (
     "Means over finished seeds only, std with ddof 0. Max average return: the maximum of a "
     "seed's evaluation curve (biased upward; compare the final return too)."
 )
+#: Run states whose curve ``include_unfinished`` averages: still going, stopped by a signal,
+#: killed (``crashed``: a ``running`` status whose trainer is gone), or without a status.
+INCLUDABLE_STATES = ("running", "stopped", "crashed", "unfinished")
+
+_NOTE_UNFINISHED = (
+    "Means over finished seeds and the unfinished runs listed above, each with the evaluations "
+    "it has so far (a shorter curve than a finished run's), std with ddof 0. Max average return: "
+    "the maximum of a seed's evaluation curve (biased upward; compare the final return too)."
+)
 _APG_NOTE = " APG: mean over shared envs of Rbar_M / Rbar_B - 1 (arXiv 2505.24161, Table 1)."
 
 
-def summarize(records: Sequence[RunRecord], baseline: str | None = None) -> Report:
+def summarize(
+    records: Sequence[RunRecord], baseline: str | None = None, include_unfinished: bool = False
+) -> Report:
     """Group runs by (method, env) and average their finished seeds; APG against ``baseline``.
+
+    ``include_unfinished`` also averages the runs that are running, stopped or unfinished and
+    have an evaluation curve, as they stand (a long run cut short, or one still going); failed
+    and broken runs stay out.
 
     ``baseline`` None takes :data:`DEFAULT_BASELINE` when the runs have it (else no APG); a
     name that is no method of the runs is a :class:`~spikerl.errors.UsageError`. Runs whose
     method is unknown (a broken config in a plain folder) join no cell but stay in ``records``.
     """
+    if include_unfinished:
+        records = [replace(r, included=True) if _includable(r) else r for r in records]
     labelled = [r for r in records if r.method != UNKNOWN]
     methods = tuple(dict.fromkeys(r.method for r in labelled))
     envs = tuple(dict.fromkeys(r.env for r in labelled))
@@ -295,6 +343,11 @@ def summarize(records: Sequence[RunRecord], baseline: str | None = None) -> Repo
     baseline = _check_baseline(baseline, methods)
     gains = {} if baseline is None else {m: _gain(cells, m, baseline) for m in methods}
     return Report(methods, envs, cells, baseline, gains, tuple(records))
+
+
+def _includable(r: RunRecord) -> bool:
+    """An unfinished run with an evaluation curve, neither failed nor broken."""
+    return not r.finished and r.state in INCLUDABLE_STATES and bool(r.returns)
 
 
 def _check_baseline(name: str | None, methods: tuple[str, ...]) -> str | None:
@@ -308,7 +361,7 @@ def _check_baseline(name: str | None, methods: tuple[str, ...]) -> str | None:
 
 
 def _cell(method: str, env: str, runs: list[RunRecord]) -> Cell:
-    done = [r for r in runs if r.finished]
+    done = [r for r in runs if r.averaged]
     energy = {
         p: float(np.mean(values))
         for p in ENERGY_PRESETS
@@ -322,6 +375,7 @@ def _cell(method: str, env: str, runs: list[RunRecord]) -> Cell:
         max_return=mean_std([r.max_return for r in done]),
         final_return=mean_std([r.final_return for r in done]),
         energy_nj=energy,
+        unfinished=sum(r.included for r in done),
     )
 
 
@@ -349,6 +403,7 @@ def _run_row(r: RunRecord) -> dict[str, Any]:
         "env": r.env,
         "seed": r.seed,
         "state": r.state,
+        "averaged": r.averaged,
         "step": r.step,
         "total_steps": r.total_steps,
         "max_return": r.max_return,

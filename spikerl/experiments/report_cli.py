@@ -44,6 +44,12 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
         "--plots", action="store_true", help="also write PNG plots (needs spikerl[plot])"
     )
     p.add_argument(
+        "--include-unfinished",
+        action="store_true",
+        help="also average running, stopped or killed runs as they stand (their evaluations "
+        "so far), listed in their own table; failed and broken runs stay out",
+    )
+    p.add_argument(
         "--plots-dir",
         type=Path,
         metavar="PLOTS_DIR",
@@ -55,7 +61,7 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     """Summarize ``args.dir``, print or write the table, optionally draw the plots."""
     runs = collect_runs(args.dir)
-    report = summarize(runs.records, args.baseline or runs.baseline)
+    report = summarize(runs.records, args.baseline or runs.baseline, args.include_unfinished)
     text = report.format(args.format)
     text = text if text.endswith("\n") else text + "\n"
     if args.output is None:
@@ -65,6 +71,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         _note(f"table: {args.output}")
     if args.format != "md" and report.left_out:  # the Markdown table lists them itself
         _note(f"{len(report.left_out)} run(s) not finished are left out of the means")
+    if args.format != "md" and report.included:
+        _note(f"{len(report.included)} unfinished run(s) are averaged as they stand")
     if args.plots or args.plots_dir is not None:
         _plots(report, args.plots_dir or args.dir / PLOTS_DIR)
     return 0

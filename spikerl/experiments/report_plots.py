@@ -1,6 +1,7 @@
 """Plots of a :class:`~spikerl.experiments.report.Report`, one PNG each, one panel per env.
 
-- ``learning_curves.png``: per method, the mean over finished seeds of ``eval/return_mean``
+- ``learning_curves.png``: per method, the mean over finished seeds (and the unfinished runs a
+  report includes as they stand) of ``eval/return_mean``
   against env steps with a +-1 std band. Seeds are aligned on the evaluation steps they all
   have: ``mean_s R_s(t)`` for ``t`` in the intersection of their step sets.
 - ``max_return.png``: the grid as bars, one per method: mean max average return, std error bars.
@@ -134,12 +135,12 @@ def aligned_curves(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _learning_curves(report: Report) -> Any:
-    fig, axes = _panels(report, "Learning curves: mean ± std over finished seeds")
+    fig, axes = _panels(report, f"Learning curves: mean ± std over {report.seeds_phrase}")
     colors = _colors(report)
     mpl = matplotlib_or_error()
     for ax, env in zip(axes, report.envs, strict=True):
         for method in report.methods:
-            steps, returns = aligned_curves(report.finished_runs(method, env))
+            steps, returns = aligned_curves(report.averaged_runs(method, env))
             if not steps.size:
                 continue
             mean, std = returns.mean(axis=0), returns.std(axis=0)
@@ -154,10 +155,10 @@ def _learning_curves(report: Report) -> Any:
 
 
 def _info_labels(report: Report) -> list[str]:
-    """Labels of the declared evaluation info of the finished runs, first-seen order."""
+    """Labels of the declared evaluation info of the averaged runs, first-seen order."""
     labels: dict[str, None] = {}
     for run in report.records:
-        if run.finished:
+        if run.averaged:
             labels.update(dict.fromkeys(run.info))
     return list(labels)
 
@@ -174,7 +175,7 @@ def _info_curves(report: Report) -> Any:
     for row, label in zip(grid, labels, strict=True):
         for ax, env in zip(row, envs, strict=True):
             for method in report.methods:
-                runs = [r for r in report.finished_runs(method, env) if label in r.info]
+                runs = [r for r in report.averaged_runs(method, env) if label in r.info]
                 steps, values = _aligned(runs, lambda r, key=label: r.info[key])
                 if steps.size:
                     ax.plot(steps, np.nanmean(values, axis=0), color=colors[method],
@@ -183,7 +184,7 @@ def _info_curves(report: Report) -> Any:
             ax.set(title=env, xlabel="env steps", ylabel=label)
             ax.grid(alpha=0.3)
             ax.xaxis.set_major_formatter(mpl.ticker.EngFormatter())
-    fig.suptitle("Evaluation info: mean over finished seeds")
+    fig.suptitle(f"Evaluation info: mean over {report.seeds_phrase}")
     _legend(fig, list(grid.ravel()))
     return fig
 
@@ -196,9 +197,9 @@ def _aligned(runs: list[RunRecord], values: Callable[[RunRecord], tuple[float, .
 
 
 def _return_bars(report: Report) -> Any:
-    title = "Max average return: mean ± std over finished seeds"
+    title = f"Max average return: mean ± std over {report.seeds_phrase}"
     if any(c.left_out for c in report.cells.values()):
-        title += "\n(a/b over a bar: a of its b runs finished; the others are left out)"
+        title += "\n(a/b over a bar: a of its b runs averaged; the others are left out)"
     fig, axes = _panels(report, title)
     colors = _colors(report)
     x = np.arange(len(report.methods))

@@ -9,7 +9,8 @@ A run's state comes from ``status.json`` when the trainer wrote one (``running``
 when its last evaluation is at ``run.total_steps``. A ``running`` run whose trainer is gone (the
 pid in its lock file, :mod:`~spikerl.experiments.runlock`, is dead on this host) is ``crashed``.
 A listed run without a folder is ``missing``; a run whose files cannot be read is ``broken``.
-Reports average finished runs only and list every other one.
+Reports average finished runs only and list every other one (or, on request, also the
+unfinished runs that have an evaluation curve, as they stand).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ ENERGY_PRESETS = ("45nm", "proxy-target")  # the presets a report shows, nJ per 
 METHOD_ORDER = (
     "ANN TD3", "PN-ANN", "SAC", "LIF", "CLIF", "DN", "PLIF",
     "PT-LIF", "PT-CLIF", "PT-DN", "PT-PLIF",
+    "TD3BC+JSRL", "BC+JSRL", "TD3+JSRL", "BC", "TD3BC offline", "TD3 offline", "TD3BC", "TD3",
 )  # fmt: skip
 UNKNOWN = "?"  # method and env of a plain folder's run whose config cannot be read
 
@@ -70,7 +72,9 @@ class RunRecord:
     ``step``/``total_steps`` the progress; ``energy_nj`` the nJ per decision per preset of
     :data:`ENERGY_PRESETS` found in ``energy.json``; ``info`` the curves ``[E]`` of the env's
     declared evaluation info by label (the quadrotor's position error and crash rate; NaN where
-    a row has none); ``problem`` why a run is ``broken`` (or the error of a ``failed`` one).
+    a row has none); ``problem`` why a run is ``broken`` (or the error of a ``failed`` one);
+    ``included``: an unfinished run that a report averages as it stands (``spikerl report
+    --include-unfinished``).
     """
 
     name: str
@@ -85,10 +89,16 @@ class RunRecord:
     energy_nj: Mapping[str, float] = field(default_factory=dict)
     problem: str = ""
     info: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    included: bool = False
 
     @property
     def finished(self) -> bool:
         return self.state == FINISHED
+
+    @property
+    def averaged(self) -> bool:
+        """Whether a report's means count this run: finished, or included as it stands."""
+        return self.finished or self.included
 
     @property
     def max_return(self) -> float:

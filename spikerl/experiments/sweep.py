@@ -67,6 +67,7 @@ __all__ = [
     "expand",
     "load_sweep",
     "method_label",
+    "sequence_label",
 ]
 
 MANIFEST_NAME = "sweep.json"
@@ -139,14 +140,32 @@ class Sweep:
 
 def method_label(cfg: Config) -> str:
     """The papers' name of a config's method: ``ANN TD3``, ``PN-ANN``, ``LIF``, ``PT-LIF``,
-    ``SAC`` (arXiv 2505.24161 Table 1 naming; PN-ANN is its appendix's ANN with a proxy)."""
+    ``SAC`` (arXiv 2505.24161 Table 1 naming; PN-ANN is its appendix's ANN with a proxy), and
+    for sequence training :func:`sequence_label`."""
     if cfg.algo.name == "sac":
         return "SAC"
+    if cfg.algo.name == "sequence":
+        return sequence_label(cfg)
     proxy = cfg.algo.target == "proxy"
     if cfg.actor.kind == "ann":
         return "PN-ANN" if proxy else "ANN TD3"
     kind = cfg.actor.kind.upper()
     return f"PT-{kind}" if proxy else kind
+
+
+def sequence_label(cfg: Config) -> str:
+    """arXiv 2510.24461's names for sequence training: the loss (``BC`` without a Q term,
+    ``TD3`` with a Q term and no BC term, else ``TD3BC``), then ``offline`` on a fixed dataset
+    or ``+JSRL`` when a guide jump-starts the online collection: ``TD3BC+JSRL``, ``BC``,
+    ``TD3BC offline``, ``TD3``, and ``BC+JSRL`` (``configs/quadrotor/guided_bc.yaml``)."""
+    seq = cfg.algo.sequence
+    if seq.q_term == "none":
+        loss = "BC"
+    else:
+        loss = "TD3" if seq.bc_weight == 0 else "TD3BC"
+    if not seq.online:
+        return loss if loss == "BC" else f"{loss} offline"
+    return f"{loss}+JSRL" if seq.guide and seq.guide_steps > 0 else loss
 
 
 # --------------------------------------------------------------------------------------------

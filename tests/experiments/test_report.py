@@ -8,7 +8,9 @@ import os
 import re
 import socket
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -233,6 +235,69 @@ def _dead_pid():
         except PermissionError:
             pass
         pid -= 1
+
+
+SEQUENCE_PRESETS = {  # configs/quadrotor/ and the sweeps' overrides -> arXiv 2510.24461's names
+    "guided_td3bc": ("TD3BC+JSRL", []),
+    "guided_bc": ("BC+JSRL", []),
+    "bc_sequence": ("BC", []),
+    "td3bc_offline": ("TD3BC offline", []),
+    "td3_sequence": ("TD3", []),
+    "jump-start only": ("TD3+JSRL", ["algo.sequence.bc_weight=0.0"]),
+}
+
+
+@pytest.mark.parametrize("preset", list(SEQUENCE_PRESETS))
+def test_method_label_names_the_sequence_training_methods(preset):
+    label, overrides = SEQUENCE_PRESETS[preset]
+    path = f"configs/quadrotor/{preset if not overrides else 'guided_td3bc'}.yaml"
+    cfg = load_config(Path(__file__).parents[2] / path, overrides)
+    assert method_label(cfg) == label
+
+
+def test_method_label_names_the_sequence_training_methods_distinctly():
+    """A plain folder of sequence runs gets one label per method, not the actor's kind."""
+    assert len({label for label, _ in SEQUENCE_PRESETS.values()}) == len(SEQUENCE_PRESETS)
+
+
+def test_include_unfinished_averages_running_stopped_and_killed_runs_as_they_stand(grid):
+    """Long runs cut short: running, stopped and killed runs join the means with the curve they
+    have, are listed as such, and a failed run stays out."""
+    for seed, (name, state, pid) in enumerate(
+        [("live", "running", os.getpid()), ("stopped", "stopped", None),
+         ("killed", "running", _dead_pid()), ("failed", "failed", None)], start=2
+    ):  # fmt: skip
+        write_run(grid, name, "PT-LIF", "Hopper-v4", seed, (0, 130 + seed), state)
+        if pid is not None:
+            _lock(grid, name, pid)
+    records = collect_runs(grid).records
+    assert summarize(records).cells["PT-LIF", "Hopper-v4"].seeds == 2  # the default: left out
+    report = summarize(records, include_unfinished=True)
+    cell = report.cells["PT-LIF", "Hopper-v4"]
+    maxima = [120, 120, 132, 133, 134]  # the two finished seeds, then live, stopped, killed
+    assert (cell.seeds, cell.runs, cell.unfinished) == (5, 6, 3)
+    assert cell.max_return == pytest.approx((np.mean(maxima), np.std(maxima)))
+    assert cell.seeds_text == "5 (incl. 3 unfinished) (+1 left out)"
+    assert {r.name for r in report.included} == {"live", "stopped", "killed"}
+    assert [r.name for r in report.left_out] == ["failed"]
+    text = report.format("md")
+    assert "over seeds, 3 unfinished as they stand" in text
+    included = next(t for t in markdown_tables(text) if t[0][-1] == "step/total")
+    assert {row[0]: row[4] for row in included[1:]} == {
+        "live": "running", "stopped": "stopped", "killed": "crashed"
+    }  # fmt: skip
+    runs = {row["name"]: row for row in json.loads(report.format("json"))["runs"]}
+    assert runs["stopped"]["averaged"] and not runs["failed"]["averaged"]
+
+
+def test_cmd_report_include_unfinished_plots_the_curves_so_far(grid, tmp_path_factory, capsys):
+    pytest.importorskip("matplotlib")
+    write_run(grid, "stopped", "PT-LIF", "Hopper-v4", 5, (0, 140), "stopped")
+    plots = tmp_path_factory.mktemp("plots")
+    assert cli([grid, "--include-unfinished", "--format", "csv", "--plots-dir", plots]) == 0
+    err = capsys.readouterr().err
+    assert "1 unfinished run(s) are averaged as they stand" in err
+    assert (plots / "learning_curves.png").stat().st_size > 0
 
 
 def test_unfinished_and_missing_runs_are_flagged_and_left_out(grid):
