@@ -2,14 +2,16 @@
 
 :func:`summarize` turns the :class:`~spikerl.experiments.run_records.RunRecord` list of a sweep
 (:func:`~spikerl.experiments.run_records.collect_runs`) into a :class:`Report`. Per (method M,
-env e), over the finished seeds ``s`` only, with ``R_{s,k}`` the k-th evaluation's mean return:
+env e), over the finished seeds ``s``, with ``R_{s,k}`` the k-th evaluation's mean return:
 
     Rbar_M(e) = mean_s max_k R_{s,k}     (max average return; std over seeds with ddof 0)
     final_M(e) = mean_s R_{s,K}          (the last evaluation)
     APG_M = mean_{e in E_M & E_B} (Rbar_M(e) / Rbar_B(e) - 1)   against the baseline B
 
-as in arXiv 2505.24161 (Table 1). Unfinished, missing and broken runs are never
-averaged: their cells say how many runs are left out, and the report lists each one.
+as in arXiv 2505.24161 (Table 1). Unfinished, missing and broken runs are not averaged:
+their cells say how many runs are left out, and the report lists each one. On request
+(``include_unfinished``) unfinished runs that have been evaluated after their start are
+averaged as they stand, marked in every cell and APG that counts them, and listed.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def _energy_key(preset: str) -> str:
 
 
 CSV_COLUMNS = (
-    "method", "env", "runs", "seeds", "left_out", "max_return_mean", "max_return_std",
+    "method", "env", "runs", "seeds", "left_out", "unfinished", "max_return_mean", "max_return_std",
     "final_return_mean", "final_return_std", *map(_energy_key, ENERGY_PRESETS),
     "baseline", "apg_pct",
 )  # fmt: skip
@@ -114,7 +116,8 @@ class Cell:
 
 class Gain(NamedTuple):
     """APG of one method against the baseline (a fraction) over ``envs`` shared envs;
-    ``complete`` is False when a cell it averages has runs left out."""
+    ``complete`` is False when a cell it averages has runs left out or averages unfinished
+    ones."""
 
     value: float
     envs: int
@@ -198,7 +201,10 @@ class Report:
                 row.append("baseline" if m == self.baseline else self._gain_text(m))
             rows.append(row)
         title = f"### Max average return (mean ± std over {self.seeds_phrase})"
-        return "\n\n".join([title, markdown_table(headers, rows, left=1), *self._apg_notes()])
+        notes = self._apg_notes()
+        if self.included:
+            notes.insert(0, f"{UNFINISHED_MARK} averages unfinished runs as they stand (below).")
+        return "\n\n".join([title, markdown_table(headers, rows, left=1), *notes])
 
     def _gain_text(self, method: str) -> str:
         """``+5.84%``; ``(4/5 envs)`` when envs are missing, ``*`` when runs are left out."""
@@ -215,7 +221,7 @@ class Report:
             return []
         notes = []
         if not all(g.complete for g in self.gains.values()):
-            notes.append("\\* APG over cells with runs left out (listed below).")
+            notes.append("\\* APG over cells with runs left out or unfinished (listed below).")
         bad = [e for e in self.envs if _mean(self.cells.get((self.baseline, e))) <= 0]
         if bad:
             notes.append(
@@ -270,6 +276,7 @@ class Report:
             "runs": c.runs,
             "seeds": c.seeds,
             "left_out": c.left_out,
+            "unfinished": c.unfinished,
             "max_return_mean": c.max_return[0],
             "max_return_std": c.max_return[1],
             "final_return_mean": c.final_return[0],
@@ -293,6 +300,7 @@ class Report:
         """Plain data for JSON: the cells, APG per method and every run (NaN: None)."""
         return {
             "version": 1,
+            "include_unfinished": bool(self.included),
             "baseline": self.baseline,
             "methods": list(self.methods),
             "envs": list(self.envs),
@@ -306,6 +314,8 @@ _NOTE = (
     "Means over finished seeds only, std with ddof 0. Max average return: the maximum of a "
     "seed's evaluation curve (biased upward; compare the final return too)."
 )
+UNFINISHED_MARK = "†"  # a grid cell that averages unfinished runs as they stand
+
 #: Run states whose curve ``include_unfinished`` averages: still going, stopped by a signal,
 #: killed (``crashed``: a ``running`` status whose trainer is gone), or without a status.
 INCLUDABLE_STATES = ("running", "stopped", "crashed", "unfinished")
@@ -323,16 +333,15 @@ def summarize(
 ) -> Report:
     """Group runs by (method, env) and average their finished seeds; APG against ``baseline``.
 
-    ``include_unfinished`` also averages the runs that are running, stopped or unfinished and
-    have an evaluation curve, as they stand (a long run cut short, or one still going); failed
-    and broken runs stay out.
+    ``include_unfinished`` also averages the runs that are running, stopped, crashed (killed)
+    or unfinished and were evaluated after their start, as they stand (a long run cut short, or
+    one still going); failed and broken runs stay out.
 
     ``baseline`` None takes :data:`DEFAULT_BASELINE` when the runs have it (else no APG); a
     name that is no method of the runs is a :class:`~spikerl.errors.UsageError`. Runs whose
     method is unknown (a broken config in a plain folder) join no cell but stay in ``records``.
     """
-    if include_unfinished:
-        records = [replace(r, included=True) if _includable(r) else r for r in records]
+    records = [replace(r, included=include_unfinished and _includable(r)) for r in records]
     labelled = [r for r in records if r.method != UNKNOWN]
     methods = tuple(dict.fromkeys(r.method for r in labelled))
     envs = tuple(dict.fromkeys(r.env for r in labelled))
@@ -346,8 +355,8 @@ def summarize(
 
 
 def _includable(r: RunRecord) -> bool:
-    """An unfinished run with an evaluation curve, neither failed nor broken."""
-    return not r.finished and r.state in INCLUDABLE_STATES and bool(r.returns)
+    """An unfinished run, neither failed nor broken, evaluated past its untrained start."""
+    return not r.finished and r.state in INCLUDABLE_STATES and any(step > 0 for step in r.steps)
 
 
 def _check_baseline(name: str | None, methods: tuple[str, ...]) -> str | None:
@@ -392,7 +401,8 @@ def _gain(cells: Mapping[tuple[str, str], Cell], method: str, baseline: str) -> 
     shared = [e for e in ours if e in base]
     if not shared:
         return Gain(math.nan, 0)
-    complete = all(not cells[m, e].left_out for m in (method, baseline) for e in shared)
+    pairs = [cells[m, e] for m in (method, baseline) for e in shared]
+    complete = all(not (c.left_out or c.unfinished) for c in pairs)
     return Gain(apg(ours, base), len(shared), complete)
 
 
@@ -435,8 +445,10 @@ def _mean_std_text(mean_std: tuple[float, float]) -> tuple[str, str]:
 
 
 def _grid_cell(cell: Cell | None) -> str:
-    """``9347 ± 12``; ``(3/5)`` appended when runs are left out; ``-`` without runs."""
+    """``9347 ± 12``; ``(3/5)`` appended when runs are left out, ``†`` when unfinished runs are
+    averaged as they stand; ``-`` without runs."""
     if cell is None:
         return "-"
     text = " ± ".join(_mean_std_text(cell.max_return)) if cell.seeds else "-"
+    text += UNFINISHED_MARK if cell.unfinished else ""
     return f"{text} ({cell.seeds}/{cell.runs})" if cell.left_out else text

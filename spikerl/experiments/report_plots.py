@@ -1,13 +1,14 @@
 """Plots of a :class:`~spikerl.experiments.report.Report`, one PNG each, one panel per env.
 
-- ``learning_curves.png``: per method, the mean over finished seeds (and the unfinished runs a
-  report includes as they stand) of ``eval/return_mean``
-  against env steps with a +-1 std band. Seeds are aligned on the evaluation steps they all
-  have: ``mean_s R_s(t)`` for ``t`` in the intersection of their step sets.
+- ``learning_curves.png``: per method, the mean over its averaged seeds of
+  ``eval/return_mean`` against env steps with a +-1 std band. Finished seeds are aligned on the
+  evaluation steps they all have: ``mean_s R_s(t)`` for ``t`` in the intersection of their step
+  sets; when the report averages unfinished runs as they stand, each step averages the runs
+  that reached it (the union of the step sets), so a run cut short ends its share early.
 - ``max_return.png``: the grid as bars, one per method: mean max average return, std error bars.
 - ``eval_info_curves.png``: curves of the evaluation info an env declares (the quadrotor's
-  position error and crash rate), mean over finished seeds per method, one row per quantity;
-  written only when some finished run has such columns.
+  position error and crash rate), mean over the averaged seeds per method, one row per
+  quantity; written only when some averaged run has such columns.
 - ``energy_vs_return.png``: mean max average return against nJ per decision (45 nm preset, log
   scale), one labelled marker per (method, env); written only when some run has an
   ``energy.json``.
@@ -38,7 +39,7 @@ PANEL_COLUMNS = 3  # envs per row of panels
 def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
     """Draw the plots of ``report`` into ``out_dir`` (created); returns the PNG paths.
 
-    The energy plot is left out when no finished run has an ``energy.json``
+    The energy plot is left out when no averaged run has an ``energy.json``
     (:attr:`Report.has_energy`). Raises MissingDependencyError without matplotlib.
     """
     out_dir = Path(out_dir)
@@ -129,9 +130,10 @@ def _legend(fig: Any, axes: list[Any]) -> None:
         )
 
 
-def aligned_curves(runs: list[RunRecord]) -> tuple[np.ndarray, np.ndarray]:
-    """Steps ``[K]`` that every run evaluated at, and the returns there, ``[S, K]``."""
-    return _aligned(runs, lambda r: r.returns)
+def aligned_curves(runs: list[RunRecord], union: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Steps ``[K]`` that every run evaluated at, and the returns there, ``[S, K]``; with
+    ``union`` the steps any run evaluated at, NaN where a run has none (runs cut short)."""
+    return _aligned(runs, lambda r: r.returns, union)
 
 
 def _learning_curves(report: Report) -> Any:
@@ -140,13 +142,15 @@ def _learning_curves(report: Report) -> Any:
     mpl = matplotlib_or_error()
     for ax, env in zip(axes, report.envs, strict=True):
         for method in report.methods:
-            steps, returns = aligned_curves(report.averaged_runs(method, env))
+            # runs cut short end early: each step averages the runs that reached it
+            runs = report.averaged_runs(method, env)
+            steps, returns = aligned_curves(runs, union=bool(report.included))
             if not steps.size:
                 continue
-            mean, std = returns.mean(axis=0), returns.std(axis=0)
+            mean, std = np.nanmean(returns, axis=0), np.nanstd(returns, axis=0)
             ax.plot(steps, mean, color=colors[method], label=method, lw=1.6)
             ax.fill_between(steps, mean - std, mean + std, color=colors[method], alpha=0.18, lw=0)
-        _note_if_empty(ax, "no finished runs")
+        _note_if_empty(ax, "no averaged runs")
         ax.set_xlabel("env steps")
         ax.set_ylabel("mean eval return")
         ax.xaxis.set_major_formatter(mpl.ticker.EngFormatter())
@@ -176,11 +180,12 @@ def _info_curves(report: Report) -> Any:
         for ax, env in zip(row, envs, strict=True):
             for method in report.methods:
                 runs = [r for r in report.averaged_runs(method, env) if label in r.info]
-                steps, values = _aligned(runs, lambda r, key=label: r.info[key])
+                steps, values = _aligned(runs, lambda r, key=label: r.info[key],
+                                         union=bool(report.included))  # fmt: skip
                 if steps.size:
                     ax.plot(steps, np.nanmean(values, axis=0), color=colors[method],
                             label=method, lw=1.6)  # fmt: skip
-            _note_if_empty(ax, "no finished runs")
+            _note_if_empty(ax, "no averaged runs")
             ax.set(title=env, xlabel="env steps", ylabel=label)
             ax.grid(alpha=0.3)
             ax.xaxis.set_major_formatter(mpl.ticker.EngFormatter())
@@ -189,11 +194,16 @@ def _info_curves(report: Report) -> Any:
     return fig
 
 
-def _aligned(runs: list[RunRecord], values: Callable[[RunRecord], tuple[float, ...]]):
-    """Steps every run evaluated at and ``values(run)`` there, ``[S, K]``."""
-    common = sorted(set.intersection(*(set(r.steps) for r in runs))) if runs else []
+def _aligned(
+    runs: list[RunRecord], values: Callable[[RunRecord], tuple[float, ...]], union: bool = False
+):
+    """Steps every run (``union``: any run) evaluated at and ``values(run)`` there, ``[S, K]``
+    (NaN where a run has no value)."""
+    merge = set.union if union else set.intersection
+    steps = sorted(merge(*(set(r.steps) for r in runs))) if runs else []
     table = [dict(zip(r.steps, values(r), strict=True)) for r in runs]
-    return np.array(common, dtype=float), np.array([[t[s] for s in common] for t in table])
+    rows = [[t.get(s, np.nan) for s in steps] for t in table]
+    return np.array(steps, dtype=float), np.array(rows, dtype=float)
 
 
 def _return_bars(report: Report) -> Any:
@@ -224,7 +234,8 @@ def _return_bars(report: Report) -> Any:
 
 
 def _energy_scatter(report: Report) -> Any:
-    fig, axes = _panels(report, "Energy per decision vs max average return")
+    title = f"Energy per decision vs max average return ({report.seeds_phrase})"
+    fig, axes = _panels(report, title)
     colors = _colors(report)
     mpl = matplotlib_or_error()
     points: dict[Any, list[tuple[float, float, str]]] = {}

@@ -54,7 +54,8 @@ ENERGY_PRESETS = ("45nm", "proxy-target")  # the presets a report shows, nJ per 
 METHOD_ORDER = (
     "ANN TD3", "PN-ANN", "SAC", "LIF", "CLIF", "DN", "PLIF",
     "PT-LIF", "PT-CLIF", "PT-DN", "PT-PLIF",
-    "TD3BC+JSRL", "BC+JSRL", "TD3+JSRL", "BC", "TD3BC offline", "TD3 offline", "TD3BC", "TD3",
+    "TD3BC+JSRL", "BC+JSRL", "TD3 (norm. Q)+JSRL", "TD3+JSRL", "BC", "BC online",
+    "TD3BC offline", "TD3 offline", "TD3BC", "TD3 (norm. Q)", "TD3",
 )  # fmt: skip
 UNKNOWN = "?"  # method and env of a plain folder's run whose config cannot be read
 

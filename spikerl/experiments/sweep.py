@@ -155,17 +155,24 @@ def method_label(cfg: Config) -> str:
 
 def sequence_label(cfg: Config) -> str:
     """arXiv 2510.24461's names for sequence training: the loss (``BC`` without a Q term,
-    ``TD3`` with a Q term and no BC term, else ``TD3BC``), then ``offline`` on a fixed dataset
-    or ``+JSRL`` when a guide jump-starts the online collection: ``TD3BC+JSRL``, ``BC``,
-    ``TD3BC offline``, ``TD3``, and ``BC+JSRL`` (``configs/quadrotor/guided_bc.yaml``)."""
+    ``TD3`` with the plain Q term and no BC term, ``TD3 (norm. Q)`` with TD3+BC's normalised Q
+    term and no BC term, else ``TD3BC``), then ``offline`` on a fixed dataset, ``+JSRL`` when a
+    guide jump-starts the online collection, or ``online`` for online BC without one:
+    ``TD3BC+JSRL``, ``BC``, ``TD3BC offline``, ``TD3``, ``BC+JSRL``
+    (``configs/quadrotor/guided_bc.yaml``) and the ablation's ``TD3 (norm. Q)+JSRL``,
+    ``TD3BC`` and ``TD3 (norm. Q)``."""
     seq = cfg.algo.sequence
     if seq.q_term == "none":
         loss = "BC"
+    elif seq.bc_weight == 0:
+        loss = "TD3" if seq.q_term == "plain" else "TD3 (norm. Q)"
     else:
-        loss = "TD3" if seq.bc_weight == 0 else "TD3BC"
+        loss = "TD3BC"
     if not seq.online:
         return loss if loss == "BC" else f"{loss} offline"
-    return f"{loss}+JSRL" if seq.guide and seq.guide_steps > 0 else loss
+    if seq.guide and seq.guide_steps > 0:
+        return f"{loss}+JSRL"
+    return "BC online" if loss == "BC" else loss
 
 
 # --------------------------------------------------------------------------------------------

@@ -237,27 +237,35 @@ def _dead_pid():
         pid -= 1
 
 
-SEQUENCE_PRESETS = {  # configs/quadrotor/ and the sweeps' overrides -> arXiv 2510.24461's names
-    "guided_td3bc": ("TD3BC+JSRL", []),
-    "guided_bc": ("BC+JSRL", []),
-    "bc_sequence": ("BC", []),
-    "td3bc_offline": ("TD3BC offline", []),
-    "td3_sequence": ("TD3", []),
-    "jump-start only": ("TD3+JSRL", ["algo.sequence.bc_weight=0.0"]),
+SEQUENCE_PRESETS = {  # configs/quadrotor/ -> arXiv 2510.24461's names
+    "guided_td3bc": "TD3BC+JSRL",
+    "guided_bc": "BC+JSRL",
+    "bc_sequence": "BC",
+    "td3bc_offline": "TD3BC offline",
+    "td3_sequence": "TD3",
 }
+REPO = Path(__file__).parents[2]
 
 
 @pytest.mark.parametrize("preset", list(SEQUENCE_PRESETS))
-def test_method_label_names_the_sequence_training_methods(preset):
-    label, overrides = SEQUENCE_PRESETS[preset]
-    path = f"configs/quadrotor/{preset if not overrides else 'guided_td3bc'}.yaml"
-    cfg = load_config(Path(__file__).parents[2] / path, overrides)
-    assert method_label(cfg) == label
+def test_method_label_names_the_sequence_training_presets(preset):
+    cfg = load_config(REPO / f"configs/quadrotor/{preset}.yaml")
+    assert method_label(cfg) == SEQUENCE_PRESETS[preset]
 
 
-def test_method_label_names_the_sequence_training_methods_distinctly():
-    """A plain folder of sequence runs gets one label per method, not the actor's kind."""
-    assert len({label for label, _ in SEQUENCE_PRESETS.values()}) == len(SEQUENCE_PRESETS)
+def test_every_sequence_method_of_the_shipped_sweeps_gets_its_own_label():
+    """A plain folder of sequence runs gets one label per method (not the actor's kind, and
+    never one label for two different methods)."""
+    from spikerl.experiments.sweep import load_sweep
+
+    labels: dict[str, set] = {}  # label -> the distinct method configs (run settings aside)
+    for name in ("sequence_baselines", "guided_ablation"):
+        for run in load_sweep(REPO / f"configs/sweeps/{name}.yaml").runs:
+            method = {k: v for k, v in config_to_dict(run.config).items() if k != "run"}
+            labels.setdefault(method_label(run.config), set()).add(yaml.safe_dump(method))
+    assert all(len(configs) == 1 for configs in labels.values()), sorted(labels)
+    assert {"TD3BC+JSRL", "BC+JSRL", "BC", "TD3BC offline", "TD3"} <= set(labels)
+    assert {"TD3 (norm. Q)+JSRL", "TD3BC", "TD3 (norm. Q)"} <= set(labels)  # the ablation
 
 
 def test_include_unfinished_averages_running_stopped_and_killed_runs_as_they_stand(grid):
@@ -286,8 +294,40 @@ def test_include_unfinished_averages_running_stopped_and_killed_runs_as_they_sta
     assert {row[0]: row[4] for row in included[1:]} == {
         "live": "running", "stopped": "stopped", "killed": "crashed"
     }  # fmt: skip
-    runs = {row["name"]: row for row in json.loads(report.format("json"))["runs"]}
+    data = json.loads(report.format("json"))
+    runs = {row["name"]: row for row in data["runs"]}
     assert runs["stopped"]["averaged"] and not runs["failed"]["averaged"]
+    assert data["include_unfinished"] is True
+    cells = {(c["method"], c["env"]): c for c in data["cells"]}
+    assert cells["PT-LIF", "Hopper-v4"]["unfinished"] == 3
+    assert cells["ANN TD3", "Hopper-v4"]["unfinished"] == 0
+    csv_rows = list(csv.DictReader(io.StringIO(report.format("csv"))))
+    assert {r["unfinished"] for r in csv_rows} == {"0", "3"}
+    grid_table = markdown_tables(text)[0]
+    hopper = grid_table[0].index("Hopper-v4")
+    pt_lif = next(row for row in grid_table if row[0] == "PT-LIF")
+    assert pt_lif[hopper].startswith(f"{np.mean(maxima):.0f} ± ") and "†" in pt_lif[hopper]
+    assert not report.gains["PT-LIF"].complete  # an APG over unfinished runs is marked
+    assert "† averages unfinished runs as they stand" in text
+    # without the flag the same records are the default report again
+    assert summarize(report.records).cells["PT-LIF", "Hopper-v4"].seeds == 2
+
+
+def test_a_run_evaluated_only_at_its_start_is_not_averaged(tmp_path):
+    write_run(tmp_path, "done", returns=(1, 2, 3))
+    write_run(tmp_path, "started", seed=1, returns=(50,), state="running")
+    report = summarize(collect_runs(tmp_path).records, include_unfinished=True)
+    assert [r.name for r in report.left_out] == ["started"] and not report.included
+
+
+def test_curves_of_unfinished_runs_average_each_step_over_the_runs_that_reached_it():
+    from spikerl.experiments.report_plots import aligned_curves
+
+    done = RunRecord("a", "m", "e", 0, "finished", steps=(0, 500, 1000), returns=(1.0, 2.0, 3.0))
+    cut = RunRecord("b", "m", "e", 1, "stopped", steps=(0, 500), returns=(5.0, 6.0))
+    steps, returns = aligned_curves([done, cut], union=True)
+    assert steps.tolist() == [0, 500, 1000]
+    assert np.nanmean(returns, axis=0).tolist() == [3.0, 4.0, 3.0]
 
 
 def test_cmd_report_include_unfinished_plots_the_curves_so_far(grid, tmp_path_factory, capsys):
