@@ -33,8 +33,9 @@ in a training step than one thread, though faster alone).
 
 Used where it computes exactly what the eager loop would: CPU tensors in float32 or float64, a
 leak and threshold per layer or per neuron (floats, fixed tensors or trained ones), outside
-``torch.func`` transforms (the stacked seeds' ``vmap`` runs the eager loop), spikes of the
-membranes' shape, a plain :class:`~spikerl.snn.surrogate.Surrogate`, and a C compiler on the
+``torch.func`` transforms other than ``vmap`` (the stacked seeds' ``vmap`` runs its batch as
+extra rows of one call, unless the leaks or thresholds themselves are batched, as per-seed
+PLIF leaks are; DN layers take no ``vmap``), spikes of the membranes' shape, a plain :class:`~spikerl.snn.surrogate.Surrogate`, and a C compiler on the
 machine (the kernel is compiled once per machine into ``$SPIKERL_CACHE`` or
 ``~/.cache/spikerl``, else a private folder in the temporary directory). Otherwise
 :func:`lif_sequence` returns ``None`` and the layer runs its eager tick loop, the reference the
@@ -479,20 +480,41 @@ def _function(name: str, dtype: torch.dtype) -> Any:
 class _KernelLIF(torch.autograd.Function):
     """Saves the membranes (the spikes are recomputed from them) and the initial state only
     where a gradient that depends on it is wanted; the returned state is a copy, so editing
-    outputs or states in place after the call cannot corrupt the backward."""
+    outputs or states in place after the call cannot corrupt the backward. Under
+    ``torch.func.vmap`` (the stacked seeds) :meth:`vmap` runs the batch as extra rows."""
 
     @staticmethod
-    def forward(ctx, currents, v0, s0, decay, v_th, constants, reset, kind, slope):  # type: ignore[override]
+    def forward(currents, v0, s0, decay, v_th, constants, reset, kind, slope):  # type: ignore[override]
         """``decay`` and ``v_th``: the layer's leak and threshold as given (tensors get their
         gradients; ``constants`` holds their values in the kernel's form)."""
-        spikes, membranes = _forward(currents, v0, s0, constants, reset)
+        return _forward(currents, v0, s0, constants, reset)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        _, v0, s0, decay, v_th, constants, reset, kind, slope = inputs
         # the initial state enters its own gradients and the leak's and threshold's at tick 0
         keep_state = any(ctx.needs_input_grad[1:5])
-        ctx.save_for_backward(membranes, *((v0, s0) if keep_state else (None, None)))
+        ctx.save_for_backward(output[1], *((v0, s0) if keep_state else (None, None)))
         ctx.constants, ctx.reset, ctx.kind, ctx.slope = constants, reset, kind, slope
         ctx.shapes = [x.shape if isinstance(x, torch.Tensor) else None for x in (decay, v_th)]
         ctx.set_materialize_grads(False)
-        return spikes, membranes
+
+    @staticmethod
+    def vmap(info, in_dims, currents, v0, s0, decay, v_th, constants, reset, kind, slope):  # type: ignore[override]
+        """A batch of B_v layers with shared constants (:func:`kernel_applies` leaves batched
+        leaks and thresholds to the eager loop): their ``[T, B, N]`` currents become one
+        ``[T, B_v, B, N]`` layer of B_v * B rows, their states ``[B_v, B, N]``."""
+        batch = info.batch_size
+
+        def batched(x, dim, axis):
+            if x is None or dim is not None:
+                return None if x is None else x.movedim(dim, axis).contiguous()
+            return x.unsqueeze(axis).expand(*x.shape[:axis], batch, *x.shape[axis:]).contiguous()
+
+        currents = batched(currents, in_dims[0], 1)
+        v0, s0 = batched(v0, in_dims[1], 0), batched(s0, in_dims[2], 0)
+        out = _KernelLIF.apply(currents, v0, s0, decay, v_th, constants, reset, kind, slope)
+        return out, (1, 1)
 
     @staticmethod
     @once_differentiable
@@ -537,6 +559,11 @@ def _to_shape(per_neuron: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -
     per layer: their sum)."""
     total = per_neuron.sum() if math.prod(shape) == 1 else per_neuron
     return total.reshape(shape).to(dtype)
+
+
+def _vmapped(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` is batched by ``torch.func.vmap`` (and by no other transform)."""
+    return torch._C._functorch.is_batchedtensor(tensor)  # noqa: SLF001
 
 
 def _wrapped(tensor: torch.Tensor) -> bool:
@@ -602,12 +629,15 @@ def kernel_applies(
     decay: torch.Tensor | float = 0.75,
     v_th: torch.Tensor | float = 0.5,
     reset: str = "hard",
+    batched: bool = True,
 ) -> bool:
     """Whether :func:`lif_sequence` runs these arguments in the C kernel (the module docstring
     lists when it does). ``state`` is the layer's whole state (LIF ``(v, s)``, CLIF ``(i, v,
     s)``, DN ``(c, v, u, s)``): a first field of another shape than the currents raises
     :class:`~spikerl.snn.functional.StateShapeError`, as the eager step does; another field
-    that only broadcasts, or of another dtype or device, leaves it to the eager loop."""
+    that only broadcasts, or of another dtype or device, leaves it to the eager loop.
+    Currents and states batched by ``torch.func.vmap`` run in the kernel (``batched``: a
+    caller whose kernel has no vmap rule passes False) when the constants are not batched."""
     tensors = [currents, *(state or ())]
     constants = [x for x in (decay, v_th) if isinstance(x, torch.Tensor)]
     if (
@@ -618,7 +648,8 @@ def kernel_applies(
         or currents.device.type != "cpu"
         or currents.dtype not in (torch.float32, torch.float64)
         or currents.dim() < 2
-        or any(_wrapped(t) for t in tensors + constants)
+        or any(_wrapped(t) for t in constants)  # e.g. per-seed leaks: the eager loop
+        or any(_wrapped(t) and not (batched and _vmapped(t)) for t in tensors)
         or any(t.dtype != currents.dtype or t.device.type != "cpu" for t in tensors + constants)
         or not kernel_available()
     ):

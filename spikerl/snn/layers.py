@@ -425,7 +425,7 @@ class DN(SpikingNeuron):
             self.kernel
             and not self.compiled
             and isinstance(self.v_th, int | float)  # the DN loop takes one plain threshold
-            and kernel_applies(currents, state, self.surrogate, 1.0, self.v_th)
+            and kernel_applies(currents, state, self.surrogate, 1.0, self.v_th, batched=False)
         ):
             return super().forward(currents, state)
         full = _state_or_zeros(DNState, currents[0], state)

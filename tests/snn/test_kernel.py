@@ -14,7 +14,7 @@ from spikerl.snn.functional import (
     unroll,
 )
 from spikerl.snn.kernel import kernel_available, lif_sequence
-from spikerl.snn.layers import CLIF, DN, LIF, PLIF
+from spikerl.snn.layers import CLIF, DN, LIF, PLIF, SpikingNeuron
 from spikerl.snn.surrogate import SURROGATE_KINDS, Surrogate
 
 pytestmark = pytest.mark.skipif(not kernel_available(), reason="no C compiler on this machine")
@@ -203,6 +203,41 @@ def test_clif_and_dn_states_with_fields_the_kernel_cannot_take_run_eagerly():
     assert torch.equal(layer(currents)[0], DN(size=N).double()(currents)[0])
 
 
+@pytest.mark.parametrize("cls", [LIF, CLIF])
+@pytest.mark.parametrize("carried", [False, True])
+def test_under_vmap_the_kernel_runs_the_batch_as_rows(cls, carried, monkeypatch):
+    """The stacked seeds' ``torch.func.vmap``: a batch of layers with shared constants runs in
+    one kernel call (the eager loop is never entered), with the spikes, states and gradients of
+    the layers run one by one."""
+    gen = torch.Generator().manual_seed(7)
+    currents = (torch.randn(3, T, B, N, generator=gen, dtype=torch.float64) + 0.3).requires_grad_()
+    fields = [torch.randn(3, B, N, generator=gen, dtype=torch.float64) for _ in range(2)]
+    spikes0 = (torch.rand(3, B, N, generator=gen, dtype=torch.float64) > 0.5).double()
+    fields = [fields[0].requires_grad_(), spikes0, fields[1]]
+    layer = cls(size=N, surrogate=Surrogate("sigmoid", 3.0)).double()
+
+    def run(j, v, s, i):
+        state = None if not carried else (LIFState(v, s) if cls is LIF else CLIFState(i, v, s))
+        spikes, final = layer(j, state)
+        return spikes, final.v
+
+    one_by_one = [run(currents[k], *(f[k] for f in fields)) for k in range(3)]
+    monkeypatch.setattr(SpikingNeuron, "_tick_loop", lambda *a: pytest.fail("eager loop"))
+    batched = torch.func.vmap(run)(currents, *fields)
+    weights = torch.randn(batched[0].shape, generator=gen, dtype=torch.float64)
+    grads = []
+    for spikes, v in (batched, [torch.stack(x) for x in zip(*one_by_one, strict=True)]):
+        assert torch.equal(spikes, batched[0]) and torch.equal(v, batched[1])
+        loss = (weights * spikes).sum() + v.sum()
+        grads.append(torch.autograd.grad(loss, [currents, fields[0]], allow_unused=True))
+    (got_currents, got_v0), (want_currents, want_v0) = grads
+    torch.testing.assert_close(got_currents, want_currents, rtol=1e-12, atol=1e-12)
+    if carried:
+        torch.testing.assert_close(got_v0, want_v0, rtol=1e-12, atol=1e-12)
+    else:  # a zero state: no initial membrane to differentiate
+        assert got_v0 is None and want_v0 is None
+
+
 def test_where_the_kernel_does_not_apply_it_says_so():
     spike_fn, currents = Surrogate(), torch.randn(T, B, N)
     learnt = torch.full((N,), 0.7, requires_grad=True)
@@ -214,12 +249,12 @@ def test_where_the_kernel_does_not_apply_it_says_so():
     assert lif_sequence(square, None, spike_fn, torch.rand(1, N), 0.5, "hard") is not None
     seen = []
 
-    def run(j):
-        seen.append(lif_sequence(j, None, spike_fn, 0.75, 0.5, "hard"))
+    def run(j, leak):
+        seen.append(lif_sequence(j, None, spike_fn, leak, 0.5, "hard"))
         return j
 
-    torch.func.vmap(run)(torch.randn(3, T, B, N))  # the seed stack's vmap: the eager loop
-    assert seen == [None]
+    torch.func.vmap(run, in_dims=(0, 0))(torch.randn(3, T, B, N), torch.rand(3, N))
+    assert seen == [None]  # per-seed leaks (the seed stack's PLIF): the eager loop
     with pytest.raises(StateShapeError, match="does not match"):
         lif_sequence(currents, LIFState(torch.zeros(3, N), torch.zeros(3, N)), spike_fn)
 
