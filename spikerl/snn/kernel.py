@@ -31,13 +31,15 @@ in a training step than one thread, though faster alone).
   additions and the libm of the smooth surrogates (tested to 1e-5 in float32, 1e-12 in
   float64).
 
-Used where it computes exactly what the eager loop would: CPU tensors in float32 or float64, a
+Used where it computes exactly what the eager loop would and pays: CPU tensors in float32 or
+float64 of more than one tick (one tick is a few eager operations, cheaper than the call), a
 leak and threshold per layer or per neuron (floats, fixed tensors or trained ones), outside
 ``torch.func`` transforms other than ``vmap`` (the stacked seeds' ``vmap`` runs its batch as
 extra rows of one call, unless the leaks or thresholds themselves are batched, as per-seed
-PLIF leaks are; DN layers take no ``vmap``), spikes of the membranes' shape, a plain :class:`~spikerl.snn.surrogate.Surrogate`, and a C compiler on the
-machine (the kernel is compiled once per machine into ``$SPIKERL_CACHE`` or
-``~/.cache/spikerl``, else a private folder in the temporary directory). Otherwise
+PLIF leaks are; DN layers take no ``vmap``), spikes of the membranes' shape, a plain
+:class:`~spikerl.snn.surrogate.Surrogate`, and a C compiler on the machine (the kernel is
+compiled once per machine into ``$SPIKERL_CACHE`` or ``~/.cache/spikerl``, else a private
+folder in the temporary directory). Otherwise
 :func:`lif_sequence` returns ``None`` and the layer runs its eager tick loop, the reference the
 kernel is tested against. The backward is first-order only (a second derivative raises).
 """
@@ -442,14 +444,23 @@ def _constants(decay: Any, v_th: Any, like: torch.Tensor) -> _Constants | None:
     return _Constants(*(v.reshape(-1) for v in values), n)
 
 
-def _forward(currents, v0, s0, constants: _Constants, reset: str):
-    T, n = currents.shape[0], currents.shape[-1]
-    rows = currents[0].numel() // n
+def _groups(grouped: bool, *tensors: torch.Tensor | None) -> list[list[torch.Tensor | None]]:
+    """The tensors of each independent layer: the whole tensors, or (``grouped``, a vmapped
+    batch ``[G, ...]`` of layers) each one's slice, a contiguous block the C loops take as is."""
+    if not grouped:
+        return [list(tensors)]
+    count = next(t for t in tensors if t is not None).shape[0]
+    return [[None if t is None else t[g] for t in tensors] for g in range(count)]
+
+
+def _forward(currents, v0, s0, constants: _Constants, reset: str, grouped: bool = False):
     V, S = torch.empty_like(currents), torch.empty_like(currents)
     real = "float" if currents.dtype == torch.float32 else "double"
-    args = [_pointer(currents), _pointer(v0), _pointer(s0), _pointer(V), _pointer(S), T, rows, n,
-            *constants.args()]  # fmt: skip
-    _function(f"lif_forward_{real}_{reset}_{constants.mode}", currents.dtype)(*args)
+    function = _function(f"lif_forward_{real}_{reset}_{constants.mode}", currents.dtype)
+    for j, v, s, v_out, s_out in _groups(grouped, currents, v0, s0, V, S):
+        T, n = j.shape[0], j.shape[-1]
+        function(*map(_pointer, (j, v, s, v_out, s_out)), T, j[0].numel() // n, n,
+                 *constants.args())  # fmt: skip
     return S, V
 
 
@@ -484,45 +495,50 @@ class _KernelLIF(torch.autograd.Function):
     ``torch.func.vmap`` (the stacked seeds) :meth:`vmap` runs the batch as extra rows."""
 
     @staticmethod
-    def forward(currents, v0, s0, decay, v_th, constants, reset, kind, slope):  # type: ignore[override]
+    def forward(currents, v0, s0, decay, v_th, constants, reset, kind, slope, grouped=False):  # type: ignore[override]
         """``decay`` and ``v_th``: the layer's leak and threshold as given (tensors get their
-        gradients; ``constants`` holds their values in the kernel's form)."""
-        return _forward(currents, v0, s0, constants, reset)
+        gradients; ``constants`` holds their values in the kernel's form); ``grouped``: the
+        tensors carry a leading axis of independent layers (:meth:`vmap`)."""
+        return _forward(currents, v0, s0, constants, reset, grouped)
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[override]
-        _, v0, s0, decay, v_th, constants, reset, kind, slope = inputs
+        _, v0, s0, decay, v_th, constants, reset, kind, slope, grouped = inputs
         # the initial state enters its own gradients and the leak's and threshold's at tick 0
         keep_state = any(ctx.needs_input_grad[1:5])
         ctx.save_for_backward(output[1], *((v0, s0) if keep_state else (None, None)))
         ctx.constants, ctx.reset, ctx.kind, ctx.slope = constants, reset, kind, slope
+        ctx.grouped = grouped
         ctx.shapes = [x.shape if isinstance(x, torch.Tensor) else None for x in (decay, v_th)]
         ctx.set_materialize_grads(False)
 
     @staticmethod
-    def vmap(info, in_dims, currents, v0, s0, decay, v_th, constants, reset, kind, slope):  # type: ignore[override]
+    def vmap(info, in_dims, currents, v0, s0, decay, v_th, constants, reset, kind, slope,
+             grouped=False):  # type: ignore[override]  # fmt: skip
         """A batch of B_v layers with shared constants (:func:`kernel_applies` leaves batched
-        leaks and thresholds to the eager loop): their ``[T, B, N]`` currents become one
-        ``[T, B_v, B, N]`` layer of B_v * B rows, their states ``[B_v, B, N]``."""
+        leaks and thresholds to the eager loop) runs as B_v independent layers over the
+        ``[B_v, T, B, N]`` currents and ``[B_v, B, N]`` states, one C call each on its own
+        contiguous block (the batch axis leading, as the stacked products leave it: no
+        transposing copies)."""
         batch = info.batch_size
 
-        def batched(x, dim, axis):
-            if x is None or dim is not None:
-                return None if x is None else x.movedim(dim, axis).contiguous()
-            return x.unsqueeze(axis).expand(*x.shape[:axis], batch, *x.shape[axis:]).contiguous()
+        def leading(x, dim):
+            if x is None:
+                return None
+            if dim is None:
+                return x.unsqueeze(0).expand(batch, *x.shape).contiguous()
+            return x.movedim(dim, 0).contiguous()
 
-        currents = batched(currents, in_dims[0], 1)
-        v0, s0 = batched(v0, in_dims[1], 0), batched(s0, in_dims[2], 0)
-        out = _KernelLIF.apply(currents, v0, s0, decay, v_th, constants, reset, kind, slope)
-        return out, (1, 1)
+        currents, v0, s0 = (leading(x, d) for x, d in zip((currents, v0, s0), in_dims[:3],
+                                                           strict=True))  # fmt: skip
+        out = _KernelLIF.apply(currents, v0, s0, decay, v_th, constants, reset, kind, slope, True)
+        return out, (0, 0)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_spikes, grad_membranes):  # type: ignore[override]
         membranes, v0, s0 = ctx.saved_tensors
         constants = ctx.constants
-        T, n = membranes.shape[0], membranes.shape[-1]
-        rows = membranes[0].numel() // n
         # the kernel adds to the incoming membrane gradients in place (zeros where none came)
         if grad_membranes is None:
             grad_currents = torch.zeros_like(membranes)
@@ -537,21 +553,23 @@ class _KernelLIF(torch.autograd.Function):
         grad_spikes = grad_spikes.contiguous()
         # per-neuron sums over ticks and rows of the leak's and threshold's gradients, in double
         params = ctx.needs_input_grad[3] or ctx.needs_input_grad[4]  # both sums, or neither
+        n = membranes.shape[-1]
         sums = [torch.zeros(n, dtype=torch.float64) if params else None for _ in range(2)]
         a = float(ctx.slope)
         real = "float" if membranes.dtype == torch.float32 else "double"
-        args = [_pointer(membranes), _pointer(v0), _pointer(s0),
-                _pointer(grad_spikes), _pointer(grad_currents),
-                _pointer(grad_v0), _pointer(grad_s0), *map(_pointer, sums), T, rows, n,
-                *constants.args(), a, 0.5 / a, math.pi / 2.0 * a]  # fmt: skip
         name = f"lif_backward_{real}_{ctx.reset}_{ctx.kind}_{constants.mode}"
-        _function(name, membranes.dtype)(*args)
+        function = _function(name, membranes.dtype)
+        tensors = (membranes, v0, s0, grad_spikes, grad_currents, grad_v0, grad_s0)
+        for group in _groups(ctx.grouped, *tensors):  # the sums add up over the groups
+            T = group[0].shape[0]
+            function(*map(_pointer, group), *map(_pointer, sums), T, group[0][0].numel() // n,
+                     n, *constants.args(), a, 0.5 / a, math.pi / 2.0 * a)  # fmt: skip
         grad_decay, grad_v_th = (
             _to_shape(total, shape, membranes.dtype) if wanted else None
             for total, shape, wanted in zip(sums, ctx.shapes, ctx.needs_input_grad[3:5],
                                             strict=True)
         )  # fmt: skip
-        return grad_currents, grad_v0, grad_s0, grad_decay, grad_v_th, None, None, None, None
+        return grad_currents, grad_v0, grad_s0, grad_decay, grad_v_th, None, None, None, None, None
 
 
 def _to_shape(per_neuron: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
@@ -645,9 +663,10 @@ def kernel_applies(
         or reset not in RESET_MODES
         or spike_fn.kind not in SURROGATE_KINDS
         or currents.numel() == 0
+        or currents.dim() < 2
+        or currents.shape[0] == 1  # one tick (a controller acting): no loop to fuse
         or currents.device.type != "cpu"
         or currents.dtype not in (torch.float32, torch.float64)
-        or currents.dim() < 2
         or any(_wrapped(t) for t in constants)  # e.g. per-seed leaks: the eager loop
         or any(_wrapped(t) and not (batched and _vmapped(t)) for t in tensors)
         or any(t.dtype != currents.dtype or t.device.type != "cpu" for t in tensors + constants)
