@@ -248,20 +248,12 @@ class Report:
         return f"### Per method and env\n\n{markdown_table(headers, rows, left=2)}"
 
     def _included_markdown(self) -> str:
-        rows = [[r.name, r.method, r.env, "-" if r.seed is None else r.seed, r.state, r.progress]
-                for r in self.included]  # fmt: skip
-        headers = ["run", "method", "env", "seed", "state", "step/total"]
-        title = f"### Unfinished runs averaged as they stand ({len(rows)})"
-        return f"{title}\n\n{markdown_table(headers, rows, left=5)}"
+        return _runs_markdown("Unfinished runs averaged as they stand", self.included,
+                              "step/total", left=5)  # fmt: skip
 
     def _left_out_markdown(self) -> str:
-        rows = [
-            [r.name, r.method, r.env, "-" if r.seed is None else r.seed, r.state, r.progress]
-            for r in self.left_out
-        ]
-        headers = ["run", "method", "env", "seed", "state", "step/total or problem"]
-        title = f"### Runs left out of the means ({len(rows)})"
-        return f"{title}\n\n{markdown_table(headers, rows, left=len(headers))}"
+        return _runs_markdown("Runs left out of the means", self.left_out,
+                              "step/total or problem", left=6)  # fmt: skip
 
     def _ordered_cells(self) -> list[Cell]:
         keys = [(m, e) for m in self.methods for e in self.envs]
@@ -442,6 +434,15 @@ def _num(x: float, like: float | None = None) -> str:
 def _mean_std_text(mean_std: tuple[float, float]) -> tuple[str, str]:
     mean, std = mean_std
     return _num(mean), _num(std, like=mean)
+
+
+def _runs_markdown(title: str, runs: Sequence[RunRecord], progress: str, left: int) -> str:
+    """A titled table of runs with their state and ``progress`` column (``left``: how many
+    columns are left-aligned)."""
+    rows = [[r.name, r.method, r.env, "-" if r.seed is None else r.seed, r.state, r.progress]
+            for r in runs]  # fmt: skip
+    headers = ["run", "method", "env", "seed", "state", progress]
+    return f"### {title} ({len(rows)})\n\n{markdown_table(headers, rows, left=left)}"
 
 
 def _grid_cell(cell: Cell | None) -> str:

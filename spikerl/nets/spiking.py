@@ -162,8 +162,9 @@ class SpikingNetwork(nn.Module):
         x = torch.tanh(obs) if self.squash_obs else obs
         return self.encoder(x) if self.encoder is not None else x
 
-    def _act(self, outputs: torch.Tensor, last_state: Any) -> torch.Tensor:
-        pre = self.decoder(outputs, self.neurons[-1].membrane(last_state))
+    def _act(self, outputs: torch.Tensor, membrane: torch.Tensor | None) -> torch.Tensor:
+        """The action from the last layer's outputs ``[T, B, N]`` and membrane ``[B, N]``."""
+        pre = self.decoder(outputs, membrane)
         return self.max_action * (torch.tanh(pre) if self.activation == "tanh" else pre)
 
     def _run(
@@ -182,7 +183,7 @@ class SpikingNetwork(nn.Module):
                 x, states[i] = neuron(linear(x), states[i])
             if counts:
                 spike_counts.append((x != 0).sum(dim=0))
-        action = self._act(x, states[-1])
+        action = self._act(x, self.neurons[-1].membrane(states[-1]))
         return NetworkTrace(
             action, tuple(states), tuple(spike_counts), tuple(potentials) if membranes else None
         )
@@ -240,10 +241,8 @@ class SpikingNetwork(nn.Module):
             else:
                 x, states[i] = neuron(linear(x), states[i])
         # every step's readout of its one tick, as L * B decisions of T = 1
-        rows = x.reshape(1, length * batch, -1)
         last_v = None if membranes is None else membranes.reshape(length * batch, -1)
-        pre = self.decoder(rows, last_v)
-        action = self.max_action * (torch.tanh(pre) if self.activation == "tanh" else pre)
+        action = self._act(x.reshape(1, length * batch, -1), last_v)
         return action.reshape(length, batch, -1).transpose(0, 1), tuple(states)
 
     def _unrolls_by_layer(self, obs_seq: torch.Tensor) -> bool:
@@ -285,7 +284,7 @@ class SpikingNetwork(nn.Module):
                 x, states[i] = neuron.step(linear(x), states[i], t)
                 spikes[i].append(x)
                 membranes[i].append(neuron.membrane(states[i]))
-        action = self._act(torch.stack(spikes[-1]), states[-1])
+        action = self._act(torch.stack(spikes[-1]), self.neurons[-1].membrane(states[-1]))
         return StepwiseTrace(
             action, [torch.stack(s) for s in spikes], [torch.stack(v) for v in membranes]
         )

@@ -35,8 +35,8 @@ Used where it computes exactly what the eager loop would and pays: CPU tensors i
 float64 of more than one tick (one tick is a few eager operations, cheaper than the call), a
 leak and threshold per layer or per neuron (floats, fixed tensors or trained ones), outside
 ``torch.func`` transforms other than ``vmap`` (the stacked seeds' ``vmap`` runs its batch as
-extra rows of one call, unless the leaks or thresholds themselves are batched, as per-seed
-PLIF leaks are; DN layers take no ``vmap``), spikes of the membranes' shape, a plain
+independent layers, one call each, unless the leaks or thresholds themselves are batched, as
+per-seed PLIF leaks are; DN layers take no ``vmap``), spikes of the membranes' shape, a plain
 :class:`~spikerl.snn.surrogate.Surrogate`, and a C compiler on the machine (the kernel is
 compiled once per machine into ``$SPIKERL_CACHE`` or ``~/.cache/spikerl``, else a private
 folder in the temporary directory). Otherwise
@@ -293,8 +293,8 @@ def _source() -> str:
             return text.replace("FABS", fabs).replace("EXP", exp).replace("{real}", real)
 
         parts.append(_DN_FORWARD.format(real=real))
+        recomputed = fill("((vp[m] - th > 0) ? ({real})1 : ({real})0)")
         for kind, surrogate in _SURROGATES.items():
-            recomputed = fill("((vp[m] - th > 0) ? ({real})1 : ({real})0)")
             rows = {
                 f"row_{name}": _DN_BACK_ROW.format(real=real, surrogate=fill(surrogate), prev=prev)
                 for name, prev in (("recomputed", recomputed), ("initial", "s0[m]"))
@@ -492,7 +492,7 @@ class _KernelLIF(torch.autograd.Function):
     """Saves the membranes (the spikes are recomputed from them) and the initial state only
     where a gradient that depends on it is wanted; the returned state is a copy, so editing
     outputs or states in place after the call cannot corrupt the backward. Under
-    ``torch.func.vmap`` (the stacked seeds) :meth:`vmap` runs the batch as extra rows."""
+    ``torch.func.vmap`` (the stacked seeds) :meth:`vmap` runs the batch as independent layers."""
 
     @staticmethod
     def forward(currents, v0, s0, decay, v_th, constants, reset, kind, slope, grouped=False):  # type: ignore[override]
@@ -531,7 +531,11 @@ class _KernelLIF(torch.autograd.Function):
 
         currents, v0, s0 = (leading(x, d) for x, d in zip((currents, v0, s0), in_dims[:3],
                                                            strict=True))  # fmt: skip
+        if grouped:  # a vmap inside a vmap: its groups and ours are one axis of layers
+            currents, v0, s0 = (None if x is None else x.flatten(0, 1) for x in (currents, v0, s0))
         out = _KernelLIF.apply(currents, v0, s0, decay, v_th, constants, reset, kind, slope, True)
+        if grouped:
+            out = tuple(x.unflatten(0, (batch, -1)) for x in out)
         return out, (0, 0)
 
     @staticmethod
@@ -656,6 +660,12 @@ def kernel_applies(
     that only broadcasts, or of another dtype or device, leaves it to the eager loop.
     Currents and states batched by ``torch.func.vmap`` run in the kernel (``batched``: a
     caller whose kernel has no vmap rule passes False) when the constants are not batched."""
+    return _kernel_constants(currents, state, spike_fn, decay, v_th, reset, batched) is not None
+
+
+def _kernel_constants(currents, state, spike_fn, decay, v_th, reset, batched=True):
+    """:func:`kernel_applies`' checks; the leak and threshold in the kernel's form where they
+    pass, else None."""
     tensors = [currents, *(state or ())]
     constants = [x for x in (decay, v_th) if isinstance(x, torch.Tensor)]
     if (
@@ -672,13 +682,13 @@ def kernel_applies(
         or any(t.dtype != currents.dtype or t.device.type != "cpu" for t in tensors + constants)
         or not kernel_available()
     ):
-        return False
+        return None
     if state is not None:
         _state_or_zeros(type(state), currents[0], state)  # a first field of another shape raises
         if any(field.shape != currents.shape[1:] for field in state):
-            return False  # fields that broadcast against the first: the eager loop's business
+            return None  # fields that broadcast against the first: the eager loop's business
     # another broadcast of the constants than per layer or per neuron: the eager loop
-    return _constants(decay, v_th, currents) is not None
+    return _constants(decay, v_th, currents)
 
 
 def lif_sequence(
@@ -692,9 +702,9 @@ def lif_sequence(
     """All T ticks of :func:`~spikerl.snn.functional.lif_step` over ``currents [T, B, N]`` from
     ``state`` (``None``: zeros) in the C kernel: ``(spikes [T, B, N], state after the last
     tick)``, or ``None`` where the kernel does not apply (:func:`kernel_applies`)."""
-    if not kernel_applies(currents, state, spike_fn, decay, v_th, reset):
+    constants = _kernel_constants(currents, state, spike_fn, decay, v_th, reset)
+    if constants is None:
         return None
-    constants = _constants(decay, v_th, currents)
     v0, s0 = (None, None) if state is None else (state[0].contiguous(), state[1].contiguous())
     spikes, membranes = _KernelLIF.apply(
         currents.contiguous(), v0, s0, decay, v_th, constants, reset, spike_fn.kind,

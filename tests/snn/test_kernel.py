@@ -238,6 +238,27 @@ def test_under_vmap_the_kernel_runs_the_batch_as_rows(cls, carried, monkeypatch)
         assert got_v0 is None and want_v0 is None
 
 
+def test_a_vmap_inside_a_vmap_runs_every_layer_of_both_axes(monkeypatch):
+    """Nested transforms: the inner vmap's groups and the outer one's are one axis of layers."""
+    gen = torch.Generator().manual_seed(8)
+    currents = torch.randn(2, 3, T, B, N, generator=gen, dtype=torch.float64) + 0.3
+    v0 = torch.randn(2, 3, B, N, generator=gen, dtype=torch.float64)
+    s0 = (torch.rand(2, 3, B, N, generator=gen, dtype=torch.float64) > 0.5).double()
+    layer = LIF(size=N, reset="soft", surrogate=Surrogate("sigmoid", 3.0)).double()
+
+    def run(j, v, s):
+        spikes, final = layer(j, LIFState(v, s))
+        return spikes, final.v
+
+    one_by_one = [[run(currents[a, b], v0[a, b], s0[a, b]) for b in range(3)] for a in range(2)]
+    monkeypatch.setattr(SpikingNeuron, "_tick_loop", lambda *a: pytest.fail("eager loop"))
+    spikes, v = torch.func.vmap(torch.func.vmap(run))(currents, v0, s0)
+    for a in range(2):
+        for b in range(3):
+            assert torch.equal(spikes[a, b], one_by_one[a][b][0])
+            assert torch.equal(v[a, b], one_by_one[a][b][1])
+
+
 def test_where_the_kernel_does_not_apply_it_says_so():
     spike_fn, currents = Surrogate(), torch.randn(T, B, N)
     learnt = torch.full((N,), 0.7, requires_grad=True)
