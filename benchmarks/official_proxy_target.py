@@ -91,6 +91,7 @@ from _bench import (
 
 from spikerl.bench.timing import torch_threads
 from spikerl.experiments.config import Config, load_config
+from spikerl.experiments.process import MMAP_THRESHOLD, TRIM_THRESHOLD, allocator
 from spikerl.experiments.report import format_table
 
 # variant -> (official learner class, spikerl config overrides)
@@ -253,6 +254,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--spikerl-set", action="append", default=[], metavar="KEY=VALUE",
         help="extra config override of the spikerl side, e.g. run.precision=bfloat16",
     )  # fmt: skip
+    p.add_argument(
+        "--official-allocator", choices=["system", "tuned"], default="system",
+        help="glibc malloc of the official subprocesses: as the system sets it (the code as "
+        "its users run it) or tuned as spikerl tunes its own process (MALLOC_MMAP_THRESHOLD_ "
+        "and MALLOC_TRIM_THRESHOLD_; spikerl.experiments.process)",
+    )  # fmt: skip
     add_training_window_args(p, warmup_default=100, window_default=1000)
     args = p.parse_args(argv)
     args.official = args.official.resolve()
@@ -319,6 +326,9 @@ class OfficialLoop:
         }
         env = dict(os.environ)
         env.update({"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)})
+        if args.official_allocator == "tuned":
+            env.update({"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
+                        "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)})  # fmt: skip
         self.stderr_path = tmp / f"{learner}.stderr"
         self._stderr = self.stderr_path.open("w")
         self.proc = subprocess.Popen(
@@ -427,7 +437,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 "windows": windows[v],
             }
         )
-    return {"training": rows, "official_runtime": info}
+    allocators = {"official": args.official_allocator, "spikerl": allocator()}
+    return {"training": rows, "official_runtime": info, "allocator": allocators}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -451,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         results = measure(args, Path(tmp))
     runtime = next(iter(results["official_runtime"].values()))
     where = f"official on torch {runtime['torch']}, python {runtime['python']}"
+    where += f"; allocator: official {args.official_allocator}, spikerl {allocator()}"
     window = f"window {args.window} iterations, {args.repeats} windows each"
     print(f"\nTraining env steps/s on {args.env} ({args.threads} thread(s); {window}; {where})")
     print(table(results["training"]))

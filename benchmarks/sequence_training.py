@@ -38,6 +38,7 @@ from spikerl.bench.sequence_parts import (
 )
 from spikerl.bench.timing import sync
 from spikerl.envs.quadrotor.vector import QuadrotorVectorEnv
+from spikerl.experiments.process import configure_process
 from spikerl.experiments.sequence_run import load_guide
 
 HOVER = 0.334
@@ -104,7 +105,7 @@ def _time_collection(args, guide) -> float:
 
 def main() -> None:
     args = _parse()
-    torch.set_num_threads(args.threads)
+    configure_process(args.threads)  # threads and allocator as in a training run
     guide = (
         load_guide(args.guide, OBS_DIM, ACT_DIM, torch.device("cpu"))
         if args.guide

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..experiments.process import allocator
+
 __all__ = ["blas_override", "cpu_model", "machine_info", "numpy_blas", "usable_cores"]
 
 #: Environment variables that pick OpenBLAS's kernel or cache size instead of its own probe.
@@ -78,6 +80,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
         "numpy": np.__version__,
         "numpy_blas": numpy_blas(),
         "openblas_overrides": blas_override(),
+        "allocator": allocator(),
         "gymnasium": gymnasium.__version__,
         "mujoco": mujoco.__version__,
         "platform": platform.platform(),

@@ -47,6 +47,7 @@ def _machine(results: dict[str, Any]) -> str:
         ["device", m["device"] + (f" ({m['gpu']}, CUDA {m['cuda']})" if "gpu" in m else "")],
         ["python / torch / numpy", f"{m['python']} / {m['torch']} / {m['numpy']}"],
         ["NumPy BLAS", _blas(m)],
+        ["C allocator", m.get("allocator", "not recorded")],
         ["gymnasium / mujoco", f"{m['gymnasium']} / {m['mujoco']}"],
         ["platform", m["platform"]],
         ["1-minute load average at start", m["load_avg_1m"]],

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..experiments.config import Config, load_config
+from ..experiments.process import keep_freed_memory
 from .flops import MatmulRecorder, matmul_seconds
 from .machine import machine_info, usable_cores
 from .timing import Windows, rate_for, sync, torch_threads
@@ -466,6 +467,7 @@ def run_suite(
     torch threads; returns the JSON payload (machine, settings, one entry per section)."""
     names = list(SECTIONS) if sections is None else sections
     started = time.perf_counter()
+    keep_freed_memory()  # as in a training run (spikerl.experiments.process)
     with torch_threads(settings.torch_threads):
         results = {"machine": machine_info(settings.device), "settings": _settings_dict(settings)}
         for name in names:

@@ -18,6 +18,7 @@ from ..buffers import ReplayBuffer
 from ..envs import env_dims, make_env
 from ..experiments.checkpoint import seed_everything
 from ..experiments.config import Config
+from ..experiments.process import keep_freed_memory
 
 __all__ = ["SeedsTrainLoop", "TrainLoop", "raw_env_steps_per_sec", "timed_steps_per_sec"]
 
@@ -32,6 +33,7 @@ class TrainLoop:
     """
 
     def __init__(self, cfg: Config, capacity: int, device: str = "cpu") -> None:
+        keep_freed_memory()  # as in a training run (spikerl.experiments.process)
         seed_everything(cfg.run.seed)
         self.cfg = cfg
         self.env = make_env(cfg.env.id, seed=cfg.run.seed)

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from ..atomic import write_text_atomic
+from .process import allocator
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -119,6 +120,7 @@ def collect_provenance(
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": int(threads) if threads is not None else torch.get_num_threads(),
+        "allocator": allocator(),
         "device": str(device),
         "cuda_device": _cuda_device_name(torch_device),
     }

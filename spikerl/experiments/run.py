@@ -58,6 +58,7 @@ from .checkpoint import (
 )
 from .config import Config, ConfigError, config_from_dict, config_to_dict
 from .evaluation import eval_info_keys, evaluate_policy, summarize_curve
+from .process import configure_process
 from .provenance import record_provenance
 from .runlock import run_lock
 from .status import FINISHED, write_status
@@ -342,8 +343,7 @@ class _Session:
 
 
 def _build_session(cfg: Config, run_dir: Path, device: torch.device) -> _Session:
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
+    configure_process(cfg.run.threads)
     seed_everything(cfg.run.seed)  # for third-party code only: spikerl uses its own streams
     streams = SeedStreams(cfg.run.seed)
     env = make_env(cfg.env.id, normalize_obs=cfg.env.normalize_obs)

@@ -61,6 +61,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .config import Config, ConfigError, config_to_dict
+from .process import configure_process
 from .provenance import record_provenance
 from .run import (
     BEST_NAME,
@@ -229,8 +230,7 @@ def _vector_env(cfg: Config, num_envs: int) -> Any:
 
 
 def _build(cfg: Config, run_dir: Path, device: torch.device) -> _SeqSession:
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
+    configure_process(cfg.run.threads)
     seed_everything(cfg.run.seed)
     seq = cfg.algo.sequence
     env = _vector_env(cfg, seq.num_envs)

@@ -66,6 +66,7 @@ def test_other_sections_cover_their_settings(quick_results):
     blas = machine["numpy_blas"]  # threadpoolctl is in the dev extra: NumPy's BLAS is named
     assert blas and all(p["internal_api"] and p["num_threads"] >= 1 for p in blas)
     assert quick_results["settings"]["torch_threads"] == 1
+    assert machine["allocator"] != "system default"  # the suite tunes it as a training run does
 
 
 def test_markdown_report_names_the_command_machine_and_sections(quick_results):
@@ -76,6 +77,7 @@ def test_markdown_report_names_the_command_machine_and_sections(quick_results):
                   "## Many seeds in one process"):  # fmt: skip
         assert title in text
     assert "| proxy-target TD3 (DN) |" in text
+    assert f"| C allocator | {quick_results['machine']['allocator']} |" in text
 
 
 def test_machine_table_names_numpy_blas_and_any_openblas_override():

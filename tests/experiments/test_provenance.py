@@ -25,6 +25,7 @@ KEYS = {
     "cpu",
     "cpu_count",
     "torch_threads",
+    "allocator",
     "device",
     "cuda_device",
 }

@@ -1,0 +1,100 @@
+"""Process settings of a training run: threads and glibc's reuse of freed memory."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from spikerl.experiments import process
+from spikerl.experiments.process import allocator, configure_process, keep_freed_memory
+
+
+def _glibc() -> bool:
+    try:
+        return hasattr(ctypes.CDLL("libc.so.6"), "gnu_get_libc_version")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A process whose allocator was not yet tuned, without glibc's tunables in the env."""
+    monkeypatch.setattr(process, "_STATE", None)
+    for name in (*process.MALLOC_VARIABLES, "SPIKERL_MALLOC"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_users_choice_wins(fresh: pytest.MonkeyPatch) -> None:
+    fresh.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
+    assert keep_freed_memory() == "system default (MALLOC_TRIM_THRESHOLD_ set)"
+    assert allocator() == "system default (MALLOC_TRIM_THRESHOLD_ set)"
+
+
+def test_opt_out(fresh: pytest.MonkeyPatch) -> None:
+    fresh.setenv("SPIKERL_MALLOC", "system")
+    assert keep_freed_memory() == "system default (SPIKERL_MALLOC=system)"
+
+
+def test_untuned_process_says_so(fresh: pytest.MonkeyPatch) -> None:
+    assert allocator() == "system default"
+
+
+@pytest.mark.skipif(not _glibc(), reason="glibc only")
+def test_tuned_once_on_glibc(fresh: pytest.MonkeyPatch) -> None:
+    assert keep_freed_memory() == "glibc, mmap >= 64 MiB, trim 256 MiB"
+    fresh.setenv("SPIKERL_MALLOC", "system")  # decided once per process
+    assert keep_freed_memory() == allocator() == "glibc, mmap >= 64 MiB, trim 256 MiB"
+
+
+def test_configure_process_sets_threads(fresh: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    try:
+        configure_process(1)
+        assert torch.get_num_threads() == 1
+        configure_process(0)  # 0: leave torch's choice
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert allocator() != "system default"  # decided (tuned or a stated reason)
+
+
+FAULTS = """
+import json, resource, sys, torch
+from spikerl.experiments.process import keep_freed_memory
+state = keep_freed_memory()
+def step():  # what a spiking layer over [5, 768, 256] allocates per call: three 3.9 MB tensors
+    a = torch.ones(5, 768, 256); b = torch.empty_like(a).fill_(2.0); c = a + b
+    return float(c[0, 0, 0])
+for _ in range(5):
+    step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(50):
+    step()
+faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 50
+print(json.dumps({"state": state, "faults": faults}))
+"""
+
+
+def _faults(**env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if k not in process.MALLOC_VARIABLES}
+    out = subprocess.run([sys.executable, "-c", FAULTS], env=clean | env, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not _glibc(), reason="glibc only")
+def test_tuned_allocator_reuses_large_blocks() -> None:
+    """Repeated 3.9 MB tensors come from reused heap memory (no fresh zero-filled pages)."""
+    tuned, system = _faults(OMP_NUM_THREADS="1"), _faults(OMP_NUM_THREADS="1",
+                                                          SPIKERL_MALLOC="system")  # fmt: skip
+    assert tuned["state"].startswith("glibc") and system["state"].startswith("system default")
+    # 3 x 3.9 MB = 2,880 pages if each came back fresh; tuned, at most a one-off heap growth
+    assert tuned["faults"] < 100, tuned
+    assert system["faults"] > 5 * max(tuned["faults"], 1), (tuned, system)
