@@ -13,6 +13,9 @@ alternate (default first in even rounds) so machine load hits both alike. Rows:
   seeds of the two spiking ones (total env steps/s);
 * the quadrotor controller's sequence update (350 windows of L = 100, burn-in 50), windows/s.
 
+Each run records the allocator its child reported (``runs``); the JSON's ``environment`` is the
+parent's, which tunes nothing.
+
 Usage::
 
     python benchmarks/allocator.py --repeats 3 --json docs/allocator.json
@@ -34,6 +37,8 @@ from typing import Any
 import torch
 from _bench import positive_int, quiet_warnings, write_results
 
+from spikerl.experiments.process import MALLOC_VARIABLES
+
 TRAINING = {
     "ANN-TD3": ("ANN-TD3", 1),
     "spiking TD3 (LIF, Polyak target)": ("spiking TD3 (LIF, Polyak target)", 1),
@@ -43,6 +48,8 @@ TRAINING = {
 }
 ROWS = ["LIF layer [5, 768, 256], no-grad forward", *TRAINING,
         "sequence update (350 x 100, W = 50)"]  # fmt: skip
+#: What decides the allocator besides this script: removed from the children's environment.
+USER_VARIABLES = (*MALLOC_VARIABLES, "SPIKERL_MALLOC", "GLIBC_TUNABLES", "LD_PRELOAD")
 UNITS = {ROWS[0]: "calls/s", ROWS[-1]: "windows/s"} | {name: "env steps/s" for name in TRAINING}
 
 
@@ -110,7 +117,8 @@ def child(row: str, args: argparse.Namespace) -> None:
 
 
 def _measure(row: str, tuned: bool, args: argparse.Namespace) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if k != "SPIKERL_MALLOC"}
+    # nothing of the user's may decide either side: glibc's tunables, a preloaded allocator
+    env = {k: v for k, v in os.environ.items() if k not in USER_VARIABLES}
     if not tuned:
         env["SPIKERL_MALLOC"] = "system"
     command = [sys.executable, __file__, "--child", row, "--threads", str(args.threads),
@@ -119,7 +127,10 @@ def _measure(row: str, tuned: bool, args: argparse.Namespace) -> dict[str, Any]:
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(f"allocator benchmark: {row} failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if tuned and not result["allocator"].startswith("glibc"):
+        raise SystemExit(f"allocator benchmark: nothing to compare ({result['allocator']})")
+    return result
 
 
 def main() -> None:

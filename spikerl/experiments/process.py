@@ -6,40 +6,50 @@ the proxy target's 768 rows, T = 5, N = 256), activations and gradients. By defa
 ``malloc`` hands such memory back to the system when it is freed (a block above its mmap
 threshold is unmapped; free memory at the top of the heap beyond its trim threshold is
 trimmed), so each iteration's tensors come back as fresh pages that the kernel zero-fills on
-first touch: 2,272 page faults per call of one LIF layer over ``[5, 768, 256]``, none with the
-settings below. On the project's AMD EPYC (2 threads) that call took 3.5 ms with the default
-and 0.41 ms tuned, and training ran 1.1-1.35x faster (``docs/performance.md``).
+first touch: 2,272 page faults per call of one LIF layer over ``[5, 768, 256]`` (3.7-4.0 ms a
+call) in three of four fresh processes, none with the settings below (0.32-0.42 ms). Training gains most where a step allocates most:
+the proxy target, stacked seeds and sequence training (``docs/performance.md``).
 
-:func:`keep_freed_memory` therefore sets ``M_MMAP_THRESHOLD`` to 64 MiB (blocks below it come
-from the heap and are reused) and ``M_TRIM_THRESHOLD`` to 256 MiB (up to that much freed memory
-at the top of the heap stays with the process instead of going back to the system). The cost:
-a process's resident memory stays near its peak. Left alone where the platform is not glibc,
-where the user set any of glibc's ``MALLOC_*_`` tunables (theirs win), or with
-``SPIKERL_MALLOC=system``.
+:func:`keep_freed_memory` therefore sets ``M_MMAP_THRESHOLD`` to 64 MiB (32 MiB where an older
+glibc refuses more; blocks below it come from the heap and are reused) and ``M_TRIM_THRESHOLD``
+to 256 MiB (up to that much freed memory at the top of the heap stays with the process instead
+of going back to the system). The cost: a process's resident memory stays near its peak. Left
+alone where the C library is not glibc, where another allocator is preloaded (jemalloc,
+tcmalloc, mimalloc, ...), where the user set glibc's own tunables (``MALLOC_*_`` variables or
+``glibc.malloc.*`` in ``GLIBC_TUNABLES``: theirs win), or with ``SPIKERL_MALLOC=system``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+from typing import Any
 
 import torch
 
 __all__ = [
-    "MMAP_THRESHOLD",
+    "MMAP_THRESHOLDS",
     "TRIM_THRESHOLD",
     "allocator",
     "configure_process",
     "keep_freed_memory",
 ]
 
-#: Bytes from which glibc maps a block on its own (and unmaps it when freed).
-MMAP_THRESHOLD = 64 << 20
+#: Bytes from which glibc maps a block on its own (and unmaps it when freed), first choice and
+#: fallback: glibc before 2.35 refuses more than 32 MiB on 64-bit systems (``mallopt(3)``). 64 MiB
+#: keeps the sequence update's ``[35000, 256]`` critic activations (36 MB) in the heap; an
+#: 8-seed stack's largest tensor, ``[8, 5, 768, 256]`` float32 (31 MB), fits either.
+MMAP_THRESHOLDS = (64 << 20, 32 << 20)
 #: Bytes of free memory at the top of the heap kept before glibc gives it back.
 TRIM_THRESHOLD = 256 << 20
 #: glibc's own environment tunables for the same settings; a user who sets one keeps glibc's.
 MALLOC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
                     "MALLOC_MMAP_MAX_")  # fmt: skip
+#: The same in ``GLIBC_TUNABLES`` (``glibc.malloc.trim_threshold=...:...``).
+MALLOC_TUNABLES = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold",
+                   "glibc.malloc.top_pad", "glibc.malloc.mmap_max")  # fmt: skip
+#: Allocators that replace glibc's ``malloc`` when preloaded (tuning glibc's would be moot).
+PRELOADED_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc", "hoard", "snmalloc")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 _STATE: str | None = None
 
@@ -48,7 +58,8 @@ def keep_freed_memory() -> str:
     """Tune glibc's ``malloc`` to reuse large freed blocks (module docstring), once per process.
 
     Returns what the process's allocator does, for provenance and benchmark tables:
-    ``"glibc, mmap >= 64 MiB, trim 256 MiB"``, or ``"system default (<reason>)"``.
+    ``"glibc, mmap >= 64 MiB, trim 256 MiB"`` (32 MiB on older glibc), or ``"system default
+    (<reason>)"``.
     """
     global _STATE
     if _STATE is None:
@@ -56,23 +67,48 @@ def keep_freed_memory() -> str:
     return _STATE
 
 
-def _tune() -> str:
+def _users_choice() -> str | None:
+    """Why the user's environment decides the allocator (None: it does not)."""
     if os.environ.get("SPIKERL_MALLOC", "").lower() == "system":
-        return "system default (SPIKERL_MALLOC=system)"
+        return "SPIKERL_MALLOC=system"
     chosen = [name for name in MALLOC_VARIABLES if name in os.environ]
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    chosen += [name for name in MALLOC_TUNABLES if f"{name}=" in tunables]
     if chosen:
-        return f"system default ({', '.join(chosen)} set)"
+        return f"{', '.join(chosen)} set"
+    preload = os.environ.get("LD_PRELOAD", "").lower()
+    named = [name for name in PRELOADED_ALLOCATORS if name in preload]
+    return f"{named[0]} preloaded" if named else None
+
+
+def _glibc_mallopt() -> Any:
+    """glibc's ``int mallopt(int, int)`` from this process's C library; None elsewhere (musl,
+    macOS, Windows)."""
+    if not hasattr(os, "confstr"):
+        return None
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.gnu_get_libc_version  # noqa: B018 (glibc only: musl and others lack it)
-    except (OSError, AttributeError):
+        if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
+            return None
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, ValueError, AttributeError):
+        return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt
+
+
+def _tune() -> str:
+    reason = _users_choice()
+    if reason is not None:
+        return f"system default ({reason})"
+    mallopt = _glibc_mallopt()
+    if mallopt is None:
         return "system default (not glibc)"
-    ok = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and libc.mallopt(
-        _M_TRIM_THRESHOLD, TRIM_THRESHOLD
-    )
-    if not ok:
+    if not mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD):
         return "system default (mallopt refused)"
-    return f"glibc, mmap >= {MMAP_THRESHOLD >> 20} MiB, trim {TRIM_THRESHOLD >> 20} MiB"
+    for threshold in MMAP_THRESHOLDS:
+        if mallopt(_M_MMAP_THRESHOLD, threshold):
+            return f"glibc, mmap >= {threshold >> 20} MiB, trim {TRIM_THRESHOLD >> 20} MiB"
+    return f"glibc, trim {TRIM_THRESHOLD >> 20} MiB (mallopt refused the mmap threshold)"
 
 
 def configure_process(threads: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import subprocess
@@ -16,17 +15,20 @@ from spikerl.experiments.process import allocator, configure_process, keep_freed
 
 
 def _glibc() -> bool:
-    try:
-        return hasattr(ctypes.CDLL("libc.so.6"), "gnu_get_libc_version")
-    except OSError:
-        return False
+    return process._glibc_mallopt() is not None
+
+
+#: What decides the allocator besides spikerl: cleared for these tests.
+USER_VARIABLES = (*process.MALLOC_VARIABLES, "SPIKERL_MALLOC", "GLIBC_TUNABLES", "LD_PRELOAD")
+TUNED = {f"glibc, mmap >= {t >> 20} MiB, trim {process.TRIM_THRESHOLD >> 20} MiB"
+         for t in process.MMAP_THRESHOLDS}  # fmt: skip
 
 
 @pytest.fixture
 def fresh(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """A process whose allocator was not yet tuned, without glibc's tunables in the env."""
     monkeypatch.setattr(process, "_STATE", None)
-    for name in (*process.MALLOC_VARIABLES, "SPIKERL_MALLOC"):
+    for name in USER_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -35,6 +37,21 @@ def test_users_choice_wins(fresh: pytest.MonkeyPatch) -> None:
     fresh.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
     assert keep_freed_memory() == "system default (MALLOC_TRIM_THRESHOLD_ set)"
     assert allocator() == "system default (MALLOC_TRIM_THRESHOLD_ set)"
+
+
+def test_users_glibc_tunables_win(fresh: pytest.MonkeyPatch) -> None:
+    fresh.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=1000000:glibc.rtld.nns=2")
+    assert keep_freed_memory() == "system default (glibc.malloc.mmap_threshold set)"
+
+
+def test_other_glibc_tunables_do_not_count(fresh: pytest.MonkeyPatch) -> None:
+    fresh.setenv("GLIBC_TUNABLES", "glibc.rtld.nns=2")
+    assert process._users_choice() is None
+
+
+def test_preloaded_allocator_is_left_alone(fresh: pytest.MonkeyPatch) -> None:
+    fresh.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
+    assert keep_freed_memory() == "system default (jemalloc preloaded)"
 
 
 def test_opt_out(fresh: pytest.MonkeyPatch) -> None:
@@ -48,9 +65,10 @@ def test_untuned_process_says_so(fresh: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.skipif(not _glibc(), reason="glibc only")
 def test_tuned_once_on_glibc(fresh: pytest.MonkeyPatch) -> None:
-    assert keep_freed_memory() == "glibc, mmap >= 64 MiB, trim 256 MiB"
+    state = keep_freed_memory()
+    assert state in TUNED
     fresh.setenv("SPIKERL_MALLOC", "system")  # decided once per process
-    assert keep_freed_memory() == allocator() == "glibc, mmap >= 64 MiB, trim 256 MiB"
+    assert keep_freed_memory() == allocator() == state
 
 
 def test_configure_process_sets_threads(fresh: pytest.MonkeyPatch) -> None:
@@ -83,7 +101,7 @@ print(json.dumps({"state": state, "faults": faults}))
 
 
 def _faults(**env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k not in process.MALLOC_VARIABLES}
+    clean = {k: v for k, v in os.environ.items() if k not in USER_VARIABLES}
     out = subprocess.run([sys.executable, "-c", FAULTS], env=clean | env, capture_output=True,
                          text=True, check=True)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -91,10 +109,11 @@ def _faults(**env: str) -> dict:
 
 @pytest.mark.skipif(not _glibc(), reason="glibc only")
 def test_tuned_allocator_reuses_large_blocks() -> None:
-    """Repeated 3.9 MB tensors come from reused heap memory (no fresh zero-filled pages)."""
+    """Repeated 3.9 MB tensors come from reused heap memory, not fresh zero-filled pages. (The
+    default's faults depend on allocation history and thread timing: 0 to 2,272 per call in
+    ``docs/allocator.json``, so only the tuned side is asserted.)"""
     tuned, system = _faults(OMP_NUM_THREADS="1"), _faults(OMP_NUM_THREADS="1",
                                                           SPIKERL_MALLOC="system")  # fmt: skip
-    assert tuned["state"].startswith("glibc") and system["state"].startswith("system default")
+    assert tuned["state"] in TUNED and system["state"].startswith("system default")
     # 3 x 3.9 MB = 2,880 pages if each came back fresh; tuned, at most a one-off heap growth
     assert tuned["faults"] < 100, tuned
-    assert system["faults"] > 5 * max(tuned["faults"], 1), (tuned, system)
