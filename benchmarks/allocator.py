@@ -18,7 +18,7 @@ parent's, which tunes nothing.
 
 Usage::
 
-    python benchmarks/allocator.py --repeats 3 --json docs/allocator.json
+    python benchmarks/allocator.py --repeats 4 --json docs/allocator.json
 """
 
 from __future__ import annotations
