@@ -5,9 +5,12 @@ TD3 (Fujimoto et al. 2018) with the proxy-target extension of arXiv 2505.24161
 
 1. ``target = "proxy"``: K proxy steps, each an Adam step on
    :math:`L_\pi = \mathrm{mean}_{B, m} (\pi_\phi(s) - \mathrm{sg}[\mu_\theta(s)])^2` on a fresh
-   minibatch. The SNN targets of all K minibatches come from one no-grad forward (they do not
-   depend on the proxy), so no graph is built through the SNN and the actor's ``.grad`` stays
-   untouched.
+   minibatch. The SNN targets of the K minibatches come from one no-grad forward (they do not
+   depend on the proxy), so the proxy steps build no graph through the SNN and leave the
+   actor's ``.grad`` untouched. On an iteration with an actor step (3.), which trains on the
+   last of these minibatches with the same, not yet updated actor, the last minibatch's SNN
+   forward is run once, with its graph: its detached output is that minibatch's proxy target
+   and the graph serves the actor step (the same values; one SNN forward fewer).
 2. Critic step on the last proxy minibatch (``proxy``) or a fresh one (``polyak``):
    :math:`y = r + \gamma\,\mathrm{nd}\,\min_i Q_i'(s', \tilde a)`,
    :math:`\tilde a = \mathrm{clip}(\pi'(s') + \mathrm{clip}(\epsilon, -c, c), -1, 1)`,
@@ -128,35 +131,48 @@ class TD3(CheckpointMixin):
         """One training iteration (see module docstring); returns scalar metrics (one per
         seed for stacked seeds)."""
         self.iterations += 1
+        actor_turn = self.iterations % self.cfg.policy_delay == 0
         metrics: dict[str, float] = {}
+        actions = None  # the actor's actions on the batch, with their graph, where computed
         if self.proxy is not None:
-            batch, metrics["loss/proxy"] = self._proxy_steps(buffer)
+            batch, metrics["loss/proxy"], actions = self._proxy_steps(buffer, actor_turn)
         else:
             batch = buffer.sample(self.cfg.batch_size)
         metrics.update(self._critic_step(batch))
-        if self.iterations % self.cfg.policy_delay == 0:
-            metrics["loss/actor"] = self._actor_step(batch)
+        if actor_turn:
+            metrics["loss/actor"] = self._actor_step(batch, actions)
             soft_update(self.critic_target, self.critic, self.cfg.tau)
             if self.actor_target is not None:
                 soft_update(self.actor_target, self.actor, self.cfg.tau)
         return metrics
 
-    def _proxy_steps(self, buffer: ReplayBuffer) -> tuple[Batch, Any]:
-        """K Adam steps of the proxy towards the detached actor; returns the last batch, loss.
-        (Batches are concatenated and split on dim -2, the batch axis with or without a
-        leading seed axis.)"""
+    def _proxy_steps(
+        self, buffer: ReplayBuffer, keep_last: bool = False
+    ) -> tuple[Batch, Any, torch.Tensor | None]:
+        """K Adam steps of the proxy towards the detached actor; returns the last batch, the
+        loss and (``keep_last``) the actor's actions on the last batch with their graph, for
+        the actor step. (Batches are concatenated and split on dim -2, the batch axis with or
+        without a leading seed axis.)"""
         k, size = self.cfg.proxy.updates, self.cfg.batch_size
         batches = [buffer.sample(size) for _ in range(k)]
-        with torch.no_grad(), self.precision():  # one SNN pass for all K batches, no graph
-            joined = torch.cat([b.obs for b in batches], dim=-2)
-            targets = self.actor(joined).float().split(size, dim=-2)
+        no_graph = batches[:-1] if keep_last else batches
+        targets: list[torch.Tensor] = []
+        if no_graph:
+            with torch.no_grad(), self.precision():  # one SNN pass for these batches, no graph
+                joined = torch.cat([b.obs for b in no_graph], dim=-2)
+                targets += self.actor(joined).float().split(size, dim=-2)
+        actions = None
+        if keep_last:
+            with self.precision():
+                actions = self.actor(batches[-1].obs).float()
+            targets.append(actions.detach())
         mse = self.axis.reduce(F.mse_loss)
         for batch, target in zip(batches, targets, strict=True):
             loss = mse(self.proxy(batch.obs), target)
             self.proxy_opt.zero_grad(set_to_none=True)
             self.axis.backward(loss)
             self.proxy_opt.step()
-        return batches[-1], self.axis.value(loss)
+        return batches[-1], self.axis.value(loss), actions
 
     def _target_policy(self, next_obs: torch.Tensor) -> torch.Tensor:
         """The proxy's actions (float32), or the target actor's (its products in
@@ -179,10 +195,12 @@ class TD3(CheckpointMixin):
             y = batch.rewards + cfg.gamma * batch.not_done * torch.min(q1_next, q2_next)
         return critic_regression_step(self.critic, self.critic_opt, batch, y, self.axis)
 
-    def _actor_step(self, batch: Batch) -> Any:
+    def _actor_step(self, batch: Batch, actions: torch.Tensor | None = None) -> Any:
+        """``actions``: the actor's actions on ``batch`` with their graph, if already computed."""
         with frozen(self.critic):
-            with self.precision():
-                actions = self.actor(batch.obs).float()
+            if actions is None:
+                with self.precision():
+                    actions = self.actor(batch.obs).float()
             loss = -self.axis.reduce(torch.mean)(self._q1(batch.obs, actions))
             self.actor_opt.zero_grad(set_to_none=True)
             self.axis.backward(loss)

@@ -30,15 +30,17 @@ def same(a, b):
     return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.parametrize("keep_last", [False, True])
 @pytest.mark.parametrize("kind", ["ann", "lif"])
-def test_proxy_step_leaves_actor_grad_untouched(tiny_config, kind):
+def test_proxy_step_leaves_actor_grad_untouched(tiny_config, kind, keep_last):
     torch.manual_seed(0)
     learner = build_learner(tiny_config(f"actor.kind={kind}", "algo.target=proxy"), 3, 1, "cpu")
     buf = filled_buffer()
     for p in learner.actor.parameters():
         p.grad = None
     before = params(learner.actor)
-    _, loss = learner._proxy_steps(buf)
+    _, loss, actions = learner._proxy_steps(buf, keep_last)
+    assert (actions is not None and actions.requires_grad) == keep_last
     assert all(p.grad is None for p in learner.actor.parameters())
     assert same(before, params(learner.actor))
     assert loss >= 0
@@ -150,3 +152,35 @@ def test_sac_update_and_deterministic_mean_path(tiny_config):
     assert np.array_equal(learner.act(obs, False), learner.act(obs, False))
     a, logp = learner.actor.sample(torch.ones(5, 3))
     assert a.abs().max() <= 1 and logp.shape == (5,)
+
+
+def _update_with_two_forwards(learner, buffer):
+    """The proxy-target update as it ran before the actor's forward on the last proxy batch was
+    shared: the K targets from one no-grad pass, the actor step with a forward of its own."""
+    from spikerl.algos.common import soft_update
+
+    learner.iterations += 1
+    batch, _, _ = learner._proxy_steps(buffer, keep_last=False)
+    learner._critic_step(batch)
+    if learner.iterations % learner.cfg.policy_delay == 0:
+        learner._actor_step(batch)
+        soft_update(learner.critic_target, learner.critic, learner.cfg.tau)
+
+
+@pytest.mark.parametrize("kind", ["lif", "plif", "ann"])
+def test_shared_forward_of_the_last_proxy_batch_changes_nothing(tiny_config, kind):
+    """On actor iterations the last proxy batch's SNN forward serves both the proxy target and
+    the actor step; the parameters equal the two-forward update's (up to the products'
+    summation order: the no-grad pass covers 2 batches instead of 3)."""
+    cfg = tiny_config(f"actor.kind={kind}", "algo.target=proxy", "algo.proxy.updates=3")
+    torch.manual_seed(0)
+    shared = build_learner(cfg, 3, 1, "cpu")
+    reference, initial = copy.deepcopy(shared), params(shared.actor)
+    buffers = filled_buffer(), filled_buffer()
+    for _ in range(6):  # policy delay 2: three actor steps
+        shared.update(buffers[0])
+        _update_with_two_forwards(reference, buffers[1])
+    for name in ("actor", "critic", "proxy", "critic_target"):
+        a, b = params(getattr(shared, name)), params(getattr(reference, name))
+        assert all(torch.allclose(x, y, rtol=1e-5, atol=1e-6) for x, y in zip(a, b, strict=True))
+    assert not same(initial, params(shared.actor))  # the actor did train
