@@ -5,10 +5,9 @@ its K proxy minibatches with the actor that just gave that minibatch's proxy tar
 :meth:`spikerl.algos.TD3.update` runs that forward once, with its graph (``docs/proxy_target.md``
 and the ``TD3`` docstring). The reference here is the update as it ran before: the K targets
 from one no-grad pass over all K minibatches and the actor step with a forward of its own
-(``TD3._proxy_steps(keep_last=False)`` then ``TD3._actor_step(batch)``; equal parameters,
-``tests/algos/test_td3.py``). One training loop (HalfCheetah-v4, the suite's settings: LIF, T =
-5, populations of 10, 256-256, K = 3, proxy 512-512, batch 256) alternates windows of the two
-updates. Usage::
+(``TD3.share_actor_forward = False``; equal parameters, ``tests/algos/test_td3.py``). One
+training loop (HalfCheetah-v4, the suite's settings: LIF, T = 5, populations of 10, 256-256,
+K = 3, proxy 512-512, batch 256) alternates windows of the two updates. Usage::
 
     python benchmarks/proxy_shared_forward.py --repeats 5 --window 150
 """
@@ -18,28 +17,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import types
 from pathlib import Path
-from typing import Any
 
 from _bench import positive_int, quiet_warnings, write_results
 
-from spikerl.algos.common import soft_update
 from spikerl.algos.td3 import TD3
 from spikerl.bench.suite import TRAINING_VARIANTS, BenchSettings, _variant_config
 from spikerl.bench.train_loop import TrainLoop
 from spikerl.experiments.process import configure_process
-
-
-def two_forwards(learner: TD3, buffer: Any) -> dict[str, Any]:
-    """The reference update: no-grad targets for all K batches, the actor's own forward."""
-    learner.iterations += 1
-    batch, _, _ = learner._proxy_steps(buffer, keep_last=False)
-    learner._critic_step(batch)
-    if learner.iterations % learner.cfg.policy_delay == 0:
-        learner._actor_step(batch)
-        soft_update(learner.critic_target, learner.critic, learner.cfg.tau)
-    return {}
 
 
 def main() -> None:
@@ -55,15 +40,15 @@ def main() -> None:
     loop = TrainLoop(cfg, 1000 + 30 + 2 * args.window * args.repeats)
     loop.prefill()
     loop.train(30)
-    updates = {"shared": TD3.update, "two forwards": two_forwards}
-    rates: dict[str, list[float]] = {name: [] for name in updates}
+    rates: dict[str, list[float]] = {"shared": [], "two forwards": []}
     for r in range(args.repeats):
-        for name in list(updates) if r % 2 == 0 else list(updates)[::-1]:
-            loop.learner.update = types.MethodType(updates[name], loop.learner)
+        for name in list(rates) if r % 2 == 0 else list(rates)[::-1]:
+            TD3.share_actor_forward = name == "shared"
             start = time.perf_counter()
             loop.train(args.window)
             rates[name].append(args.window / (time.perf_counter() - start))
             print(f"[{r + 1}/{args.repeats}] {name}: {rates[name][-1]:.1f} env steps/s", flush=True)
+    TD3.share_actor_forward = True
     medians = {name: statistics.median(v) for name, v in rates.items()}
     ratio = medians["shared"] / medians["two forwards"]
     print(f"shared {medians['shared']:.1f}, two forwards {medians['two forwards']:.1f} env "

@@ -10,7 +10,9 @@ TD3 (Fujimoto et al. 2018) with the proxy-target extension of arXiv 2505.24161
    actor's ``.grad`` untouched. On an iteration with an actor step (3.), which trains on the
    last of these minibatches with the same, not yet updated actor, the last minibatch's SNN
    forward is run once, with its graph: its detached output is that minibatch's proxy target
-   and the graph serves the actor step (the same values; one SNN forward fewer).
+   and the graph serves the actor step (the same values; one SNN forward fewer;
+   ``TD3.share_actor_forward = False`` runs the two forwards, the reference of the test and of
+   ``benchmarks/proxy_shared_forward.py``).
 2. Critic step on the last proxy minibatch (``proxy``) or a fresh one (``polyak``):
    :math:`y = r + \gamma\,\mathrm{nd}\,\min_i Q_i'(s', \tilde a)`,
    :math:`\tilde a = \mathrm{clip}(\pi'(s') + \mathrm{clip}(\epsilon, -c, c), -1, 1)`,
@@ -55,6 +57,10 @@ __all__ = ["TD3"]
 class TD3(CheckpointMixin):
     """TD3 learner. The actor, critic and (for ``target="proxy"``) the proxy are passed in.
 
+    ``share_actor_forward`` (class attribute, default True): the proxy target's actor step
+    reuses the last proxy minibatch's SNN forward (module docstring, 1.); False computes it
+    twice, as before, with the same results.
+
     Args:
         actor: deterministic actor ``[B, n] -> [B, m]`` (ANN or spiking).
         critic: a :class:`~spikerl.nets.TwinCritic`.
@@ -66,6 +72,8 @@ class TD3(CheckpointMixin):
             (autocast; :func:`~spikerl.algos.common.matmul_precision`). Critics, the proxy
             and acting stay float32, so TD targets and Q values are never rounded.
     """
+
+    share_actor_forward = True
 
     def __init__(
         self,
@@ -135,7 +143,8 @@ class TD3(CheckpointMixin):
         metrics: dict[str, float] = {}
         actions = None  # the actor's actions on the batch, with their graph, where computed
         if self.proxy is not None:
-            batch, metrics["loss/proxy"], actions = self._proxy_steps(buffer, actor_turn)
+            share = actor_turn and self.share_actor_forward
+            batch, metrics["loss/proxy"], actions = self._proxy_steps(buffer, share)
         else:
             batch = buffer.sample(self.cfg.batch_size)
         metrics.update(self._critic_step(batch))

@@ -7,8 +7,9 @@ the proxy target's 768 rows, T = 5, N = 256), activations and gradients. By defa
 threshold is unmapped; free memory at the top of the heap beyond its trim threshold is
 trimmed), so each iteration's tensors come back as fresh pages that the kernel zero-fills on
 first touch: 2,272 page faults per call of one LIF layer over ``[5, 768, 256]`` (3.7-4.0 ms a
-call) in three of four fresh processes, none with the settings below (0.32-0.42 ms). Training gains most where a step allocates most:
-the proxy target, stacked seeds and sequence training (``docs/performance.md``).
+call) in three of four fresh processes, none with the settings below (0.32-0.42 ms). Training
+gains most where a step allocates most: the proxy target, stacked seeds and sequence training
+(``docs/performance.md``).
 
 :func:`keep_freed_memory` therefore sets ``M_MMAP_THRESHOLD`` to 64 MiB (32 MiB where an older
 glibc refuses more; blocks below it come from the heap and are reused) and ``M_TRIM_THRESHOLD``

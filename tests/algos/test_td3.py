@@ -154,21 +154,8 @@ def test_sac_update_and_deterministic_mean_path(tiny_config):
     assert a.abs().max() <= 1 and logp.shape == (5,)
 
 
-def _update_with_two_forwards(learner, buffer):
-    """The proxy-target update as it ran before the actor's forward on the last proxy batch was
-    shared: the K targets from one no-grad pass, the actor step with a forward of its own."""
-    from spikerl.algos.common import soft_update
-
-    learner.iterations += 1
-    batch, _, _ = learner._proxy_steps(buffer, keep_last=False)
-    learner._critic_step(batch)
-    if learner.iterations % learner.cfg.policy_delay == 0:
-        learner._actor_step(batch)
-        soft_update(learner.critic_target, learner.critic, learner.cfg.tau)
-
-
 @pytest.mark.parametrize("kind", ["lif", "plif", "ann"])
-def test_shared_forward_of_the_last_proxy_batch_changes_nothing(tiny_config, kind):
+def test_shared_forward_of_the_last_proxy_batch_changes_nothing(tiny_config, kind, monkeypatch):
     """On actor iterations the last proxy batch's SNN forward serves both the proxy target and
     the actor step; the parameters equal the two-forward update's (up to the products'
     summation order: the no-grad pass covers 2 batches instead of 3)."""
@@ -176,10 +163,11 @@ def test_shared_forward_of_the_last_proxy_batch_changes_nothing(tiny_config, kin
     torch.manual_seed(0)
     shared = build_learner(cfg, 3, 1, "cpu")
     reference, initial = copy.deepcopy(shared), params(shared.actor)
+    monkeypatch.setattr(reference, "share_actor_forward", False)
     buffers = filled_buffer(), filled_buffer()
     for _ in range(6):  # policy delay 2: three actor steps
         shared.update(buffers[0])
-        _update_with_two_forwards(reference, buffers[1])
+        reference.update(buffers[1])
     for name in ("actor", "critic", "proxy", "critic_target"):
         a, b = params(getattr(shared, name)), params(getattr(reference, name))
         assert all(torch.allclose(x, y, rtol=1e-5, atol=1e-6) for x, y in zip(a, b, strict=True))
