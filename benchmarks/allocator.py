@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from _bench import positive_int, quiet_warnings, write_results
 
-from spikerl.experiments.process import MALLOC_VARIABLES
+from spikerl.experiments.process import USER_VARIABLES, allocator, configure_process
 
 TRAINING = {
     "ANN-TD3": ("ANN-TD3", 1),
@@ -48,8 +48,6 @@ TRAINING = {
 }
 ROWS = ["LIF layer [5, 768, 256], no-grad forward", *TRAINING,
         "sequence update (350 x 100, W = 50)"]  # fmt: skip
-#: What decides the allocator besides this script: removed from the children's environment.
-USER_VARIABLES = (*MALLOC_VARIABLES, "SPIKERL_MALLOC", "GLIBC_TUNABLES", "LD_PRELOAD")
 UNITS = {ROWS[0]: "calls/s", ROWS[-1]: "windows/s"} | {name: "env steps/s" for name in TRAINING}
 
 
@@ -101,8 +99,6 @@ def _sequence(updates: int) -> dict[str, float]:
 
 def child(row: str, args: argparse.Namespace) -> None:
     """One measurement in this (fresh) process; prints it as JSON on the last line."""
-    from spikerl.experiments.process import configure_process
-
     quiet_warnings()
     configure_process(args.threads)  # tuned, or left alone under SPIKERL_MALLOC=system
     if row == ROWS[0]:
@@ -111,8 +107,6 @@ def child(row: str, args: argparse.Namespace) -> None:
         result = _sequence(args.sequence_updates)
     else:
         result = _training(row, args.window)
-    from spikerl.experiments.process import allocator
-
     print(json.dumps(result | {"allocator": allocator()}))
 
 

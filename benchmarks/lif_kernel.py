@@ -32,7 +32,7 @@ from _bench import positive_int, quiet_warnings, write_results
 from spikerl.bench.sequence_parts import quadrotor_controller
 from spikerl.bench.suite import TRAINING_VARIANTS, BenchSettings, _variant_config
 from spikerl.bench.train_loop import TrainLoop
-from spikerl.experiments.process import keep_freed_memory
+from spikerl.experiments.process import configure_process
 from spikerl.nets import SpikingActor
 from spikerl.snn.kernel import kernel_available
 from spikerl.snn.layers import CLIF, LIF
@@ -135,8 +135,7 @@ def main() -> None:
     if not kernel_available():
         raise SystemExit("no C compiler: the kernel cannot be built on this machine")
     quiet_warnings()
-    keep_freed_memory()  # the allocator of a training run (spikerl.experiments.process)
-    torch.set_num_threads(args.threads)
+    configure_process(args.threads)  # threads and allocator as in a training run
     results: dict[str, dict[str, float]] = {}
     for name, call in {**layer_calls(), **actor_calls()}.items():
         results[name] = _ab(call, args.repeats, 2 if "unroll" in name else 20)

@@ -31,6 +31,7 @@ import torch
 __all__ = [
     "MMAP_THRESHOLDS",
     "TRIM_THRESHOLD",
+    "USER_VARIABLES",
     "allocator",
     "configure_process",
     "keep_freed_memory",
@@ -51,6 +52,9 @@ MALLOC_TUNABLES = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold",
                    "glibc.malloc.top_pad", "glibc.malloc.mmap_max")  # fmt: skip
 #: Allocators that replace glibc's ``malloc`` when preloaded (tuning glibc's would be moot).
 PRELOADED_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc", "hoard", "snmalloc")
+#: Every environment variable through which the user decides the allocator instead of spikerl
+#: (what :func:`_users_choice` reads); an A/B that wants spikerl's choice alone removes them.
+USER_VARIABLES = (*MALLOC_VARIABLES, "SPIKERL_MALLOC", "GLIBC_TUNABLES", "LD_PRELOAD")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 _STATE: str | None = None
 

@@ -18,8 +18,6 @@ def _glibc() -> bool:
     return process._glibc_mallopt() is not None
 
 
-#: What decides the allocator besides spikerl: cleared for these tests.
-USER_VARIABLES = (*process.MALLOC_VARIABLES, "SPIKERL_MALLOC", "GLIBC_TUNABLES", "LD_PRELOAD")
 TUNED = {f"glibc, mmap >= {t >> 20} MiB, trim {process.TRIM_THRESHOLD >> 20} MiB"
          for t in process.MMAP_THRESHOLDS}  # fmt: skip
 
@@ -28,7 +26,7 @@ TUNED = {f"glibc, mmap >= {t >> 20} MiB, trim {process.TRIM_THRESHOLD >> 20} MiB
 def fresh(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """A process whose allocator was not yet tuned, without glibc's tunables in the env."""
     monkeypatch.setattr(process, "_STATE", None)
-    for name in USER_VARIABLES:
+    for name in process.USER_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -101,7 +99,7 @@ print(json.dumps({"state": state, "faults": faults}))
 
 
 def _faults(**env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k not in USER_VARIABLES}
+    clean = {k: v for k, v in os.environ.items() if k not in process.USER_VARIABLES}
     out = subprocess.run([sys.executable, "-c", FAULTS], env=clean | env, capture_output=True,
                          text=True, check=True)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
