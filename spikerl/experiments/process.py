@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from ..errors import UsageError
+
 __all__ = [
     "MMAP_THRESHOLDS",
     "TRIM_THRESHOLD",
@@ -73,8 +75,13 @@ def keep_freed_memory() -> str:
 
 
 def _users_choice() -> str | None:
-    """Why the user's environment decides the allocator (None: it does not)."""
-    if os.environ.get("SPIKERL_MALLOC", "").lower() == "system":
+    """Why the user's environment decides the allocator (None: it does not). ``SPIKERL_MALLOC``
+    is ``system`` (leave glibc alone) or ``tuned`` (the default); anything else is refused."""
+    choice = os.environ.get("SPIKERL_MALLOC", "tuned").strip().lower() or "tuned"
+    if choice not in ("system", "tuned"):
+        raise UsageError(f"SPIKERL_MALLOC={os.environ['SPIKERL_MALLOC']!r}: use 'system' (leave "
+                         "glibc's malloc as it is) or 'tuned' (the default)")  # fmt: skip
+    if choice == "system":
         return "SPIKERL_MALLOC=system"
     chosen = [name for name in MALLOC_VARIABLES if name in os.environ]
     tunables = os.environ.get("GLIBC_TUNABLES", "")

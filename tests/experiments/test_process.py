@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from spikerl.errors import UsageError
 from spikerl.experiments import process
 from spikerl.experiments.process import allocator, configure_process, keep_freed_memory
 
@@ -50,6 +51,14 @@ def test_other_glibc_tunables_do_not_count(fresh: pytest.MonkeyPatch) -> None:
 def test_preloaded_allocator_is_left_alone(fresh: pytest.MonkeyPatch) -> None:
     fresh.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
     assert keep_freed_memory() == "system default (jemalloc preloaded)"
+
+
+def test_unknown_choice_is_refused_with_the_allowed_values(fresh: pytest.MonkeyPatch) -> None:
+    fresh.setenv("SPIKERL_MALLOC", "sytem")
+    with pytest.raises(UsageError, match="SPIKERL_MALLOC='sytem': use 'system' .* or 'tuned'"):
+        keep_freed_memory()
+    fresh.setenv("SPIKERL_MALLOC", "tuned")
+    assert keep_freed_memory() == allocator() != "system default"
 
 
 def test_opt_out(fresh: pytest.MonkeyPatch) -> None:
