@@ -39,7 +39,9 @@ class TrainLoop:
         self.env = make_env(cfg.env.id, seed=cfg.run.seed)
         obs_dim, act_dim = env_dims(self.env)
         self.learner = build_learner(cfg, obs_dim, act_dim, device)
-        self.buffer = ReplayBuffer(obs_dim, act_dim, capacity, seed=cfg.run.seed, device=device)
+        self.buffer = ReplayBuffer(
+            obs_dim, act_dim, capacity, cfg.run.seed, device, on_device=cfg.run.replay_on_device
+        )
         self.obs, _ = self.env.reset(seed=cfg.run.seed)
         self.step_count = 0
 

@@ -1,8 +1,15 @@
-"""Uniform replay buffer: preallocated NumPy storage, its own random generator.
+"""Uniform replay buffer: preallocated storage, its own random generator.
 
 Transitions are ``(obs, action, reward, next_obs, not_done)``. ``not_done`` is 0 only when the
 episode *terminated* (a true end state); a time-limit *truncation* keeps ``not_done = 1`` so the
 critic still bootstraps from ``next_obs`` (Pardo et al. 2018; SB3 issue #284).
+
+Storage is host NumPy arrays by default (a sampled batch is copied to the device field by
+field), or, with ``on_device=True``, one tensor of packed rows ``[capacity, 2n + m + 2]`` in
+the device's memory: a stored transition is one host-to-device copy, a sampled batch one
+gather on the device plus the copy of its indices, its fields cut from the gathered rows.
+The indices come from the same generator either way, so both storages give the same batches,
+value for value and in the same (contiguous) layout.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ class ReplayBuffer:
         seed: an int or :class:`numpy.random.SeedSequence` (a run's ``replay`` stream) for the
             buffer's own ``np.random.Generator`` (sampling never touches global RNGs).
         device: where sampled tensors are put.
+        on_device: keep the transitions in ``device``'s memory (packed rows, see the module
+            docstring) instead of host NumPy arrays.
     """
 
     def __init__(
@@ -45,15 +54,28 @@ class ReplayBuffer:
         capacity: int,
         seed: int | np.random.SeedSequence = 0,
         device: str = "cpu",
+        on_device: bool = False,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
-        self.capacity, self.device = capacity, torch.device(device)
-        self.obs = np.zeros((capacity, obs_dim), np.float32)
-        self.actions = np.zeros((capacity, act_dim), np.float32)
-        self.rewards = np.zeros(capacity, np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
-        self.not_done = np.zeros(capacity, np.float32)
+        self.capacity, self.device, self.on_device = capacity, torch.device(device), on_device
+        n, m = obs_dim, act_dim
+        #: field -> its columns in a packed row (a slice; an int for the scalar fields)
+        self.columns = {
+            "obs": slice(0, n),
+            "actions": slice(n, n + m),
+            "rewards": n + m,
+            "next_obs": slice(n + m + 1, 2 * n + m + 1),
+            "not_done": 2 * n + m + 1,
+        }
+        if on_device:
+            self.rows = torch.zeros((capacity, 2 * n + m + 2), device=self.device)
+        else:
+            self.obs = np.zeros((capacity, obs_dim), np.float32)
+            self.actions = np.zeros((capacity, act_dim), np.float32)
+            self.rewards = np.zeros(capacity, np.float32)
+            self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+            self.not_done = np.zeros(capacity, np.float32)
         self.ptr, self.size = 0, 0
         self.rng = np.random.default_rng(seed)
 
@@ -69,9 +91,15 @@ class ReplayBuffer:
         terminated: bool,
     ) -> None:
         """Store one transition; ``terminated`` (not truncation) zeroes the bootstrap."""
-        i = self.ptr
-        self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward
-        self.next_obs[i], self.not_done[i] = next_obs, 0.0 if terminated else 1.0
+        i, not_done = self.ptr, 0.0 if terminated else 1.0
+        if self.on_device:
+            row = np.concatenate(
+                [np.ravel(obs), np.ravel(action), [reward], np.ravel(next_obs), [not_done]]
+            ).astype(np.float32)
+            self.rows[i] = torch.from_numpy(row)
+        else:
+            self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward
+            self.next_obs[i], self.not_done[i] = next_obs, not_done
         self.ptr = (self.ptr + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -82,6 +110,9 @@ class ReplayBuffer:
 
     def gather(self, idx: np.ndarray) -> Batch:
         """The transitions at ``idx`` as tensors on the buffer's device."""
+        if self.on_device:
+            rows = self.rows[torch.from_numpy(idx).to(self.device)]
+            return Batch(*(rows[:, self.columns[f]].contiguous() for f in _FIELDS))
 
         def put(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(a[idx], device=self.device)
@@ -101,10 +132,15 @@ class ReplayBuffer:
             "rng": self.rng.bit_generator.state,
         }
         if include_data:
-            state["data"] = {
-                f: torch.from_numpy(getattr(self, f)[: self.size].copy()) for f in _FIELDS
-            }
+            state["data"] = {f: self.stored(f) for f in _FIELDS}
         return state
+
+    def stored(self, field: str) -> torch.Tensor:
+        """A CPU copy of one field of the stored transitions, in storage order."""
+        if self.on_device:
+            rows = self.rows[: self.size, self.columns[field]]
+            return rows.to("cpu", memory_format=torch.contiguous_format, copy=True)
+        return torch.from_numpy(getattr(self, field)[: self.size].copy())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["capacity"] != self.capacity:
@@ -116,4 +152,7 @@ class ReplayBuffer:
             return
         self.ptr, self.size = state["ptr"], state["size"]
         for f in _FIELDS:
-            getattr(self, f)[: self.size] = state["data"][f].numpy()
+            if self.on_device:
+                self.rows[: self.size, self.columns[f]] = state["data"][f].to(self.device)
+            else:
+                getattr(self, f)[: self.size] = state["data"][f].numpy()

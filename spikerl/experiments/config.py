@@ -210,6 +210,11 @@ class RunConfig:
     save_buffer: bool = param(True, "store the replay buffer in checkpoints (exact resume)")
     tensorboard: bool = param(False, "also log to TensorBoard (needs spikerl[tb])")
     device: str = param("cpu", "torch device: cpu, cuda, cuda:N or auto")
+    replay_on_device: bool = param(
+        False,
+        "keep the TD3/SAC replay buffer in run.device's memory (for GPU runs: each sampled "
+        "batch is gathered there instead of copied from the host; the same batches)",
+    )
     threads: int = param(0, "torch CPU threads (0: leave torch's default)", lo=0)
     precision: Literal["float32", "bfloat16"] = param(
         "float32",
@@ -266,6 +271,11 @@ class Config:
             raise ConfigError("algo.target: 'proxy' is a TD3 target; SAC uses 'polyak'")
         if self.algo.name == "sequence":
             _check_sequence(self)
+            if self.run.replay_on_device:
+                raise ConfigError(
+                    "run.replay_on_device: the sequence method's episode buffer stays on the "
+                    "host for now; set it for algo.name td3 or sac"
+                )
 
     @property
     def run_name(self) -> str:

@@ -352,7 +352,9 @@ def _build_session(cfg: Config, run_dir: Path, device: torch.device) -> _Session
     learner = build_learner(cfg, obs_dim, act_dim, device)
     capacity = min(cfg.algo.buffer_size, cfg.run.total_steps)
     replay_seed = streams.sequence("replay")
-    buffer = ReplayBuffer(obs_dim, act_dim, capacity, seed=replay_seed, device=str(device))
+    buffer = ReplayBuffer(
+        obs_dim, act_dim, capacity, replay_seed, str(device), on_device=cfg.run.replay_on_device
+    )
     columns = [
         "step",
         "episodes",

@@ -63,3 +63,36 @@ def test_errors():
         ReplayBuffer(2, 1, 5).sample(1)
     with pytest.raises(ValueError, match="capacity"):
         ReplayBuffer(2, 1, 5).load_state_dict(ReplayBuffer(2, 1, 6).state_dict())
+
+
+def _same_batches(a, b, n=5, batch=16):
+    for _ in range(n):
+        x, y = a.sample(batch), b.sample(batch)
+        for fx, fy in zip(x, y, strict=True):
+            assert fx.is_contiguous() and fy.is_contiguous()
+            assert fx.shape == fy.shape and torch.equal(fx, fy)
+
+
+def test_device_storage_gives_the_host_buffers_batches():
+    rng = np.random.default_rng(0)
+    host, device = ReplayBuffer(3, 2, 40, seed=7), ReplayBuffer(3, 2, 40, seed=7, on_device=True)
+    for i in range(57):  # wraps around
+        obs, act, nxt = rng.normal(size=3), rng.uniform(-1, 1, 2), rng.normal(size=3)
+        reward = rng.normal()
+        for buf in (host, device):
+            buf.add(obs, act, reward, nxt, terminated=i % 5 == 0)
+    assert device.ptr == host.ptr and len(device) == len(host)
+    _same_batches(host, device)
+
+
+def test_storages_share_the_checkpoint_format():
+    host, device = ReplayBuffer(2, 1, 30, seed=3), ReplayBuffer(2, 1, 30, seed=3, on_device=True)
+    fill(host, 45)
+    fill(device, 45)
+    saved = host.state_dict()
+    for f, tensor in device.state_dict()["data"].items():
+        assert torch.equal(tensor, saved["data"][f]) and tensor.is_contiguous(), f
+    into_device, into_host = ReplayBuffer(2, 1, 30, on_device=True), ReplayBuffer(2, 1, 30)
+    into_device.load_state_dict(saved)
+    into_host.load_state_dict(device.state_dict())
+    _same_batches(into_host, into_device)

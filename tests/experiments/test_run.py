@@ -45,6 +45,39 @@ def test_same_seed_same_metrics(tiny_config, tmp_path, kind):
     assert read_metrics(run_a) == read_metrics(run_b)
 
 
+@pytest.mark.parametrize("algo", ["algo.name=td3", "algo.name=sac"])
+def test_replay_on_device_trains_as_the_host_buffer(tiny_config, tmp_path, algo):
+    """The device-resident replay buffer (here in CPU memory) gives the same run, bit for bit:
+    metrics and every learner tensor of the checkpoint."""
+    kind = "actor.kind=lif" if algo == "algo.name=td3" else "actor.kind=ann"
+    host = tiny_config(algo, kind)
+    device = tiny_config(algo, kind, "run.replay_on_device=true")
+    train(host, tmp_path / "host")
+    train(device, tmp_path / "device")
+    run_host, run_device = tmp_path / "host" / host.run_name, tmp_path / "device" / device.run_name
+    assert read_metrics(run_host) == read_metrics(run_device)
+    a, b = (load_checkpoint(r / "checkpoint.pt") for r in (run_host, run_device))
+    compared = 0
+    for net, tensors in a["learner"].items():
+        if isinstance(tensors, dict) and all(isinstance(t, torch.Tensor) for t in tensors.values()):
+            for key, t in tensors.items():
+                assert torch.equal(t, b["learner"][net][key]), f"{net}.{key}"
+                compared += 1
+    assert compared >= 8  # actor and critic weights at least
+
+
+def test_replay_on_device_is_refused_for_the_sequence_method(tiny_config):
+    from spikerl.experiments.config import ConfigError
+
+    with pytest.raises(ConfigError, match="run.replay_on_device"):
+        tiny_config(
+            "algo.name=sequence",
+            "actor.kind=lif",
+            "actor.network=direct",
+            "run.replay_on_device=true",
+        )
+
+
 def test_different_seed_differs(tiny_config, tmp_path):
     a, b = tiny_config("run.seed=0"), tiny_config("run.seed=1")
     train(a, tmp_path)
