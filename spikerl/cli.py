@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .bench.cli import add_bench_parser, cmd_bench
-from .errors import SpikerlError
+from .errors import SpikerlError, UsageError
 from .experiments.argtypes import positive_int, seed_list
 from .experiments.config import ConfigError, format_config_help, load_config
 from .experiments.convert_cli import (
@@ -87,9 +87,23 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="re-evaluate a run's checkpoint (optionally record video)")
-    p.add_argument("run", type=Path, help="run directory or checkpoint.pt inside one")
+    p.add_argument(
+        "run",
+        type=Path,
+        nargs="+",
+        help="run directory or a checkpoint inside one (checkpoint.pt, best.pt, "
+        "policies/step-<N>.pt); several: one summary row each",
+    )
     p.add_argument(
         "--episodes", type=positive_int, default=None, help="episodes (default: the run's)"
+    )
+    p.add_argument(
+        "--curriculum",
+        type=float,
+        default=None,
+        metavar="RHO",
+        help="reward curriculum rho in [0, 1] for envs that have one (the quadrotor); "
+        "default: the env's start",
     )
     p.add_argument("--video", type=Path, default=None, help="folder to write episode videos to")
 
@@ -196,24 +210,37 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .experiments.policy import evaluate_run
     from .experiments.provenance import env_version
 
-    result, cfg = evaluate_run(args.run, episodes=args.episodes, video_dir=args.video)
-    labels = eval_info_labels(cfg.env.id)  # env-declared extras: the quadrotor's position error
-    extras = list(result.info)
-    episodes = [
-        [i, float(ret), int(length), *(float(result.info[k][i - 1]) for k in extras)]
-        for i, (ret, length) in enumerate(zip(result.returns, result.lengths, strict=True), 1)
-    ]
-    print(format_table(["episode", "return", "length", *extras], episodes))
-    print()
-    summary = [result.returns.mean(), result.returns.std(), result.lengths.mean()]
-    summary += [float(result.info[k].mean()) for k in extras]
-    rows = [[cfg.run_name, cfg.env.id, len(result.returns), *summary]]
-    headers = ["run", "env", "episodes", "return mean", "return std", "length"]
-    print(format_table([*headers, *(labels.get(k, k) for k in extras)], rows))
+    if args.video is not None and len(args.run) > 1:
+        raise UsageError("--video records one policy; give one run or checkpoint")
+    rows, headers = [], []
+    for path in args.run:
+        result, cfg = evaluate_run(
+            path, episodes=args.episodes, video_dir=args.video, curriculum=args.curriculum
+        )
+        labels = eval_info_labels(cfg.env.id)  # env-declared extras: the quadrotor's position error
+        extras = list(result.info)
+        if len(args.run) == 1:
+            episodes = [
+                [i, float(ret), int(length), *(float(result.info[k][i - 1]) for k in extras)]
+                for i, (ret, length) in enumerate(
+                    zip(result.returns, result.lengths, strict=True), 1
+                )
+            ]
+            print(format_table(["episode", "return", "length", *extras], episodes))
+            print()
+        summary = [result.returns.mean(), result.returns.std(), result.lengths.mean()]
+        summary += [float(result.info[k].mean()) for k in extras]
+        name = cfg.run_name if len(args.run) == 1 else str(path)
+        rows.append([name, cfg.env.id, len(result.returns), *summary])
+        headers = ["run", "env", "episodes", "return mean", "return std", "length"]
+        headers += [labels.get(k, k) for k in extras]
+    print(format_table(headers, rows))
     count = len(result.returns)
+    at = "" if args.curriculum is None else f", reward curriculum rho = {args.curriculum:g}"
+    each = " each" if len(args.run) > 1 else ""
     print(
-        f"{count} episode{'s' if count != 1 else ''}, deterministic actor, start states from "
-        "the run seed's evaluation stream"
+        f"{count} episode{'s' if count != 1 else ''}{each}, deterministic actor, start states "
+        f"from the run seed's evaluation stream{at}"
     )
     print(f"environment: {env_version(cfg.env.id)}")
     return 0

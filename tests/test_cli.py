@@ -24,6 +24,12 @@ def test_train_evaluate_and_refuse_existing(tmp_path, capsys):
         main(["evaluate", str(tmp_path / "cli"), "--episodes", "0"])
     assert exit_info.value.code == 2
     assert "expected a positive integer" in capsys.readouterr().err
+    # a reward curriculum only where the env has one; a video of one policy at a time
+    assert main(["evaluate", str(tmp_path / "cli"), "--curriculum", "1"]) == 2
+    assert "has no reward curriculum" in capsys.readouterr().err
+    two = [str(tmp_path / "cli"), str(tmp_path / "cli" / "best.pt")]
+    assert main(["evaluate", *two, "--video", str(tmp_path / "v")]) == 2
+    assert "--video records one policy" in capsys.readouterr().err
 
 
 def test_resume_finished_run_is_a_no_op(tmp_path, capsys):

@@ -208,6 +208,11 @@ class RunConfig:
     eval_episodes: int = param(10, "deterministic episodes per evaluation", lo=1)
     checkpoint_every: int = param(0, "env steps between checkpoints (0: at every evaluation)", lo=0)
     save_buffer: bool = param(True, "store the replay buffer in checkpoints (exact resume)")
+    keep_policies: bool = param(
+        False,
+        "also keep the policy of every evaluation as policies/step-<N>.pt (what best.pt holds: "
+        "the actor's weights), e.g. to choose one afterwards by a longer evaluation",
+    )
     tensorboard: bool = param(False, "also log to TensorBoard (needs spikerl[tb])")
     device: str = param("cpu", "torch device: cpu, cuda, cuda:N or auto")
     replay_on_device: bool = param(

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..envs import ObservationNormalizer, check_env_id, find_wrapper, make_env, missing_dependency
-from ..errors import MissingDependencyError
+from ..errors import MissingDependencyError, UsageError
 from ..nets.policy import ActingPolicy
 from ..seeding import SeedStreams
 
@@ -90,6 +90,9 @@ def evaluate_policy(
     render_mode = "rgb_array" if video_dir is not None and trajectory is None else None
     env = make_frozen_env(env_id, normalizer_state, render_mode)
     if curriculum is not None:
+        if not hasattr(env.unwrapped, "set_curriculum"):
+            env.close()
+            raise UsageError(f"{env_id} has no reward curriculum to set (curriculum={curriculum})")
         env.unwrapped.set_curriculum(curriculum)
     if video_dir is not None and trajectory is None:
         env = _record_video(env, Path(video_dir))

@@ -13,18 +13,21 @@ from ..nets import build_actor
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import Config, config_from_dict
 from .evaluation import EvalResult, evaluate_policy
-from .run import CHECKPOINT_NAME, RunError, load_run_config
+from .run import CHECKPOINT_NAME, CONFIG_NAME, POLICIES_DIR, RunError, load_run_config
 
 __all__ = ["evaluate_run", "load_policy"]
 
 
 def _locate(path: str | Path) -> tuple[Path, Path]:
-    """(run directory, checkpoint file) for a run folder or a checkpoint inside one."""
+    """(run directory, checkpoint file) for a run folder, a checkpoint inside one, or a kept
+    policy ``policies/step-<N>.pt`` (``run.keep_policies``) of one."""
     path = Path(path)
     if not path.exists():
         raise RunError(f"{path} does not exist (expected a run directory or a checkpoint file)")
     if path.is_dir():
         return path, path / CHECKPOINT_NAME
+    if path.parent.name == POLICIES_DIR and not (path.parent / CONFIG_NAME).exists():
+        return path.parent.parent, path
     return path.parent, path
 
 
@@ -68,8 +71,10 @@ def evaluate_run(
     episodes: int | None = None,
     video_dir: str | Path | None = None,
     device: str = "cpu",
+    curriculum: float | None = None,
 ) -> tuple[EvalResult, Config]:
-    """Evaluate a run's checkpoint under the standard protocol."""
+    """Evaluate a run's checkpoint under the standard protocol (``curriculum``: the reward
+    curriculum rho of an env that has one; None leaves the env's default, the start)."""
     actor, cfg, normalizer = load_policy(path, device)
     result = evaluate_policy(
         actor,
@@ -79,5 +84,6 @@ def evaluate_run(
         normalizer_state=normalizer,
         device=device,
         video_dir=video_dir,
+        curriculum=curriculum,
     )
     return result, cfg

@@ -74,6 +74,8 @@ __all__ = [
 
 CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME = "checkpoint.pt", "config.yaml", "metrics.csv"
 BEST_NAME = "best.pt"
+#: With ``run.keep_policies``: every evaluation's policy, ``policies/step-<N>.pt``.
+POLICIES_DIR = "policies"
 STATUS_EVERY = 2.0  # seconds between live status.json writes
 
 
@@ -450,11 +452,23 @@ def _save(s: _Session) -> None:
     save_checkpoint(_checkpoint_state(s), s.run_dir / CHECKPOINT_NAME)
 
 
-def _save_best(s: _Session, eval_return: float) -> None:
-    """``best.pt``: the policy of the best evaluation so far (loadable by ``evaluate``)."""
-    env = {k: v for k, v in get_env_state(s.env).items() if k == "normalizer"}
-    state = _best_policy_state(s.cfg, s.progress.step, eval_return, s.learner.actor, env)
-    save_checkpoint(state, s.run_dir / BEST_NAME)
+def save_policies(
+    cfg: Config,
+    run_dir: Path,
+    step: int,
+    eval_return: float,
+    best: bool,
+    actor: torch.nn.Module,
+    env: dict[str, Any],
+) -> None:
+    """After an evaluation: ``best.pt`` when its return is the best so far (loadable by
+    ``evaluate``), and with ``run.keep_policies`` the same contents as
+    ``policies/step-<N>.pt``, the step zero-padded to 9 digits so the names sort by step."""
+    state = _best_policy_state(cfg, step, eval_return, actor, env)
+    if best:
+        save_checkpoint(state, run_dir / BEST_NAME)
+    if cfg.run.keep_policies:
+        save_checkpoint(state, run_dir / POLICIES_DIR / f"step-{step:09d}.pt")
 
 
 def _require_finite(what: str, values: Any, s: _Session) -> None:
@@ -506,9 +520,13 @@ def _evaluate_and_log(
     p.metrics_rows.append(row)
     p.eval_steps.append(p.step)
     p.eval_returns.append(row["eval/return_mean"])
-    if row["eval/return_mean"] > p.best_return:
-        p.best_return = row["eval/return_mean"]
-        _save_best(s, p.best_return)
+    best = row["eval/return_mean"] > p.best_return
+    p.best_return = max(p.best_return, row["eval/return_mean"])
+    if best or cfg.run.keep_policies:
+        normalizer = {k: v for k, v in get_env_state(s.env).items() if k == "normalizer"}
+        save_policies(
+            cfg, s.run_dir, p.step, row["eval/return_mean"], best, s.learner.actor, normalizer
+        )
     if log_lines:
         print(_log_line(s.run_dir.name, row, cfg.run.total_steps), file=sys.stderr, flush=True)
     return row["eval/return_mean"], diagnostics

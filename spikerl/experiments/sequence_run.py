@@ -64,14 +64,12 @@ from .config import Config, ConfigError, config_to_dict
 from .process import configure_process
 from .provenance import record_provenance
 from .run import (
-    BEST_NAME,
     CHECKPOINT_NAME,
     METRICS_NAME,
     STATUS_EVERY,
     MetricsWriter,
     RunResult,
     TrainingDiverged,
-    _best_policy_state,
     _checkpoint_errors,
     _create_run_dir,
     _curriculum,
@@ -80,6 +78,7 @@ from .run import (
     _show_bar,
     _stop_on_signals,
     _write_status,
+    save_policies,
 )
 from .status import FINISHED
 
@@ -368,9 +367,10 @@ def _log_row(s: _SeqSession, epoch: int, collected: RolloutResult | None) -> dic
     p.step = row["step"]
     p.eval_steps.append(p.step)
     p.eval_returns.append(row["eval/return_mean"])
-    if row["eval/return_mean"] > p.best_return:
-        p.best_return = row["eval/return_mean"]
-        _save_best(s)
+    best = row["eval/return_mean"] > p.best_return
+    p.best_return = max(p.best_return, row["eval/return_mean"])
+    # best.pt: the actor of the best evaluation (``spikerl evaluate`` flies it guide-free)
+    save_policies(s.cfg, s.run_dir, p.step, row["eval/return_mean"], best, s.learner.actor, {})
     return row
 
 
@@ -444,12 +444,6 @@ def _checkpoint_state(s: _SeqSession) -> dict[str, Any]:
 def _save(s: _SeqSession) -> None:
     s.progress.wall_time = s.wall_time()
     save_checkpoint(_checkpoint_state(s), s.run_dir / CHECKPOINT_NAME)
-
-
-def _save_best(s: _SeqSession) -> None:
-    """``best.pt``: the actor of the best evaluation (``spikerl evaluate`` flies it guide-free)."""
-    state = _best_policy_state(s.cfg, s.progress.step, s.progress.best_return, s.learner.actor, {})
-    save_checkpoint(state, s.run_dir / BEST_NAME)
 
 
 def _restore(s: _SeqSession, state: dict[str, Any]) -> None:

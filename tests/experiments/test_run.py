@@ -34,6 +34,30 @@ def test_run_folder_contents_and_result(tiny_config, tmp_path):
     assert result.summary["max_return"] == max(result.eval_returns)
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
     assert ckpt["progress"]["step"] == 400 and "proxy_opt" in ckpt["learner"]
+    assert not (run_dir / "policies").exists()  # run.keep_policies is off by default
+
+
+def test_keep_policies_keeps_every_evaluations_actor(tiny_config, tmp_path, capsys):
+    from spikerl.cli import main
+
+    cfg = tiny_config("actor.kind=lif", "run.keep_policies=true")
+    train(cfg, tmp_path)
+    run_dir = tmp_path / cfg.run_name
+    kept = sorted((run_dir / "policies").iterdir())
+    assert [p.name for p in kept] == [f"step-{n:09d}.pt" for n in (0, 200, 400)]
+    rows = read_metrics(run_dir)
+    states = [load_checkpoint(p) for p in kept]
+    for state, row in zip(states, rows, strict=True):
+        assert state["progress"]["step"] == int(row["step"])
+        assert state["eval_return"] == pytest.approx(float(row["eval/return_mean"]))
+    returns = [state["eval_return"] for state in states]
+    best = load_checkpoint(run_dir / "best.pt")["learner"]["actor"]
+    same = states[returns.index(max(returns))]["learner"]["actor"]
+    assert all(torch.equal(t, same[k]) for k, t in best.items())
+    # every kept policy evaluates alone; several paths give one summary row each
+    assert main(["evaluate", *map(str, kept), "--episodes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert all(str(p) in out for p in kept) and "1 episode each" in out
 
 
 @pytest.mark.parametrize("kind", ["ann", "lif"])

@@ -118,11 +118,16 @@ def test_a_stopped_run_resumes_exactly(guide, tmp_path, monkeypatch):
     assert _rows(resumed.run_dir) == _rows(clean.run_dir)
 
 
-def test_offline_and_bc_baselines_train_on_the_seed_data_only(guide, tmp_path):
+def test_offline_and_bc_baselines_train_on_the_seed_data_only(guide, tmp_path, capsys):
     offline = train(_cfg(guide, "run.name=offline", "algo.sequence.online=false",
-                         "algo.sequence.bc_weight=1"), tmp_path)  # fmt: skip
+                         "algo.sequence.bc_weight=1", "run.keep_policies=true"),
+                    tmp_path)  # fmt: skip
     rows = _rows(offline.run_dir)
     assert len({r["collect/env_steps"] for r in rows}) == 1  # nothing collected after seeding
+    kept = sorted((offline.run_dir / "policies").iterdir())
+    assert [p.name for p in kept] == [f"step-{int(r['step']):09d}.pt" for r in rows]
+    assert main(["evaluate", str(kept[-1]), "--curriculum", "1", "--episodes", "2"]) == 0
+    assert "reward curriculum rho = 1" in capsys.readouterr().out
     bc = train(_cfg(guide, "run.name=bc", "algo.sequence.online=false",
                     "algo.sequence.q_term=none"), tmp_path)  # fmt: skip
     rows = _rows(bc.run_dir)
