@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .bench.cli import add_bench_parser, cmd_bench
 from .errors import SpikerlError, UsageError
-from .experiments.argtypes import positive_int, seed_list
+from .experiments.argtypes import non_negative_int, positive_int, seed_list
 from .experiments.config import ConfigError, format_config_help, load_config
 from .experiments.convert_cli import (
     add_analyze_parser,
@@ -104,6 +104,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         metavar="RHO",
         help="reward curriculum rho in [0, 1] for envs that have one (the quadrotor); "
         "default: the env's start",
+    )
+    p.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=None,
+        help="start states from this seed's evaluation stream (default: the run's seed; "
+        "another seed gives held-out starts, e.g. to choose a checkpoint on)",
     )
     p.add_argument("--video", type=Path, default=None, help="folder to write episode videos to")
 
@@ -215,7 +222,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     rows, headers = [], []
     for path in args.run:
         result, cfg = evaluate_run(
-            path, episodes=args.episodes, video_dir=args.video, curriculum=args.curriculum
+            path, args.episodes, args.video, curriculum=args.curriculum, seed=args.seed
         )
         labels = eval_info_labels(cfg.env.id)  # env-declared extras: the quadrotor's position error
         extras = list(result.info)
@@ -238,9 +245,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     count = len(result.returns)
     at = "" if args.curriculum is None else f", reward curriculum rho = {args.curriculum:g}"
     each = " each" if len(args.run) > 1 else ""
+    stream = "the run seed's" if args.seed is None else f"seed {args.seed}'s"
     print(
         f"{count} episode{'s' if count != 1 else ''}{each}, deterministic actor, start states "
-        f"from the run seed's evaluation stream{at}"
+        f"from {stream} evaluation stream{at}"
     )
     print(f"environment: {env_version(cfg.env.id)}")
     return 0

@@ -72,14 +72,16 @@ def evaluate_run(
     video_dir: str | Path | None = None,
     device: str = "cpu",
     curriculum: float | None = None,
+    seed: int | None = None,
 ) -> tuple[EvalResult, Config]:
     """Evaluate a run's checkpoint under the standard protocol (``curriculum``: the reward
-    curriculum rho of an env that has one; None leaves the env's default, the start)."""
+    curriculum rho of an env that has one, None leaves the env's default, the start; ``seed``:
+    whose evaluation stream gives the start states, None for the run's own seed)."""
     actor, cfg, normalizer = load_policy(path, device)
     result = evaluate_policy(
         actor,
         cfg.env.id,
-        cfg.run.seed,
+        cfg.run.seed if seed is None else seed,
         episodes if episodes is not None else cfg.run.eval_episodes,
         normalizer_state=normalizer,
         device=device,

@@ -58,6 +58,9 @@ def test_keep_policies_keeps_every_evaluations_actor(tiny_config, tmp_path, caps
     assert main(["evaluate", *map(str, kept), "--episodes", "1"]) == 0
     out = capsys.readouterr().out
     assert all(str(p) in out for p in kept) and "1 episode each" in out
+    # held-out start states: another seed's evaluation stream
+    assert main(["evaluate", str(kept[-1]), "--episodes", "2", "--seed", "7"]) == 0
+    assert "seed 7's evaluation stream" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("kind", ["ann", "lif"])
