@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .bench.cli import add_bench_parser, cmd_bench
 from .errors import SpikerlError, UsageError
-from .experiments.argtypes import non_negative_int, positive_int, seed_list
+from .experiments.argtypes import positive_int, seed, seed_list, unit_interval
 from .experiments.config import ConfigError, format_config_help, load_config
 from .experiments.convert_cli import (
     add_analyze_parser,
@@ -99,7 +99,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--curriculum",
-        type=float,
+        type=unit_interval,
         default=None,
         metavar="RHO",
         help="reward curriculum rho in [0, 1] for envs that have one (the quadrotor); "
@@ -107,7 +107,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--seed",
-        type=non_negative_int,
+        type=seed,
         default=None,
         help="start states from this seed's evaluation stream (default: the run's seed; "
         "another seed gives held-out starts, e.g. to choose a checkpoint on)",
@@ -214,18 +214,22 @@ def _train_runs(cfgs, runs_root=Path("runs"), resume=False, overwrite=False, run
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .experiments.evaluation import eval_info_labels
-    from .experiments.policy import evaluate_run
+    from .experiments.policy import evaluate_loaded, load_policy
     from .experiments.provenance import env_version
 
     if args.video is not None and len(args.run) > 1:
         raise UsageError("--video records one policy; give one run or checkpoint")
-    rows, headers = [], []
-    for path in args.run:
-        result, cfg = evaluate_run(
-            path, args.episodes, args.video, curriculum=args.curriculum, seed=args.seed
+    policies = {str(path): load_policy(path) for path in args.run}
+    if len({cfg.env.id for _, cfg, _ in policies.values()}) > 1:
+        listed = ", ".join(f"{path} ({cfg.env.id})" for path, (_, cfg, _) in policies.items())
+        raise UsageError(f"evaluate compares policies of one environment; got {listed}")
+    rows = []
+    for path, policy in policies.items():
+        cfg = policy[1]
+        result = evaluate_loaded(
+            policy, args.episodes, args.video, curriculum=args.curriculum, seed=args.seed
         )
-        labels = eval_info_labels(cfg.env.id)  # env-declared extras: the quadrotor's position error
-        extras = list(result.info)
+        extras = list(result.info)  # env-declared extras: the quadrotor's position error
         if len(args.run) == 1:
             episodes = [
                 [i, float(ret), int(length), *(float(result.info[k][i - 1]) for k in extras)]
@@ -239,17 +243,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         summary += [float(result.info[k].mean()) for k in extras]
         name = cfg.run_name if len(args.run) == 1 else str(path)
         rows.append([name, cfg.env.id, len(result.returns), *summary])
-        headers = ["run", "env", "episodes", "return mean", "return std", "length"]
-        headers += [labels.get(k, k) for k in extras]
-    print(format_table(headers, rows))
-    count = len(result.returns)
+    labels = eval_info_labels(cfg.env.id)
+    headers = ["run", "env", "episodes", "return mean", "return std", "length"]
+    print(format_table([*headers, *(labels.get(k, k) for k in extras)], rows))
+    counts = {row[2] for row in rows}
+    count = counts.pop() if len(counts) == 1 else None
     at = "" if args.curriculum is None else f", reward curriculum rho = {args.curriculum:g}"
     each = " each" if len(args.run) > 1 else ""
     stream = "the run seed's" if args.seed is None else f"seed {args.seed}'s"
-    print(
-        f"{count} episode{'s' if count != 1 else ''}{each}, deterministic actor, start states "
-        f"from {stream} evaluation stream{at}"
+    episodes_text = (
+        "episodes as listed"
+        if count is None
+        else (f"{count} episode{'s' if count != 1 else ''}{each}")
     )
+    print(f"{episodes_text}, deterministic actor, start states from {stream} evaluation stream{at}")
     print(f"environment: {env_version(cfg.env.id)}")
     return 0
 

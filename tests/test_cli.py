@@ -30,6 +30,17 @@ def test_train_evaluate_and_refuse_existing(tmp_path, capsys):
     two = [str(tmp_path / "cli"), str(tmp_path / "cli" / "best.pt")]
     assert main(["evaluate", *two, "--video", str(tmp_path / "v")]) == 2
     assert "--video records one policy" in capsys.readouterr().err
+    for bad in (["--curriculum", "1.5"], ["--curriculum", "nan"], ["--seed", str(2**32)]):
+        with pytest.raises(SystemExit) as exit_info:  # refused before any checkpoint is read
+            main(["evaluate", str(tmp_path / "cli"), *bad])
+        assert exit_info.value.code == 2 and bad[0] in capsys.readouterr().err
+    other = [
+        "train",
+        *sets("run.total_steps=200", "run.name=car", "env.id=MountainCarContinuous-v0"),
+    ]
+    assert main([*other, "--runs-dir", str(tmp_path)]) == 0
+    assert main(["evaluate", str(tmp_path / "cli"), str(tmp_path / "car")]) == 2
+    assert "policies of one environment" in capsys.readouterr().err
 
 
 def test_resume_finished_run_is_a_no_op(tmp_path, capsys):

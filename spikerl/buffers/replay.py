@@ -60,6 +60,7 @@ class ReplayBuffer:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity, self.device, self.on_device = capacity, torch.device(device), on_device
         n, m = obs_dim, act_dim
+        self._shapes = ((n,), (m,), (n,))  # obs, action, next_obs
         #: field -> its columns in a packed row (a slice; an int for the scalar fields)
         self.columns = {
             "obs": slice(0, n),
@@ -69,7 +70,9 @@ class ReplayBuffer:
             "not_done": 2 * n + m + 1,
         }
         if on_device:
-            self.rows = torch.zeros((capacity, 2 * n + m + 2), device=self.device)
+            self.rows = torch.zeros(
+                (capacity, 2 * n + m + 2), dtype=torch.float32, device=self.device
+            )
         else:
             self.obs = np.zeros((capacity, obs_dim), np.float32)
             self.actions = np.zeros((capacity, act_dim), np.float32)
@@ -93,9 +96,13 @@ class ReplayBuffer:
         """Store one transition; ``terminated`` (not truncation) zeroes the bootstrap."""
         i, not_done = self.ptr, 0.0 if terminated else 1.0
         if self.on_device:
-            row = np.concatenate(
-                [np.ravel(obs), np.ravel(action), [reward], np.ravel(next_obs), [not_done]]
-            ).astype(np.float32)
+            obs, action, next_obs = (np.asarray(x, np.float32) for x in (obs, action, next_obs))
+            if (obs.shape, action.shape, next_obs.shape) != self._shapes:
+                raise ValueError(
+                    f"transition shapes obs {obs.shape}, action {action.shape}, next_obs "
+                    f"{next_obs.shape}; this buffer stores {self._shapes}"
+                )
+            row = np.concatenate([obs, action, [reward], next_obs, [not_done]], dtype=np.float32)
             self.rows[i] = torch.from_numpy(row)
         else:
             self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward

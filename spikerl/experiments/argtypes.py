@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["non_negative_int", "positive_int", "seed_list"]
+__all__ = ["non_negative_int", "positive_int", "seed", "seed_list", "unit_interval"]
+
+#: numpy's legacy seeding (np.random.seed) takes seeds below 2**32 (as ``run.seed``)
+MAX_SEED = 2**32 - 1
 
 
-def _integer(text: str, lo: int, what: str) -> int:
+def _integer(text: str, lo: int, what: str, hi: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if value < lo:
+    if value < lo or (hi is not None and value > hi):
         raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
     return value
 
@@ -23,6 +26,21 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     return _integer(text, 0, "an integer >= 0")
+
+
+def seed(text: str) -> int:
+    return _integer(text, 0, f"a seed in [0, {MAX_SEED}]", MAX_SEED)
+
+
+def unit_interval(text: str) -> float:
+    """A number in [0, 1] (NaN refused), e.g. the reward curriculum rho."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
 
 
 def seed_list(text: str) -> list[int]:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import yaml
 
 from ..errors import UsageError
+from .argtypes import MAX_SEED
 
 __all__ = [
     "ActorConfig",
@@ -47,7 +48,6 @@ __all__ = [
 ]
 
 ActorKind = Literal["ann", "lif", "clif", "dn", "plif"]
-MAX_SEED = 2**32 - 1  # numpy's legacy seeding (np.random.seed) takes seeds below 2**32
 MAX_RUN_NAME = 100  # characters; folder names stay well below filesystem limits (255 bytes)
 SPIKING_ACTOR_KINDS = ("lif", "clif", "dn", "plif")
 

@@ -15,7 +15,7 @@ from .config import Config, config_from_dict
 from .evaluation import EvalResult, evaluate_policy
 from .run import CHECKPOINT_NAME, CONFIG_NAME, POLICIES_DIR, RunError, load_run_config
 
-__all__ = ["evaluate_run", "load_policy"]
+__all__ = ["evaluate_loaded", "evaluate_run", "load_policy"]
 
 
 def _locate(path: str | Path) -> tuple[Path, Path]:
@@ -26,6 +26,7 @@ def _locate(path: str | Path) -> tuple[Path, Path]:
         raise RunError(f"{path} does not exist (expected a run directory or a checkpoint file)")
     if path.is_dir():
         return path, path / CHECKPOINT_NAME
+    path = path.resolve()  # a bare file name inside policies/ has the parent ''
     if path.parent.name == POLICIES_DIR and not (path.parent / CONFIG_NAME).exists():
         return path.parent.parent, path
     return path.parent, path
@@ -39,7 +40,7 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Confi
     from ..convert.build import CONVERTED_FORMAT, converted_from_saved
 
     run_dir, ckpt_path = _locate(path)
-    if ckpt_path == Path(path):  # a file: a run's checkpoint or a converted policy
+    if Path(path).is_file():  # a run's checkpoint, a kept policy or a converted policy
         ckpt = load_checkpoint(ckpt_path, "cpu")
         if ckpt.get("kind") == CONVERTED_FORMAT:
             snn, record = converted_from_saved(ckpt, ckpt_path, device)
@@ -74,11 +75,28 @@ def evaluate_run(
     curriculum: float | None = None,
     seed: int | None = None,
 ) -> tuple[EvalResult, Config]:
-    """Evaluate a run's checkpoint under the standard protocol (``curriculum``: the reward
-    curriculum rho of an env that has one, None leaves the env's default, the start; ``seed``:
-    whose evaluation stream gives the start states, None for the run's own seed)."""
+    """Evaluate a run's checkpoint under the standard protocol (:func:`evaluate_loaded`)."""
     actor, cfg, normalizer = load_policy(path, device)
-    result = evaluate_policy(
+    result = evaluate_loaded(
+        (actor, cfg, normalizer), episodes, video_dir, device, curriculum=curriculum, seed=seed
+    )
+    return result, cfg
+
+
+def evaluate_loaded(
+    policy: tuple[nn.Module, Config, Any],
+    episodes: int | None = None,
+    video_dir: str | Path | None = None,
+    device: str = "cpu",
+    curriculum: float | None = None,
+    seed: int | None = None,
+) -> EvalResult:
+    """Evaluate a policy from :func:`load_policy` under the standard protocol: ``episodes``
+    (None: the run's ``run.eval_episodes``) deterministic episodes; ``curriculum``: the reward
+    curriculum rho of an env that has one, None leaves the env's default, the start;
+    ``seed``: whose evaluation stream gives the start states, None for the run's own seed."""
+    actor, cfg, normalizer = policy
+    return evaluate_policy(
         actor,
         cfg.env.id,
         cfg.run.seed if seed is None else seed,
@@ -88,4 +106,3 @@ def evaluate_run(
         video_dir=video_dir,
         curriculum=curriculum,
     )
-    return result, cfg

@@ -69,6 +69,7 @@ __all__ = [
     "TrainingDiverged",
     "load_run_config",
     "resolve_device",
+    "save_policies",
     "train",
 ]
 
@@ -464,6 +465,8 @@ def save_policies(
     """After an evaluation: ``best.pt`` when its return is the best so far (loadable by
     ``evaluate``), and with ``run.keep_policies`` the same contents as
     ``policies/step-<N>.pt``, the step zero-padded to 9 digits so the names sort by step."""
+    if not (best or cfg.run.keep_policies):
+        return
     state = _best_policy_state(cfg, step, eval_return, actor, env)
     if best:
         save_checkpoint(state, run_dir / BEST_NAME)

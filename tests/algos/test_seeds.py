@@ -28,11 +28,11 @@ def _learners(overrides, seeds):
     return cfgs, [build_learner(c, OBS, ACT, "cpu") for c in cfgs]
 
 
-def _filled_buffers(seeds, size=300):
+def _filled_buffers(seeds, size=300, on_device=False):
     buffers = []
     for s in seeds:
         rng = np.random.default_rng(100 + s)
-        buffer = ReplayBuffer(OBS, ACT, size, seed=s)
+        buffer = ReplayBuffer(OBS, ACT, size, seed=s, on_device=on_device)
         for _ in range(size):
             obs, nxt = rng.normal(size=OBS), rng.normal(size=OBS)
             buffer.add(obs, rng.uniform(-1, 1, ACT), rng.normal(), nxt, rng.random() < 0.05)
@@ -115,3 +115,12 @@ def test_mismatched_member_states_are_refused():
     states[1]["iterations"] = 4
     with pytest.raises(ValueError, match="different iterations"):
         stacked.load_member_states(states)
+
+
+def test_stacked_minibatches_from_device_buffers_equal_the_host_ones():
+    host = SeedBuffers(_filled_buffers([0, 1, 2]))
+    device = SeedBuffers(_filled_buffers([0, 1, 2], on_device=True))
+    assert all(b.on_device for b in device.buffers)
+    for _ in range(3):
+        for a, b in zip(host.sample(16), device.sample(16), strict=True):
+            assert a.shape[:2] == (3, 16) and torch.equal(a, b)

@@ -76,6 +76,8 @@ def _same_batches(a, b, n=5, batch=16):
 def test_device_storage_gives_the_host_buffers_batches():
     rng = np.random.default_rng(0)
     host, device = ReplayBuffer(3, 2, 40, seed=7), ReplayBuffer(3, 2, 40, seed=7, on_device=True)
+    assert device.rows.shape == (40, 3 + 2 + 1 + 3 + 1) and not hasattr(device, "obs")
+    assert device.rows.dtype == torch.float32
     for i in range(57):  # wraps around
         obs, act, nxt = rng.normal(size=3), rng.uniform(-1, 1, 2), rng.normal(size=3)
         reward = rng.normal()
@@ -96,3 +98,9 @@ def test_storages_share_the_checkpoint_format():
     into_device.load_state_dict(saved)
     into_host.load_state_dict(device.state_dict())
     _same_batches(into_host, into_device)
+
+
+def test_device_storage_refuses_a_transition_of_the_wrong_shape():
+    buf = ReplayBuffer(3, 2, 10, on_device=True)
+    with pytest.raises(ValueError, match="transition shapes"):
+        buf.add(np.zeros(2), np.zeros(3), 0.0, np.zeros(3), False)  # right total, wrong split

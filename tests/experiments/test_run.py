@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from spikerl.buffers import ReplayBuffer
 from spikerl.experiments.checkpoint import CheckpointError, load_checkpoint
 from spikerl.experiments.config import config_to_dict
 from spikerl.experiments.run import RunError, TrainingDiverged, train
@@ -73,14 +74,23 @@ def test_same_seed_same_metrics(tiny_config, tmp_path, kind):
 
 
 @pytest.mark.parametrize("algo", ["algo.name=td3", "algo.name=sac"])
-def test_replay_on_device_trains_as_the_host_buffer(tiny_config, tmp_path, algo):
+def test_replay_on_device_trains_as_the_host_buffer(tiny_config, tmp_path, algo, monkeypatch):
     """The device-resident replay buffer (here in CPU memory) gives the same run, bit for bit:
     metrics and every learner tensor of the checkpoint."""
     kind = "actor.kind=lif" if algo == "algo.name=td3" else "actor.kind=ann"
     host = tiny_config(algo, kind)
     device = tiny_config(algo, kind, "run.replay_on_device=true")
+    storages = []
+    real_init = ReplayBuffer.__init__
+
+    def record_storage(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        storages.append(self.on_device)
+
+    monkeypatch.setattr(ReplayBuffer, "__init__", record_storage)
     train(host, tmp_path / "host")
     train(device, tmp_path / "device")
+    assert storages == [False, True]  # the flag reaches the run's buffer
     run_host, run_device = tmp_path / "host" / host.run_name, tmp_path / "device" / device.run_name
     assert read_metrics(run_host) == read_metrics(run_device)
     a, b = (load_checkpoint(r / "checkpoint.pt") for r in (run_host, run_device))
