@@ -23,6 +23,7 @@ __all__ = [
     "TrainLoop",
     "add_training_window_args",
     "environment_info",
+    "in_turn",
     "non_negative_int",
     "percentile_us",
     "positive_int",
@@ -62,6 +63,13 @@ def add_training_window_args(
     ):
         parser.add_argument(flag, type=kind, default=default, help=_WINDOW_HELP[flag])
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
+
+
+def in_turn(options: Any, repeat: int) -> list[Any]:
+    """The A/B settings in the order of window ``repeat``: as given on even repeats, reversed
+    on odd ones (ABBA...), so that no setting always runs first after the other."""
+    options = list(options)
+    return options if repeat % 2 == 0 else options[::-1]
 
 
 def percentile_us(samples_ns: list[int], q: float) -> float:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _bench import positive_int, quiet_warnings, write_results
+from _bench import in_turn, positive_int, quiet_warnings, write_results
 
 from spikerl.experiments.process import USER_VARIABLES, allocator, configure_process
 
@@ -145,7 +145,7 @@ def main() -> None:
     }
     for r in range(args.repeats):
         for row in args.rows:
-            for tuned in (False, True) if r % 2 == 0 else (True, False):
+            for tuned in in_turn((False, True), r):
                 result = _measure(row, tuned, args)
                 runs[row]["tuned" if tuned else "system"].append(result)
                 print(f"[{r + 1}/{args.repeats}] {row}, {'tuned' if tuned else 'system'}: "

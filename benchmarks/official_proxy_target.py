@@ -83,6 +83,7 @@ from typing import Any
 from _bench import (
     TrainLoop,
     add_training_window_args,
+    in_turn,
     positive_int,
     quiet_warnings,
     timed_steps_per_sec,
@@ -415,8 +416,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         }
         for r in range(args.repeats):
             for v in args.variants:
-                order = ("official", "spikerl") if r % 2 == 0 else ("spikerl", "official")
-                for code in order:
+                for code in in_turn(("official", "spikerl"), r):
                     if code == "official":
                         sps = officials[v].steps_per_sec(args.window)
                     else:

@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _bench import positive_int, quiet_warnings, write_results
+from _bench import in_turn, positive_int, quiet_warnings, write_results
 
 from spikerl.algos.td3 import TD3
 from spikerl.bench.suite import TRAINING_VARIANTS, BenchSettings, _variant_config
@@ -42,7 +42,7 @@ def main() -> None:
     loop.train(30)
     rates: dict[str, list[float]] = {"shared": [], "two forwards": []}
     for r in range(args.repeats):
-        for name in list(rates) if r % 2 == 0 else list(rates)[::-1]:
+        for name in in_turn(rates, r):
             TD3.share_actor_forward = name == "shared"
             start = time.perf_counter()
             loop.train(args.window)

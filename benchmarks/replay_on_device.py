@@ -21,7 +21,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from _bench import positive_int, quiet_warnings, timed_steps_per_sec, write_results
+from _bench import in_turn, positive_int, quiet_warnings, timed_steps_per_sec, write_results
 
 from spikerl.bench.suite import TRAINING_VARIANTS, BenchSettings, _variant_config
 from spikerl.bench.train_loop import SeedsTrainLoop, TrainLoop
@@ -62,7 +62,7 @@ def main() -> None:
         loop.train(args.warmup)
     rates: dict[str, list[float]] = {name: [] for name in loops}
     for r in range(args.repeats):
-        for name in list(loops) if r % 2 == 0 else list(loops)[::-1]:
+        for name in in_turn(loops, r):
             steps = timed_steps_per_sec(loops[name], args.window, args.device) * args.seeds
             rates[name].append(steps)
             print(f"[{r + 1}/{args.repeats}] {name}: {steps:.1f} env steps/s", flush=True)

@@ -31,7 +31,7 @@ from ..convert import (
 from ..convert.source import ConversionError, SourcePolicy, shipped_actors
 from ..envs import check_env_id
 from ..snn.conversion import CONVERSION_MODELS
-from .argtypes import non_negative_int, positive_int
+from .argtypes import non_negative_int, positive_int, unit_interval
 from .config import Config, config_from_dict
 from .report import format_table
 
@@ -45,16 +45,6 @@ __all__ = [
     "converted_config",
     "default_output",
 ]
-
-
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1]")
-    return value
 
 
 def add_convert_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -72,7 +62,7 @@ def add_convert_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--neuron", choices=CONVERSION_MODELS, default="if", help="neuron model")
     p.add_argument("--timesteps", type=positive_int, default=32, help="T ticks per decision")
-    p.add_argument("--crpi", type=_unit_float, default=0.0, help="CRPI alpha in [0, 1] (0: off)")
+    p.add_argument("--crpi", type=unit_interval, default=0.0, help="CRPI alpha in [0, 1] (0: off)")
     p.add_argument("--levels", type=positive_int, default=8, help="MT levels per unit")
     p.add_argument("-o", "--output", type=Path, default=None, help="converted policy file")
     p.add_argument("--env", default=None, help="env id (required for a plain state_dict)")

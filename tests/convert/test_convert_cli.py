@@ -48,7 +48,7 @@ def test_state_dict_needs_env_and_bad_flags_are_named(tmp_path, capsys):
     assert main(args) == 0
     assert (tmp_path / "actor-if-T32-a0-s0.pt").is_file()
     refusals = [
-        (["--crpi", "1.5"], "not in [0, 1]"),
+        (["--crpi", "1.5"], "a number in [0, 1]"),
         (["--neuron", "lif"], "invalid choice"),
         (["--timestep", "4"], "unrecognized arguments"),  # no prefix matching of flags
     ]
