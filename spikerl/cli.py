@@ -113,6 +113,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "another seed gives held-out starts, e.g. to choose a checkpoint on)",
     )
     p.add_argument("--video", type=Path, default=None, help="folder to write episode videos to")
+    p.add_argument(
+        "--csv", type=Path, default=None, metavar="PATH", help="also write the summary rows as CSV"
+    )
 
 
 def _add_quickstart(sub: argparse._SubParsersAction) -> None:
@@ -245,7 +248,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         rows.append([name, cfg.env.id, len(result.returns), *summary])
     labels = eval_info_labels(cfg.env.id)
     headers = ["run", "env", "episodes", "return mean", "return std", "length"]
-    print(format_table([*headers, *(labels.get(k, k) for k in extras)], rows))
+    headers += [labels.get(k, k) for k in extras]
+    print(format_table(headers, rows))
+    if args.csv is not None:
+        _write_csv(args.csv, headers, rows)
     counts = {row[2] for row in rows}
     count = counts.pop() if len(counts) == 1 else None
     at = "" if args.curriculum is None else f", reward curriculum rho = {args.curriculum:g}"
@@ -259,6 +265,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{episodes_text}, deterministic actor, start states from {stream} evaluation stream{at}")
     print(f"environment: {env_version(cfg.env.id)}")
     return 0
+
+
+def _write_csv(path: Path, headers: list[str], rows: list[list]) -> None:
+    """``rows`` under ``headers`` as CSV, written atomically (a bad path is one error line)."""
+    import csv
+
+    from .atomic import write_text_atomic
+    from .experiments.run import RunError
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(headers)
+    writer.writerows([[f"{x:.6g}" if isinstance(x, float) else x for x in row] for row in rows])
+    try:
+        write_text_atomic(path, text.getvalue())
+    except OSError as err:
+        raise RunError(f"cannot write {path}: {err.strerror or err}") from None
+    print(f"wrote {path}")
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:

@@ -59,9 +59,18 @@ def test_keep_policies_keeps_every_evaluations_actor(tiny_config, tmp_path, caps
     assert main(["evaluate", *map(str, kept), "--episodes", "1"]) == 0
     out = capsys.readouterr().out
     assert all(str(p) in out for p in kept) and "1 episode each" in out
-    # held-out start states: another seed's evaluation stream
-    assert main(["evaluate", str(kept[-1]), "--episodes", "2", "--seed", "7"]) == 0
+    # held-out start states: another seed's evaluation stream; the summary rows as CSV
+    table = tmp_path / "kept.csv"
+    assert (
+        main(["evaluate", *map(str, kept), "--episodes", "2", "--seed", "7", "--csv", str(table)])
+        == 0
+    )
     assert "seed 7's evaluation stream" in capsys.readouterr().out
+    with open(table, newline="") as f:
+        written = list(csv.DictReader(f))
+    assert [r["run"] for r in written] == [str(p) for p in kept]
+    assert all(r["episodes"] == "2" and float(r["return mean"]) < 0 for r in written)  # Pendulum
+    assert main(["evaluate", str(kept[-1]), "--csv", str(tmp_path / "no" / "x.csv")]) == 1
 
 
 @pytest.mark.parametrize("kind", ["ann", "lif"])
