@@ -54,6 +54,8 @@ def main() -> None:
             ax.axhline(float(ref[key]), ls="--", color="grey", label=label)
         if args.chosen is not None:
             ax.axvline(args.chosen / 1e3, color="C3", lw=0.8, label="shipped")
+        if key == "crash rate":
+            ax.set_ylim(0, None)  # shares from zero, so that no gap looks larger than it is
         ax.set_xlabel("env steps of training (thousands)")
         ax.set_title(title)
         ax.grid(alpha=0.3)

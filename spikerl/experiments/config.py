@@ -156,9 +156,10 @@ class SequenceConfig:
     bc_weight: float = param(0.2, "lambda_0: weight of the BC term at the start", lo=0.0)
     bc_decay: float = param(0.99, "lambda <- decay * lambda once per round", lo=0.0, hi=1.0)
     guide: str = param(
-        "builtin",
-        "guide policy: 'builtin' (the shipped quadrotor guide), a run folder or checkpoint "
-        "of an ANN actor on the full observation, or '' (no guide)",
+        "builtin-v2",
+        "guide policy: a shipped quadrotor guide (builtin-v2, the newest; builtin or "
+        "builtin-v1, the first), a run folder or checkpoint of an ANN actor on the full "
+        "observation, or '' (no guide)",
     )
     guide_steps: int = param(450, "L_g at the start: steps the guide flies each episode", lo=0)
     guide_steps_min: int = param(50, "L_g never drops below this", lo=0)

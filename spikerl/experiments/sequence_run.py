@@ -82,10 +82,17 @@ from .run import (
 )
 from .status import FINISHED
 
-__all__ = ["BUILTIN_GUIDE", "load_guide", "load_trained", "train_sequence"]
+__all__ = ["BUILTIN_GUIDES", "load_guide", "load_trained", "train_sequence"]
 
-#: The shipped quadrotor guide: an ANN actor on the 146-d observation (``docs/quadrotor.md``).
-BUILTIN_GUIDE = "guides/quadrotor/guide.pt"
+#: The shipped quadrotor guides by name, ANN actors on the 146-d observation (``docs/results.md``
+#: "The shipped quadrotor guides"). A name never changes its weights, so a run's config keeps
+#: naming the guide it was trained with: ``builtin`` is the first guide (``builtin-v1``), the
+#: presets use the newest.
+BUILTIN_GUIDES = {
+    "builtin": "guides/quadrotor/guide.pt",
+    "builtin-v1": "guides/quadrotor/guide.pt",
+    "builtin-v2": "guides/quadrotor/v2/guide.pt",
+}
 _PHASES = ("collect", "update", "evaluate")
 WHOLE_EPISODE = 2**31  # guide steps that let the guide fly every episode to its end
 
@@ -134,14 +141,21 @@ class _SeqSession:
 
 
 def load_guide(spec: str, obs_dim: int, act_dim: int, device: torch.device) -> nn.Module | None:
-    """The guide named by ``algo.sequence.guide``: None for ``''``, the shipped one for
-    ``builtin``, else the actor of a run folder or checkpoint (any stateless actor on the full
-    observation)."""
+    """The guide named by ``algo.sequence.guide``: None for ``''``, a shipped one for a name of
+    :data:`BUILTIN_GUIDES`, else the actor of a run folder or checkpoint (any stateless actor on
+    the full observation)."""
     from .policy import load_policy  # policy imports run, which imports this module lazily
 
     if not spec:
         return None
-    path = resources.files("spikerl") / BUILTIN_GUIDE if spec == "builtin" else Path(spec)
+    if spec in BUILTIN_GUIDES:
+        path = resources.files("spikerl") / BUILTIN_GUIDES[spec]
+    elif spec.startswith("builtin"):
+        raise ConfigError(
+            f"algo.sequence.guide: no shipped guide {spec!r}; shipped: {', '.join(BUILTIN_GUIDES)}"
+        )
+    else:
+        path = Path(spec)
     guide, guide_cfg, normalizer = load_policy(str(path), str(device))
     if normalizer is not None or getattr(guide, "stateful", False):
         raise ConfigError(

@@ -102,7 +102,7 @@ def test_every_shipped_quadrotor_preset_loads():
     assert names["guided_td3bc"].algo.batch_size == 350
     guided_bc = names["guided_bc"]  # the guided preset with the Q term off, nothing else
     assert guided_bc.algo.sequence.q_term == "none" and guided_bc.algo.sequence.online
-    assert guided_bc.algo.sequence.guide == "builtin" and guided_bc.algo.batch_size == 350
+    assert guided_bc.algo.sequence.guide == "builtin-v2" and guided_bc.algo.batch_size == 350
 
 
 def test_run_name_and_describe():

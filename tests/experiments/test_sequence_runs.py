@@ -192,22 +192,38 @@ def test_grad_analysis_on_a_sequence_runs_actor_and_windows(guide, tmp_path, cap
     assert "not a sequence run" in capsys.readouterr().err
 
 
-def test_the_builtin_guide_loads_and_flies(tmp_path):
+@pytest.mark.parametrize("name", ["builtin", "builtin-v1", "builtin-v2"])
+def test_the_builtin_guides_load_and_fly(name):
     import torch
 
     from spikerl.experiments.evaluation import evaluate_policy
     from spikerl.experiments.sequence_run import load_guide
 
-    guide = load_guide("builtin", 146, 4, torch.device("cpu"))
+    guide = load_guide(name, 146, 4, torch.device("cpu"))
     assert sum(p.numel() for p in guide.parameters()) < 20_000  # a small shipped checkpoint
     result = evaluate_policy(guide, "spikerl/Quadrotor-v0", seed=0, episodes=5)
     assert result.returns.mean() > 60  # a constant hover command gets about 19
     with pytest.raises(ConfigError, match="does not take"):
-        load_guide("builtin", 18, 4, torch.device("cpu"))
+        load_guide(name, 18, 4, torch.device("cpu"))
+
+
+def test_builtin_names_are_fixed_guides():
+    import torch
+
+    from spikerl.experiments.sequence_run import load_guide
+
+    first, v1, v2 = (load_guide(n, 146, 4, torch.device("cpu")) for n in
+                     ("builtin", "builtin-v1", "builtin-v2"))  # fmt: skip
+    same = zip(first.state_dict().values(), v1.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in same)  # builtin is the first guide, for good
+    other = zip(v1.state_dict().values(), v2.state_dict().values(), strict=True)
+    assert not all(torch.equal(a, b) for a, b in other)
+    with pytest.raises(ConfigError, match="no shipped guide 'builtin-v9'; shipped: builtin, "):
+        load_guide("builtin-v9", 146, 4, torch.device("cpu"))
 
 
 def test_a_guided_run_with_the_builtin_guide_reaches_a_positive_return(tmp_path):
-    cfg = load_config(None, [*SEQ, "algo.sequence.guide=builtin", "env.curriculum_block=0",
+    cfg = load_config(None, [*SEQ, "algo.sequence.guide=builtin-v2", "env.curriculum_block=0",
                              "run.total_steps=1000"])  # fmt: skip
     rows = _rows(train(cfg, tmp_path).run_dir)
     assert all(float(r["eval/return_mean"]) > 0 for r in rows)

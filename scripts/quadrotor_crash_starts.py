@@ -1,0 +1,80 @@
+"""Where do quadrotor guides crash? Flies each guide from the same N start states (drone i of a
+vector env reset with ``--seed``, one episode each, deterministic) and prints its return and
+crash rate, the crash rate by start tilt and by start vertical velocity, the length of the
+crashed episodes, and the share of starts on which every guide crashes::
+
+    .venv/bin/python scripts/quadrotor_crash_starts.py builtin-v1 builtin-v2 --starts 2000
+
+A guide is a shipped name (``builtin-v1``, ``builtin-v2``) or a checkpoint of an ANN actor on
+the 146-d observation (``runs/<guide run>/best.pt``, ``.../policies/step-<N>.pt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from spikerl.envs.quadrotor.vector import QuadrotorVectorEnv
+from spikerl.experiments.sequence_run import load_guide
+
+TILT_BINS = ((0, 30), (30, 60), (60, 75), (75, 91))  # degrees of the body z-axis from vertical
+VZ_BINS = ((-1.0, -0.5), (-0.5, 0.0), (0.0, 0.5), (0.5, 1.01))  # m/s
+
+
+def fly(guide: str, starts: int, seed: int, rho: float) -> dict[str, np.ndarray]:
+    """One episode from each start: returns, crash flags, lengths and the start features."""
+    env = QuadrotorVectorEnv(starts, autoreset_mode="SameStep")
+    env.set_curriculum(rho)
+    obs, _ = env.reset(seed=seed)
+    policy = load_guide(guide, obs.shape[1], 4, torch.device("cpu"))
+    tilt = np.degrees(np.arccos(np.clip(obs[:, 11], -1.0, 1.0)))  # R[2, 2], row-major at 3:12
+    vz = obs[:, 14].copy()
+    done, crashed = np.zeros(starts, bool), np.zeros(starts, bool)
+    returns, lengths = np.zeros(starts), np.zeros(starts, int)
+    with torch.inference_mode():
+        while not done.all():
+            obs, reward, terminated, truncated, _ = env.step(policy(torch.as_tensor(obs)).numpy())
+            live = ~done
+            returns[live] += reward[live]
+            lengths[live] += 1
+            crashed |= live & terminated
+            done |= terminated | truncated
+    env.close()
+    return {"returns": returns, "crashed": crashed, "lengths": lengths, "tilt": tilt, "vz": vz}
+
+
+def _by_bins(values: np.ndarray, crashed: np.ndarray, bins: tuple, unit: str) -> str:
+    parts = []
+    for lo, hi in bins:
+        inside = (values >= lo) & (values < hi)
+        parts.append(f"{lo:g}..{min(hi, 90 if unit == 'deg' else 1):g} {unit}: "
+                     f"{crashed[inside].mean():.2f} ({inside.mean():.0%} of starts)")  # fmt: skip
+    return "; ".join(parts)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("guides", nargs="+", help="shipped guide names or checkpoints")
+    p.add_argument("--starts", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=4242, help="drone i starts from seed + i")
+    p.add_argument("--curriculum", type=float, default=1.0, help="reward curriculum rho")
+    args = p.parse_args()
+    crashes = []
+    for guide in args.guides:
+        r = fly(guide, args.starts, args.seed, args.curriculum)
+        crashed = r["crashed"]
+        crashes.append(crashed)
+        q = np.percentile(r["lengths"][crashed], [10, 50, 90]) if crashed.any() else [0, 0, 0]
+        print(f"{guide}: return {r['returns'].mean():.1f}, crash rate {crashed.mean():.3f}, "
+              f"crashed episodes {q[0]:.0f}/{q[1]:.0f}/{q[2]:.0f} steps (10/50/90%)")  # fmt: skip
+        print(f"  by start tilt: {_by_bins(r['tilt'], crashed, TILT_BINS, 'deg')}")
+        print(f"  by start vertical velocity: {_by_bins(r['vz'], crashed, VZ_BINS, 'm/s')}")
+    every, some = np.logical_and.reduce(crashes), np.logical_or.reduce(crashes)
+    print(f"{args.starts} starts (seed {args.seed}, rho {args.curriculum:g}): every guide crashes "
+          f"on {every.mean():.3f}, at least one on {some.mean():.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
