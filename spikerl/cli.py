@@ -253,15 +253,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.csv is not None:
         _write_csv(args.csv, headers, rows)
     counts = {row[2] for row in rows}
-    count = counts.pop() if len(counts) == 1 else None
     at = "" if args.curriculum is None else f", reward curriculum rho = {args.curriculum:g}"
-    each = " each" if len(args.run) > 1 else ""
     stream = "the run seed's" if args.seed is None else f"seed {args.seed}'s"
-    episodes_text = (
-        "episodes as listed"
-        if count is None
-        else (f"{count} episode{'s' if count != 1 else ''}{each}")
-    )
+    episodes_text = "episodes as listed"
+    if len(counts) == 1:
+        count = counts.pop()
+        each = " each" if len(args.run) > 1 else ""
+        episodes_text = f"{count} episode{'s' if count != 1 else ''}{each}"
     print(f"{episodes_text}, deterministic actor, start states from {stream} evaluation stream{at}")
     print(f"environment: {env_version(cfg.env.id)}")
     return 0

@@ -525,11 +525,10 @@ def _evaluate_and_log(
     p.eval_returns.append(row["eval/return_mean"])
     best = row["eval/return_mean"] > p.best_return
     p.best_return = max(p.best_return, row["eval/return_mean"])
-    if best or cfg.run.keep_policies:
-        normalizer = {k: v for k, v in get_env_state(s.env).items() if k == "normalizer"}
-        save_policies(
-            cfg, s.run_dir, p.step, row["eval/return_mean"], best, s.learner.actor, normalizer
-        )
+    normalizer = {k: v for k, v in get_env_state(s.env).items() if k == "normalizer"}
+    save_policies(
+        cfg, s.run_dir, p.step, row["eval/return_mean"], best, s.learner.actor, normalizer
+    )
     if log_lines:
         print(_log_line(s.run_dir.name, row, cfg.run.total_steps), file=sys.stderr, flush=True)
     return row["eval/return_mean"], diagnostics
