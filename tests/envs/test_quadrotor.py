@@ -127,6 +127,59 @@ def test_vector_drone_i_is_a_single_env_seeded_s_plus_i_bit_for_bit(n, options):
     assert resets > 0  # random commands crash drones: autoresets were compared too
 
 
+EXPLICIT_STARTS = [
+    {
+        "position": [0.3, -0.2, -0.4],
+        "velocity": [0.5, 0.0, -0.8],
+        "rotor_speeds": [0.1, 0.9, 0.4, 0.0],
+    },
+    {"quaternion": [0.9, 0.3, -0.2, 0.1], "angular_velocity": [0.7, -0.4, 0.2]},
+    {},
+]
+
+
+def test_vector_explicit_starts_follow_single_envs_bit_for_bit():
+    steps = 120
+    actions = np.random.default_rng(3).uniform(-1, 1, (steps, 3, 4))
+    venv = QuadrotorVectorEnv(3, autoreset_mode="SameStep")
+    vobs, _ = venv.reset(seed=5, options={"state": EXPLICIT_STARTS})
+    singles = [QuadrotorEnv() for _ in EXPLICIT_STARTS]
+    done = np.zeros(3, bool)
+    for i, (env, start) in enumerate(zip(singles, EXPLICIT_STARTS, strict=True)):
+        assert np.array_equal(env.reset(seed=5 + i, options={"state": start})[0], vobs[i])
+    for t in range(steps):
+        vobs, vrew, vterm, vtrunc, _ = venv.step(actions[t])
+        for i in np.flatnonzero(~done):
+            obs, rew, term, trunc, _ = singles[i].step(actions[t, i])
+            assert (rew, term, trunc) == (vrew[i], vterm[i], vtrunc[i])
+            if not (term or trunc):
+                assert np.array_equal(obs, vobs[i])
+        done |= vterm | vtrunc
+    assert done[0]  # the low, falling start crashed under random commands: compared to the end
+
+
+def test_vector_one_explicit_start_for_every_drone_then_drawn_autoresets():
+    venv = QuadrotorVectorEnv(4, autoreset_mode="SameStep")
+    obs, _ = venv.reset(seed=0, options={"state": EXPLICIT_STARTS[0]})
+    assert (obs == obs[0]).all()
+    first_drawn, _ = QuadrotorVectorEnv(4).reset(seed=0)  # nothing was drawn for the start
+    restarted = np.zeros(4, bool)
+    for _ in range(200):
+        obs, _, term, trunc, _ = venv.step(np.ones((4, 4)))  # full thrust: all leave the box
+        first = (term | trunc) & ~restarted
+        assert np.array_equal(obs[first], first_drawn[first])
+        restarted |= first
+    assert restarted.all()
+
+
+@pytest.mark.parametrize(
+    "bad", [[{}], 3, [{}, {}, {}, 5]], ids=["too-few", "number", "not-mapping"]
+)
+def test_vector_explicit_start_refuses_bad_shapes_in_one_error(bad):
+    with pytest.raises(QuadrotorError, match="one mapping or a list of 4 mappings"):
+        QuadrotorVectorEnv(4).reset(options={"state": bad})
+
+
 def test_same_step_autoreset_returns_final_obs():
     venv = QuadrotorVectorEnv(4, autoreset_mode="SameStep")
     venv.reset(seed=0)

@@ -41,6 +41,7 @@ from .env import (
     drone_physics,
     observation_space,
     sample_start,
+    state_from_mapping,
 )
 from .params import QuadrotorError
 
@@ -104,22 +105,43 @@ class QuadrotorVectorEnv(VectorEnv):
 
     # -- reset -------------------------------------------------------------------------------
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
-        """Reset every drone; ``seed=s`` seeds drone i with ``s + i`` (a list: one each)."""
+        """Reset every drone; ``seed=s`` seeds drone i with ``s + i`` (a list: one each).
+
+        ``options={"state": {...}}`` starts every drone from that explicit state (keys as the
+        single env's option, nominal physics); a list of ``num_envs`` mappings gives one each.
+        Nothing is drawn for an explicit start, and later autoresets draw as usual."""
         if seed is not None:
             seeds = seed if isinstance(seed, list) else [seed + i for i in range(self.num_envs)]
             self._generators = [seeding.np_random(s)[0] for s in seeds]
-        self._reset_drones(np.arange(self.num_envs))
+        every = np.arange(self.num_envs)
+        self._reset_drones(every, self._explicit_starts(options))
         self._needs_reset[:] = False
-        return self._observations(np.arange(self.num_envs)), self._info(
-            None, np.zeros(self.num_envs, bool)
-        )
+        return self._observations(every), self._info(None, np.zeros(self.num_envs, bool))
 
-    def _reset_drones(self, idx: np.ndarray) -> None:
-        """New start states for drones ``idx`` from their own generators (a Python loop over
-        the few drones that reset, drawing each start as the single env does; the columns are
-        then written once)."""
+    def _explicit_starts(self, options: dict[str, Any] | None) -> list | None:
+        """``(state, {})`` per drone from ``options["state"]``, or None to draw the starts."""
+        if not options or "state" not in options:
+            return None
+        given = options["state"]
+        mappings = [given] * self.num_envs if isinstance(given, dict) else given
+        if (
+            not isinstance(mappings, list | tuple)
+            or len(mappings) != self.num_envs
+            or not all(isinstance(m, dict) for m in mappings)
+        ):
+            raise QuadrotorError(
+                f"quadrotor reset state: expected one mapping or a list of {self.num_envs} "
+                "mappings (one per drone)"
+            )
+        return [(state_from_mapping(m, self.options), {}) for m in mappings]
+
+    def _reset_drones(self, idx: np.ndarray, draws: list | None = None) -> None:
+        """New start states for drones ``idx``: ``draws`` (explicit ``(state, constants)``
+        pairs) or drawn from their own generators (a Python loop over the few drones that
+        reset, drawing each start as the single env does); the columns are then written once."""
         opt = self.options
-        draws = [sample_start(self._generators[i], opt) for i in idx.tolist()]
+        if draws is None:
+            draws = [sample_start(self._generators[i], opt) for i in idx.tolist()]
         starts = np.array([start for start, _ in draws], dtype=np.float64).reshape(-1, 17)
         columns = [np.array(c) for c in self._state]
         for col, values in zip(columns, starts.T, strict=True):
