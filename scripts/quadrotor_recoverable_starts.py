@@ -145,9 +145,9 @@ def main() -> None:
     p.add_argument("--attempts", type=_attempts, default="20:1.5,30:1.0,50:1.5,10:2.0",
                    help="planned steps (10 ms each):first sampling std, per search")  # fmt: skip
     p.add_argument("--block", type=int, default=1, help="steps per planned action")
-    p.add_argument("--horizon", type=int, default=250, help="steps scored in the search")
+    p.add_argument("--horizon", type=int, default=150, help="steps scored in the search")
     p.add_argument("--candidates", type=int, default=2048)
-    p.add_argument("--iterations", type=int, default=30)
+    p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--elite", type=float, default=0.05, help="share of candidates kept")
     p.add_argument("--csv", help="write one row per crashed start")
     args = p.parse_args()
