@@ -5,6 +5,10 @@ crashed episodes, and the share of starts on which every guide crashes::
 
     .venv/bin/python scripts/quadrotor_crash_starts.py builtin-v1 builtin-v2 --starts 2000
 
+``--rotor-speeds`` replaces the drawn start rotor speeds (the spec's U[0, 1]) on the same
+starts: ``low`` draws U[0, 0.5] (below hover, as we read L2F's ``init_90_deg``), ``high``
+U[0.5, 1], ``hover`` sets all four to the hover speed.
+
 A guide is a shipped name (``builtin-v1``, ``builtin-v2``) or a checkpoint of an ANN actor on
 the 146-d observation (``runs/<guide run>/best.pt``, ``.../policies/step-<N>.pt``).
 """
@@ -15,19 +19,48 @@ import argparse
 
 import numpy as np
 import torch
+from gymnasium.utils import seeding
 
+from spikerl.envs.quadrotor.env import QuadrotorEnv, sample_start
 from spikerl.envs.quadrotor.vector import QuadrotorVectorEnv
 from spikerl.experiments.sequence_run import load_guide
 
 TILT_BINS = ((0, 30), (30, 60), (60, 75), (75, 91))  # degrees of the body z-axis from vertical
 VZ_BINS = ((-1.0, -0.5), (-0.5, 0.0), (0.0, 0.5), (0.5, 1.01))  # m/s
+ROTOR_SPEEDS = ("drawn", "low", "high", "hover")
+STATE_KEYS = (("position", 0, 3), ("quaternion", 3, 7), ("velocity", 7, 10),
+              ("angular_velocity", 10, 13), ("rotor_speeds", 13, 17))  # fmt: skip
 
 
-def fly(guide: str, starts: int, seed: int, rho: float) -> dict[str, np.ndarray]:
+def starts_with_rotor_speeds(starts: int, seed: int, rotor_speeds: str) -> list[dict]:
+    """The drawn starts of drones ``seed + i`` as explicit states, rotor speeds replaced."""
+    options = QuadrotorEnv().options
+    hover = options.params.hover_rotor_speed
+    replace = np.random.default_rng(seed)
+    states = []
+    for i in range(starts):
+        start = np.array(sample_start(seeding.np_random(seed + i)[0], options)[0])
+        if rotor_speeds == "low":
+            start[13:17] = replace.uniform(0.0, 0.5, 4)
+        elif rotor_speeds == "high":
+            start[13:17] = replace.uniform(0.5, 1.0, 4)
+        elif rotor_speeds == "hover":
+            start[13:17] = hover
+        states.append({key: start[lo:hi].tolist() for key, lo, hi in STATE_KEYS})
+    return states
+
+
+def fly(
+    guide: str, starts: int, seed: int, rho: float, rotor_speeds: str = "drawn"
+) -> dict[str, np.ndarray]:
     """One episode from each start: returns, crash flags, lengths and the start features."""
     env = QuadrotorVectorEnv(starts, autoreset_mode="SameStep")
     env.set_curriculum(rho)
-    obs, _ = env.reset(seed=seed)
+    if rotor_speeds == "drawn":
+        obs, _ = env.reset(seed=seed)
+    else:
+        explicit = starts_with_rotor_speeds(starts, seed, rotor_speeds)
+        obs, _ = env.reset(seed=seed, options={"state": explicit})
     policy = load_guide(guide, obs.shape[1], 4, torch.device("cpu"))
     tilt = np.degrees(np.arccos(np.clip(obs[:, 11], -1.0, 1.0)))  # R[2, 2], row-major at 3:12
     vz = obs[:, 14].copy()
@@ -60,10 +93,12 @@ def main() -> None:
     p.add_argument("--starts", type=int, default=2000)
     p.add_argument("--seed", type=int, default=4242, help="drone i starts from seed + i")
     p.add_argument("--curriculum", type=float, default=1.0, help="reward curriculum rho")
+    p.add_argument("--rotor-speeds", choices=ROTOR_SPEEDS, default="drawn",
+                   help="replace the start rotor speeds (module docstring)")  # fmt: skip
     args = p.parse_args()
     crashes = []
     for guide in args.guides:
-        r = fly(guide, args.starts, args.seed, args.curriculum)
+        r = fly(guide, args.starts, args.seed, args.curriculum, args.rotor_speeds)
         crashed = r["crashed"]
         crashes.append(crashed)
         q = np.percentile(r["lengths"][crashed], [10, 50, 90]) if crashed.any() else [0, 0, 0]
@@ -72,7 +107,8 @@ def main() -> None:
         print(f"  by start tilt: {_by_bins(r['tilt'], crashed, TILT_BINS, 'deg')}")
         print(f"  by start vertical velocity: {_by_bins(r['vz'], crashed, VZ_BINS, 'm/s')}")
     every, some = np.logical_and.reduce(crashes), np.logical_or.reduce(crashes)
-    print(f"{args.starts} starts (seed {args.seed}, rho {args.curriculum:g}): every guide crashes "
+    print(f"{args.starts} starts (seed {args.seed}, rho {args.curriculum:g}, rotor speeds "
+          f"{args.rotor_speeds}): every guide crashes "
           f"on {every.mean():.3f}, at least one on {some.mean():.3f}")  # fmt: skip
 
 

@@ -26,14 +26,12 @@ import time
 
 import numpy as np
 import torch
-from quadrotor_crash_starts import fly
+from quadrotor_crash_starts import STATE_KEYS, fly
 
 from spikerl.envs.quadrotor.env import QuadrotorEnv
 from spikerl.envs.quadrotor.vector import QuadrotorVectorEnv
 from spikerl.experiments.sequence_run import load_guide
 
-STATE_KEYS = (("position", 0, 3), ("quaternion", 3, 7), ("velocity", 7, 10),
-              ("angular_velocity", 10, 13), ("rotor_speeds", 13, 17))  # fmt: skip
 RHO = 1.0  # the reward curriculum of the guide acceptance
 
 
