@@ -135,6 +135,16 @@ def _attempts(text: str) -> list[tuple[int, float]]:
     return pairs
 
 
+def _indices(text: str) -> list[int]:
+    """``"0,5,9"`` -> ``[0, 5, 9]``."""
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected start indices like 0,5,9, got {text!r}"
+        ) from None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("guide", help="shipped guide name or checkpoint")
@@ -147,16 +157,20 @@ def main() -> None:
     p.add_argument("--candidates", type=int, default=2048)
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--elite", type=float, default=0.05, help="share of candidates kept")
+    p.add_argument("--only", type=_indices, help="plan only these crashed starts (0,5,9)")
     p.add_argument("--csv", help="write one row per crashed start")
     args = p.parse_args()
     if any(steps % args.block for steps, _ in args.attempts):
         p.error("--attempts: each prefix must be a multiple of --block")
     flown = fly(args.guide, args.starts, args.seed, RHO)
     crashed = np.flatnonzero(flown["crashed"])
+    if args.only is not None:
+        crashed = np.intersect1d(crashed, args.only)
     policy = load_guide(args.guide, 18 + 4 * 32, 4, torch.device("cpu"))
     rng = np.random.default_rng(0)
     rows, began = [], time.time()
-    print(f"{args.guide}: crashes on {crashed.size} of {args.starts} starts; planning each")
+    rate = flown["crashed"].mean()
+    print(f"{args.guide}: crashes on {rate:.3f} of {args.starts} starts; planning {crashed.size}")
     for k, i in enumerate(crashed.tolist(), 1):
         seed = args.seed + i
         state, mapping = start_state(seed)
@@ -173,10 +187,11 @@ def main() -> None:
             print(f"  {k}/{crashed.size} planned, {done} recovered ({time.time() - began:.0f} s)")
     recovered = sum(r["recovered"] for r in rows)
     lost = crashed.size - recovered
+    share = "" if args.only else f" ({lost / args.starts:.3f} of all starts)"
     print(f"{args.starts} starts (seed {args.seed}, rho {RHO:g}): the guide crashes on "
-          f"{crashed.size / args.starts:.3f}; planner + guide recover {recovered} of them; "
-          f"not recovered: {lost} ({lost / args.starts:.3f} of all starts)")  # fmt: skip
-    if args.csv:
+          f"{rate:.3f}; of {crashed.size} planned, planner + guide recover {recovered}; "
+          f"not recovered: {lost}{share}")  # fmt: skip
+    if args.csv and rows:
         with open(args.csv, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
