@@ -1,6 +1,6 @@
 """Plot the CSV of ``quadrotor_recoverable_starts.py``: where the crashed starts lie (distance to
-the wall each start moves towards fastest, and its speed towards it), recovered or not, and how
-long the best planned prefix kept the unrecovered ones in the box::
+the wall each start would reach first at its start velocity, and its speed towards it),
+recovered or not, and how long the best planned prefix kept the unrecovered ones in the box::
 
     .venv/bin/python scripts/plot_recoverable_starts.py \\
         docs/guide_selection/recoverable_starts_v2.csv \\
@@ -39,7 +39,11 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader(open(args.csv)))
+    try:
+        with open(args.csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as err:
+        p.error(f"cannot read {args.csv}: {err.strerror or err}")
     recovered = np.array([r["recovered"] == "True" for r in rows])
     walls = np.array([nearest_wall(int(r["seed"])) for r in rows])
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))

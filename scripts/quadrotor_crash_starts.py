@@ -21,32 +21,34 @@ import numpy as np
 import torch
 from gymnasium.utils import seeding
 
-from spikerl.envs.quadrotor.env import QuadrotorEnv, sample_start
+from spikerl.envs.quadrotor.env import QuadrotorEnv, sample_start, state_to_mapping
 from spikerl.envs.quadrotor.vector import QuadrotorVectorEnv
 from spikerl.experiments.sequence_run import load_guide
 
 TILT_BINS = ((0, 30), (30, 60), (60, 75), (75, 91))  # degrees of the body z-axis from vertical
 VZ_BINS = ((-1.0, -0.5), (-0.5, 0.0), (0.0, 0.5), (0.5, 1.01))  # m/s
 ROTOR_SPEEDS = ("drawn", "low", "high", "hover")
-STATE_KEYS = (("position", 0, 3), ("quaternion", 3, 7), ("velocity", 7, 10),
-              ("angular_velocity", 10, 13), ("rotor_speeds", 13, 17))  # fmt: skip
+
+
+def drawn_start(seed: int) -> np.ndarray:
+    """The 17 state numbers that an env reset with ``seed`` starts from."""
+    return np.array(sample_start(seeding.np_random(seed)[0], QuadrotorEnv().options)[0])
 
 
 def starts_with_rotor_speeds(starts: int, seed: int, rotor_speeds: str) -> list[dict]:
     """The drawn starts of drones ``seed + i`` as explicit states, rotor speeds replaced."""
-    options = QuadrotorEnv().options
-    hover = options.params.hover_rotor_speed
+    hover = QuadrotorEnv().options.params.hover_rotor_speed
     replace = np.random.default_rng(seed)
     states = []
     for i in range(starts):
-        start = np.array(sample_start(seeding.np_random(seed + i)[0], options)[0])
+        start = drawn_start(seed + i)
         if rotor_speeds == "low":
             start[13:17] = replace.uniform(0.0, 0.5, 4)
         elif rotor_speeds == "high":
             start[13:17] = replace.uniform(0.5, 1.0, 4)
         elif rotor_speeds == "hover":
             start[13:17] = hover
-        states.append({key: start[lo:hi].tolist() for key, lo, hi in STATE_KEYS})
+        states.append(state_to_mapping(start))
     return states
 
 

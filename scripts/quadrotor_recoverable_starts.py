@@ -15,7 +15,7 @@ share of unrecovered starts bounds from above the crash rate that the best privi
 controller could reach on these starts; it proves no lower bound::
 
     .venv/bin/python scripts/quadrotor_recoverable_starts.py builtin-v2 --starts 1000 \\
-        --csv docs/guide_selection/recoverable_starts.csv
+        --csv docs/guide_selection/recoverable_starts_v2.csv
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import time
 
 import numpy as np
 import torch
-from quadrotor_crash_starts import STATE_KEYS, fly
+from quadrotor_crash_starts import drawn_start, fly
 
-from spikerl.envs.quadrotor.env import QuadrotorEnv
+from spikerl.envs.quadrotor.env import QuadrotorEnv, state_to_mapping
 from spikerl.envs.quadrotor.vector import QuadrotorVectorEnv
 from spikerl.experiments.sequence_run import load_guide
 
@@ -36,11 +36,9 @@ RHO = 1.0  # the reward curriculum of the guide acceptance
 
 
 def start_state(seed: int) -> tuple[np.ndarray, dict]:
-    """The start (17 floats) that a single env reset with ``seed`` draws, and as a mapping."""
-    env = QuadrotorEnv()
-    env.reset(seed=seed)
-    state = np.array(env.get_state()["state"])
-    return state, {key: state[lo:hi].tolist() for key, lo, hi in STATE_KEYS}
+    """The start (17 floats) that an env reset with ``seed`` draws, and as a mapping."""
+    state = drawn_start(seed)
+    return state, state_to_mapping(state)
 
 
 def rollout(env, policy, start: dict, prefixes: np.ndarray, block: int, horizon: int):
@@ -66,8 +64,13 @@ def rollout(env, policy, start: dict, prefixes: np.ndarray, block: int, horizon:
 
 
 def plan(policy, start: dict, prefix: int, spread: float, args, rng: np.random.Generator):
-    """Cross-entropy search over ``prefix // args.block`` blocks, starting from the hover
-    command with std ``spread``; the best prefix ``[blocks, 4]`` and the steps it survived."""
+    """Cross-entropy search over ``prefix // args.block`` blocks of 4 commands in [-1, 1].
+
+    Candidates are ``clip(mean + std * N(0, 1), -1, 1)``, from ``mean`` = the hover command and
+    ``std = spread``; each is scored ``steps survived + 1e-3 * return`` (survival first). After
+    each round, with ``e`` the ``args.elite`` best: ``mean <- (mean + mean_e) / 2`` and
+    ``std <- (std + std_e) / 2 + 1e-3``. Returns the best prefix ``[blocks, 4]`` and the steps it
+    survived (at most ``args.horizon``)."""
     blocks = prefix // args.block
     env = QuadrotorVectorEnv(args.candidates, autoreset_mode="SameStep")
     env.set_curriculum(RHO)
@@ -160,13 +163,19 @@ def main() -> None:
     p.add_argument("--only", type=_indices, help="plan only these crashed starts (0,5,9)")
     p.add_argument("--csv", help="write one row per crashed start")
     args = p.parse_args()
+    episode = QuadrotorEnv().options.max_steps
+    if min(args.block, args.candidates, args.iterations, args.starts) < 1:
+        p.error("--block, --candidates, --iterations and --starts must be at least 1")
+    if not (1 <= args.horizon <= episode and 0 < args.elite <= 1):
+        p.error(f"--horizon must lie in [1, {episode}] and --elite in (0, 1]")
     if any(steps % args.block for steps, _ in args.attempts):
         p.error("--attempts: each prefix must be a multiple of --block")
     flown = fly(args.guide, args.starts, args.seed, RHO)
     crashed = np.flatnonzero(flown["crashed"])
     if args.only is not None:
         crashed = np.intersect1d(crashed, args.only)
-    policy = load_guide(args.guide, 18 + 4 * 32, 4, torch.device("cpu"))
+    obs_dim = QuadrotorEnv().observation_space.shape[0]
+    policy = load_guide(args.guide, obs_dim, 4, torch.device("cpu"))
     rng = np.random.default_rng(0)
     rows, began = [], time.time()
     rate = flown["crashed"].mean()
@@ -176,10 +185,11 @@ def main() -> None:
         state, mapping = start_state(seed)
         prefix, searched, attempt = search(policy, mapping, args, rng)
         survived, ret, length = verify(policy, seed, prefix, args.block)
-        tilt = float(np.degrees(2 * np.arccos(min(1.0, abs(state[3])))))
+        rotation = float(np.degrees(2 * np.arccos(min(1.0, abs(state[3])))))
         rows.append({"start": i, "seed": seed, "guide_length": int(flown["lengths"][i]),
                      "recovered": survived, "return": round(ret, 2), "length": length,
-                     "searched_steps": searched, "attempt": attempt, "rotation_deg": round(tilt, 1),
+                     "searched_steps": searched, "attempt": attempt,
+                     "rotation_deg": round(rotation, 1),
                      "pz": round(state[2], 3), "vz": round(state[9], 3),
                      "min_rotor_speed": round(float(state[13:17].min()), 3)})  # fmt: skip
         if k % 10 == 0 or k == crashed.size:

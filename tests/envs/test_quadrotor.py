@@ -29,6 +29,7 @@ from spikerl.envs.quadrotor.core import (
     rotation,
     weighted_reward,
 )
+from spikerl.envs.quadrotor.env import state_to_mapping
 from spikerl.envs.quadrotor.params import TaskOptions
 
 ENV_ID = "spikerl/Quadrotor-v0"
@@ -138,12 +139,13 @@ EXPLICIT_STARTS = [
 ]
 
 
-def test_vector_explicit_starts_follow_single_envs_bit_for_bit():
+@pytest.mark.parametrize("options", [{}, RANDOMISED], ids=["nominal", "noisy"])
+def test_vector_explicit_starts_follow_single_envs_bit_for_bit(options):
     steps = 120
     actions = np.random.default_rng(3).uniform(-1, 1, (steps, 3, 4))
-    venv = QuadrotorVectorEnv(3, autoreset_mode="SameStep")
+    venv = QuadrotorVectorEnv(3, autoreset_mode="SameStep", **options)
     vobs, _ = venv.reset(seed=5, options={"state": EXPLICIT_STARTS})
-    singles = [QuadrotorEnv() for _ in EXPLICIT_STARTS]
+    singles = [QuadrotorEnv(**options) for _ in EXPLICIT_STARTS]
     done = np.zeros(3, bool)
     for i, (env, start) in enumerate(zip(singles, EXPLICIT_STARTS, strict=True)):
         assert np.array_equal(env.reset(seed=5 + i, options={"state": start})[0], vobs[i])
@@ -170,6 +172,19 @@ def test_vector_one_explicit_start_for_every_drone_then_drawn_autoresets():
         assert np.array_equal(obs[first], first_drawn[first])
         restarted |= first
     assert restarted.all()
+
+
+def test_explicit_state_values_are_checked_in_one_error_and_round_trip_as_a_mapping():
+    for bad in ({"position": ["a", 0, 0]}, {"position": [0, 0]}, {"velocity": None}):
+        with pytest.raises(QuadrotorError, match="expected 3 finite numbers"):
+            QuadrotorVectorEnv(2).reset(options={"state": bad})
+    drawn = QuadrotorVectorEnv(1)
+    obs, _ = drawn.reset(seed=9)
+    again = QuadrotorVectorEnv(1)
+    start = state_to_mapping([col[0] for col in drawn._state])
+    assert np.allclose(again.reset(options={"state": start})[0], obs, atol=1e-7)
+    with pytest.raises(QuadrotorError, match="17 numbers"):
+        state_to_mapping(np.zeros(16))
 
 
 @pytest.mark.parametrize(

@@ -45,9 +45,14 @@ def test_attempts_parse_and_refuse_bad_text(script):
             script._attempts(bad)
 
 
-def test_the_start_mapping_is_the_drawn_start(script):
+def test_the_start_is_the_one_an_env_reset_with_the_seed_flies(script):
     state, mapping = script.start_state(4277)
-    assert np.concatenate([mapping[key] for key, _, _ in script.STATE_KEYS]).tolist() == list(state)
+    env = script.QuadrotorEnv()
+    env.reset(seed=4277)
+    assert env.get_state()["state"] == state.tolist()
+    explicit = script.QuadrotorEnv()
+    explicit.reset(options={"state": mapping})
+    assert np.allclose(explicit.get_state()["state"], state, rtol=0, atol=1e-15)
 
 
 def test_planner_finds_and_the_replay_confirms_a_recovery(script, guide):

@@ -150,9 +150,13 @@ def state_from_mapping(state: dict[str, Any], opt: TaskOptions) -> tuple:
     }
     values = []
     for key, default in defaults.items():
-        entry = tuple(float(x) for x in np.ravel(state.get(key, default)))
+        expected = f"quadrotor state {key}: expected {len(default)} finite numbers"
+        try:
+            entry = tuple(float(x) for x in np.ravel(np.asarray(state.get(key, default), float)))
+        except (TypeError, ValueError):
+            raise QuadrotorError(f"{expected}, got {state.get(key)!r}") from None
         if len(entry) != len(default) or not all(map(math.isfinite, entry)):
-            raise QuadrotorError(f"quadrotor state {key}: expected {len(default)} finite numbers")
+            raise QuadrotorError(expected)
         values.append(entry)
     qw, qx, qy, qz = values[1]
     norm = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
@@ -160,6 +164,18 @@ def state_from_mapping(state: dict[str, Any], opt: TaskOptions) -> tuple:
         raise QuadrotorError("quadrotor state quaternion: must not be zero")
     values[1] = (qw / norm, qx / norm, qy / norm, qz / norm)
     return tuple(x for entry in values for x in entry)
+
+
+def state_to_mapping(state: tuple | np.ndarray) -> dict[str, list[float]]:
+    """The 17 state numbers as the mapping of ``reset(options={"state": ...})`` (m, unit
+    quaternion w x y z, m/s, rad/s, normalised rotor speeds)."""
+    values = [float(x) for x in np.ravel(state)]
+    if len(values) != 17:
+        raise QuadrotorError(f"quadrotor state: expected 17 numbers, got {len(values)}")
+    bounds = (0, 3, 7, 10, 13, 17)
+    return {
+        key: values[lo:hi] for key, lo, hi in zip(STATE_KEYS, bounds[:-1], bounds[1:], strict=True)
+    }
 
 
 def observation_space(opt: TaskOptions) -> gym.spaces.Box:

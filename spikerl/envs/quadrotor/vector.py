@@ -17,6 +17,7 @@ Autoreset (Gymnasium >= 1.1, declared in ``metadata["autoreset_mode"]``):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -123,11 +124,11 @@ class QuadrotorVectorEnv(VectorEnv):
         if not options or "state" not in options:
             return None
         given = options["state"]
-        mappings = [given] * self.num_envs if isinstance(given, dict) else given
+        mappings = [given] * self.num_envs if isinstance(given, Mapping) else given
         if (
             not isinstance(mappings, list | tuple)
             or len(mappings) != self.num_envs
-            or not all(isinstance(m, dict) for m in mappings)
+            or not all(isinstance(m, Mapping) for m in mappings)
         ):
             raise QuadrotorError(
                 f"quadrotor reset state: expected one mapping or a list of {self.num_envs} "
