@@ -3,23 +3,10 @@ else of the drawn starts."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-
-
-@pytest.fixture(scope="module")
-def script():
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        yield importlib.import_module("quadrotor_crash_starts")
-    finally:
-        sys.path.remove(str(SCRIPTS))
+SCRIPT = "quadrotor_crash_starts"
 
 
 def _columns(states: list[dict], key: str) -> np.ndarray:

@@ -4,24 +4,12 @@ the same start as the crash census, and a found prefix survives its replay."""
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-
-
-@pytest.fixture(scope="module")
-def script():
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        yield importlib.import_module("quadrotor_recoverable_starts")
-    finally:
-        sys.path.remove(str(SCRIPTS))
+SCRIPT = "quadrotor_recoverable_starts"
 
 
 @pytest.fixture(scope="module")
