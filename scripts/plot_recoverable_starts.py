@@ -13,17 +13,15 @@ import argparse
 import csv
 
 import numpy as np
-from quadrotor_recoverable_starts import start_state
-
-LIMIT = 0.6  # m, the box half-width of the spec
+from quadrotor_crash_starts import OPTIONS, drawn_start
 
 
 def nearest_wall(seed: int) -> tuple[float, float]:
     """Distance (m) to the wall the start reaches first at its start velocity, and its speed
     towards that wall (m/s); the nearest wall and speed 0 when it moves towards none."""
-    state, _ = start_state(seed)
+    state = drawn_start(seed)
     p, v = state[0:3], state[7:10]
-    outward, distance = v * np.sign(p), LIMIT - np.abs(p)
+    outward, distance = v * np.sign(p), OPTIONS.position_limit - np.abs(p)
     time = np.where(outward > 0, distance / np.maximum(outward, 1e-12), np.inf)
     axis = int(np.argmin(time)) if np.isfinite(time).any() else int(np.argmin(distance))
     return float(distance[axis]), float(max(outward[axis], 0.0))

@@ -21,23 +21,25 @@ import numpy as np
 import torch
 from gymnasium.utils import seeding
 
-from spikerl.envs.quadrotor.env import QuadrotorEnv, sample_start, state_to_mapping
+from spikerl.envs.quadrotor import TaskOptions
+from spikerl.envs.quadrotor.env import sample_start, state_to_mapping
 from spikerl.envs.quadrotor.vector import QuadrotorVectorEnv
 from spikerl.experiments.sequence_run import load_guide
 
 TILT_BINS = ((0, 30), (30, 60), (60, 75), (75, 91))  # degrees of the body z-axis from vertical
 VZ_BINS = ((-1.0, -0.5), (-0.5, 0.0), (0.0, 0.5), (0.5, 1.01))  # m/s
 ROTOR_SPEEDS = ("drawn", "low", "high", "hover")
+OPTIONS = TaskOptions()  # the env's defaults, which the census flies
 
 
 def drawn_start(seed: int) -> np.ndarray:
     """The 17 state numbers that an env reset with ``seed`` starts from."""
-    return np.array(sample_start(seeding.np_random(seed)[0], QuadrotorEnv().options)[0])
+    return np.array(sample_start(seeding.np_random(seed)[0], OPTIONS)[0])
 
 
 def starts_with_rotor_speeds(starts: int, seed: int, rotor_speeds: str) -> list[dict]:
     """The drawn starts of drones ``seed + i`` as explicit states, rotor speeds replaced."""
-    hover = QuadrotorEnv().options.params.hover_rotor_speed
+    hover = OPTIONS.params.hover_rotor_speed
     replace = np.random.default_rng(seed)
     states = []
     for i in range(starts):

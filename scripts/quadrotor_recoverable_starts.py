@@ -26,9 +26,10 @@ import time
 
 import numpy as np
 import torch
-from quadrotor_crash_starts import drawn_start, fly
+from quadrotor_crash_starts import OPTIONS, drawn_start, fly
 
-from spikerl.envs.quadrotor.env import QuadrotorEnv, state_to_mapping
+from spikerl.envs.quadrotor.core import SCALAR, orientation_error
+from spikerl.envs.quadrotor.env import QuadrotorEnv, observation_space, state_to_mapping
 from spikerl.envs.quadrotor.vector import QuadrotorVectorEnv
 from spikerl.experiments.sequence_run import load_guide
 
@@ -63,17 +64,15 @@ def rollout(env, policy, start: dict, prefixes: np.ndarray, block: int, horizon:
     return steps, returns
 
 
-def plan(policy, start: dict, prefix: int, spread: float, args, rng: np.random.Generator):
+def plan(policy, env, start: dict, prefix: int, spread: float, args, rng: np.random.Generator):
     """Cross-entropy search over ``prefix // args.block`` blocks of 4 commands in [-1, 1].
 
     Candidates are ``clip(mean + std * N(0, 1), -1, 1)``, from ``mean`` = the hover command and
     ``std = spread``; each is scored ``steps survived + 1e-3 * return`` (survival first). After
     each round, with ``e`` the ``args.elite`` best: ``mean <- (mean + mean_e) / 2`` and
     ``std <- (std + std_e) / 2 + 1e-3``. Returns the best prefix ``[blocks, 4]`` and the steps it
-    survived (at most ``args.horizon``)."""
+    survived (at most ``args.horizon``). ``env``: a vector env of ``args.candidates`` drones."""
     blocks = prefix // args.block
-    env = QuadrotorVectorEnv(args.candidates, autoreset_mode="SameStep")
-    env.set_curriculum(RHO)
     mean = np.full((blocks, 4), env.options.action_hover)
     std = np.full((blocks, 4), spread)
     best, best_steps, best_score = mean.copy(), -1, -np.inf
@@ -90,7 +89,6 @@ def plan(policy, start: dict, prefix: int, spread: float, args, rng: np.random.G
         top = prefixes[order[:elites]]
         mean = 0.5 * mean + 0.5 * top.mean(axis=0)
         std = 0.5 * std + 0.5 * top.std(axis=0) + 1e-3
-    env.close()
     return best, best_steps
 
 
@@ -98,13 +96,16 @@ def search(policy, start: dict, args, rng: np.random.Generator):
     """:func:`plan` with each of ``args.attempts`` in turn until one survives the horizon: the
     prefix that survived longest, its steps, and the attempt that found it (1-based)."""
     best, best_steps, found = None, -1, 0
+    env = QuadrotorVectorEnv(args.candidates, autoreset_mode="SameStep")
+    env.set_curriculum(RHO)
     with torch.inference_mode():
         for k, (steps, spread) in enumerate(args.attempts, 1):
-            prefix, survived = plan(policy, start, steps, spread, args, rng)
+            prefix, survived = plan(policy, env, start, steps, spread, args, rng)
             if survived > best_steps:
                 best, best_steps, found = prefix, survived, k
             if survived >= args.horizon:
                 break
+    env.close()
     return best, best_steps, found
 
 
@@ -163,7 +164,7 @@ def main() -> None:
     p.add_argument("--only", type=_indices, help="plan only these crashed starts (0,5,9)")
     p.add_argument("--csv", help="write one row per crashed start")
     args = p.parse_args()
-    episode = QuadrotorEnv().options.max_steps
+    episode = OPTIONS.max_steps
     if min(args.block, args.candidates, args.iterations, args.starts) < 1:
         p.error("--block, --candidates, --iterations and --starts must be at least 1")
     if not (1 <= args.horizon <= episode and 0 < args.elite <= 1):
@@ -174,7 +175,7 @@ def main() -> None:
     crashed = np.flatnonzero(flown["crashed"])
     if args.only is not None:
         crashed = np.intersect1d(crashed, args.only)
-    obs_dim = QuadrotorEnv().observation_space.shape[0]
+    obs_dim = observation_space(OPTIONS).shape[0]
     policy = load_guide(args.guide, obs_dim, 4, torch.device("cpu"))
     rng = np.random.default_rng(0)
     rows, began = [], time.time()
@@ -185,7 +186,7 @@ def main() -> None:
         state, mapping = start_state(seed)
         prefix, searched, attempt = search(policy, mapping, args, rng)
         survived, ret, length = verify(policy, seed, prefix, args.block)
-        rotation = float(np.degrees(2 * np.arccos(min(1.0, abs(state[3])))))
+        rotation = float(np.degrees(orientation_error(state[3], state[6], "angle", SCALAR)))
         rows.append({"start": i, "seed": seed, "guide_length": int(flown["lengths"][i]),
                      "recovered": survived, "return": round(ret, 2), "length": length,
                      "searched_steps": searched, "attempt": attempt,

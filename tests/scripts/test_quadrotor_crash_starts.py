@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from spikerl.envs.quadrotor import QuadrotorEnv
+
 SCRIPT = "quadrotor_crash_starts"
 
 
@@ -26,6 +28,6 @@ def test_replaced_rotor_speeds_lie_in_their_range_and_the_rest_is_the_drawn_star
 
 
 def test_hover_rotor_speeds(script):
-    hover = script.QuadrotorEnv().options.params.hover_rotor_speed
+    hover = QuadrotorEnv().options.params.hover_rotor_speed
     states = script.starts_with_rotor_speeds(4, 7, "hover")
     assert (_columns(states, "rotor_speeds") == hover).all()
