@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["write_atomic", "write_text_atomic"]
+__all__ = ["remove_stale_temporaries", "temporary_path", "write_atomic", "write_text_atomic"]
+
+_TMP_MARK = ".tmp-"
+
+
+def temporary_path(path: str | Path) -> Path:
+    """Where ``path`` is written before the rename that makes it whole:
+    ``.<name>.tmp-<pid>`` beside it, named by the writing process."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> None:
@@ -14,7 +23,7 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> None:
     the old content stays whole until the new one is complete. A failed write removes the
     temporary file and raises."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_path(path)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -26,3 +35,37 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> None:
 def write_text_atomic(path: str | Path, text: str) -> None:
     """:func:`write_atomic` of ``text`` (UTF-8)."""
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _writer_is_gone(tmp: Path) -> bool:
+    """Whether the process named in a :func:`temporary_path` no longer exists."""
+    pid = tmp.name.rpartition(_TMP_MARK)[2]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, under another user
+        return False
+    return False
+
+
+def remove_stale_temporaries(folder: str | Path, names: Iterable[str]) -> list[tuple[Path, int]]:
+    """Delete the temporary files in ``folder`` of the files ``names`` (glob patterns relative
+    to ``folder``, e.g. ``policies/step-*.pt``) whose writer is gone: a process killed in the
+    middle of a write (SIGKILL, power loss) leaves one that nothing else removes, as large as
+    the file it was writing (a checkpoint with its replay buffer: hundreds of MB). A live
+    writer's file is kept, and so is every temporary file of another name (another command may
+    be writing it). Returns the removed paths with their sizes in bytes."""
+    folder, removed = Path(folder), []
+    candidates = set()
+    for name in names:
+        pattern = Path(name)
+        candidates.update(folder.glob(str(pattern.parent / f".{pattern.name}{_TMP_MARK}*")))
+    for tmp in sorted(candidates):
+        if tmp.is_file() and not tmp.is_symlink() and _writer_is_gone(tmp):
+            size = tmp.stat().st_size
+            tmp.unlink(missing_ok=True)
+            removed.append((tmp, size))
+    return removed

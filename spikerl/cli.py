@@ -33,6 +33,7 @@ from .experiments.convert_cli import (
 from .experiments.energy_cli import add_energy_parser, cmd_energy
 from .experiments.export_cli import add_export_parser, cmd_export
 from .experiments.grad_analysis import add_grad_analysis_parser, cmd_grad_analysis
+from .experiments.outputs import check_output_file, check_output_folder, write_output
 from .experiments.report import format_table
 from .experiments.report_cli import add_report_parser, cmd_report
 from .experiments.run import load_run_config, train
@@ -67,7 +68,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an agent from a YAML preset and overrides")
     p.add_argument("--config", type=Path, help="YAML preset (default: built-in defaults)")
     _add_overrides(p, "")
-    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent of run folders")
+    p.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="parent of run folders (default: runs)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument(
         "--seeds",
@@ -122,15 +125,17 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quickstart", help="train ANN TD3 and proxy-target LIF side by side and compare them"
     )
-    p.add_argument("--env", default="Pendulum-v1", help="Gymnasium env id")
-    p.add_argument("--steps", type=int, default=8000, help="env steps per method (>= 2000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--env", default="Pendulum-v1", help="Gymnasium env id (default: Pendulum-v1)")
+    p.add_argument(
+        "--steps", type=int, default=8000, help="env steps per method, >= 2000 (default: 8000)"
+    )
+    p.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
     p.add_argument(
         "--runs-dir",
         type=Path,
         default=Path("runs/quickstart"),
-        help="where the two runs go (a second call reuses or continues the same runs; it never "
-        "deletes a folder it did not create)",
+        help="where the two runs go (default: runs/quickstart; a second call reuses or "
+        "continues the same runs; it never deletes a folder it did not create)",
     )
     _add_overrides(p, " applied to both methods")
 
@@ -222,6 +227,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.video is not None and len(args.run) > 1:
         raise UsageError("--video records one policy; give one run or checkpoint")
+    if args.csv is not None:
+        check_output_file(args.csv, "--csv")
+    if args.video is not None:
+        check_output_folder(args.video, "--video")
     policies = {str(path): load_policy(path) for path in args.run}
     if len({cfg.env.id for _, cfg, _ in policies.values()}) > 1:
         listed = ", ".join(f"{path} ({cfg.env.id})" for path, (_, cfg, _) in policies.items())
@@ -269,17 +278,13 @@ def _write_csv(path: Path, headers: list[str], rows: list[list]) -> None:
     """``rows`` under ``headers`` as CSV, written atomically (a bad path is one error line)."""
     import csv
 
-    from .atomic import write_text_atomic
     from .experiments.run import RunError
 
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(headers)
     writer.writerows([[f"{x:.6g}" if isinstance(x, float) else x for x in row] for row in rows])
-    try:
-        write_text_atomic(path, text.getvalue())
-    except OSError as err:
-        raise RunError(f"cannot write {path}: {err.strerror or err}") from None
+    write_output(path, lambda tmp: tmp.write_text(text.getvalue(), encoding="utf-8"), RunError)
     print(f"wrote {path}")
 
 

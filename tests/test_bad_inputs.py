@@ -253,6 +253,25 @@ def test_checkpoint_of_random_bytes(capsys, tmp_path, ann_run):
         assert "(corrupt or truncated)" in line and "weights_only" not in line
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("policy.npz", b"PK\x03\x04", "is an exported policy (spikerl export;"),
+        ("policy.nir", b"\x89HDF", "is a NIR graph"),
+        ("weights.pt", None, "is a torch file but not a spikerl checkpoint (no format)"),
+    ],
+)
+def test_a_file_of_another_kind_is_named_for_what_it_is(capsys, tmp_path, name, content, needle):
+    import torch
+
+    path = tmp_path / name
+    if content is None:
+        torch.save({"fc.weight": torch.zeros(2, 2)}, path)  # a bare state_dict
+    else:
+        path.write_bytes(content)
+    one_error_line(capsys, ["evaluate", str(path)], 1, f"{path} {needle}")
+
+
 def test_truncated_checkpoint(capsys, tmp_path, ann_run):
     run = copy_run(ann_run, tmp_path)
     ckpt = run / "checkpoint.pt"

@@ -1,5 +1,7 @@
 """The command line: in-process ``main(argv)`` calls, exit codes and messages."""
 
+import json
+
 import pytest
 
 from spikerl.cli import main
@@ -46,7 +48,18 @@ def test_train_evaluate_and_refuse_existing(tmp_path, capsys):
 def test_resume_finished_run_is_a_no_op(tmp_path, capsys):
     args = ["train", *sets("run.total_steps=200", "run.name=r"), "--runs-dir", str(tmp_path)]
     assert main(args) == 0
+    files = {
+        name: (tmp_path / "r" / name).read_bytes() for name in ("status.json", "provenance.yaml")
+    }
+    capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "r")]) == 0
+    assert "finished at step 200; nothing to train" in capsys.readouterr().err
+    assert all((tmp_path / "r" / name).read_bytes() == data for name, data in files.items())
+    # killed after its last checkpoint, before its status said so: the resume says it now
+    status = tmp_path / "r" / "status.json"
+    status.write_text(status.read_text().replace('"finished"', '"running"'))
+    assert main(["train", "--resume", str(tmp_path / "r")]) == 0
+    assert json.loads(status.read_text())["state"] == "finished"
     assert main(["train", "--resume", str(tmp_path / "r"), "--set", "run.seed=2"]) == 2
     assert "drop --config/--set" in capsys.readouterr().err
 
@@ -58,7 +71,10 @@ def test_train_seeds_writes_one_folder_per_seed_and_resumes_them(tmp_path, capsy
     assert "m-s0" in out and "m-s3" in out
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["m-s0", "m-s3"]
     folders = [str(tmp_path / "m-s0"), str(tmp_path / "m-s3")]
+    provenance = [(tmp_path / f / "provenance.yaml").read_bytes() for f in ("m-s0", "m-s3")]
     assert main(["train", "--resume", *folders]) == 0  # finished: nothing to do
+    assert capsys.readouterr().err.count("nothing to train") == 2
+    assert [(tmp_path / f / "provenance.yaml").read_bytes() for f in ("m-s0", "m-s3")] == provenance
     assert main([*args, "--seeds", "0-1", "--set", "run.seed=2"]) == 2
     assert "--seeds and --set run.seed" in capsys.readouterr().err
 
@@ -85,7 +101,7 @@ def test_seed_list_forms():
         (["train", "--set", "algo.tua=1"], 2, "unknown config key 'algo.tua'"),
         (["train", "--set", "env.id=Hoper-v4"], 2, "Close matches: Hopper-v4"),
         (["train", "--config", "missing.yaml"], 2, "does not exist"),
-        (["train", "--resume", "nowhere"], 1, "not a spikerl run directory"),
+        (["train", "--resume", "nowhere"], 1, "nowhere does not exist"),
         (["evaluate", "nowhere"], 1, "nowhere does not exist"),
         (["train", "--set", "run.device=cuda:7"], 2, "run.device"),
     ],

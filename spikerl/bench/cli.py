@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import warnings
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..experiments.argtypes import non_negative_int, positive_int
+from ..experiments.outputs import check_output_file
 from .suite import SECTIONS, BenchSettings
 
 __all__ = ["add_bench_parser", "cmd_bench"]
@@ -35,8 +35,14 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
         "--device", default="auto", help="cpu, cuda[:N] or auto (cuda when available, default)"
     )
     p.add_argument("--threads", type=non_negative_int, default=0, help="torch threads (0: all)")
-    p.add_argument("--repeats", type=positive_int, default=None, help="windows per setting")
-    p.add_argument("--window", type=positive_int, default=None, help="training steps/window")
+    p.add_argument(
+        "--repeats", type=positive_int, default=None,
+        help="windows per setting (default 3; --quick: 1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--window", type=positive_int, default=None,
+        help="training steps per window (default 300; --quick: 5)",
+    )  # fmt: skip
     p.add_argument("--env", default=None, help="training env (default HalfCheetah-v4)")
     p.add_argument("--no-sb3", action="store_true", help="leave out Stable-Baselines3 TD3")
     p.add_argument(
@@ -46,7 +52,10 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--markdown", type=Path, default=None, help="report path (default runs/bench/benchmarks.md)"
     )
-    p.add_argument("--json", type=Path, default=Path("runs/bench/benchmarks.json"))
+    p.add_argument(
+        "--json", type=Path, default=Path("runs/bench/benchmarks.json"),
+        help="results as JSON (default runs/bench/benchmarks.json)",
+    )  # fmt: skip
     p.add_argument(
         "--plot", type=Path, default=None, metavar="PNG",
         help="also draw the training section (steps/s and roofline fraction; needs matplotlib)",
@@ -69,17 +78,23 @@ def _device(spec: str) -> str:
     return spec
 
 
-def _check_writable(*paths: Path) -> None:
-    """Fail before the timing starts, not after ten minutes of it."""
-    for path in paths:
-        if path.is_dir():
-            raise UsageError(f"{path} is a folder; give a file path")
-        try:
+def _outputs(**paths: Path | None) -> list[Path]:
+    """The report paths given (``markdown=``, ``json=``, ``plot=``), checked before the timing
+    starts, not after ten minutes of it; their missing folders are created only when they are
+    written."""
+    given = [(f"--{name}", path) for name, path in paths.items()]
+    for option, path in given:
+        if path is not None:
+            check_output_file(path, option)
+    return [path for _, path in given if path is not None]
+
+
+def _make_folders(paths: list[Path]) -> None:
+    try:
+        for path in paths:
             path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UsageError(f"cannot create {path.parent}: {err.strerror}") from None
-        if not os.access(path.parent, os.W_OK):
-            raise UsageError(f"cannot write to {path.parent}")
+    except OSError as err:
+        raise UsageError(f"cannot create {err.filename}: {err.strerror or err}") from None
 
 
 def _settings(args: argparse.Namespace) -> BenchSettings:
@@ -110,7 +125,7 @@ def _redraw(args: argparse.Namespace) -> int:
     results = _saved_results(args.from_json)
     if args.plot is None and args.markdown is None:
         raise UsageError("--from-json redraws --plot PNG and/or rewrites --markdown PATH; give one")
-    _check_writable(*(p for p in (args.plot, args.markdown) if p is not None))
+    _make_folders(_outputs(markdown=args.markdown, plot=args.plot))
     try:
         if args.plot is not None:
             if "training" not in results:
@@ -134,7 +149,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _redraw(args)
     args.markdown = args.markdown or DEFAULT_MARKDOWN
     settings = _settings(args)
-    _check_writable(args.markdown, args.json, *([args.plot] if args.plot else []))
+    outputs = _outputs(markdown=args.markdown, json=args.json, plot=args.plot)
     if args.plot is not None and "training" in args.sections:
         from ..experiments.report_plots import matplotlib_or_error
 
@@ -145,6 +160,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     command = command.strip() or "spikerl bench"
     sections = [name for name in SECTIONS if name in args.sections]
     results = run_suite(settings, sections, lambda line: print(line, file=sys.stderr, flush=True))
+    _make_folders(outputs)
     write_report(results, command, args.markdown, args.json)
     print(render_markdown(results, command))
     print(f"wrote {args.markdown} and {args.json}", file=sys.stderr)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["non_negative_int", "positive_int", "seed", "seed_list", "unit_interval"]
+__all__ = [
+    "non_negative_int",
+    "positive_float",
+    "positive_int",
+    "seed",
+    "seed_list",
+    "unit_interval",
+]
 
 #: numpy's legacy seeding (np.random.seed) takes seeds below 2**32 (as ``run.seed``)
 MAX_SEED = 2**32 - 1
@@ -26,6 +33,17 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
     return _integer(text, 0, "an integer >= 0")
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0, e.g. a surrogate slope."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (0.0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
 
 
 def seed(text: str) -> int:

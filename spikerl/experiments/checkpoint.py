@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import temporary_path
 from ..errors import SpikerlError
 
 __all__ = [
@@ -31,6 +32,15 @@ __all__ = [
 
 CHECKPOINT_FORMAT = 1
 
+#: Files that spikerl writes but that are not checkpoints, by suffix: named in the error.
+OTHER_FILE_KINDS = {
+    ".npz": "an exported policy (spikerl export; run it with spikerl.runtime.load_policy)",
+    ".nir": "a NIR graph (spikerl export --format nir)",
+    ".csv": "a CSV table",
+    ".json": "a JSON file",
+    ".yaml": "a YAML file",
+}
+
 
 class CheckpointError(SpikerlError, RuntimeError):
     """A checkpoint is missing, unreadable, corrupt or of another format."""
@@ -39,7 +49,7 @@ class CheckpointError(SpikerlError, RuntimeError):
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write ``state`` atomically to ``path`` (temp file + fsync + rename)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
@@ -68,6 +78,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f.read(1)
     except OSError as err:
         raise CheckpointError(f"cannot read checkpoint {path}: {err.strerror or err}") from None
+    if path.suffix.lower() in OTHER_FILE_KINDS:
+        raise CheckpointError(
+            f"{path} is {OTHER_FILE_KINDS[path.suffix.lower()]}, not a spikerl checkpoint (give a "
+            "run folder, a checkpoint in one or a converted .pt)"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception:  # torch raises several types (even OSError) for truncated/corrupt files
@@ -75,10 +90,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             f"{path} is not a spikerl checkpoint (corrupt or truncated)"
         ) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+    if not isinstance(state, dict) or "format" not in state:
+        raise CheckpointError(f"{path} is a torch file but not a spikerl checkpoint (no format)")
+    if state["format"] != CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"checkpoint {path} has format {found!r}; this spikerl reads format {CHECKPOINT_FORMAT}"
+            f"checkpoint {path} has format {state['format']!r}; this spikerl reads format "
+            f"{CHECKPOINT_FORMAT}"
         )
     return state
 

@@ -504,7 +504,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """
     data = {} if path is None else _read_preset(Path(path), ())
     data = _deep_merge(data, parse_overrides(overrides or []))
-    return config_from_dict(data)
+    cfg = config_from_dict(data)
+    _check_it_learns(cfg)
+    return cfg
+
+
+def _check_it_learns(cfg: Config) -> None:
+    """A new TD3/SAC config must update its networks at least once. (Checked where configs
+    are made, not where a run's saved config is read: an old run stays readable.)"""
+    algo, run = cfg.algo, cfg.run
+    if algo.name != "sequence" and algo.learning_starts >= run.total_steps:
+        raise ConfigError(
+            f"algo.learning_starts ({algo.learning_starts}) is not below run.total_steps "
+            f"({run.total_steps}); the run would never update its networks (lower "
+            "algo.learning_starts)"
+        )
 
 
 def _read_preset(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from ..snn.energy import (
 )
 from .config import ConfigError
 from .evaluation import evaluate_policy
+from .outputs import check_output_file, write_output
 from .policy import load_policy
 from .provenance import env_version
 from .run import CHECKPOINT_NAME, RunError
@@ -148,19 +148,14 @@ def _measure_exported(path: Path, episodes: int | None) -> EnergyReport:
     return dataclasses.replace(report, label=path.stem, meta=meta)
 
 
-def _write(path: Path, write: Callable[[Path], object]) -> None:
-    """Run ``write(path)``; an unwritable path is a RunError, not a traceback."""
-    try:
-        write(path)
-    except OSError as err:
-        raise RunError(f"cannot write {path}: {err.strerror or err}") from None
-
-
 def cmd_energy(args: argparse.Namespace) -> int:
     """Measure ``args.run``, print the report with its baseline ratio, optionally save it."""
     presets = _presets(args.preset)
     if args.episodes is not None and args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
+    for option, path in (("--json", args.json), ("--csv", args.csv)):
+        if path is not None:
+            check_output_file(path, option)
     report = _measure_run(args.run, args.episodes)
     if args.baseline is not None:  # measured over as many episodes as the run
         baseline = _measure_run(args.baseline, report.meta["episodes"])
@@ -179,7 +174,7 @@ def cmd_energy(args: argparse.Namespace) -> int:
     print(f"environment: {env_version(report.meta['env_id'])}")
     if args.json is not None:
         text = json.dumps(report.to_dict(presets, baseline), indent=2)
-        _write(args.json, lambda p: p.write_text(text + "\n"))
+        write_output(args.json, lambda p: p.write_text(text + "\n"), RunError)
     if args.csv is not None:
-        _write(args.csv, lambda p: report.write_csv(p, presets, baseline))
+        write_output(args.csv, lambda p: report.write_csv(p, presets, baseline), RunError)
     return 0

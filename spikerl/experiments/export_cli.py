@@ -21,6 +21,7 @@ from ..envs import find_wrapper, make_env
 from ..errors import UsageError
 from ..export.nir import DEFAULT_DT, NIR_READOUTS
 from ..export.quantize import PER
+from .outputs import check_output_file, check_output_folder
 from .policy import load_policy
 from .provenance import env_version
 
@@ -36,7 +37,9 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="run directory, a checkpoint/best.pt inside one, a converted .pt, or an exported .npz",
     )
-    p.add_argument("--format", choices=FORMATS, default="numpy", help="output format")
+    p.add_argument(
+        "--format", choices=FORMATS, default="numpy", help="output format (default: numpy)"
+    )
     p.add_argument(
         "-o", "--output", type=Path, required=True,
         help="file to write (numpy: OUT.npz, nir: OUT.nir) or folder (c: spikerl_policy.h/.c)",
@@ -46,15 +49,16 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
         help="int8: 8-bit weights and per-neuron thresholds (default: float32)",
     )  # fmt: skip
     p.add_argument(
-        "--per", choices=PER, default="channel", help="int8 weight scales: per output channel "
-        "(default) or one per layer",
+        "--per", choices=PER, default=None, help="with --quantize int8: weight scales per "
+        "output channel (default) or one per layer",
     )  # fmt: skip
     p.add_argument(
-        "--dt", type=float, default=DEFAULT_DT, help="nir: seconds per tick (default 1e-4)"
+        "--dt", type=float, default=None, help=f"nir: seconds per tick (default {DEFAULT_DT:g})"
     )
     p.add_argument(
-        "--nir-readout", choices=NIR_READOUTS, default="graph",
-        help="nir: the readout as an Affine into an integrator (graph) or left to the host",
+        "--nir-readout", choices=NIR_READOUTS, default=None,
+        help="nir: the readout as an Affine into an integrator (graph, default) or left to "
+        "the host",
     )  # fmt: skip
 
 
@@ -76,12 +80,31 @@ def _action_bounds(env_id: str) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _check_output(output: Path, fmt: str) -> None:
-    if fmt in ("numpy", "nir") and output.is_dir():
-        raise UsageError(f"-o {output}: is a folder; give a file name such as policy.{fmt[:3]}")
+    """Refuse an output path of the wrong kind or that cannot be written, before any work
+    (missing parent folders are created when the export is written)."""
+    suffix = {"numpy": "npz", "nir": "nir"}.get(fmt)
+    if suffix is not None and output.is_dir():
+        raise UsageError(f"-o {output}: is a folder; give a file name such as policy.{suffix}")
     if fmt == "c" and output.exists() and not output.is_dir():
         raise UsageError(f"-o {output}: is a file; the C export writes a folder")
-    if not output.parent.is_dir():
-        raise UsageError(f"-o {output}: folder {output.parent} does not exist")
+    if fmt == "c":
+        check_output_folder(output, "-o")
+    else:
+        check_output_file(output, "-o")
+
+
+def _check_format_options(args: argparse.Namespace) -> None:
+    """Refuse options that the chosen format or quantization would ignore; fill defaults."""
+    if args.per is not None and args.quantize != "int8":
+        raise UsageError("--per chooses the int8 weight scales; add --quantize int8")
+    nir_only = [
+        o for o, v in (("--dt", args.dt), ("--nir-readout", args.nir_readout)) if v is not None
+    ]
+    if nir_only and args.format != "nir":
+        raise UsageError(f"{', '.join(nir_only)}: for --format nir only")
+    args.per = args.per or "channel"
+    args.dt = DEFAULT_DT if args.dt is None else args.dt
+    args.nir_readout = args.nir_readout or "graph"
 
 
 def _description(run: Path) -> tuple[dict, dict]:
@@ -108,11 +131,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..export.nir import write_nir
 
     _check_output(args.output, args.format)
+    _check_format_options(args)
     spec, arrays = _description(args.run)
     if args.quantize == "int8":
         if "quantization" in spec:
             raise UsageError(f"{args.run}: its weights are 8-bit already; drop --quantize")
         spec, arrays = quantize_policy(spec, arrays, args.per)
+    output_folder = args.output if args.format == "c" else args.output.parent
+    try:
+        output_folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"-o {args.output}: {err.strerror or err}") from None
     shape = (f"{len(spec['layers'])} spiking layers, T = {spec['timesteps']}, "
              f"{'stateful' if spec['stateful'] else 'stateless'}"
              f"{', int8 weights' if 'quantization' in spec else ''}")  # fmt: skip

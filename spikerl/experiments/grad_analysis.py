@@ -41,14 +41,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SpikerlError
+from ..errors import SpikerlError, UsageError
 from ..nets.spiking import SpikingNetwork
 from ..seeding import SeedStreams
 from ..snn.coding import DirectEncoder, LinearReadout
 from ..snn.layers import LIF
 from ..snn.surrogate import Surrogate
 from ..tables import format_table
-from .argtypes import positive_int
+from .argtypes import positive_float, positive_int, seed
+from .outputs import check_output_folder
 
 __all__ = [
     "GradStats",
@@ -240,34 +241,75 @@ def add_grad_analysis_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="RUN",
         help="actor mode: the sequence run folder (its checkpoint holds the buffer)",
     )
-    p.add_argument("--slopes", type=float, nargs="+", default=[1, 10, 25, 50, 100])
-    p.add_argument("--reference", type=float, default=100.0, help="slope standing in for the truth")
-    p.add_argument("--samples", type=positive_int, default=256)
-    p.add_argument("--timesteps", type=positive_int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bias", action="store_true", help="keep the linear layers' biases")
-    p.add_argument("--float64", action="store_true", help="compute in float64")
-    p.add_argument("--out", type=Path, default=Path("runs/grad_analysis"), help="output folder")
+    p.add_argument(
+        "--slopes", type=positive_float, nargs="+", default=[1, 10, 25, 50, 100],
+        help="surrogate slopes to compare (default: 1 10 25 50 100)",
+    )  # fmt: skip
+    p.add_argument(
+        "--reference", type=positive_float, default=100.0,
+        help="the steep slope standing in for the true derivative (default: 100)",
+    )  # fmt: skip
+    p.add_argument(
+        "--samples", type=positive_int, default=256,
+        help="samples (actor mode: stored windows) to average over (default: 256)",
+    )  # fmt: skip
+    p.add_argument(
+        "--timesteps", type=positive_int, default=None,
+        help="synthetic mode: ticks per sample (default: 2)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=seed, default=0, help="data and weight seed (default: 0)")
+    p.add_argument(
+        "--bias", action="store_true", help="synthetic mode: keep the linear layers' biases"
+    )
+    p.add_argument("--float64", action="store_true", help="synthetic mode: compute in float64")
+    p.add_argument(
+        "--out", type=Path, default=Path("runs/grad_analysis"),
+        help="output folder (default: runs/grad_analysis)",
+    )  # fmt: skip
     p.add_argument("--no-plot", action="store_true", help="CSV only (no matplotlib needed)")
 
 
-def cmd_grad_analysis(args: argparse.Namespace) -> int:
-    if any(not k > 0 for k in [*args.slopes, args.reference]):
-        raise SpikerlError("slopes must be positive numbers")
+def _check_mode_options(args: argparse.Namespace) -> None:
+    """Refuse options that the chosen mode would ignore."""
     if args.mode == "actor":
         if args.buffer is None:
             raise SpikerlError("--mode actor needs --buffer RUN (a sequence run folder)")
+        synthetic_only = [
+            option
+            for option, given in (
+                ("--timesteps", args.timesteps is not None),
+                ("--bias", args.bias),
+                ("--float64", args.float64),
+            )
+            if given
+        ]
+        if synthetic_only:
+            raise UsageError(
+                f"{', '.join(synthetic_only)}: synthetic mode only; the actor mode uses the "
+                "run's own network"
+            )
+    elif args.buffer is not None:
+        raise UsageError("--buffer is read by --mode actor only; add --mode actor")
+
+
+def cmd_grad_analysis(args: argparse.Namespace) -> int:
+    _check_mode_options(args)
+    check_output_folder(args.out, "--out")
+    if args.mode == "actor":
         stats = actor_gradient_analysis(
             args.buffer, tuple(args.slopes), args.reference, args.samples, args.seed
         )
         title = f"Surrogate slope vs per-window actor gradients ({args.buffer.name})"
     else:
         dtype = torch.float64 if args.float64 else torch.float32
+        timesteps = args.timesteps or 2
         stats = gradient_analysis(
             tuple(args.slopes), args.reference, args.samples, args.seed, args.bias, dtype,
-            args.timesteps,
+            timesteps,
         )  # fmt: skip
-        title = "Surrogate slope vs per-sample gradients (fast sigmoid, 63-64x4-64, T = 2)"
+        title = (
+            f"Surrogate slope vs per-sample gradients (fast sigmoid, 63-64x4-64, T = {timesteps})"
+        )
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         write_csv(stats, args.out / CSV_NAME)

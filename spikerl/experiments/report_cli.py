@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .outputs import check_output_file, check_output_folder, write_output
 from .report import DEFAULT_BASELINE, FORMATS, Report, summarize
 from .run_records import ENERGY_NAME, ReportError, collect_runs
 
@@ -61,6 +62,11 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     """Summarize ``args.dir``, print or write the table, optionally draw the plots."""
     runs = collect_runs(args.dir)
+    if args.output is not None:
+        check_output_file(args.output, "--output")
+    if args.plots or args.plots_dir is not None:
+        plots = "--plots-dir" if args.plots_dir is not None else "the plots folder"
+        check_output_folder(args.plots_dir or args.dir / PLOTS_DIR, plots)
     report = summarize(runs.records, args.baseline or runs.baseline, args.include_unfinished)
     text = report.format(args.format)
     text = text if text.endswith("\n") else text + "\n"
@@ -88,10 +94,7 @@ def _plots(report: Report, out_dir: Path) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise ReportError(f"cannot write {path}: {err.strerror or err}") from None
+    write_output(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), ReportError)
 
 
 def _note(message: str) -> None:

@@ -34,6 +34,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from ..algos import Learner, build_learner
+from ..atomic import remove_stale_temporaries, temporary_path
 from ..buffers import ReplayBuffer
 from ..envs import (
     ObservationNormalizer,
@@ -59,9 +60,9 @@ from .checkpoint import (
 from .config import Config, ConfigError, config_from_dict, config_to_dict
 from .evaluation import eval_info_keys, evaluate_policy, summarize_curve
 from .process import configure_process
-from .provenance import record_provenance
+from .provenance import PROVENANCE_NAME, record_provenance
 from .runlock import run_lock
-from .status import FINISHED, write_status
+from .status import FINISHED, STATUS_NAME, read_status, write_status
 
 __all__ = [
     "RunError",
@@ -77,6 +78,10 @@ CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME = "checkpoint.pt", "config.yaml", "me
 BEST_NAME = "best.pt"
 #: With ``run.keep_policies``: every evaluation's policy, ``policies/step-<N>.pt``.
 POLICIES_DIR = "policies"
+#: What the trainer writes atomically in its run folder (glob patterns): only their temporary
+#: files are cleared on resume (:func:`clear_interrupted_writes`)
+TRAINER_FILES = (CHECKPOINT_NAME, METRICS_NAME, BEST_NAME, f"{POLICIES_DIR}/step-*.pt",
+                 STATUS_NAME, PROVENANCE_NAME)  # fmt: skip
 STATUS_EVERY = 2.0  # seconds between live status.json writes
 
 
@@ -163,12 +168,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_run_config(run_dir: str | Path) -> Config:
-    """The resolved config saved in a run directory."""
+    """The resolved config saved in a run directory (every section, as the run wrote it; an
+    empty file or one without a mapping is refused, not read as the defaults)."""
     path = Path(run_dir) / CONFIG_NAME
+    if not Path(run_dir).exists():
+        raise RunError(f"{run_dir} does not exist")
     if not path.is_file():
         raise RunError(f"{run_dir} is not a spikerl run directory (no {CONFIG_NAME})")
     try:
-        return config_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not data:
+            found = "empty" if not data else f"a {type(data).__name__}, not a mapping"
+            raise RunError(f"{path} is corrupt (it is {found}); the run cannot be read")
+        return config_from_dict(data)
     except (UnicodeDecodeError, yaml.YAMLError) as err:
         reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else "not valid YAML"
         raise RunError(f"{path} is corrupt ({reason}); the run cannot be read") from None
@@ -182,6 +194,18 @@ def _check_resumable(cfg: Config, run_dir: Path) -> None:
     saved = load_run_config(run_dir)
     if config_to_dict(saved) != config_to_dict(cfg):
         raise RunError(f"cannot resume {run_dir}: its config.yaml differs from the given one")
+
+
+def clear_interrupted_writes(run_dir: Path) -> None:
+    """Remove what a killed trainer left in ``run_dir``: the temporary files of its own files
+    (:data:`TRAINER_FILES`), e.g. a half-written checkpoint
+    (:func:`~spikerl.atomic.remove_stale_temporaries`), with a note naming them. Called with
+    the run folder's lock held, so no other trainer is writing them."""
+    removed = remove_stale_temporaries(run_dir, TRAINER_FILES)
+    if removed:
+        names = ", ".join(str(path.relative_to(run_dir)) for path, _ in removed)
+        mib = sum(size for _, size in removed) / 2**20
+        _note(f"removed the temporary files of an interrupted write ({mib:.1f} MiB): {names}")
 
 
 def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
@@ -246,7 +270,7 @@ class MetricsWriter:
 
     def rewrite(self, rows: list[dict[str, Any]]) -> None:
         """Replace the CSV by ``rows`` (atomically: temp file + rename)."""
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        tmp = temporary_path(self.path)
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=self.columns, restval="")
             writer.writeheader()
@@ -645,6 +669,18 @@ def _train_loop(s: _Session, stop: dict[str, bool], until: int | None = None) ->
     return _run_result(s, finished, diagnostics)
 
 
+def already_finished(s: _Session) -> bool:
+    """Whether a resumed run has reached ``run.total_steps``: then a note says so, and nothing
+    is written (no provenance entry, no new status) except a ``finished`` status where a kill
+    came between the last checkpoint and that status."""
+    if s.progress.step < s.cfg.run.total_steps:
+        return False
+    _note(f"{s.run_dir} finished at step {s.progress.step}; nothing to train")
+    if (read_status(s.run_dir) or {}).get("state") != FINISHED:
+        _write_status(s, FINISHED, time.perf_counter(), s.progress.step)
+    return True
+
+
 def _run_result(s: _Session, finished: bool, diagnostics: dict[str, float]) -> RunResult:
     p = s.progress
     return RunResult(
@@ -688,6 +724,7 @@ def train(
             _note(f"took over the lock of {run_dir} from process {lock.took_over}, which is gone")
         if resume:
             _check_resumable(cfg, run_dir)
+            clear_interrupted_writes(run_dir)
         else:
             _check_new_run_dir(run_dir, overwrite)
         if cfg.algo.name == "sequence":  # its own epoch loop on the same run folder machinery
@@ -697,6 +734,8 @@ def train(
         session = _build_session(cfg, run_dir, device)
         if resume:
             _resume(session)
+            if already_finished(session):
+                return _run_result(session, True, {})
         else:
             _start(session, overwrite)
         record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())

@@ -52,6 +52,8 @@ from .run import (
     _stop_on_signals,
     _train_loop,
     _write_status,
+    already_finished,
+    clear_interrupted_writes,
     resolve_device,
 )
 from .runlock import run_lock
@@ -103,6 +105,19 @@ def _without_seed(cfg: Config) -> dict:
     return raw
 
 
+def _check_folders(cfgs: list[Config], dirs: list[Path], resume: bool, overwrite: bool) -> None:
+    """Check every folder before any is written; on resume, then clear each one's temporary
+    files of an interrupted write."""
+    for cfg, run_dir in zip(cfgs, dirs, strict=True):
+        if resume:
+            _check_resumable(cfg, run_dir)
+        else:
+            _check_new_run_dir(run_dir, overwrite)
+    if resume:
+        for run_dir in dirs:
+            clear_interrupted_writes(run_dir)
+
+
 def train_seeds(
     cfgs: list[Config],
     runs_root: str | Path = "runs",
@@ -129,13 +144,11 @@ def train_seeds(
             lock = locks.enter_context(run_lock(run_dir))
             if lock.took_over is not None:
                 _note(f"took over the lock of {run_dir} from process {lock.took_over}")
-        for cfg, run_dir in zip(cfgs, dirs, strict=True):
-            if resume:
-                _check_resumable(cfg, run_dir)
-            else:
-                _check_new_run_dir(run_dir, overwrite)
+        _check_folders(cfgs, dirs, resume, overwrite)
         sessions = [_build_session(c, d, device) for c, d in zip(cfgs, dirs, strict=True)]
         _open(sessions, resume, overwrite)
+        if resume and all([already_finished(s) for s in sessions]):  # seeds share one step
+            return [_run_result(s, True, {}) for s in sessions]
         for run_dir in dirs:
             event = "resume" if resume else "start"
             record_provenance(run_dir, event, device, torch.get_num_threads())

@@ -80,7 +80,7 @@ from .run import (
     _write_status,
     save_policies,
 )
-from .status import FINISHED
+from .status import FINISHED, read_status
 
 __all__ = ["BUILTIN_GUIDES", "load_guide", "load_trained", "train_sequence"]
 
@@ -421,10 +421,18 @@ def _loop(s: _SeqSession, stop: dict[str, bool]) -> RunResult:
             _write_status(s, "running", started, first_step)
             status_due = time.perf_counter() + STATUS_EVERY
     bar.close()
-    finished = len(p.eval_steps) - 1 >= s.epochs
-    _write_status(s, FINISHED if finished else "stopped", started, first_step)
+    _write_status(s, FINISHED if _finished(s) else "stopped", started, first_step)
+    return _result(s)
+
+
+def _finished(s: _SeqSession) -> bool:
+    return len(s.progress.eval_steps) - 1 >= s.epochs
+
+
+def _result(s: _SeqSession) -> RunResult:
+    p = s.progress
     return RunResult(
-        s.run_dir, p.step, list(p.eval_steps), list(p.eval_returns), interrupted=not finished,
+        s.run_dir, p.step, list(p.eval_steps), list(p.eval_returns), interrupted=not _finished(s),
         steps_per_sec=s.schedule.env_steps / max(s.wall_time(), 1e-9),
     )  # fmt: skip
 
@@ -525,6 +533,11 @@ def train_sequence(
         if damage is not None:
             _note(f"{session.metrics.path}: {damage}; rewritten from the checkpoint")
         session.metrics.rewrite(session.progress.metrics_rows)
+        if _finished(session):  # nothing to train
+            _note(f"{run_dir} finished at epoch {session.epochs}; nothing to train")
+            if (read_status(run_dir) or {}).get("state") != FINISHED:  # killed before it
+                _write_status(session, FINISHED, time.perf_counter(), session.progress.step)
+            return _result(session)
     else:
         _start(session, overwrite)
     record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())

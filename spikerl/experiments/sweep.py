@@ -30,7 +30,9 @@ A sweep file names a base preset, shared overrides, the axes of the grid and an 
 each ``axes`` entry and each ``zip`` group, minus ``exclude`` matches, with ``where`` patches
 applied. ``exclude`` and ``when`` match on config keys and on ``method`` (the label). Every
 run's config is built and validated at load time, so a bad value fails before anything runs,
-naming the run.
+naming the run. Before a sweep (or its ``--dry-run``) starts anything, :func:`check_envs`
+builds each distinct environment of the runs still to run once, so an unknown env id or a
+missing optional dependency fails before anything runs too.
 
 Run names derive stably from the run's own axis values, in the order method, env, other axes,
 seed: ``pt-lif_Pendulum-v1_s0``, ``lif_Hopper-v4_slope-2.0_s3``. Names that would collide (or
@@ -44,6 +46,7 @@ import hashlib
 import itertools
 import json
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +67,7 @@ __all__ = [
     "SWEEP_KEYS",
     "Sweep",
     "SweepRun",
+    "check_envs",
     "expand",
     "load_sweep",
     "method_label",
@@ -397,6 +401,29 @@ def _where(data: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
             (_mapping(item["when"], f"where[{i}].when"), _mapping(item["set"], f"where[{i}].set"))
         )
     return patches
+
+
+def check_envs(runs: Iterable[SweepRun], build: bool = True) -> None:
+    """Build each distinct env id of ``runs`` once, as ``spikerl train`` does before it
+    writes anything: an unknown id (with close matches) or a missing optional dependency raises
+    its :class:`~spikerl.errors.UsageError` naming the runs. Gymnasium's warnings (a ``-v4``
+    id is out of date, ...) are left to the runs' logs. ``build=False`` only looks the ids up
+    (a Ray driver need not have the packages its workers simulate with)."""
+    from ..envs import check_env, check_env_id
+    from ..errors import SpikerlError
+
+    check = check_env if build else check_env_id
+    by_env: dict[str, list[str]] = {}
+    for run in runs:
+        by_env.setdefault(run.env, []).append(run.name)
+    for env_id, names in by_env.items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                check(env_id)
+        except SpikerlError as err:
+            runs = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+            raise type(err)(f"sweep run {runs} ({_ENV_KEY}={env_id}): {err}") from None
 
 
 def load_sweep(path: str | Path, output: str | Path | None = None) -> Sweep:

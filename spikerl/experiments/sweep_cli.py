@@ -8,8 +8,15 @@ from pathlib import Path
 from ..tables import format_table
 from .argtypes import non_negative_int, positive_int
 from .run import CHECKPOINT_NAME
-from .sweep import load_sweep
-from .sweep_exec import RunState, SweepResult, initial_state, run_sweep
+from .sweep import check_envs, load_sweep
+from .sweep_exec import (
+    RunState,
+    SweepResult,
+    check_output,
+    output_states,
+    pending_runs,
+    run_sweep,
+)
 from .sweep_progress import SweepDisplay, format_duration
 
 __all__ = ["add_sweep_parser", "cmd_sweep"]
@@ -25,7 +32,12 @@ def add_sweep_parser(subparsers: argparse._SubParsersAction) -> None:
         "ones resumed, so the same command continues a stopped sweep (docs/experiments.md).",
     )
     p.add_argument("sweep", type=Path, help="sweep YAML file")
-    p.add_argument("--backend", choices=["local", "ray"], default="local", help="default: local")
+    p.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="this machine's cores or a Ray cluster (default: local)",
+    )
     p.add_argument(
         "--max-parallel",
         type=positive_int,
@@ -35,18 +47,35 @@ def add_sweep_parser(subparsers: argparse._SubParsersAction) -> None:
         "/ threads per run)",
     )
     p.add_argument(
-        "--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else local)"
+        "--address",
+        default=None,
+        help="Ray head HOST:PORT (default: $RAY_ADDRESS, else a new local Ray instance)",
     )
-    p.add_argument("--output", type=Path, default=None, help="output folder (default: the file's)")
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="output folder (default: the sweep file's output)",
+    )
     p.add_argument(
         "--retries",
         type=non_negative_int,
         default=None,
         metavar="N",
-        help="re-runs of a crashed run",
+        help="re-runs of a crashed run, each from its checkpoint (default: the sweep file's "
+        "retries, else 1)",
     )
-    p.add_argument("--dry-run", action="store_true", help="list the runs and their state, run none")
-    p.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the sweep (env ids, output folder) and list its runs and their state; "
+        "run none (default: run them)",
+    )
+    p.add_argument(
+        "--plain",
+        action="store_true",
+        help="plain log lines even on a terminal (default: a live table on a terminal)",
+    )
 
 
 def _dry_run_state(st: RunState, output: Path) -> str:
@@ -55,8 +84,7 @@ def _dry_run_state(st: RunState, output: Path) -> str:
     return "resume" if (output / st.run.name / CHECKPOINT_NAME).is_file() else "new"
 
 
-def _dry_run(sweep) -> str:
-    states = [initial_state(run, sweep.output, sweep.energy) for run in sweep.runs]
+def _dry_run(sweep, states: list[RunState]) -> str:
     rows = [
         [st.run.name, st.run.method, st.run.env, st.run.seed, _dry_run_state(st, sweep.output)]
         for st in states
@@ -86,6 +114,7 @@ def _summary(result: SweepResult) -> str:
 
 
 def _failures(result: SweepResult, output: Path) -> str:
+    """Each failed run with the tail of its log."""
     lines = []
     for st in result.failed:
         lines.append(f"{st.run.name} ({st.state}), log {output / 'logs' / (st.run.name + '.log')}:")
@@ -95,8 +124,11 @@ def _failures(result: SweepResult, output: Path) -> str:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep, args.output)
-    if args.dry_run:
-        print(_dry_run(sweep))
+    if args.dry_run:  # the checks of run_sweep, but the backend's
+        states = output_states(sweep)
+        check_envs(pending_runs(states), build=args.backend == "local")
+        print(_dry_run(sweep, states))
+        check_output(sweep, states)
         return 0
     display = SweepDisplay(live=False) if args.plain else None
     result = run_sweep(sweep, args.backend, args.max_parallel, args.address, args.retries, display)

@@ -22,6 +22,12 @@ Backends share one scheduler (:func:`run_sweep`): ``local`` runs up to ``max_par
 children at once (default: usable cores / threads per run); ``ray`` submits each run as a Ray
 task asking for ``threads`` CPUs (and ``gpus`` GPUs), connecting to ``address`` or
 ``RAY_ADDRESS`` (``ray.init``'s own rule), else starting a local instance.
+
+Before it writes anything, :func:`run_sweep` checks what can be checked: every env id builds,
+the output folder can be written, no run folder holds another config than the sweep asks for
+(the file was edited), and the backend is reachable (a Ray address must accept a connection
+within :data:`RAY_CONNECT_TIMEOUT` seconds). A refused sweep leaves an existing output folder
+as it was.
 """
 
 from __future__ import annotations
@@ -32,32 +38,52 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
-from ..atomic import write_text_atomic
-from ..errors import MissingDependencyError, SpikerlError
-from .config import config_to_dict
+from ..atomic import temporary_path, write_text_atomic
+from ..errors import MissingDependencyError, SpikerlError, UsageError
+from .config import config_from_dict, config_to_dict
+from .outputs import check_output_folder
 from .run import CHECKPOINT_NAME, CONFIG_NAME
 from .run_records import ENERGY_NAME
 from .status import FINISHED, read_status
-from .sweep import CONFIGS_DIR, LOGS_DIR, MANIFEST_NAME, Sweep, SweepRun
+from .sweep import CONFIGS_DIR, LOGS_DIR, MANIFEST_NAME, Sweep, SweepRun, check_envs
 
-__all__ = ["RunTask", "SweepError", "TaskResult", "run_sweep", "run_task"]
+__all__ = [
+    "RunTask",
+    "SweepError",
+    "SweepInputError",
+    "TaskResult",
+    "check_output",
+    "output_states",
+    "pending_runs",
+    "run_sweep",
+    "run_task",
+    "write_output",
+]
 
 EXIT_INTERRUPTED = 130
 LOG_TAIL_LINES = 15
+RAY_CONNECT_TIMEOUT = 10.0  # seconds a Ray address gets to accept a connection
 
 
 class SweepError(SpikerlError):
-    """The sweep cannot run as asked (output folder, backend, conflicting run folders)."""
+    """The sweep cannot run as asked (output folder, backend)."""
+
+
+class SweepInputError(UsageError, SweepError):
+    """The sweep's input is wrong (run folders that hold other configs, a malformed Ray
+    address): exit status 2."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +186,7 @@ def _measure_energy(task: RunTask, log) -> int:
     target = task.run_dir / ENERGY_NAME
     if target.is_file():
         return 0
-    tmp = target.with_name(f".{ENERGY_NAME}.tmp-{os.getpid()}")
+    tmp = temporary_path(target)
     code = _spawn(["energy", str(task.run_dir), "--json", str(tmp)], log, task.threads)
     if code == 0:
         os.replace(tmp, target)
@@ -225,6 +251,38 @@ class LocalBackend:
         self._pool.shutdown(wait=True)
 
 
+def _check_reachable(
+    address: str, node_ip: Callable[[], str], timeout: float = RAY_CONNECT_TIMEOUT
+) -> None:
+    """Open and close a TCP connection to a Ray ``HOST:PORT`` (or ``ray://HOST:PORT``), so an
+    unreachable address fails in seconds; ``ray.init`` would retry it for many minutes. As Ray
+    does, a local host (``127.0.0.1``) means this node's IP (``node_ip()``). Only the port is
+    checked: a listener there that is not a Ray head still meets Ray's own wait."""
+    if address in ("local", "auto"):
+        return
+    client = address.startswith("ray://")
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit():
+        raise SweepInputError(
+            f"Ray address {address!r}: expected HOST:PORT (the head's `ray start --port`)"
+        )
+    dialled = node_ip() if host in _LOCAL_HOSTS and not client else host
+    try:
+        socket.create_connection((dialled, int(port)), timeout=timeout).close()
+    except OSError as err:
+        timed_out = isinstance(err, TimeoutError)
+        reason = f"no answer in {timeout:.0f} s" if timed_out else (err.strerror or str(err))
+        via = f" (Ray dials this node's IP, {dialled})" if dialled != host else ""
+        raise SweepError(
+            f"cannot reach Ray at {address}{via}: {reason}; is a head node running there "
+            "(`ray start --head --port=PORT`)?"
+        ) from None
+
+
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # Ray replaces these with the node's IP
+
+
 def _import_ray():
     try:
         import ray
@@ -243,6 +301,7 @@ class RayBackend:
         # no address: a fresh local instance ("local"), never a stale cluster that an earlier
         # `ray start` left in Ray's temp folder
         address = address or os.environ.get("RAY_ADDRESS") or "local"
+        _check_reachable(address, ray.util.get_node_ip_address)
         local = {"num_cpus": usable_cores()} if address == "local" else {}
         try:
             ray.init(address=address, log_to_driver=False, include_dashboard=False, **local)
@@ -329,15 +388,73 @@ def _config_text(run: SweepRun) -> str:
 
 
 def _existing_config(run_dir: Path) -> dict[str, Any] | None:
+    """A run folder's saved config, with every key a config of this spikerl has (so a key added
+    by an upgrade, at its default, is no conflict); None where there is none to read."""
     try:
-        return yaml.safe_load((run_dir / CONFIG_NAME).read_text(encoding="utf-8"))
+        saved = yaml.safe_load((run_dir / CONFIG_NAME).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return None
+    try:
+        return config_to_dict(config_from_dict(saved))
+    except SpikerlError:  # not a valid config: compared as it is, so it conflicts
+        return saved
 
 
-def prepare_output(sweep: Sweep) -> list[RunState]:
-    """Create the output folder, write the manifest and each run's config, and classify each
-    run as finished (skipped), conflicting (its folder holds another config) or to run."""
+def output_states(sweep: Sweep) -> list[RunState]:
+    """Each run's state from its folder: to run, finished (skipped) or conflicting (its folder
+    holds another config); reads only."""
+    return [initial_state(run, sweep.output, sweep.energy) for run in sweep.runs]
+
+
+def pending_runs(states: list[RunState]) -> list[SweepRun]:
+    """The runs still to run (finished and conflicting ones are not started)."""
+    return [st.run for st in states if st.state == "pending"]
+
+
+def check_output(sweep: Sweep, states: list[RunState]) -> None:
+    """Refuse, before anything is written, an output folder that cannot be written or whose
+    run folders hold other configs than the sweep asks for (``states``: :func:`output_states`)."""
+    check_output_folder(sweep.output, "the sweep output folder")
+    conflicts = [st for st in states if st.state == "conflict"]
+    if conflicts:
+        raise SweepInputError(_conflict_message(conflicts, sweep.output))
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config mapping as ``{"algo.tau": 0.005, ...}``."""
+    flat: dict[str, Any] = {}
+    for key, value in (data if isinstance(data, dict) else {}).items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _config_diff(saved: Any, wanted: dict[str, Any], limit: int = 3) -> str:
+    """``algo.learning_starts=100 (the sweep: 200)`` for up to ``limit`` keys."""
+    old, new = _flat(saved), _flat(wanted)
+    keys = [k for k in {**old, **new} if old.get(k, "(unset)") != new.get(k, "(unset)")]
+    parts = [
+        f"{k}={old.get(k, '(unset)')} (the sweep: {new.get(k, '(unset)')})" for k in keys[:limit]
+    ]
+    if len(keys) > limit:
+        parts.append(f"{len(keys) - limit} more keys")
+    return ", ".join(parts) or "no config mapping"
+
+
+def _conflict_message(conflicts: list[RunState], out: Path) -> str:
+    names = [st.run.name for st in conflicts]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (
+        f"{len(names)} run folder(s) in {out} hold another config than this sweep asks for "
+        f"(was the sweep file edited?): {shown}; {conflicts[0].error}. Nothing was written or "
+        "started: choose a new --output, undo the change, or remove those run folders"
+    )
+
+
+def write_output(sweep: Sweep) -> None:
+    """Create the output folder and write the manifest and each run's config."""
     out = sweep.output
     try:
         for folder in (out, out / LOGS_DIR, out / CONFIGS_DIR):
@@ -349,7 +466,6 @@ def prepare_output(sweep: Sweep) -> list[RunState]:
         raise SweepError(
             f"cannot write the sweep output folder {out}: {err.strerror or err}"
         ) from None
-    return [initial_state(run, out, sweep.energy) for run in sweep.runs]
 
 
 def initial_state(run: SweepRun, out: Path, energy: bool) -> RunState:
@@ -361,8 +477,7 @@ def initial_state(run: SweepRun, out: Path, energy: bool) -> RunState:
     if saved is not None and saved != config_to_dict(run.config):
         state.state = "conflict"
         state.error = (
-            f"{run_dir} holds a run with a different config (was the sweep file edited?); "
-            "remove that folder or choose another output"
+            f"{run.name}/{CONFIG_NAME} has {_config_diff(saved, config_to_dict(run.config))}"
         )
         return state
     status = read_status(run_dir) or {}
@@ -380,7 +495,7 @@ class SweepResult:
 
     @property
     def failed(self) -> list[RunState]:
-        return [s for s in self.states if s.state in ("failed", "conflict")]
+        return [s for s in self.states if s.state == "failed"]
 
 
 def _refresh_live(states: list[RunState], out: Path) -> None:
@@ -444,22 +559,28 @@ def run_sweep(
 ) -> SweepResult:
     """Run every unfinished run of ``sweep``; see the module docstring.
 
-    ``display`` (a :class:`~spikerl.experiments.sweep_progress.SweepDisplay`) is told about
-    every change; by default one is made for stderr. Ctrl-C or SIGTERM stops submitting, lets
-    the running runs checkpoint and stop, and returns with ``interrupted`` set.
+    Env ids, the output folder and the backend are checked before anything is written
+    (:func:`check_output`). ``display`` (a
+    :class:`~spikerl.experiments.sweep_progress.SweepDisplay`) is told about every change; by
+    default one is made for stderr. Ctrl-C or SIGTERM stops submitting, lets the running runs
+    checkpoint and stop, and returns with ``interrupted`` set.
     """
     from .sweep_progress import SweepDisplay
 
     started = time.perf_counter()
-    states = prepare_output(sweep)
+    states = output_states(sweep)
+    check_envs(pending_runs(states), build=backend == "local")
+    check_output(sweep, states)
+    pending = any(st.state == "pending" for st in states)
+    engine = make_backend(backend, sweep, max_parallel, address) if pending else None
     display = display or SweepDisplay()
     result = SweepResult(states)
-    if any(st.state == "pending" for st in states):
-        engine = make_backend(backend, sweep, max_parallel, address)
-        scheduler = _Scheduler(sweep, engine, states, display, retries)
-        try:
-            result.interrupted = scheduler.run()
-        finally:
+    try:
+        write_output(sweep)
+        if engine is not None:
+            result.interrupted = _Scheduler(sweep, engine, states, display, retries).run()
+    finally:
+        if engine is not None:
             engine.close()
     display.close(states)
     result.seconds = time.perf_counter() - started

@@ -28,9 +28,9 @@ def test_yaml_preset_and_overrides(tmp_path):
 
 
 def test_int_accepted_for_float_and_integral_float_for_int():
-    cfg = load_config(None, ["algo.tau=1", "run.total_steps=1e4"])
+    cfg = load_config(None, ["algo.tau=1", "run.total_steps=1e5"])
     assert cfg.algo.tau == 1.0 and isinstance(cfg.algo.tau, float)
-    assert cfg.run.total_steps == 10_000 and isinstance(cfg.run.total_steps, int)
+    assert cfg.run.total_steps == 100_000 and isinstance(cfg.run.total_steps, int)
 
 
 @pytest.mark.parametrize(
@@ -124,3 +124,18 @@ def test_run_name_must_be_a_plain_folder_name(name):
 def test_infinite_integers_are_rejected(override):
     with pytest.raises(ConfigError, match="expected an integer"):
         load_config(None, [override])
+
+
+def test_a_new_config_that_would_never_update_is_refused_but_a_saved_one_still_reads():
+    from spikerl.experiments.config import config_from_dict, config_to_dict
+
+    with pytest.raises(
+        ConfigError, match=r"algo.learning_starts \(25000\) is not below run.total_steps \(1000\)"
+    ):
+        load_config(None, ["run.total_steps=1000", "run.eval_every=500"])
+    load_config(None, ["run.total_steps=1000", "run.eval_every=500", "algo.learning_starts=999"])
+    sequence = ["algo.name=sequence", "actor.kind=lif", "actor.network=direct"]
+    load_config(None, [*sequence, "run.total_steps=1000", "run.eval_every=500"])  # no warm-up
+    saved = config_to_dict(load_config(None, ["algo.learning_starts=999"]))
+    saved["run"].update(total_steps=900, eval_every=300)  # an old run folder's config
+    assert config_from_dict(saved).algo.learning_starts == 999

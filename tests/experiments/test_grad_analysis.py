@@ -47,7 +47,30 @@ def test_cli_writes_csv_and_png(tmp_path, capsys):
     }  # fmt: skip
     assert (out / "grad_analysis.png").stat().st_size > 10_000
     assert "wrote" in capsys.readouterr().out
-    assert main(["grad-analysis", "--slopes", "0", "--out", str(out)]) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--slopes", "0"], "expected a number > 0, got 0"),
+        (["--reference", "-5"], "expected a number > 0, got -5"),
+        (["--seed", "-1"], "expected a seed in"),
+        (["--buffer", "runs/x"], "--buffer is read by --mode actor only"),
+        (["--mode", "actor", "--buffer", "runs/x", "--timesteps", "4"], "--timesteps: synthetic"),
+        (["--mode", "actor", "--buffer", "runs/x", "--bias"], "--bias: synthetic mode only"),
+        (["--out", "FILE"], "is a file; give a folder"),
+    ],
+)
+def test_bad_options_are_one_line_before_any_work(tmp_path, capsys, args, message):
+    (tmp_path / "FILE").write_text("x")
+    args = [str(tmp_path / "FILE") if a == "FILE" else a for a in args]
+    try:
+        status = main(["grad-analysis", "--samples", "2", *args])
+    except SystemExit as stop:  # argparse's own check of a value
+        status = stop.code
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and "Traceback" not in "\n".join(err)
 
 
 def test_count_readout_is_the_weighted_sum_of_spikes_with_one_bias():

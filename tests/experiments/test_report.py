@@ -46,7 +46,7 @@ def write_run(folder, name, method="ANN TD3", env="Pendulum-v1", seed=0, returns
     """A run folder as the trainer leaves it; ``state`` None writes no status.json."""
     run = folder / name
     run.mkdir(parents=True)
-    overrides = [*METHODS[method], f"env.id={env}", f"run.seed={seed}"]
+    overrides = [*METHODS[method], f"env.id={env}", f"run.seed={seed}", "algo.learning_starts=0"]
     cfg = load_config(None, [*overrides, f"run.total_steps={TOTAL}", f"run.eval_every={EVERY}"])
     (run / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     steps = steps or [i * EVERY for i in range(len(returns))]
@@ -582,9 +582,13 @@ def _touch(path, text=""):
     return path
 
 
-def test_unwritable_output_is_a_one_line_error(grid):
-    with pytest.raises(ReportError, match="cannot write"):
-        cli([grid, "--output", grid / "no" / "such" / "table.md"])
+def test_unwritable_output_is_a_one_line_error_and_a_missing_folder_is_made(grid, tmp_path):
+    blocker = _touch(tmp_path / "blocker")
+    for option in ("--output", "--plots-dir"):
+        with pytest.raises(UsageError, match="blocker is a file, not a folder"):
+            cli([grid, option, blocker / "x"])
+    cli([grid, "--output", tmp_path / "no" / "such" / "table.md"])
+    assert (tmp_path / "no" / "such" / "table.md").read_text().strip()
 
 
 # --------------------------------------------------------------------------------------------

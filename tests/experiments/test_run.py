@@ -70,7 +70,13 @@ def test_keep_policies_keeps_every_evaluations_actor(tiny_config, tmp_path, caps
         written = list(csv.DictReader(f))
     assert [r["run"] for r in written] == [str(p) for p in kept]
     assert all(r["episodes"] == "2" and float(r["return mean"]) < 0 for r in written)  # Pendulum
-    assert main(["evaluate", str(kept[-1]), "--csv", str(tmp_path / "no" / "x.csv")]) == 1
+    # a missing folder is created; a path under a file is refused before any evaluation
+    assert main(["evaluate", str(kept[-1]), "--csv", str(tmp_path / "new" / "x.csv")]) == 0
+    assert (tmp_path / "new" / "x.csv").is_file()
+    capsys.readouterr()
+    assert main(["evaluate", str(kept[-1]), "--csv", str(table / "x.csv")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"{table} is a file, not a folder" in captured.err
 
 
 @pytest.mark.parametrize("kind", ["ann", "lif"])

@@ -155,8 +155,28 @@ def test_resume_rewrites_a_damaged_metrics_csv_from_the_checkpoint(
         assert all(None not in row.values() for row in csv.DictReader(f))
 
 
+def test_resume_removes_a_half_written_checkpoint_left_by_a_kill(tiny_config, tmp_path, capsys):
+    from tests.test_atomic import _dead_pid
+
+    cfg, run_dir, clean = _interrupted_and_clean(tiny_config, tmp_path)
+    left = run_dir / f".checkpoint.pt.tmp-{_dead_pid()}"  # what SIGKILL mid-save leaves
+    left.write_bytes(b"\0" * 2**20)
+    capsys.readouterr()
+    train(cfg, tmp_path / "cut", resume=True)
+    err = capsys.readouterr().err
+    assert "removed the temporary files of an interrupted write (1.0 MiB)" in err
+    assert left.name in err and not left.exists()
+    assert read_metrics(run_dir) == clean
+
+
 @pytest.mark.parametrize(
-    "content,reason", [(b"run: [unclosed", "not valid YAML"), (b"\xff\xfe\x00", "not UTF-8 text")]
+    "content,reason",
+    [
+        (b"run: [unclosed", "not valid YAML"),
+        (b"\xff\xfe\x00", "not UTF-8 text"),
+        (b"", "it is empty"),  # not the default config: a report would mislabel the run
+        (b"- 1\n", "it is a list, not a mapping"),
+    ],
 )
 def test_corrupt_config_yaml_is_named(tiny_config, tmp_path, content, reason):
     cfg = tiny_config("run.total_steps=200")

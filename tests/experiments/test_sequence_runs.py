@@ -116,6 +116,11 @@ def test_a_stopped_run_resumes_exactly(guide, tmp_path, monkeypatch):
     resumed = train(_cfg(guide, "run.name=stopped"), tmp_path, resume=True)
     assert not resumed.interrupted
     assert _rows(resumed.run_dir) == _rows(clean.run_dir)
+    # a finished run resumed again: a note, and its files stay as they are
+    kept = {n: (clean.run_dir / n).read_bytes() for n in ("status.json", "provenance.yaml")}
+    again = train(_cfg(guide, "run.name=clean"), tmp_path, resume=True)
+    assert not again.interrupted and again.eval_returns == clean.eval_returns
+    assert all((clean.run_dir / n).read_bytes() == data for n, data in kept.items())
 
 
 def test_offline_and_bc_baselines_train_on_the_seed_data_only(guide, tmp_path, capsys):

@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 from spikerl.cli import main
-from spikerl.experiments.config import ConfigError, load_config
+from spikerl.experiments.config import ConfigError, config_to_dict, load_config
 from spikerl.experiments.run import train
 from spikerl.experiments.status import read_status
 from spikerl.experiments.sweep import load_sweep, method_label
+from spikerl.experiments.sweep_exec import write_output
 from tests.conftest import TINY
 from tests.experiments.crashing_env import MESSAGE
 from tests.experiments.test_run import read_metrics
@@ -294,26 +295,92 @@ def test_a_killed_driver_loses_nothing_and_the_rerun_continues(tmp_path):
     assert returns == reference.eval_returns
 
 
-def test_a_run_folder_holding_another_config_is_reported_not_touched(tmp_path, capsys):
+def _one_error_line(err: str) -> str:
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_a_run_folder_holding_another_config_is_refused_and_not_touched(tmp_path, capsys):
     path = _write_sweep(tmp_path, set=_tiny_set(), axes={"run.seed": [0]})
     name = load_sweep(path).runs[0].name
     foreign = tmp_path / "out" / name
     foreign.mkdir(parents=True)
     other = load_config(None, [*TINY, "algo.tau=0.5"])
-    from spikerl.experiments.config import config_to_dict
-
     (foreign / "config.yaml").write_text(yaml.safe_dump(config_to_dict(other)))
-    assert _sweep_cli(path) == 1
-    assert "holds a run with a different config" in capsys.readouterr().out
+    assert _sweep_cli(path) == 2
+    err = _one_error_line(capsys.readouterr().err)
+    assert f"1 run folder(s) in {tmp_path / 'out'} hold another config" in err
+    assert f"{name}/config.yaml has algo.tau=0.5 (the sweep: 0.005)" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [name]  # nothing written
     assert sorted(p.name for p in foreign.iterdir()) == ["config.yaml"]
+
+
+def test_an_edited_sweep_file_is_refused_before_it_overwrites_the_finished_sweep(tmp_path, capsys):
+    """Re-running into a sweep's folder with a changed config: one line naming the runs and
+    the change, and the manifest and configs/ of the finished sweep stay as they were."""
+    path = _write_sweep(tmp_path, set=_tiny_set(), axes={"run.seed": [0, 1]})
+    old = load_sweep(path)
+    write_output(old)
+    for run in old.runs:  # as if they had finished: each folder holds its config
+        (old.output / run.name).mkdir()
+        (old.output / run.name / "config.yaml").write_text(
+            yaml.safe_dump(config_to_dict(run.config), sort_keys=False)
+        )
+    before = {p: p.read_bytes() for p in old.output.rglob("*") if p.is_file()}
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(path.read_text().replace("learning_starts: 100", "learning_starts: 200"))
+    assert main(["sweep", str(edited), "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert "2 runs (2 conflict)" in captured.out
+    first = _one_error_line(captured.err)
+    assert _sweep_cli(edited) == 2
+    err = _one_error_line(capsys.readouterr().err)
+    assert err == first
+    names = ", ".join(run.name for run in old.runs)
+    assert f"2 run folder(s) in {old.output} hold another config than this sweep asks for" in err
+    assert (
+        f"{names}; {old.runs[0].name}/config.yaml has algo.learning_starts=100 (the sweep: 200)"
+        in err
+    )
+    assert "choose a new --output" in err
+    assert {p: p.read_bytes() for p in old.output.rglob("*") if p.is_file()} == before
+
+
+def test_a_misspelled_env_id_fails_before_anything_is_written(tmp_path, capsys):
+    path = _write_sweep(tmp_path, set=_tiny_set(), axes={"env.id": ["Pendulm-v1", "Pendulum-v1"]})
+    for args in (["--dry-run"], ["--plain"]):
+        assert main(["sweep", str(path), *args]) == 2
+        captured = capsys.readouterr()
+        err = _one_error_line(captured.err)
+        assert (
+            "sweep run " in err
+            and "(env.id=Pendulm-v1): unknown environment id 'Pendulm-v1'" in err
+        )
+        assert "Close matches: Pendulum-v1" in err
+        assert captured.out == ""
+        assert not (tmp_path / "out").exists()
+
+
+def test_every_sweep_option_states_its_default():
+    import argparse
+
+    from spikerl.cli import _parser
+
+    subparsers = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    options = [a for a in subparsers.choices["sweep"]._actions if a.option_strings]
+    helps = {a.option_strings[0]: a.help for a in options if a.help != argparse.SUPPRESS}
+    helps.pop("-h")
+    assert "--retries" in helps
+    assert all("default" in text for text in helps.values()), helps
 
 
 def test_an_unwritable_output_is_one_line(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     path = _write_sweep(tmp_path, set=_tiny_set(), axes={"run.seed": [0]}, output=str(blocker))
-    assert _sweep_cli(path) == 1
-    assert capsys.readouterr().err.startswith("error: cannot write the sweep output folder")
+    assert _sweep_cli(path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the sweep output folder {blocker}: is a file; give a folder")
 
 
 def test_live_display_redraws_a_table_and_an_overall_bar_with_an_eta(tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from spikerl.cli import main
 from spikerl.experiments.status import read_status
 from tests.experiments.test_run import read_metrics
 from tests.experiments.test_sweep import GRID, _tiny_set, _write_sweep
@@ -83,3 +84,21 @@ def test_ray_backend_runs_a_tiny_sweep_end_to_end(tmp_path, ray_head):
     # run again through Ray: everything is finished, so nothing is submitted
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and again.stdout.count("skipped") == 2
+
+
+def test_an_unreachable_ray_address_is_one_line_in_seconds_and_writes_nothing(tmp_path, capsys):
+    """``ray.init`` would retry a closed port for many minutes, printing only Ray's own lines;
+    the sweep refuses it in seconds, before writing its output folder."""
+    pytest.importorskip("ray", reason="the ray extra is part of .[dev]; CI installs it")
+    path = _write_sweep(tmp_path, set=_tiny_set(), axes={"run.seed": [0]})
+    closed = f"127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    assert main(["sweep", str(path), "--plain", "--backend", "ray", "--address", closed]) == 1
+    assert time.monotonic() - started < 30
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot reach Ray at {closed}") and err.count("\n") == 1, err
+    assert "ray start --head" in err
+    assert not (tmp_path / "out").exists()
+    assert main(["sweep", str(path), "--backend", "ray", "--address", "head-without-port"]) == 2
+    assert capsys.readouterr().err.startswith("error: Ray address 'head-without-port': expected")
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,68 @@
+"""Output paths of the subcommands, checked before the work that fills them.
+
+A command that evaluates, measures or benchmarks for minutes and only then finds that it cannot
+write its ``--csv`` or ``--json`` has wasted the minutes: every output path is checked first.
+Missing parent folders are allowed (the writer creates them); what is refused, in one line
+naming the option, is a path that is a folder where a file is meant (or a file where a folder
+is meant), and a path under a file or in a folder this process cannot create files in. The
+check writes nothing that stays: its probe file is removed at once.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ..atomic import write_atomic
+from ..errors import SpikerlError, UsageError
+
+__all__ = ["check_output_file", "check_output_folder", "write_output"]
+
+
+def check_output_file(path: str | Path, option: str) -> None:
+    """Refuse (:class:`~spikerl.errors.UsageError`) an output file path that cannot be written;
+    ``option`` names it in the message, e.g. ``--csv``."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{option} {path}: the file exists and is read-only")
+    _check_creatable(path.parent, f"{option} {path}")
+
+
+def check_output_folder(path: str | Path, option: str) -> None:
+    """Refuse an output folder path that is a file, or cannot be created or written in."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: is a file; give a folder")
+    _check_creatable(path, f"{option} {path}")
+
+
+def _check_creatable(folder: Path, label: str) -> None:
+    """``folder`` exists and takes new files, or its nearest existing ancestor does."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{label}: {existing} is a file, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".spikerl-write-probe-", dir=existing)
+    except OSError as err:
+        raise UsageError(f"{label}: cannot write in {existing} ({err.strerror or err})") from None
+    os.close(handle)
+    os.unlink(probe)
+
+
+def write_output(
+    path: str | Path, write: Callable[[Path], object], error: type[SpikerlError] = SpikerlError
+) -> None:
+    """Write the output file ``path`` atomically with ``write(tmp)``, creating missing folders;
+    a failure is one ``error`` line (the old file, if any, stays whole)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, write)
+    except OSError as err:
+        raise error(f"cannot write {path}: {err.strerror or err}") from None

@@ -1,0 +1,106 @@
+"""Output paths are checked before the work that fills them: one line naming the option."""
+
+from __future__ import annotations
+
+import pytest
+
+from spikerl.cli import main
+from spikerl.errors import UsageError
+from spikerl.experiments.outputs import check_output_file, check_output_folder
+
+
+def test_a_file_path_may_have_missing_folders_and_the_check_leaves_nothing(tmp_path):
+    check_output_file(tmp_path / "a" / "b" / "x.csv", "--csv")
+    check_output_folder(tmp_path / "plots", "--plots-dir")
+    assert list(tmp_path.iterdir()) == []  # no folder made, no probe left
+
+
+@pytest.mark.parametrize(
+    ("target", "check", "message"),
+    [
+        ("folder", check_output_file, "--x {p}: is a folder; give a file path"),
+        ("file", check_output_folder, "--x {p}: is a file; give a folder"),
+        ("file/x.csv", check_output_file, "{root}/file is a file, not a folder"),
+        ("file/deeper/x", check_output_folder, "{root}/file is a file, not a folder"),
+    ],
+)
+def test_paths_of_the_wrong_kind_are_refused(tmp_path, target, check, message):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("kept")
+    path = tmp_path / target
+    with pytest.raises(UsageError) as info:
+        check(path, "--x")
+    assert message.format(p=path, root=tmp_path) in str(info.value)
+    assert (tmp_path / "file").read_text() == "kept"
+
+
+def test_a_folder_that_takes_no_files_is_refused(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    with pytest.raises(UsageError, match=r"--csv .*: cannot write in .* \(Permission denied\)"):
+        check_output_file(tmp_path / "x.csv", "--csv")
+
+
+@pytest.fixture(scope="module")
+def lif_run(tmp_path_factory):
+    from tests.conftest import TINY
+
+    root = tmp_path_factory.mktemp("runs")
+    sets = [a for o in (*TINY, "actor.kind=lif", "run.total_steps=200", "run.name=r")
+            for a in ("--set", o)]  # fmt: skip
+    assert main(["train", *sets, "--runs-dir", str(root)]) == 0
+    return root / "r"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["energy", "RUN", "--json", "FILE/x.json"],
+        ["energy", "RUN", "--csv", "FILE/x.csv"],
+        ["export", "RUN", "-o", "FILE/x.npz"],
+        ["export", "RUN", "--format", "c", "-o", "FILE"],
+        ["bench", "--quick", "--sections", "quadrotor", "--json", "FILE/x.json"],
+        ["bench", "--quick", "--sections", "quadrotor", "--plot", "FILE/x.png"],
+    ],
+)
+def test_commands_refuse_a_bad_output_before_the_work(lif_run, tmp_path, capsys, argv, monkeypatch):
+    import spikerl.bench.suite as suite
+    import spikerl.experiments.energy_cli as energy_cli
+    import spikerl.experiments.export_cli as export_cli
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the work started before the output was checked")
+
+    monkeypatch.setattr(energy_cli, "_measure_run", no_work)
+    monkeypatch.setattr(export_cli, "_description", no_work)
+    monkeypatch.setattr(suite, "run_suite", no_work)
+    (tmp_path / "FILE").write_text("kept")
+    argv = [{"RUN": str(lif_run)}.get(a, a.replace("FILE", str(tmp_path / "FILE"))) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "FILE" in err[0]
+    assert (tmp_path / "FILE").read_text() == "kept"
+
+
+def test_export_and_energy_create_missing_folders(lif_run, tmp_path):
+    assert main(["export", str(lif_run), "-o", str(tmp_path / "new" / "p.npz")]) == 0
+    assert main(["energy", str(lif_run), "--episodes", "1",
+                 "--json", str(tmp_path / "more" / "e.json")]) == 0  # fmt: skip
+    assert (tmp_path / "new" / "p.npz").is_file() and (tmp_path / "more" / "e.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--per", "layer"], "--per chooses the int8 weight scales; add --quantize int8"),
+        (["--dt", "0.001"], "--dt: for --format nir only"),
+        (["--format", "c", "--nir-readout", "host"], "--nir-readout: for --format nir only"),
+    ],
+)
+def test_export_refuses_options_the_format_would_ignore(lif_run, tmp_path, capsys, extra, message):
+    out = tmp_path / "c_out" if "c" in extra else tmp_path / "p.npz"
+    assert main(["export", str(lif_run), "-o", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
