@@ -92,12 +92,25 @@ def test_interrupted_stateful_run_resumes_exactly(tiny_config, tmp_path, statefu
     assert read_metrics(cut) == read_metrics(clean)
 
 
-def test_provenance_is_recorded_per_session(tiny_config, tmp_path):
+def test_provenance_is_recorded_per_session(tiny_config, tmp_path, monkeypatch):
     import yaml
 
-    cfg = tiny_config("run.total_steps=200")
-    train(cfg, tmp_path)
+    from spikerl.algos import TD3
+
+    cfg = tiny_config("run.total_steps=400", "run.eval_every=100")
+    real_update, calls = TD3.update, {"n": 0}
+
+    def update_then_stop(self, buffer):
+        calls["n"] += 1
+        if calls["n"] == 50:  # updates start at step 100: stop near step 150
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_update(self, buffer)
+
+    monkeypatch.setattr(TD3, "update", update_then_stop)
+    assert train(cfg, tmp_path).interrupted
+    monkeypatch.setattr(TD3, "update", real_update)
     train(cfg, tmp_path, resume=True)
+    train(cfg, tmp_path, resume=True)  # finished: a session that trains nothing records nothing
     entries = yaml.safe_load((tmp_path / cfg.run_name / "provenance.yaml").read_text())
     assert [e["event"] for e in entries] == ["start", "resume"]
     for entry in entries:
