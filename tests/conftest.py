@@ -40,3 +40,28 @@ def tiny_config():
         return load_config(None, [*TINY, *overrides])
 
     return build
+
+
+@pytest.fixture
+def interrupt_td3(monkeypatch):
+    """``restore = interrupt_td3(method, calls)``: the ``calls``-th call of ``TD3.<method>``
+    (``"update"`` or ``"act"``) first sends this process SIGINT, so the running ``train``
+    checkpoints and stops as after Ctrl-C; ``restore()`` puts the real method back."""
+    import os
+    import signal
+
+    from spikerl.algos import TD3
+
+    def interrupt(method: str, calls: int):
+        real, seen = getattr(TD3, method), {"n": 0}
+
+        def then_stop(self, *args, **kwargs):
+            seen["n"] += 1
+            if seen["n"] == calls:
+                os.kill(os.getpid(), signal.SIGINT)
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(TD3, method, then_stop)
+        return lambda: monkeypatch.setattr(TD3, method, real)
+
+    return interrupt

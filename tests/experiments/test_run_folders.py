@@ -192,25 +192,13 @@ def test_corrupt_config_yaml_is_named(tiny_config, tmp_path, content, reason):
             call()
 
 
-def test_wall_time_continues_across_a_resume(tiny_config, tmp_path, monkeypatch):
-    import os
-
-    from spikerl.algos import TD3
-
+def test_wall_time_continues_across_a_resume(tiny_config, tmp_path, interrupt_td3):
     cfg = tiny_config("run.total_steps=400", "run.eval_every=100", "run.name=w")
-    real_update, calls = TD3.update, {"n": 0}
-
-    def update_then_stop(self, buffer):
-        calls["n"] += 1
-        if calls["n"] == 150:  # updates start at step 100: stop near step 250
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_update(self, buffer)
-
-    monkeypatch.setattr(TD3, "update", update_then_stop)
+    restore = interrupt_td3("update", 150)  # updates start at step 100: stop near step 250
     assert train(cfg, tmp_path).interrupted
     first = [float(r["wall_time"]) for r in read_metrics_with_wall(tmp_path / "w")]
     time.sleep(1.0)  # idle time between sessions is not training time
-    monkeypatch.setattr(TD3, "update", real_update)
+    restore()
     train(cfg, tmp_path, resume=True)
     walls = [float(r["wall_time"]) for r in read_metrics_with_wall(tmp_path / "w")]
     assert len(walls) == 5 and walls[: len(first)] == first

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 import torch
 
@@ -68,47 +65,28 @@ def test_training_resets_the_acting_state_at_episode_ends(tiny_config, tmp_path,
     assert resets_in_training == [True, True]  # the state was carried, then cleared
 
 
-def test_interrupted_stateful_run_resumes_exactly(tiny_config, tmp_path, stateful_learners):
+def test_interrupted_stateful_run_resumes_exactly(
+    tiny_config, tmp_path, stateful_learners, interrupt_td3
+):
     cfg = tiny_config("actor.kind=lif", "run.total_steps=500", "run.eval_every=250")
     train(cfg, tmp_path / "clean")
     # stop mid-episode (step 230 of 200-step episodes), while the policy carries state
-    real_act = spikerl.algos.TD3.act
-    calls = {"n": 0}
-
-    def act_then_stop(self, obs, explore):
-        calls["n"] += 1
-        if calls["n"] == 130:  # acting starts after the 100 warm-up steps
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_act(self, obs, explore)
-
-    spikerl.algos.TD3.act = act_then_stop
-    try:
-        result = train(cfg, tmp_path / "cut")
-    finally:
-        spikerl.algos.TD3.act = real_act
+    restore = interrupt_td3("act", 130)  # acting starts after the 100 warm-up steps
+    result = train(cfg, tmp_path / "cut")
+    restore()
     assert result.interrupted and 200 < result.steps < 250
     train(cfg, tmp_path / "cut", resume=True)
     clean, cut = tmp_path / "clean" / cfg.run_name, tmp_path / "cut" / cfg.run_name
     assert read_metrics(cut) == read_metrics(clean)
 
 
-def test_provenance_is_recorded_per_session(tiny_config, tmp_path, monkeypatch):
+def test_provenance_is_recorded_per_session(tiny_config, tmp_path, interrupt_td3):
     import yaml
 
-    from spikerl.algos import TD3
-
     cfg = tiny_config("run.total_steps=400", "run.eval_every=100")
-    real_update, calls = TD3.update, {"n": 0}
-
-    def update_then_stop(self, buffer):
-        calls["n"] += 1
-        if calls["n"] == 50:  # updates start at step 100: stop near step 150
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_update(self, buffer)
-
-    monkeypatch.setattr(TD3, "update", update_then_stop)
+    restore = interrupt_td3("update", 50)  # updates start at step 100: stop near step 150
     assert train(cfg, tmp_path).interrupted
-    monkeypatch.setattr(TD3, "update", real_update)
+    restore()
     train(cfg, tmp_path, resume=True)
     train(cfg, tmp_path, resume=True)  # finished: a session that trains nothing records nothing
     entries = yaml.safe_load((tmp_path / cfg.run_name / "provenance.yaml").read_text())
