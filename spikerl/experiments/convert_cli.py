@@ -222,16 +222,12 @@ def _convert_output(
     default = default_output(source, args.source, settings, args.seed)
     out = args.output or default
     label = "-o" if args.output is not None else "default output"
-    if out.is_dir():
-        raise UsageError(
-            f"{label} {out}: is a folder; give a file path such as {out / default.name}"
-        )
+    check_output_file(out, label, example=out / default.name)
     if out.exists() and not _is_converted(out):
         raise UsageError(
             f"{label} {out}: exists and is not a converted policy; give a new file path "
             "(convert replaces only a policy it wrote)"
         )
-    check_output_file(out, label)
     return out
 
 

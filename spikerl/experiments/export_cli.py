@@ -82,15 +82,10 @@ def _action_bounds(env_id: str) -> tuple[np.ndarray, np.ndarray] | None:
 def _check_output(output: Path, fmt: str) -> None:
     """Refuse an output path of the wrong kind or that cannot be written, before any work
     (missing parent folders are created when the export is written)."""
-    suffix = {"numpy": "npz", "nir": "nir"}.get(fmt)
-    if suffix is not None and output.is_dir():
-        raise UsageError(f"-o {output}: is a folder; give a file name such as policy.{suffix}")
-    if fmt == "c" and output.exists() and not output.is_dir():
-        raise UsageError(f"-o {output}: is a file; the C export writes a folder")
     if fmt == "c":
-        check_output_folder(output, "-o")
+        check_output_folder(output, "-o", "the C export writes spikerl_policy.h/.c into one")
     else:
-        check_output_file(output, "-o")
+        check_output_file(output, "-o", example=f"policy.{'npz' if fmt == 'numpy' else 'nir'}")
 
 
 def _check_format_options(args: argparse.Namespace) -> None:

@@ -21,22 +21,25 @@ from ..errors import SpikerlError, UsageError
 __all__ = ["check_output_file", "check_output_folder", "write_output"]
 
 
-def check_output_file(path: str | Path, option: str) -> None:
+def check_output_file(path: str | Path, option: str, example: str | Path = "") -> None:
     """Refuse (:class:`~spikerl.errors.UsageError`) an output file path that cannot be written;
-    ``option`` names it in the message, e.g. ``--csv``."""
+    ``option`` names it in the message, e.g. ``--csv``; ``example``, a file path to suggest
+    when a folder is given."""
     path = Path(path)
     if path.is_dir():
-        raise UsageError(f"{option} {path}: is a folder; give a file path")
+        such_as = f" such as {example}" if example else ""
+        raise UsageError(f"{option} {path}: is a folder; give a file path{such_as}")
     if path.exists() and not os.access(path, os.W_OK):
         raise UsageError(f"{option} {path}: the file exists and is read-only")
     _check_creatable(path.parent, f"{option} {path}")
 
 
-def check_output_folder(path: str | Path, option: str) -> None:
-    """Refuse an output folder path that is a file, or cannot be created or written in."""
+def check_output_folder(path: str | Path, option: str, why: str = "") -> None:
+    """Refuse an output folder path that is a file, or cannot be created or written in;
+    ``why``, a reason a folder is meant, is added to the message for a file."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise UsageError(f"{option} {path}: is a file; give a folder")
+        raise UsageError(f"{option} {path}: is a file; give a folder{f' ({why})' if why else ''}")
     _check_creatable(path, f"{option} {path}")
 
 

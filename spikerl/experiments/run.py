@@ -669,15 +669,21 @@ def _train_loop(s: _Session, stop: dict[str, bool], until: int | None = None) ->
     return _run_result(s, finished, diagnostics)
 
 
-def already_finished(s: _Session) -> bool:
-    """Whether a resumed run has reached ``run.total_steps``: then a note says so, and nothing
-    is written (no provenance entry, no new status) except a ``finished`` status where a kill
-    came between the last checkpoint and that status."""
-    if s.progress.step < s.cfg.run.total_steps:
-        return False
-    _note(f"{s.run_dir} finished at step {s.progress.step}; nothing to train")
+def settle_finished(s: Any, at: str) -> None:
+    """A resumed run (a TD3/SAC or sequence session) with nothing left to train, finished
+    ``at`` (``"step 400"``): a note says so, and nothing is written (no provenance entry, no
+    new status) except a ``finished`` status where a kill came between the last checkpoint and
+    that status."""
+    _note(f"{s.run_dir} finished at {at}; nothing to train")
     if (read_status(s.run_dir) or {}).get("state") != FINISHED:
         _write_status(s, FINISHED, time.perf_counter(), s.progress.step)
+
+
+def already_finished(s: _Session) -> bool:
+    """Whether a resumed run has reached ``run.total_steps`` (then :func:`settle_finished`)."""
+    if s.progress.step < s.cfg.run.total_steps:
+        return False
+    settle_finished(s, f"step {s.progress.step}")
     return True
 
 

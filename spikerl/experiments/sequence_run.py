@@ -79,8 +79,9 @@ from .run import (
     _stop_on_signals,
     _write_status,
     save_policies,
+    settle_finished,
 )
-from .status import FINISHED, read_status
+from .status import FINISHED
 
 __all__ = ["BUILTIN_GUIDES", "load_guide", "load_trained", "train_sequence"]
 
@@ -533,10 +534,8 @@ def train_sequence(
         if damage is not None:
             _note(f"{session.metrics.path}: {damage}; rewritten from the checkpoint")
         session.metrics.rewrite(session.progress.metrics_rows)
-        if _finished(session):  # nothing to train
-            _note(f"{run_dir} finished at epoch {session.epochs}; nothing to train")
-            if (read_status(run_dir) or {}).get("state") != FINISHED:  # killed before it
-                _write_status(session, FINISHED, time.perf_counter(), session.progress.step)
+        if _finished(session):
+            settle_finished(session, f"epoch {session.epochs}")
             return _result(session)
     else:
         _start(session, overwrite)

@@ -8,15 +8,8 @@ from pathlib import Path
 from ..tables import format_table
 from .argtypes import non_negative_int, positive_int
 from .run import CHECKPOINT_NAME
-from .sweep import check_envs, load_sweep
-from .sweep_exec import (
-    RunState,
-    SweepResult,
-    check_output,
-    output_states,
-    pending_runs,
-    run_sweep,
-)
+from .sweep import load_sweep
+from .sweep_exec import RunState, SweepResult, check_output, run_sweep, sweep_states
 from .sweep_progress import SweepDisplay, format_duration
 
 __all__ = ["add_sweep_parser", "cmd_sweep"]
@@ -125,8 +118,7 @@ def _failures(result: SweepResult, output: Path) -> str:
 def cmd_sweep(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.sweep, args.output)
     if args.dry_run:  # the checks of run_sweep, but the backend's
-        states = output_states(sweep)
-        check_envs(pending_runs(states), build=args.backend == "local")
+        states = sweep_states(sweep, args.backend)
         print(_dry_run(sweep, states))
         check_output(sweep, states)
         return 0

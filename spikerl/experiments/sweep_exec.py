@@ -65,11 +65,10 @@ __all__ = [
     "SweepInputError",
     "TaskResult",
     "check_output",
-    "output_states",
-    "pending_runs",
     "run_sweep",
     "run_task",
-    "write_output",
+    "sweep_states",
+    "write_sweep_files",
 ]
 
 EXIT_INTERRUPTED = 130
@@ -400,20 +399,19 @@ def _existing_config(run_dir: Path) -> dict[str, Any] | None:
         return saved
 
 
-def output_states(sweep: Sweep) -> list[RunState]:
-    """Each run's state from its folder: to run, finished (skipped) or conflicting (its folder
-    holds another config); reads only."""
-    return [initial_state(run, sweep.output, sweep.energy) for run in sweep.runs]
-
-
-def pending_runs(states: list[RunState]) -> list[SweepRun]:
-    """The runs still to run (finished and conflicting ones are not started)."""
-    return [st.run for st in states if st.state == "pending"]
+def sweep_states(sweep: Sweep, backend: str) -> list[RunState]:
+    """Each run's state from its folder (to run, finished: skipped, or conflicting: its folder
+    holds another config), after the env ids of the runs still to run are checked
+    (:func:`~spikerl.experiments.sweep.check_envs`; built on the local backend, looked up for
+    Ray); reads only."""
+    states = [initial_state(run, sweep.output, sweep.energy) for run in sweep.runs]
+    check_envs([st.run for st in states if st.state == "pending"], build=backend == "local")
+    return states
 
 
 def check_output(sweep: Sweep, states: list[RunState]) -> None:
     """Refuse, before anything is written, an output folder that cannot be written or whose
-    run folders hold other configs than the sweep asks for (``states``: :func:`output_states`)."""
+    run folders hold other configs than the sweep asks for (``states``: :func:`sweep_states`)."""
     check_output_folder(sweep.output, "the sweep output folder")
     conflicts = [st for st in states if st.state == "conflict"]
     if conflicts:
@@ -453,7 +451,7 @@ def _conflict_message(conflicts: list[RunState], out: Path) -> str:
     )
 
 
-def write_output(sweep: Sweep) -> None:
+def write_sweep_files(sweep: Sweep) -> None:
     """Create the output folder and write the manifest and each run's config."""
     out = sweep.output
     try:
@@ -474,11 +472,10 @@ def initial_state(run: SweepRun, out: Path, energy: bool) -> RunState:
     if not run_dir.exists():
         return state
     saved = _existing_config(run_dir)
-    if saved is not None and saved != config_to_dict(run.config):
+    wanted = config_to_dict(run.config)
+    if saved is not None and saved != wanted:
         state.state = "conflict"
-        state.error = (
-            f"{run.name}/{CONFIG_NAME} has {_config_diff(saved, config_to_dict(run.config))}"
-        )
+        state.error = f"{run.name}/{CONFIG_NAME} has {_config_diff(saved, wanted)}"
         return state
     status = read_status(run_dir) or {}
     state.take(status)
@@ -568,15 +565,14 @@ def run_sweep(
     from .sweep_progress import SweepDisplay
 
     started = time.perf_counter()
-    states = output_states(sweep)
-    check_envs(pending_runs(states), build=backend == "local")
+    states = sweep_states(sweep, backend)
     check_output(sweep, states)
     pending = any(st.state == "pending" for st in states)
     engine = make_backend(backend, sweep, max_parallel, address) if pending else None
     display = display or SweepDisplay()
     result = SweepResult(states)
     try:
-        write_output(sweep)
+        write_sweep_files(sweep)
         if engine is not None:
             result.interrupted = _Scheduler(sweep, engine, states, display, retries).run()
     finally:

@@ -19,7 +19,7 @@ from spikerl.experiments.config import ConfigError, config_to_dict, load_config
 from spikerl.experiments.run import train
 from spikerl.experiments.status import read_status
 from spikerl.experiments.sweep import load_sweep, method_label
-from spikerl.experiments.sweep_exec import write_output
+from spikerl.experiments.sweep_exec import write_sweep_files
 from tests.conftest import TINY
 from tests.experiments.crashing_env import MESSAGE
 from tests.experiments.test_run import read_metrics
@@ -320,7 +320,7 @@ def test_an_edited_sweep_file_is_refused_before_it_overwrites_the_finished_sweep
     the change, and the manifest and configs/ of the finished sweep stay as they were."""
     path = _write_sweep(tmp_path, set=_tiny_set(), axes={"run.seed": [0, 1]})
     old = load_sweep(path)
-    write_output(old)
+    write_sweep_files(old)
     for run in old.runs:  # as if they had finished: each folder holds its config
         (old.output / run.name).mkdir()
         (old.output / run.name / "config.yaml").write_text(
