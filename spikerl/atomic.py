@@ -6,7 +6,13 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["remove_stale_temporaries", "temporary_path", "write_atomic", "write_text_atomic"]
+__all__ = [
+    "remove_stale_temporaries",
+    "temporary_of",
+    "temporary_path",
+    "write_atomic",
+    "write_text_atomic",
+]
 
 _TMP_MARK = ".tmp-"
 
@@ -16,6 +22,15 @@ def temporary_path(path: str | Path) -> Path:
     ``.<name>.tmp-<pid>`` beside it, named by the writing process."""
     path = Path(path)
     return path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+
+
+def temporary_of(name: str) -> str | None:
+    """The file name that a :func:`temporary_path` named ``name`` was writing, or None if
+    ``name`` is not such a temporary file (``.checkpoint.pt.tmp-42`` -> ``checkpoint.pt``)."""
+    target, mark, pid = name.rpartition(_TMP_MARK)
+    if not (mark and pid.isdigit() and target.startswith(".") and len(target) > 1):
+        return None
+    return target[1:]
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> None:

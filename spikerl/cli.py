@@ -71,7 +71,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--runs-dir", type=Path, default=Path("runs"), help="parent of run folders (default: runs)"
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run folder (refused if it holds files training did not write)",
+    )
     p.add_argument(
         "--seeds",
         type=seed_list,

@@ -7,7 +7,12 @@ import sys
 
 import pytest
 
-from spikerl.atomic import remove_stale_temporaries, temporary_path, write_text_atomic
+from spikerl.atomic import (
+    remove_stale_temporaries,
+    temporary_of,
+    temporary_path,
+    write_text_atomic,
+)
 
 
 def _dead_pid() -> int:
@@ -43,6 +48,24 @@ def test_the_temporary_file_is_named_by_the_writing_process(tmp_path):
     assert temporary_path(tmp_path / "checkpoint.pt") == tmp_path / (
         f".checkpoint.pt.tmp-{os.getpid()}"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "target"),
+    [
+        (".checkpoint.pt.tmp-42", "checkpoint.pt"),
+        (".a.tmp-1.tmp-7", "a.tmp-1"),
+        ("checkpoint.pt", None),
+        ("checkpoint.pt.tmp-42", None),  # not hidden: not ours
+        (".checkpoint.pt.tmp-x", None),  # no pid
+        (".tmp-42", None),
+        ("..tmp-42", None),
+    ],
+)
+def test_temporary_of_names_the_file_being_written(name, target):
+    assert temporary_of(name) == target
+    if target is not None:
+        assert temporary_of(temporary_path(target).name) == target
 
 
 def test_temporaries_of_gone_writers_are_removed_and_live_ones_kept(tmp_path):

@@ -34,7 +34,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from ..algos import Learner, build_learner
-from ..atomic import remove_stale_temporaries, temporary_path
+from ..atomic import remove_stale_temporaries, temporary_of, temporary_path
 from ..buffers import ReplayBuffer
 from ..envs import (
     ObservationNormalizer,
@@ -78,10 +78,15 @@ CHECKPOINT_NAME, CONFIG_NAME, METRICS_NAME = "checkpoint.pt", "config.yaml", "me
 BEST_NAME = "best.pt"
 #: With ``run.keep_policies``: every evaluation's policy, ``policies/step-<N>.pt``.
 POLICIES_DIR = "policies"
+#: With ``run.tensorboard``: the TensorBoard event files.
+TENSORBOARD_DIR = "tb"
 #: What the trainer writes atomically in its run folder (glob patterns): only their temporary
 #: files are cleared on resume (:func:`clear_interrupted_writes`)
 TRAINER_FILES = (CHECKPOINT_NAME, METRICS_NAME, BEST_NAME, f"{POLICIES_DIR}/step-*.pt",
                  STATUS_NAME, PROVENANCE_NAME)  # fmt: skip
+#: Every entry that training makes at the top of a run folder: what ``--overwrite`` replaces
+TRAINER_ENTRIES = frozenset({CONFIG_NAME, CHECKPOINT_NAME, METRICS_NAME, BEST_NAME, POLICIES_DIR,
+                             TENSORBOARD_DIR, STATUS_NAME, PROVENANCE_NAME})  # fmt: skip
 STATUS_EVERY = 2.0  # seconds between live status.json writes
 
 
@@ -220,6 +225,28 @@ def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
             )
         if not (run_dir / CONFIG_NAME).is_file():
             raise RunError(f"refusing to overwrite {run_dir}: it is not a spikerl run directory")
+        others = entries_not_from_training(run_dir)
+        if others:
+            raise RunError(
+                f"refusing to overwrite {run_dir}: it also holds {', '.join(others)}, which "
+                "training did not write (the output of another command, e.g. spikerl convert, "
+                "or your own files); move or delete them first"
+            )
+
+
+def entries_not_from_training(run_dir: Path) -> list[str]:
+    """The names at the top of ``run_dir`` that training did not make (not in
+    :data:`TRAINER_ENTRIES`, nor a temporary file of one), folders with a trailing ``/``.
+    ``--overwrite`` refuses a folder that has any: the outputs of other commands (a
+    ``converted/`` policy, ``energy.json``, a ``report/``) or a user's notes would be deleted
+    with the run."""
+    others = []
+    for entry in sorted(run_dir.iterdir()):
+        name = entry.name
+        if name in TRAINER_ENTRIES or temporary_of(name) in TRAINER_ENTRIES:
+            continue
+        others.append(f"{name}/" if entry.is_dir() and not entry.is_symlink() else name)
+    return others
 
 
 def _create_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> None:
@@ -405,7 +432,7 @@ def _build_session(cfg: Config, run_dir: Path, device: torch.device) -> _Session
                 "(set_curriculum); set it to 0"
             )
         columns.append("env/curriculum")
-    tb_dir = run_dir / "tb" if cfg.run.tensorboard else None
+    tb_dir = run_dir / TENSORBOARD_DIR if cfg.run.tensorboard else None
     metrics = MetricsWriter(run_dir / METRICS_NAME, columns, tb_dir)
     obs, _ = env.reset(seed=streams.integer("env"))
     session = _Session(

@@ -67,6 +67,7 @@ from .run import (
     CHECKPOINT_NAME,
     METRICS_NAME,
     STATUS_EVERY,
+    TENSORBOARD_DIR,
     MetricsWriter,
     RunResult,
     TrainingDiverged,
@@ -259,7 +260,7 @@ def _build(cfg: Config, run_dir: Path, device: torch.device) -> _SeqSession:
         )
     buffer = _sequence_buffer(cfg, obs_dim, act_dim, device)
     columns = _columns(cfg, learner)
-    tb_dir = run_dir / "tb" if cfg.run.tensorboard else None
+    tb_dir = run_dir / TENSORBOARD_DIR if cfg.run.tensorboard else None
     session = _SeqSession(
         cfg, run_dir, env, eval_env, learner, guide, buffer,
         MetricsWriter(run_dir / METRICS_NAME, columns, tb_dir),

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from spikerl.cli import main
 from spikerl.errors import MissingDependencyError
 from spikerl.experiments import run as run_module
 from spikerl.experiments.checkpoint import CheckpointError, load_checkpoint
@@ -107,6 +108,34 @@ def test_overwrite_keeps_the_old_run_when_the_new_one_cannot_start(
     with pytest.raises(MissingDependencyError):
         train(cfg, tmp_path, overwrite=True)
     assert read_metrics(tmp_path / cfg.run_name) == before
+
+
+def test_overwrite_refuses_a_run_folder_that_holds_other_outputs(tiny_config, tmp_path, capsys):
+    """A policy converted into the run folder (or any file training did not write) is not
+    deleted by --overwrite; the message names it. Training's own entries, temporary files
+    included, are replaced as before."""
+    cfg = tiny_config("run.total_steps=200")
+    train(cfg, tmp_path)
+    run_dir = tmp_path / cfg.run_name
+    (run_dir / "converted").mkdir()
+    (run_dir / "converted" / "policy.pt").write_text("keep me")
+    (run_dir / "energy.json").write_text("{}")
+    (run_dir / ".checkpoint.pt.tmp-1").write_text("half")
+    before = read_metrics(run_dir)
+    with pytest.raises(RunError, match=r"also holds converted/, energy\.json, which training"):
+        train(cfg, tmp_path, overwrite=True)
+    assert (run_dir / "converted" / "policy.pt").read_text() == "keep me"
+    assert read_metrics(run_dir) == before
+    sets = [a for o in [*TINY, "run.total_steps=200"] for a in ("--set", o)]
+    assert main(["train", *sets, "--runs-dir", str(tmp_path), "--overwrite"]) == 1
+    assert "also holds converted/" in capsys.readouterr().err
+    (run_dir / "converted" / "policy.pt").unlink()
+    (run_dir / "converted").rmdir()
+    (run_dir / "energy.json").unlink()
+    train(cfg, tmp_path, overwrite=True)
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(
+        ["best.pt", "checkpoint.pt", "config.yaml", "metrics.csv", "provenance.yaml", "status.json"]
+    )
 
 
 def test_runs_dir_that_is_a_file_is_one_clear_error(tiny_config, tmp_path):
