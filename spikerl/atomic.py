@@ -6,11 +6,14 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .errors import SpikerlError
+
 __all__ = [
     "remove_stale_temporaries",
     "temporary_of",
     "temporary_path",
     "write_atomic",
+    "write_output",
     "write_text_atomic",
 ]
 
@@ -84,3 +87,21 @@ def remove_stale_temporaries(folder: str | Path, names: Iterable[str]) -> list[t
             tmp.unlink(missing_ok=True)
             removed.append((tmp, size))
     return removed
+
+
+def write_output(
+    path: str | Path, write: Callable[[Path], object], error: type[SpikerlError] = SpikerlError
+) -> None:
+    """Write the output file ``path`` atomically with ``write(tmp)``, creating missing folders;
+    a failure is one ``error`` line (the old file, if any, stays whole)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder is needed, on the way to path
+        raise error(f"cannot write {path}: a file is in the way of its folder") from None
+    except OSError as err:
+        raise error(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        write_atomic(path, write)
+    except OSError as err:
+        raise error(f"cannot write {path}: {err.strerror or err}") from None

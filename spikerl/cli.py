@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
+from .atomic import write_output
 from .bench.cli import add_bench_parser, cmd_bench
 from .errors import SpikerlError, UsageError
 from .experiments.argtypes import positive_int, seed, seed_list, unit_interval
@@ -33,7 +34,7 @@ from .experiments.convert_cli import (
 from .experiments.energy_cli import add_energy_parser, cmd_energy
 from .experiments.export_cli import add_export_parser, cmd_export
 from .experiments.grad_analysis import add_grad_analysis_parser, cmd_grad_analysis
-from .experiments.outputs import check_output_file, check_output_folder, write_output
+from .experiments.outputs import check_output_file, check_output_folder
 from .experiments.report import format_table
 from .experiments.report_cli import add_report_parser, cmd_report
 from .experiments.run import load_run_config, train

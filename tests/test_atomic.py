@@ -11,6 +11,7 @@ from spikerl.atomic import (
     remove_stale_temporaries,
     temporary_of,
     temporary_path,
+    write_output,
     write_text_atomic,
 )
 
@@ -92,3 +93,23 @@ def test_temporaries_of_gone_writers_are_removed_and_live_ones_kept(tmp_path):
     assert removed == [(stale[0], 10), (stale[1], 11)]
     assert not any(p.exists() for p in stale)
     assert all(p.read_text() == "keep" for p in kept)
+
+
+def test_write_output_creates_missing_folders_and_fails_as_one_error(tmp_path):
+    from spikerl.export.npz import ExportError
+
+    path = tmp_path / "new" / "deeper" / "out.txt"
+    write_output(path, lambda tmp: tmp.write_text("one"))
+    assert path.read_text() == "one"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ExportError, match=r"^cannot write .*file/out\.txt: a file is in the way"):
+        write_output(tmp_path / "file" / "out.txt", lambda tmp: tmp.write_text("two"), ExportError)
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(ExportError, match="No space left on device"):
+        write_output(path, broken, ExportError)
+    assert path.read_text() == "one"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["out.txt"]

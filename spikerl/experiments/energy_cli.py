@@ -20,6 +20,7 @@ from typing import Any
 import gymnasium as gym
 from torch import nn
 
+from ..atomic import write_output
 from ..snn.energy import (
     PRESETS,
     EnergyPreset,
@@ -30,7 +31,7 @@ from ..snn.energy import (
 )
 from .config import ConfigError
 from .evaluation import evaluate_policy
-from .outputs import check_output_file, write_output
+from .outputs import check_output_file
 from .policy import load_policy
 from .provenance import env_version
 from .run import CHECKPOINT_NAME, RunError

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-from ..atomic import write_atomic
-from ..errors import SpikerlError, UsageError
+from ..errors import UsageError
 
-__all__ = ["check_output_file", "check_output_folder", "write_output"]
+__all__ = ["check_output_file", "check_output_folder"]
 
 
 def check_output_file(path: str | Path, option: str, example: str | Path = "") -> None:
@@ -56,16 +54,3 @@ def _check_creatable(folder: Path, label: str) -> None:
         raise UsageError(f"{label}: cannot write in {existing} ({err.strerror or err})") from None
     os.close(handle)
     os.unlink(probe)
-
-
-def write_output(
-    path: str | Path, write: Callable[[Path], object], error: type[SpikerlError] = SpikerlError
-) -> None:
-    """Write the output file ``path`` atomically with ``write(tmp)``, creating missing folders;
-    a failure is one ``error`` line (the old file, if any, stays whole)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, write)
-    except OSError as err:
-        raise error(f"cannot write {path}: {err.strerror or err}") from None

@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .outputs import check_output_file, check_output_folder, write_output
+from ..atomic import write_output
+from .outputs import check_output_file, check_output_folder
 from .report import DEFAULT_BASELINE, FORMATS, Report, summarize
 from .run_records import ENERGY_NAME, ReportError, collect_runs
 

@@ -37,10 +37,11 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import write_output
 from ..runtime.neurons import conversion_constants, mt_table, neuron_fields
 from ..runtime.policy import observation_dim
 from ..runtime.quantized import dequantize
-from .npz import ExportError, export_atomic
+from .npz import ExportError
 
 __all__ = ["C_HEADER", "C_SOURCE", "c_sources", "write_c"]
 
@@ -652,5 +653,5 @@ def write_c(spec: dict[str, Any], arrays: dict[str, np.ndarray], folder: str | P
     except OSError as err:
         raise ExportError(f"cannot write {folder}: {err.strerror or err}") from None
     for name, text in ((C_HEADER, header), (C_SOURCE, source)):
-        export_atomic(folder / name, lambda tmp, text=text: tmp.write_text(text))
+        write_output(folder / name, lambda tmp, text=text: tmp.write_text(text), ExportError)
     return sizes

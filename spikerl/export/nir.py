@@ -50,9 +50,10 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import write_output
 from ..runtime.policy import FORMAT, FORMAT_VERSION
 from ..runtime.quantized import dequantize
-from .npz import ExportError, export_atomic
+from .npz import ExportError
 
 __all__ = ["DEFAULT_DT", "NIR_READOUTS", "nir_graph", "read_nir", "spec_from_nir", "write_nir"]
 
@@ -205,7 +206,7 @@ def write_nir(
     """Write the graph with ``nir.write`` (HDF5), atomically; returns the path."""
     nir, path = _nir(), Path(path)
     graph = nir_graph(spec, arrays, dt, readout)
-    export_atomic(path, lambda tmp: nir.write(tmp, graph))
+    write_output(path, lambda tmp: nir.write(tmp, graph), ExportError)
     return path
 
 

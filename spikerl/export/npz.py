@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import write_atomic
+from ..atomic import write_output
 from ..convert.build import StageSynapse
 from ..errors import SpikerlError
 from ..nets.spiking import SpikingNetwork
@@ -188,13 +187,5 @@ def write_npz(spec: dict[str, Any], named: dict[str, np.ndarray], path: str | Pa
     path = Path(path)
     buffer = io.BytesIO()
     np.savez(buffer, spec=np.array(json.dumps(spec)), **named)
-    export_atomic(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+    write_output(path, lambda tmp: tmp.write_bytes(buffer.getvalue()), ExportError)
     return path
-
-
-def export_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """:func:`~spikerl.atomic.write_atomic`; a failed write is one :class:`ExportError`."""
-    try:
-        write_atomic(path, write)
-    except OSError as err:
-        raise ExportError(f"cannot write {path}: {err.strerror or err}") from None
