@@ -15,9 +15,9 @@ import io
 import os
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 
+from . import __version__
 from .atomic import write_output
 from .bench.cli import add_bench_parser, cmd_bench
 from .errors import SpikerlError, UsageError
@@ -44,14 +44,6 @@ from .experiments.sweep_cli import add_sweep_parser, cmd_sweep
 __all__ = ["main"]
 
 EXIT_INTERRUPTED = 130
-
-
-def _version() -> str:
-    """The installed distribution's version (importlib.metadata), or ``unknown``."""
-    try:
-        return metadata.version("spikerl")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _add_overrides(p: argparse.ArgumentParser, scope: str) -> None:
@@ -149,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikerl", description="Spiking neural network policies for continuous control."
     )
-    parser.add_argument("--version", action="version", version=f"spikerl {_version()}")
+    parser.add_argument("--version", action="version", version=f"spikerl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_evaluate(sub)

@@ -9,6 +9,11 @@ fail), a ``sweep`` command's file must expand into runs, and a ``python scripts/
 ``python benchmarks/...`` command must name an existing script. Placeholders a reader fills in
 (``<name>``, ``runs/...`` folders a command before it creates) are only parsed; a shell
 variable (``$seed``, ``$B``) reads as 0.
+
+Every ``python`` block runs, as written, in a folder that holds what it names: a tiny trained
+LIF run ``runs/my-run`` (Pendulum), ``policy.npz`` exported from a tiny HalfCheetah-v4 run, and
+the repository's ``configs/``. The README's library example trains the full Pendulum preset
+(minutes), so it runs with the ``slow`` tests.
 """
 
 from __future__ import annotations
@@ -36,8 +41,8 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=\S+$")
 
 
-def _bash_blocks(text: str) -> list[list[str]]:
-    """The lines of every fenced block whose language is ``bash`` or ``sh``."""
+def _blocks(text: str, languages: tuple[str, ...] = ("bash", "sh")) -> list[list[str]]:
+    """The lines of every fenced block whose language is one of ``languages``."""
     blocks, current, inside = [], [], None
     for line in text.splitlines():
         stripped = line.strip()
@@ -46,7 +51,7 @@ def _bash_blocks(text: str) -> list[list[str]]:
                 inside = stripped[3:].strip()
                 current = []
             else:
-                if inside in ("bash", "sh"):
+                if inside in languages:
                     blocks.append(current)
                 inside = None
             continue
@@ -77,7 +82,7 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
     """(file name, argv without leading ``VAR=value`` assignments) of every command."""
     found = []
     for doc in DOCS:
-        for block in _bash_blocks(doc.read_text()):
+        for block in _blocks(doc.read_text()):
             for line in _command_lines(block):
                 argv = shlex.split(re.sub(r"\$\{?\w+\}?", "0", line))
                 while argv and ENV_ASSIGNMENT.match(argv[0]):
@@ -135,3 +140,45 @@ def test_documented_spikerl_command_parses(doc: str, argv: list[str], monkeypatc
 @pytest.mark.parametrize(("doc", "script"), SCRIPTS, ids=_ids(SCRIPTS))
 def test_documented_python_script_exists(doc: str, script: str) -> None:
     assert (ROOT / script).is_file(), f"{doc}: no script {script}"
+
+
+PYTHON = [
+    (doc.relative_to(ROOT).as_posix(), i, "\n".join(block))
+    for doc in DOCS
+    for i, block in enumerate(_blocks(doc.read_text(), ("python",)))
+]
+SLOW_PYTHON = {("README.md", 0)}  # trains configs/td3_pendulum.yaml in full
+
+
+@pytest.fixture(scope="module")
+def example_folder(tmp_path_factory) -> Path:
+    """What the documented Python examples name, made by spikerl itself."""
+    from spikerl.cli import main
+    from tests.conftest import TINY
+
+    folder = tmp_path_factory.mktemp("examples")
+    (folder / "configs").symlink_to(ROOT / "configs")
+    runs = ["--runs-dir", str(folder / "runs")]
+    for name, env in (("my-run", "Pendulum-v1"), ("cheetah", "HalfCheetah-v4")):
+        overrides = (*TINY, "actor.kind=lif", f"env.id={env}", f"run.name={name}")
+        assert main(["train", *[a for o in overrides for a in ("--set", o)], *runs]) == 0
+    export = ["export", str(folder / "runs/cheetah"), "-o", str(folder / "policy.npz")]
+    assert main(export) == 0
+    return folder
+
+
+def test_the_docs_have_python_examples() -> None:
+    assert len(PYTHON) >= 6
+
+
+@pytest.mark.parametrize(
+    ("doc", "index", "code"),
+    [
+        pytest.param(*case, marks=[pytest.mark.slow] if case[:2] in SLOW_PYTHON else [])
+        for case in PYTHON
+    ],
+    ids=[f"{doc}:{i}" for doc, i, _ in PYTHON],
+)
+def test_documented_python_example_runs(doc, index, code, example_folder, monkeypatch) -> None:
+    monkeypatch.chdir(example_folder)
+    exec(compile(code, f"{doc} python block {index}", "exec"), {"__name__": "__example__"})

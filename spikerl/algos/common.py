@@ -42,13 +42,25 @@ class Learner(Protocol):
     policy: ActingPolicy
     metric_names: tuple[str, ...]
 
-    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray: ...
+    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        """The action for ``obs`` (``[n]`` or ``[B, n]``) in [-1, 1]; ``explore`` adds the
+        algorithm's exploration (TD3: Gaussian noise from the learner's own generator, SAC: a
+        policy sample), else the deterministic action."""
+        ...
 
-    def update(self, buffer: ReplayBuffer) -> dict[str, float]: ...
+    def update(self, buffer: ReplayBuffer) -> dict[str, float]:
+        """One training iteration on minibatches sampled from ``buffer``; returns its metrics
+        (``metric_names``: losses and diagnostics, the actor's only on actor steps)."""
+        ...
 
-    def state_dict(self) -> dict[str, Any]: ...
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs: networks, targets, optimisers, update counter and
+        the learner's random generators."""
+        ...
 
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; a mismatch raises with the part named."""
+        ...
 
 
 def adam(params: Any, lr: float) -> torch.optim.Adam:

@@ -3,18 +3,21 @@
 from .make import (
     EnvError,
     ObservationNormalizer,
+    action_bounds,
     check_env,
     check_env_id,
     env_dims,
     find_wrapper,
     make_env,
     missing_dependency,
+    wrappers_of,
 )
 from .state import get_env_state, set_env_state
 
 __all__ = [
     "EnvError",
     "ObservationNormalizer",
+    "action_bounds",
     "check_env",
     "check_env_id",
     "env_dims",
@@ -23,4 +26,5 @@ __all__ = [
     "make_env",
     "missing_dependency",
     "set_env_state",
+    "wrappers_of",
 ]

@@ -25,12 +25,14 @@ from ..errors import MissingDependencyError, UsageError
 __all__ = [
     "EnvError",
     "ObservationNormalizer",
+    "action_bounds",
     "check_env",
     "check_env_id",
     "env_dims",
     "find_wrapper",
     "make_env",
     "missing_dependency",
+    "wrappers_of",
 ]
 
 #: Gymnasium env family (``gymnasium.envs.<family>``) -> what to install for it.
@@ -240,8 +242,31 @@ def env_dims(env: gym.Env) -> tuple[int, int]:
 
 def find_wrapper(env: gym.Env, cls: type) -> Any:
     """The first wrapper of type ``cls`` in ``env``'s stack, or None."""
+    found = wrappers_of(env, cls)
+    return found[0] if found else None
+
+
+def wrappers_of(env: gym.Env, cls: type) -> list[Any]:
+    """Every wrapper of type ``cls`` in ``env``'s stack, outermost first."""
+    found = []
     while isinstance(env, gym.Wrapper):
         if isinstance(env, cls):
-            return env
+            found.append(env)
         env = env.env
-    return None
+    return found
+
+
+def action_bounds(env_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The bounds of ``env_id``'s own action space, which :func:`make_env` maps [-1, 1] onto
+    (the ``action_bounds`` that make an exported policy act in env units), or None when the env
+    already acts in [-1, 1]. Raises :class:`EnvError` for an unbounded action space."""
+    env = make_env(env_id)
+    rescale = find_wrapper(env, gym.wrappers.RescaleAction)
+    space = rescale.env.action_space if rescale is not None else None
+    env.close()
+    if space is None:
+        return None
+    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise EnvError(f"{env_id}: unbounded action space; it cannot be rescaled")
+    return low, high

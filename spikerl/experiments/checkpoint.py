@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -46,14 +47,30 @@ class CheckpointError(SpikerlError, RuntimeError):
     """A checkpoint is missing, unreadable, corrupt or of another format."""
 
 
+def _loadable(value: Any) -> Any:
+    """``value`` with every NumPy array made a tensor and every NumPy scalar a Python number,
+    in nested dicts, lists and tuples: what :func:`load_checkpoint`'s weights-only load reads
+    (it refuses pickled NumPy objects)."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _loadable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_loadable(v) for v in value)
+    return value
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` atomically to ``path`` (temp file + fsync + rename)."""
+    """Write ``state`` atomically to ``path`` (temp file + fsync + rename). NumPy arrays in it
+    are stored as tensors (and read back as tensors), so the file always loads."""
     path = Path(path)
     tmp = temporary_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
+            torch.save(_loadable({"format": CHECKPOINT_FORMAT, **state}), f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -85,11 +102,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception:  # torch raises several types (even OSError) for truncated/corrupt files
+    except Exception as err:  # torch raises several types (even OSError) for truncated files
         # Not torch's text: for a file spikerl wrote, it wrongly suggests weights_only=False.
-        raise CheckpointError(
-            f"{path} is not a spikerl checkpoint (corrupt or truncated)"
-        ) from None
+        why = "corrupt or truncated"
+        if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
+            why = "it holds pickled Python objects; spikerl loads only tensors and plain data"
+        raise CheckpointError(f"{path} is not a spikerl checkpoint ({why})") from None
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{path} is a torch file but not a spikerl checkpoint (no format)")
     if state["format"] != CHECKPOINT_FORMAT:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import textwrap
 import typing
@@ -64,8 +65,30 @@ def param(default: Any, help: str, lo: float | None = None, hi: float | None = N
     return field(default=default, metadata=meta)
 
 
+class _Section:
+    """Base of the config dataclasses: a section made in Python (``AlgoConfig(target="x")``,
+    ``dataclasses.replace(cfg.actor, kind="lfi")``) is checked as a loaded one is, with the
+    key named by its class (``AlgoConfig.target``), and its values take their field's type."""
+
+    def __post_init__(self) -> None:
+        section = type(self).__name__
+        for f, tp in _field_types(type(self)):
+            key, value = f"{section}.{f.name}", getattr(self, f.name)
+            if dataclasses.is_dataclass(tp):
+                if not isinstance(value, tp):
+                    raise ConfigError(f"{key}: expected {tp.__name__}(...), got {value!r}")
+            else:
+                object.__setattr__(self, f.name, _coerce(key, value, tp, f.metadata))
+
+
+@functools.cache
+def _field_types(cls: type) -> tuple[tuple[dataclasses.Field, Any], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f, hints[f.name]) for f in dataclasses.fields(cls))
+
+
 @dataclass(frozen=True)
-class EnvConfig:
+class EnvConfig(_Section):
     id: str = param("Pendulum-v1", "Gymnasium environment id (MuJoCo v4/v5 tasks, classic control)")
     normalize_obs: bool = param(
         False, "running mean/std observation normalisation, shared by actor, proxy and critic"
@@ -79,7 +102,7 @@ class EnvConfig:
 
 
 @dataclass(frozen=True)
-class SlopeScheduleConfig:
+class SlopeScheduleConfig(_Section):
     kind: Literal["fixed", "stepped", "adaptive"] = param(
         "fixed",
         "surrogate slope over training: fixed (actor.slope), stepped (actor.slope to end in "
@@ -97,7 +120,7 @@ class SlopeScheduleConfig:
 
 
 @dataclass(frozen=True)
-class ActorConfig:
+class ActorConfig(_Section):
     kind: ActorKind = param("ann", "actor type: ann or a spiking neuron model")
     network: Literal["population", "direct"] = param(
         "population",
@@ -126,21 +149,21 @@ class ActorConfig:
 
 
 @dataclass(frozen=True)
-class ProxyConfig:
+class ProxyConfig(_Section):
     hidden: tuple[int, ...] = param((512, 512), "proxy ReLU network hidden sizes", lo=1)
     lr: float = param(1e-3, "proxy Adam learning rate", lo=0.0, hi=1.0)
     updates: int = param(3, "K: proxy regression steps per training iteration", lo=1, hi=100)
 
 
 @dataclass(frozen=True)
-class SACConfig:
+class SACConfig(_Section):
     alpha: float = param(0.2, "initial entropy temperature", lo=0.0)
     autotune: bool = param(True, "tune alpha towards target entropy -|A|")
     lr_alpha: float = param(3e-4, "temperature learning rate", lo=0.0, hi=1.0)
 
 
 @dataclass(frozen=True)
-class SequenceConfig:
+class SequenceConfig(_Section):
     """Guided sequence training of a stateful spiking actor (arXiv 2510.24461 Secs. 6-10)."""
 
     window: int = param(100, "L: window steps per sampled sequence", lo=1)
@@ -176,7 +199,7 @@ class SequenceConfig:
 
 
 @dataclass(frozen=True)
-class AlgoConfig:
+class AlgoConfig(_Section):
     name: Literal["td3", "sac", "sequence"] = param(
         "td3", "learning algorithm (sequence: guided sequence training of a stateful SNN)"
     )
@@ -201,7 +224,7 @@ class AlgoConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(_Section):
     name: str = param("", "run directory name under runs/ (default: derived from the config)")
     seed: int = param(0, "random seed", lo=0, hi=MAX_SEED)
     total_steps: int = param(1_025_000, "env steps including warm-up", lo=1)
@@ -238,13 +261,14 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(_Section):
     env: EnvConfig = field(default_factory=EnvConfig)
     actor: ActorConfig = field(default_factory=ActorConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _check_run_name(self.run.name)
         _check_budgets(self.algo, self.run)
         if self.algo.name == "sac" and self.actor.kind != "ann":
@@ -465,6 +489,29 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return out
 
 
+def flatten_config(data: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config mapping as ``{"algo.tau": 0.005, ...}``."""
+    flat: dict[str, Any] = {}
+    for key, value in (data if isinstance(data, dict) else {}).items():
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_diff(saved: Any, wanted: Mapping[str, Any], label: str, limit: int = 3) -> str:
+    """Where two nested config mappings differ, for a message:
+    ``algo.learning_starts=100 (<label>: 200)`` for up to ``limit`` keys."""
+    old, new = flatten_config(saved), flatten_config(dict(wanted))
+    unset = "(unset)"
+    keys = [k for k in {**old, **new} if old.get(k, unset) != new.get(k, unset)]
+    parts = [f"{k}={old.get(k, unset)} ({label}: {new.get(k, unset)})" for k in keys[:limit]]
+    if len(keys) > limit:
+        parts.append(f"{len(keys) - limit} more keys")
+    return ", ".join(parts) or "no config mapping"
+
+
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in extra.items():
@@ -502,6 +549,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     A preset may start from another one: ``base: other.yaml`` (relative to the preset) is
     loaded first and the preset's own keys are merged over it, recursively.
     """
+    if isinstance(overrides, str):  # would be read character by character
+        raise ConfigError(
+            f"overrides: a list of 'key=value' strings, not one string: [{overrides!r}]"
+        )
     data = {} if path is None else _read_preset(Path(path), ())
     data = _deep_merge(data, parse_overrides(overrides or []))
     cfg = config_from_dict(data)

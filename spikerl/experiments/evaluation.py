@@ -48,7 +48,16 @@ class EvalResult(NamedTuple):
     observations: np.ndarray
     info: dict[str, np.ndarray] = {}
 
+    def __repr__(self) -> str:  # not every stored observation
+        return (
+            f"EvalResult(episodes={len(self.returns)}, return_mean={self.returns.mean():.2f}, "
+            f"length_mean={self.lengths.mean():.1f}, observations={self.observations.shape}, "
+            f"info={sorted(self.info)})"
+        )
+
     def metrics(self) -> dict[str, float]:
+        """The means logged as a run's evaluation row: ``eval/return_mean``, ``_std``,
+        ``eval/length_mean`` and ``eval/<key>`` for every declared info key."""
         out = {
             "eval/return_mean": float(self.returns.mean()),
             "eval/return_std": float(self.returns.std()),

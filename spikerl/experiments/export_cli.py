@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from ..envs import find_wrapper, make_env
+from ..envs import action_bounds
 from ..errors import UsageError
 from ..export.nir import DEFAULT_DT, NIR_READOUTS
 from ..export.quantize import PER
@@ -62,23 +60,6 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
 
 
-def _action_bounds(env_id: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The bounds that spikerl's ``RescaleAction`` maps [-1, 1] onto (those of the env it
-    wraps), or None when the env already acts in [-1, 1]."""
-    import gymnasium as gym
-
-    env = make_env(env_id)
-    rescale = find_wrapper(env, gym.wrappers.RescaleAction)
-    space = rescale.env.action_space if rescale is not None else None
-    env.close()
-    if space is None:
-        return None
-    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise UsageError(f"{env_id}: unbounded action space; it cannot be rescaled")
-    return low, high
-
-
 def _check_output(output: Path, fmt: str) -> None:
     """Refuse an output path of the wrong kind or that cannot be written, before any work
     (missing parent folders are created when the export is written)."""
@@ -118,7 +99,7 @@ def _description(run: Path) -> tuple[dict, dict]:
     actor, cfg, normalizer = load_policy(run)
     source = {"run": str(run), "env": cfg.env.id, "env_version": env_version(cfg.env.id),
               "actor": cfg.actor.kind, "algo": cfg.algo.name, "seed": cfg.run.seed}  # fmt: skip
-    return network_spec(actor, normalizer, _action_bounds(cfg.env.id), source)
+    return network_spec(actor, normalizer, action_bounds(cfg.env.id), source)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -5,17 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 
-from ..envs import env_dims, make_env
+from ..envs import ObservationNormalizer, env_dims, find_wrapper, make_env, wrappers_of
+from ..errors import UsageError
 from ..nets import build_actor
+from ..nets.policy import ActingPolicy
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import Config, config_from_dict
 from .evaluation import EvalResult, evaluate_policy
-from .run import CHECKPOINT_NAME, CONFIG_NAME, POLICIES_DIR, RunError, load_run_config
+from .run import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    POLICIES_DIR,
+    RunError,
+    load_run_config,
+    resolve_device,
+)
 
-__all__ = ["evaluate_loaded", "evaluate_run", "load_policy"]
+__all__ = ["EnvPolicy", "evaluate_loaded", "evaluate_run", "load_policy"]
 
 
 def _locate(path: str | Path) -> tuple[Path, Path]:
@@ -36,15 +47,18 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Confi
     """The deployed actor of a run, its config and its observation-normaliser state (or None).
 
     ``path`` is a run folder, a checkpoint inside one, or a converted policy written by
-    ``spikerl convert`` (its config is the source's, with the conversion's name and seed)."""
+    ``spikerl convert`` (its config is the source's, with the conversion's name and seed).
+    The actor acts on normalised observations in [-1, 1] actions, as inside the env of
+    :func:`~spikerl.envs.make_env`; :class:`EnvPolicy` acts on the env's own."""
     from ..convert.build import CONVERTED_FORMAT, converted_from_saved
 
+    device = str(resolve_device(device, "device"))
     run_dir, ckpt_path = _locate(path)
     if Path(path).is_file():  # a run's checkpoint, a kept policy or a converted policy
         ckpt = load_checkpoint(ckpt_path, "cpu")
         if ckpt.get("kind") == CONVERTED_FORMAT:
             snn, record = converted_from_saved(ckpt, ckpt_path, device)
-            return snn, config_from_dict(record["config"]), record.get("normalizer")
+            return snn, config_from_dict(record["config"]), _arrays(record.get("normalizer"))
         cfg = load_run_config(run_dir)
     else:
         cfg = load_run_config(run_dir)
@@ -58,13 +72,15 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Confi
         raise CheckpointError(
             f"{ckpt_path}: actor weights do not match the config: {err}"
         ) from None
-    normalizer = ckpt["env"].get("normalizer")
-    if normalizer is not None:
-        normalizer = {
-            k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in normalizer.items()
-        }
     actor.eval()
-    return actor, cfg, normalizer
+    return actor, cfg, _arrays(ckpt["env"].get("normalizer"))
+
+
+def _arrays(normalizer: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A normaliser state as read from a checkpoint, its tensors back as NumPy arrays."""
+    if normalizer is None:
+        return None
+    return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in normalizer.items()}
 
 
 def evaluate_run(
@@ -96,6 +112,8 @@ def evaluate_loaded(
     curriculum rho of an env that has one, None leaves the env's default, the start;
     ``seed``: whose evaluation stream gives the start states, None for the run's own seed."""
     actor, cfg, normalizer = policy
+    if episodes is not None and (isinstance(episodes, bool) or episodes < 1):
+        raise UsageError(f"episodes: {episodes!r}; evaluate at least 1 episode")
     return evaluate_policy(
         actor,
         cfg.env.id,
@@ -106,3 +124,63 @@ def evaluate_loaded(
         video_dir=video_dir,
         curriculum=curriculum,
     )
+
+
+class EnvPolicy:
+    """A trained or converted policy as its env sees it: the env's raw observations in, the
+    env's actions out (what an exported policy's ``act`` gives, :mod:`spikerl.runtime`).
+
+    The observation passes through the same wrappers as in training (:func:`make_env`: the
+    float32 cast and, if the run normalised, its :class:`~spikerl.envs.ObservationNormalizer`
+    with the run's statistics, frozen), the actor decides (:class:`ActingPolicy`, which
+    carries a stateful actor's state), and the action in [-1, 1] is mapped onto the env's
+    bounds by the same ``RescaleAction``. One observation ``[n]`` gives one action ``[m]``, a
+    batch ``[B, n]`` gives ``[B, m]``; call :meth:`reset` at every episode start::
+
+        policy = EnvPolicy.load("runs/td3-lif-Hopper-v4-s0")
+        policy.reset()
+        action = policy.act(obs)
+    """
+
+    def __init__(
+        self,
+        actor: nn.Module,
+        env_id: str,
+        normalizer: dict[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        env = make_env(env_id, normalize_obs=normalizer is not None)
+        if normalizer is not None:
+            norm = find_wrapper(env, ObservationNormalizer)
+            norm.load_state_dict(normalizer)
+            norm.update = False
+        self.env_id, self.obs_shape = env_id, env.observation_space.shape
+        self._observation_wrappers = wrappers_of(env, gym.ObservationWrapper)[::-1]
+        self._action_wrappers = wrappers_of(env, gym.ActionWrapper)
+        env.close()
+        self.policy = ActingPolicy(actor, device)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> EnvPolicy:
+        """The policy of a run folder, a checkpoint or a converted policy (:func:`load_policy`)."""
+        actor, cfg, normalizer = load_policy(path, device)
+        return cls(actor, cfg.env.id, normalizer, device)
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Episode start: zero a stateful actor's state (only the rows where ``mask`` is True)."""
+        self.policy.reset(mask)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The env action for the raw observation ``obs`` (``[n]`` or a batch ``[B, n]``)."""
+        obs = np.asarray(obs)
+        if obs.shape[-1:] != self.obs_shape or obs.ndim not in (1, 2):
+            raise UsageError(
+                f"observation of shape {obs.shape}; {self.env_id} policies take "
+                f"{self.obs_shape} or a batch (B, {self.obs_shape[0]})"
+            )
+        for wrapper in self._observation_wrappers:  # innermost first, as the env applies them
+            obs = wrapper.observation(obs)
+        action = self.policy(obs)
+        for wrapper in self._action_wrappers:  # outermost first
+            action = wrapper.action(action)
+        return action

@@ -40,13 +40,10 @@ def _dist_version(name: str) -> str | None:
 
 
 def _spikerl_version() -> str:
-    """Return the spikerl version from package metadata, ``__version__`` or "unknown"."""
-    version = _dist_version("spikerl")
-    if version is not None:
-        return version
-    import spikerl
+    """The installed spikerl's version (package metadata), or "unknown"."""
+    from .. import __version__
 
-    return str(getattr(spikerl, "__version__", "unknown"))
+    return __version__
 
 
 def _git(*args: str) -> str | None:

@@ -45,7 +45,7 @@ from ..envs import (
     make_env,
     set_env_state,
 )
-from ..errors import MissingDependencyError, SpikerlError
+from ..errors import MissingDependencyError, SpikerlError, UsageError
 from ..nets import build_slope_schedule, diagnostic_names, spiking_diagnostics
 from ..seeding import SeedStreams
 from ..snn.schedules import SlopeSchedule
@@ -57,7 +57,7 @@ from .checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from .config import Config, ConfigError, config_from_dict, config_to_dict
+from .config import Config, ConfigError, config_diff, config_from_dict, config_to_dict
 from .evaluation import eval_info_keys, evaluate_policy, summarize_curve
 from .process import configure_process
 from .provenance import PROVENANCE_NAME, record_provenance
@@ -149,25 +149,26 @@ class _Progress:
 # Run directory and metrics
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available; an unavailable CUDA device is a clear error."""
+def resolve_device(name: str, key: str = "run.device") -> torch.device:
+    """``auto`` picks CUDA when available; an unavailable CUDA device is a clear error naming
+    ``key`` (the option or argument that gave ``name``)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"run.device: {name!r} is not a torch device (cpu, cuda, auto)") from None
+        raise ConfigError(f"{key}: {name!r} is not a torch device (cpu, cuda, auto)") from None
     if device.type == "cpu":
         return device
     checks = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
     if device.type not in checks or not checks[device.type]():
         raise ConfigError(
-            f"run.device: {name!r} is not available on this machine; use cpu, auto"
+            f"{key}: {name!r} is not available on this machine; use cpu, auto"
             + (", cuda or cuda:N" if torch.cuda.is_available() else "")
         )
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise ConfigError(
-            f"run.device: {name!r}, but this machine has {torch.cuda.device_count()} CUDA devices"
+            f"{key}: {name!r}, but this machine has {torch.cuda.device_count()} CUDA devices"
         )
     return device
 
@@ -196,9 +197,12 @@ def load_run_config(run_dir: str | Path) -> Config:
 def _check_resumable(cfg: Config, run_dir: Path) -> None:
     if not (run_dir / CHECKPOINT_NAME).is_file():
         raise RunError(f"cannot resume: no checkpoint in {run_dir}")
-    saved = load_run_config(run_dir)
-    if config_to_dict(saved) != config_to_dict(cfg):
-        raise RunError(f"cannot resume {run_dir}: its config.yaml differs from the given one")
+    saved, given = config_to_dict(load_run_config(run_dir)), config_to_dict(cfg)
+    if saved != given:
+        raise RunError(
+            f"cannot resume {run_dir}: its config.yaml differs from the given one: "
+            f"{config_diff(saved, given, 'given')}"
+        )
 
 
 def clear_interrupted_writes(run_dir: Path) -> None:
@@ -220,8 +224,8 @@ def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
     if run_dir.exists() or run_dir.is_symlink():
         if not overwrite:
             raise RunError(
-                f"run directory {run_dir} already exists; pass --overwrite to replace it or "
-                "--resume to continue it"
+                f"run directory {run_dir} already exists; pass --overwrite (overwrite=True) to "
+                "replace it or --resume (resume=True) to continue it"
             )
         if not (run_dir / CONFIG_NAME).is_file():
             raise RunError(f"refusing to overwrite {run_dir}: it is not a spikerl run directory")
@@ -739,7 +743,9 @@ def train(
     The run folder is locked for the whole call (:mod:`~spikerl.experiments.runlock`). Every
     check that can fail (device, env, optional dependencies, folder) runs before anything is
     written; a start that still fails removes the folder it created, and ``overwrite`` deletes
-    the old folder only once the new run is fully built.
+    the old folder only once the new run is fully built. It configures the calling process for
+    training (:func:`~spikerl.experiments.process.configure_process`: torch's threads from
+    ``run.threads``, the allocator), which stays so after it returns.
 
     Raises:
         RunError: the directory exists (without ``overwrite``/``resume``) or cannot be resumed.
@@ -747,6 +753,10 @@ def train(
         CheckpointError: the checkpoint to resume from is missing, corrupt or mismatched.
         TrainingDiverged: NaN/Inf in observations, rewards or losses.
     """
+    if not isinstance(cfg, Config):
+        raise UsageError(
+            f"train() takes a Config (load_config(path, overrides)), not a {type(cfg).__name__}"
+        )
     if resume and overwrite:
         raise RunError("--resume continues a run and --overwrite replaces it; choose one")
     run_dir = Path(run_dir) if run_dir is not None else Path(runs_root) / cfg.run_name

@@ -52,7 +52,7 @@ import yaml
 
 from ..atomic import temporary_path, write_text_atomic
 from ..errors import MissingDependencyError, SpikerlError, UsageError
-from .config import config_from_dict, config_to_dict
+from .config import config_diff, config_from_dict, config_to_dict
 from .outputs import check_output_folder
 from .run import CHECKPOINT_NAME, CONFIG_NAME
 from .run_records import ENERGY_NAME
@@ -418,29 +418,6 @@ def check_output(sweep: Sweep, states: list[RunState]) -> None:
         raise SweepInputError(_conflict_message(conflicts, sweep.output))
 
 
-def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested config mapping as ``{"algo.tau": 0.005, ...}``."""
-    flat: dict[str, Any] = {}
-    for key, value in (data if isinstance(data, dict) else {}).items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _config_diff(saved: Any, wanted: dict[str, Any], limit: int = 3) -> str:
-    """``algo.learning_starts=100 (the sweep: 200)`` for up to ``limit`` keys."""
-    old, new = _flat(saved), _flat(wanted)
-    keys = [k for k in {**old, **new} if old.get(k, "(unset)") != new.get(k, "(unset)")]
-    parts = [
-        f"{k}={old.get(k, '(unset)')} (the sweep: {new.get(k, '(unset)')})" for k in keys[:limit]
-    ]
-    if len(keys) > limit:
-        parts.append(f"{len(keys) - limit} more keys")
-    return ", ".join(parts) or "no config mapping"
-
-
 def _conflict_message(conflicts: list[RunState], out: Path) -> str:
     names = [st.run.name for st in conflicts]
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
@@ -475,7 +452,7 @@ def initial_state(run: SweepRun, out: Path, energy: bool) -> RunState:
     wanted = config_to_dict(run.config)
     if saved is not None and saved != wanted:
         state.state = "conflict"
-        state.error = f"{run.name}/{CONFIG_NAME} has {_config_diff(saved, wanted)}"
+        state.error = f"{run.name}/{CONFIG_NAME} has {config_diff(saved, wanted, 'the sweep')}"
         return state
     status = read_status(run_dir) or {}
     state.take(status)

@@ -178,7 +178,9 @@ def export_npz(
     source: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``net`` (with the run's normaliser and the env's action bounds) to ``path``,
-    atomically; returns the path."""
+    atomically; returns the path. ``action_bounds``: the env's, from
+    :func:`spikerl.envs.action_bounds` (what ``spikerl export`` passes); None writes a policy
+    that acts in [-1, 1], as spikerl's actors do inside :func:`~spikerl.envs.make_env`."""
     return write_npz(*network_spec(net, normalizer, action_bounds, source), path)
 
 

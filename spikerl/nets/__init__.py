@@ -6,26 +6,33 @@ from torch import nn
 
 from ..snn.schedules import AdaptiveSlope, FixedSlope, SlopeSchedule, SteppedSlope
 from .ann import DeterministicActor, GaussianActor, SynapticLayer, TwinCritic, mlp
+from .policy import ActingPolicy
 from .spiking import (
     SpikingActor,
+    SpikingNetwork,
     StepwiseTrace,
     diagnostic_names,
     direct_lif_network,
     spiking_diagnostics,
+    stateful_controller,
 )
 
 __all__ = [
+    "ActingPolicy",
     "DeterministicActor",
     "GaussianActor",
     "SpikingActor",
+    "SpikingNetwork",
     "StepwiseTrace",
     "SynapticLayer",
     "TwinCritic",
     "build_actor",
     "build_slope_schedule",
     "diagnostic_names",
-    "spiking_diagnostics",
+    "direct_lif_network",
     "mlp",
+    "spiking_diagnostics",
+    "stateful_controller",
 ]
 
 

@@ -153,8 +153,9 @@ class SpikingNetwork(nn.Module):
                 if tuple(tensor.shape) != expected:
                     raise StateShapeError(
                         f"layer {name}: state field {field!r} has shape {tuple(tensor.shape)}, "
-                        f"expected {expected} for a batch of {batch}; call init_state({batch}) "
-                        "or reset_rows, the state is never broadcast"
+                        f"expected {expected} for a batch of {batch}; the state is never "
+                        f"broadcast: start it anew (init_state({batch}), or an ActingPolicy's "
+                        "reset()) when the batch size changes"
                     )
 
     # --- execution -----------------------------------------------------------------------------

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SpikerlError, UsageError
+
 __all__ = ["CompileError", "CompiledPolicy", "compile_policy", "find_compiler"]
 
 
-class CompileError(RuntimeError):
+class CompileError(SpikerlError, RuntimeError):
     """The exported C source could not be compiled (the compiler's first lines say why)."""
 
 
@@ -55,7 +57,7 @@ class CompiledPolicy:
     def _call(self, fn, obs: np.ndarray, dtype: np.dtype, out_dtype: np.dtype) -> np.ndarray:
         x = np.ascontiguousarray(obs, dtype)
         if x.shape != (self.obs_dim,):
-            raise ValueError(f"one observation of shape ({self.obs_dim},), got {x.shape}")
+            raise UsageError(f"one observation of shape ({self.obs_dim},), got {x.shape}")
         out = np.zeros(self.act_dim, out_dtype)
         fn(x.ctypes.data_as(ctypes.c_void_p), self._state, out.ctypes.data_as(ctypes.c_void_p))
         return out
@@ -72,7 +74,7 @@ class CompiledPolicy:
         """Every neuron's non-zero outputs in the last decision, layer after layer
         (compiled with ``trace=True``)."""
         if not self.traced:
-            raise ValueError("compile with trace=True to count spikes")
+            raise UsageError("compile with trace=True to count spikes")
         return np.frombuffer(self._state, self.dtype)[-self.neurons :].copy()
 
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from .neurons import (
     conversion_constants,
     encode,
@@ -59,7 +60,7 @@ __all__ = [
 FORMAT, FORMAT_VERSION = "spikerl-numpy", 1
 
 
-class PolicyFileError(ValueError):
+class PolicyFileError(UsageError):
     """The file is not a readable spikerl NumPy policy."""
 
 
@@ -83,6 +84,7 @@ class Policy:
         host = (norm.get("mean"), norm.get("var"), spec.get("action_low"), spec.get("action_high"))
         self._float64 = {k: np.asarray(arrays[k], np.float64) for k in host if k is not None}
         self.timesteps = int(spec["timesteps"])
+        self.obs_dim = observation_dim(spec, arrays)
         self.stateful = bool(spec["stateful"])
         self.layers = spec["layers"]
         self.state: list[tuple[np.ndarray, ...]] | None = None
@@ -124,7 +126,7 @@ class Policy:
         """The carried state, or ``None`` per layer for the zero state."""
         if self.stateful and self.state is not None:
             if self.state[0][0].shape[0] != batch:
-                raise ValueError(
+                raise UsageError(
                     f"the carried state is for a batch of {self.state[0][0].shape[0]}, got "
                     f"{batch}; call reset() first"
                 )
@@ -140,13 +142,25 @@ class Policy:
     def decide(self, obs: np.ndarray) -> np.ndarray:
         """The action for an observation as the actor sees it, ``[n] -> [m]`` or
         ``[B, n] -> [B, m]``."""
-        x = np.asarray(obs, self.dtype)
+        x = self._checked(obs, self.dtype)
         single = x.ndim == 1
         action, _ = self._run(x[None] if single else x, counts=False)
         return action[0] if single else action
 
+    def _checked(self, obs: np.ndarray, dtype: np.dtype | type, batch: bool = False) -> np.ndarray:
+        """``obs`` as an array of ``dtype``, refused unless it is ``[n]`` (not if ``batch``)
+        or ``[B, n]``."""
+        x = np.asarray(obs, dtype)
+        if x.ndim not in ((2,) if batch else (1, 2)) or x.shape[-1] != self.obs_dim:
+            one = "" if batch else f"({self.obs_dim},) or "
+            raise UsageError(
+                f"observation of shape {x.shape}; this policy takes {one}a batch "
+                f"(B, {self.obs_dim})"
+            )
+        return x
+
     def _run(self, obs: np.ndarray, counts: bool) -> tuple[np.ndarray, list[np.ndarray]]:
-        x = np.asarray(obs, self.dtype)
+        x = self._checked(obs, self.dtype, batch=True)
         if self.spec["squash_obs"]:
             x = np.tanh(x)
         x = encode(x, self.spec["encoder"], self.arrays, self.timesteps)
@@ -177,7 +191,7 @@ class Policy:
 
     def act(self, raw_obs: np.ndarray) -> np.ndarray:
         """Normalise a raw env observation, decide, and scale the action to the env's bounds."""
-        x = np.asarray(raw_obs, np.float32)  # spikerl's envs observe in float32
+        x = self._checked(raw_obs, np.float32)  # spikerl's envs observe in float32
         norm = self.spec.get("normalizer")
         if norm is not None:
             mean, var = self._float64[norm["mean"]], self._float64[norm["var"]]
@@ -193,7 +207,7 @@ class Policy:
 
 def _check_dtype(dtype: str) -> None:
     if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype={dtype!r}; choose 'float32' or 'float64'")
+        raise UsageError(f"dtype={dtype!r}; choose 'float32' or 'float64'")
 
 
 def observation_dim(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
@@ -229,6 +243,11 @@ def read_policy_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.nda
     """The description and arrays of an exported file; a bad file is a
     :class:`PolicyFileError` naming it."""
     path = Path(path)
+    if path.suffix.lower() == ".nir":
+        raise PolicyFileError(
+            f"{path} is a NIR graph (for neuromorphic toolchains), not a NumPy policy; export "
+            "one with spikerl export RUN --format numpy"
+        )
     if path.is_file() and not zipfile.is_zipfile(path):
         raise PolicyFileError(f"{path}: not a readable .npz file (not a zip archive)")
     try:

@@ -286,8 +286,11 @@ class EnergyReport:
         rows += [
             ["parameters", f"{self.parameters:,}", "-"],
             ["weight bytes fp32", f"{self.weight_bytes_fp32:,}", "-"],
-            [f"weight bytes {self.meta['export_dtype']}", f"{self.weight_bytes_export:,}", "-"],
         ]
+        if self.meta["export_dtype"] not in ("float32", "fp32"):  # the same line again
+            rows.append(
+                [f"weight bytes {self.meta['export_dtype']}", f"{self.weight_bytes_export:,}", "-"]
+            )
         return format_table(["total", "per decision", "std"], rows)
 
     def _population_table(self) -> str:

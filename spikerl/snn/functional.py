@@ -41,6 +41,8 @@ from typing import Any, Literal, NamedTuple
 
 import torch
 
+from ..errors import UsageError
+
 __all__ = [
     "RESET_MODES",
     "CLIFState",
@@ -66,7 +68,7 @@ ResetMode = Literal["hard", "soft", "soft_detached"]
 RESET_MODES: tuple[str, ...] = typing.get_args(ResetMode)
 
 
-class StateShapeError(ValueError):
+class StateShapeError(UsageError):
     """A neuron state does not have the shape of the input it is stepped with."""
 
 

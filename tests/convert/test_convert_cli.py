@@ -1,5 +1,6 @@
 """``spikerl convert``: a trained run or a state_dict in, an ordinary spikerl policy out."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -31,6 +32,26 @@ def test_convert_a_run_then_evaluate_and_energy(tiny_run, tmp_path, capsys):
     assert "src-mt-T4-a0.5" in capsys.readouterr().out
     assert main(["energy", str(out), "--episodes", "1"]) == 0
     assert "SOP" in capsys.readouterr().out
+
+
+def test_a_normalised_run_converts_to_a_file_that_loads_with_its_normaliser(tmp_path, capsys):
+    """The observation normaliser travels with the converted policy (it was once saved as
+    NumPy arrays, which the weights-only load refuses: the file could not be read back)."""
+    from spikerl.experiments.policy import load_policy
+
+    args = ["train", *sets("run.total_steps=200", "run.name=n", "env.normalize_obs=true")]
+    assert main([*args, "--runs-dir", str(tmp_path)]) == 0
+    out = tmp_path / "snn.pt"
+    args = ["convert", str(tmp_path / "n"), "--timesteps", "2", "--calibration-steps", "20"]
+    assert main([*args, "-o", str(out)]) == 0
+    assert main(["evaluate", str(out), "--episodes", "1"]) == 0
+    _, _, run_norm = load_policy(tmp_path / "n")
+    _, _, norm = load_policy(out)
+    assert set(norm) == set(run_norm) == {"mean", "var", "count"}
+    for key in ("mean", "var"):
+        assert isinstance(norm[key], np.ndarray)
+        np.testing.assert_array_equal(norm[key], run_norm[key])
+    assert norm["count"] == run_norm["count"]
 
 
 def test_default_output_goes_under_the_run(tiny_run, capsys):

@@ -139,3 +139,23 @@ def test_a_new_config_that_would_never_update_is_refused_but_a_saved_one_still_r
     saved = config_to_dict(load_config(None, ["algo.learning_starts=999"]))
     saved["run"].update(total_steps=900, eval_every=300)  # an old run folder's config
     assert config_from_dict(saved).algo.learning_starts == 999
+
+
+def test_sections_made_in_python_are_checked_like_loaded_ones():
+    import dataclasses
+
+    from spikerl.experiments.config import AlgoConfig, Config
+
+    with pytest.raises(ConfigError, match=r"AlgoConfig\.target: 'proxxy' is not allowed"):
+        AlgoConfig(target="proxxy")
+    with pytest.raises(ConfigError, match=r"AlgoConfig\.gamma: 7\.0 is out of range"):
+        AlgoConfig(gamma=7.0)
+    with pytest.raises(ConfigError, match=r"ActorConfig\.kind: 'lfi' is not allowed"):
+        dataclasses.replace(load_config().actor, kind="lfi")
+    with pytest.raises(ConfigError, match=r"Config\.algo: expected AlgoConfig"):
+        Config(algo={"target": "proxy"})
+    assert AlgoConfig(gamma=1).gamma == 1.0 and isinstance(AlgoConfig(gamma=1).gamma, float)
+    with pytest.raises(ConfigError, match=r"^algo\.target: 'proxxy'"):  # loaded: the dotted key
+        load_config(None, ["algo.target=proxxy"])
+    with pytest.raises(ConfigError, match="a list of 'key=value' strings, not one string"):
+        load_config(None, "algo.target=proxy")

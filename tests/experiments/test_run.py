@@ -151,7 +151,9 @@ def test_resume_errors(tiny_config, tmp_path):
         train(cfg, tmp_path, resume=True)
     train(cfg, tmp_path)
     other = tiny_config("run.total_steps=200", "algo.tau=0.01", f"run.name={cfg.run_name}")
-    with pytest.raises(RunError, match="differs"):
+    with pytest.raises(
+        RunError, match=r"differs from the given one: algo\.tau=0\.005 \(given: 0\.01\)"
+    ):
         train(other, tmp_path, resume=True)
     (tmp_path / cfg.run_name / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="corrupt"):
@@ -270,6 +272,20 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tiny_config, tmp_path):
     with pytest.raises(RunError, match="not a spikerl run directory"):
         train(cfg, tmp_path, overwrite=True)
     assert (tmp_path / "precious" / "data.txt").read_text() == "keep me"
+
+
+def test_checkpoints_store_numpy_as_tensors_and_name_pickled_objects(tmp_path):
+    import numpy as np
+
+    from spikerl.experiments.checkpoint import load_checkpoint, save_checkpoint
+
+    save_checkpoint({"a": np.arange(3.0), "b": [np.float32(2.5), (np.int64(4),)]}, tmp_path / "c")
+    state = load_checkpoint(tmp_path / "c")
+    assert torch.equal(state["a"], torch.arange(3.0, dtype=torch.float64))
+    assert state["b"] == [2.5, (4,)] and type(state["b"][1][0]) is int
+    torch.save({"format": 1, "a": np.arange(3.0)}, tmp_path / "pickled.pt")
+    with pytest.raises(CheckpointError, match=r"holds pickled Python objects; spikerl loads only"):
+        load_checkpoint(tmp_path / "pickled.pt")
 
 
 def test_checkpoint_write_failure_is_a_clear_error(tmp_path):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from spikerl.errors import UsageError
 from spikerl.export import ExportError, export_npz
 from spikerl.nets import DeterministicActor, SpikingActor, direct_lif_network
 from spikerl.runtime import PolicyFileError, load_policy
@@ -161,6 +162,9 @@ def test_act_normalises_and_scales_to_env_bounds(tmp_path):
     x = np.clip((raw - 0.5) / np.sqrt(4.0 + 1e-8), -10, 10).astype(np.float32)
     a = policy.decide(x)
     np.testing.assert_allclose(policy.act(raw), bounds[0] + (bounds[1] - bounds[0]) * (a + 1) / 2)
+    for bad in (np.zeros(OBS + 1), np.zeros((2, 2, OBS)), 1.0):
+        with pytest.raises(UsageError, match=rf"this policy takes \({OBS},\) or a batch"):
+            policy.act(bad)
 
 
 def test_refusals_and_bad_files(tmp_path):
@@ -198,6 +202,8 @@ def test_runtime_imports_neither_torch_nor_gymnasium(tmp_path):
 
 def test_export_command_writes_a_policy_that_acts_like_the_run(tmp_path, capsys):
     from spikerl.cli import main
+    from spikerl.errors import UsageError
+    from spikerl.experiments.policy import EnvPolicy
     from spikerl.experiments.policy import load_policy as load_run_policy
     from tests.conftest import TINY
 
@@ -215,6 +221,16 @@ def test_export_command_writes_a_policy_that_acts_like_the_run(tmp_path, capsys)
         expected = actor(torch.as_tensor(x.astype(np.float32))[None]).numpy()[0]
     # Pendulum's torque bounds are +-2: act() returns env actions
     np.testing.assert_allclose(policy.act(raw), 2.0 * expected, atol=1e-5)
+    # ... as the run's EnvPolicy does in torch, one observation or a batch
+    env_policy = EnvPolicy.load(tmp_path / "r")
+    np.testing.assert_allclose(env_policy.act(raw), policy.act(raw), atol=1e-5)
+    batch = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        env_policy.act(batch), np.stack([policy.act(row) for row in batch]), atol=1e-5
+    )
+    for bad in (np.zeros(4), np.zeros((2, 2, 3)), np.float32(1.0)):
+        with pytest.raises(UsageError, match="Pendulum-v1 policies take"):
+            env_policy.act(bad)
     assert policy.spec["source"]["env"] == "Pendulum-v1"
     ann = [a for o in (*TINY, "run.total_steps=200", "run.name=a") for a in ("--set", o)]
     assert main(["train", *ann, "--runs-dir", str(tmp_path)]) == 0
