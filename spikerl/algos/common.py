@@ -186,12 +186,16 @@ class CheckpointMixin:
     policy: ActingPolicy
 
     def parts(self) -> dict[str, Any]:
+        """Name -> network, optimiser or None (a part this variant does not have)."""
         raise NotImplementedError
 
     def generators(self) -> dict[str, Generator]:
+        """Name -> the learner's own NumPy or torch random generator."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
+        """Every part's state, the iteration count, the generators' states and the acting
+        policy's carried state."""
         state = {k: p.state_dict() for k, p in self.parts().items() if p is not None}
         state["iterations"] = self.iterations
         state["generators"] = {k: generator_state(g) for k, g in self.generators().items()}
@@ -199,6 +203,7 @@ class CheckpointMixin:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; a missing part raises ``KeyError`` naming it."""
         if "generators" not in state:
             raise KeyError(
                 "the checkpoint was written by spikerl 0.1, before independent random streams; "

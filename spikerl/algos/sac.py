@@ -101,6 +101,8 @@ class SAC(CheckpointMixin):
         return self.actor.sample(obs, self.generators()[stream])
 
     def update(self, buffer: ReplayBuffer) -> dict[str, float]:
+        """One iteration: critic step on the soft TD target, actor and temperature step, Polyak
+        update of the target critics; returns the losses, alpha and the entropy."""
         self.iterations += 1
         batch = buffer.sample(self.cfg.batch_size)
         metrics = self._critic_step(batch)

@@ -111,6 +111,8 @@ class ReplayBuffer:
         self.size = min(self.size + 1, self.capacity)
 
     def sample_indices(self, batch_size: int) -> np.ndarray:
+        """``batch_size`` uniform indices (with replacement) of stored transitions, from the
+        buffer's own generator."""
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         return self.rng.integers(0, self.size, size=batch_size)
@@ -150,6 +152,8 @@ class ReplayBuffer:
         return torch.from_numpy(getattr(self, field)[: self.size].copy())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (the counters only together with the data); a
+        different capacity raises ``ValueError``."""
         if state["capacity"] != self.capacity:
             raise ValueError(
                 f"buffer capacity mismatch: checkpoint {state['capacity']}, buffer {self.capacity}"

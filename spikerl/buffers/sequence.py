@@ -143,10 +143,12 @@ class EpisodeSequenceBuffer:
 
     @property
     def num_episodes(self) -> int:
+        """Episodes stored now."""
         return self.ep_count
 
     @property
     def num_windows(self) -> int:
+        """Window start positions available to sampling now (over all stored episodes)."""
         return self._num_windows
 
     @property
@@ -349,6 +351,8 @@ class EpisodeSequenceBuffer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; a checkpoint of another window, look-ahead or capacity
+        setting raises ``ValueError`` naming the values."""
         mismatch = {k: v for k, v in state["config"].items() if self._config()[k] != v}
         if mismatch:
             raise ValueError(f"sequence buffer config mismatch (checkpoint values): {mismatch}")

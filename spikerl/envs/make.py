@@ -163,9 +163,11 @@ class ObservationNormalizer(gym.ObservationWrapper):
         self.var = self.var + (delta * (x - self.mean) - self.var) / self.count
 
     def state_dict(self) -> dict[str, Any]:
+        """The running statistics: ``mean`` and ``var`` (float64 arrays) and ``count``."""
         return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (arrays or tensors); ``update`` is left as it is."""
         self.mean = np.array(state["mean"], np.float64)
         self.var = np.array(state["var"], np.float64)
         self.count = float(state["count"])

@@ -72,10 +72,12 @@ class TwinCritic(nn.Module):
     def forward(
         self, obs: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Q_1(s, a), Q_2(s, a))``, each ``[B]``."""
         x = torch.cat([obs, actions], dim=-1)
         return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
 
     def q1_value(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``Q_1(s, a)`` alone ``[B]`` (the actor's loss needs only the first critic)."""
         return self.q1(torch.cat([obs, actions], dim=-1)).squeeze(-1)
 
 

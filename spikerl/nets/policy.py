@@ -63,6 +63,8 @@ class ActingPolicy:
         return {"state": [list(layer) for layer in map_state(torch.Tensor.cpu, self.state)]}
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` onto this policy's device (a stateless actor keeps
+        none)."""
         layers = saved.get("state")
         if layers is None or not self.stateful:
             self.state = None

@@ -302,6 +302,7 @@ class SpikingNetwork(nn.Module):
         return [n.surrogate for n in self.neurons]
 
     def set_surrogate_slope(self, slope: float) -> None:
+        """Set the surrogate slope k of every spiking layer (a slope schedule's value)."""
         for surrogate in self.surrogates:
             surrogate.slope = slope
 

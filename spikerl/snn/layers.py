@@ -98,6 +98,8 @@ class SpikingNeuron(nn.Module):
         self.size = size
 
     def tick_fn(self) -> TickFn:
+        """The pure neuron step ``(current, state, tick) -> (output, state)`` with this
+        module's parameters bound (:mod:`spikerl.snn.functional`)."""
         raise NotImplementedError
 
     def step(

@@ -33,12 +33,14 @@ class SlopeSchedule:
     """Interface: :meth:`value`, :meth:`update`, and a plain-data state for checkpoints."""
 
     def value(self) -> float:
+        """The surrogate slope k to train with now."""
         raise NotImplementedError
 
     def update(self, epoch: int, eval_return: float | None = None) -> None:
         """Advance to epoch ``epoch`` having measured ``eval_return`` there."""
 
     def state_dict(self) -> dict[str, Any]:
+        """What a resume needs to continue the schedule exactly (plain data)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
