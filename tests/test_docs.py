@@ -180,5 +180,8 @@ def test_the_docs_have_python_examples() -> None:
     ids=[f"{doc}:{i}" for doc, i, _ in PYTHON],
 )
 def test_documented_python_example_runs(doc, index, code, example_folder, monkeypatch) -> None:
+    from spikerl.snn import energy
+
     monkeypatch.chdir(example_folder)
+    monkeypatch.setattr(energy, "PRESETS", dict(energy.PRESETS))  # an example registers one
     exec(compile(code, f"{doc} python block {index}", "exec"), {"__name__": "__example__"})

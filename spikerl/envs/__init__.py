@@ -9,8 +9,8 @@ from .make import (
     env_dims,
     find_wrapper,
     make_env,
+    make_env_wrappers,
     missing_dependency,
-    wrappers_of,
 )
 from .state import get_env_state, set_env_state
 
@@ -24,7 +24,7 @@ __all__ = [
     "find_wrapper",
     "get_env_state",
     "make_env",
+    "make_env_wrappers",
     "missing_dependency",
     "set_env_state",
-    "wrappers_of",
 ]

@@ -31,8 +31,8 @@ __all__ = [
     "env_dims",
     "find_wrapper",
     "make_env",
+    "make_env_wrappers",
     "missing_dependency",
-    "wrappers_of",
 ]
 
 #: Gymnasium env family (``gymnasium.envs.<family>``) -> what to install for it.
@@ -244,16 +244,25 @@ def env_dims(env: gym.Env) -> tuple[int, int]:
 
 def find_wrapper(env: gym.Env, cls: type) -> Any:
     """The first wrapper of type ``cls`` in ``env``'s stack, or None."""
-    found = wrappers_of(env, cls)
-    return found[0] if found else None
-
-
-def wrappers_of(env: gym.Env, cls: type) -> list[Any]:
-    """Every wrapper of type ``cls`` in ``env``'s stack, outermost first."""
-    found = []
     while isinstance(env, gym.Wrapper):
         if isinstance(env, cls):
-            found.append(env)
+            return env
+        env = env.env
+    return None
+
+
+#: The wrappers :func:`make_env` puts around what ``gym.make`` returns.
+_MAKE_ENV_WRAPPERS = (ObservationNormalizer, gym.wrappers.TransformObservation,
+                      gym.wrappers.RescaleAction)  # fmt: skip
+
+
+def make_env_wrappers(env: gym.Env) -> list[gym.Wrapper]:
+    """The wrappers :func:`make_env` added to ``env`` (the float32 cast, the observation
+    normaliser, the action rescaling), outermost first; not those ``gym.make`` added below
+    them (time limit, order checks, an env's registered wrappers)."""
+    found = []
+    while isinstance(env, _MAKE_ENV_WRAPPERS):
+        found.append(env)
         env = env.env
     return found
 

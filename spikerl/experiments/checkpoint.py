@@ -49,16 +49,21 @@ class CheckpointError(SpikerlError, RuntimeError):
 
 def _loadable(value: Any) -> Any:
     """``value`` with every NumPy array made a tensor and every NumPy scalar a Python number,
-    in nested dicts, lists and tuples: what :func:`load_checkpoint`'s weights-only load reads
-    (it refuses pickled NumPy objects)."""
+    in nested dicts, lists and tuples (a container without any is returned as it is): what
+    :func:`load_checkpoint`'s weights-only load reads (it refuses pickled NumPy objects)."""
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value.copy())
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dict):
-        return {k: _loadable(v) for k, v in value.items()}
+        items = {k: _loadable(v) for k, v in value.items()}
+        unchanged = all(items[k] is v for k, v in value.items())
+        return value if unchanged else items  # a state_dict keeps its type and metadata
     if isinstance(value, list | tuple):
-        return type(value)(_loadable(v) for v in value)
+        items = [_loadable(v) for v in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     return value
 
 
@@ -106,7 +111,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         # Not torch's text: for a file spikerl wrote, it wrongly suggests weights_only=False.
         why = "corrupt or truncated"
         if isinstance(err, pickle.UnpicklingError) and "Unsupported global" in str(err):
-            why = "it holds pickled Python objects; spikerl loads only tensors and plain data"
+            why = (
+                "it holds pickled Python objects, which spikerl does not load; a policy that an "
+                "older spikerl converted from a run with env.normalize_obs is such a file: "
+                "convert it again"
+            )
         raise CheckpointError(f"{path} is not a spikerl checkpoint ({why})") from None
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{path} is a torch file but not a spikerl checkpoint (no format)")

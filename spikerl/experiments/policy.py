@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..envs import ObservationNormalizer, env_dims, find_wrapper, make_env, wrappers_of
+from ..envs import ObservationNormalizer, env_dims, find_wrapper, make_env, make_env_wrappers
 from ..errors import UsageError
 from ..nets import build_actor
 from ..nets.policy import ActingPolicy
@@ -48,8 +48,9 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Confi
 
     ``path`` is a run folder, a checkpoint inside one, or a converted policy written by
     ``spikerl convert`` (its config is the source's, with the conversion's name and seed).
-    The actor acts on normalised observations in [-1, 1] actions, as inside the env of
-    :func:`~spikerl.envs.make_env`; :class:`EnvPolicy` acts on the env's own."""
+    The actor takes observations as :func:`~spikerl.envs.make_env` gives them (normalised, if
+    the run normalised) and gives actions in [-1, 1]; :class:`EnvPolicy` takes and gives the
+    env's own."""
     from ..convert.build import CONVERTED_FORMAT, converted_from_saved
 
     device = str(resolve_device(device, "device"))
@@ -149,14 +150,16 @@ class EnvPolicy:
         normalizer: dict[str, Any] | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
+        device = resolve_device(str(device), "device")
         env = make_env(env_id, normalize_obs=normalizer is not None)
         if normalizer is not None:
             norm = find_wrapper(env, ObservationNormalizer)
             norm.load_state_dict(normalizer)
             norm.update = False
         self.env_id, self.obs_shape = env_id, env.observation_space.shape
-        self._observation_wrappers = wrappers_of(env, gym.ObservationWrapper)[::-1]
-        self._action_wrappers = wrappers_of(env, gym.ActionWrapper)
+        own = make_env_wrappers(env)  # not those gym.make adds: its env gives what they made
+        self._observation_wrappers = [w for w in own if isinstance(w, gym.ObservationWrapper)][::-1]
+        self._action_wrappers = [w for w in own if isinstance(w, gym.ActionWrapper)]
         env.close()
         self.policy = ActingPolicy(actor, device)
 
@@ -172,11 +175,11 @@ class EnvPolicy:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The env action for the raw observation ``obs`` (``[n]`` or a batch ``[B, n]``)."""
-        obs = np.asarray(obs)
-        if obs.shape[-1:] != self.obs_shape or obs.ndim not in (1, 2):
+        obs, rank = np.asarray(obs), len(self.obs_shape)
+        if obs.ndim not in (rank, rank + 1) or obs.shape[-rank:] != self.obs_shape:
             raise UsageError(
                 f"observation of shape {obs.shape}; {self.env_id} policies take "
-                f"{self.obs_shape} or a batch (B, {self.obs_shape[0]})"
+                f"{self.obs_shape} or a batch (B, {', '.join(map(str, self.obs_shape))})"
             )
         for wrapper in self._observation_wrappers:  # innermost first, as the env applies them
             obs = wrapper.observation(obs)

@@ -85,6 +85,8 @@ class Policy:
         self._float64 = {k: np.asarray(arrays[k], np.float64) for k in host if k is not None}
         self.timesteps = int(spec["timesteps"])
         self.obs_dim = observation_dim(spec, arrays)
+        encoder = spec["encoder"]  # files from before "obs_dim" know only the columns read
+        self._width_known = not (encoder.get("inputs") is not None and not encoder.get("obs_dim"))
         self.stateful = bool(spec["stateful"])
         self.layers = spec["layers"]
         self.state: list[tuple[np.ndarray, ...]] | None = None
@@ -151,11 +153,13 @@ class Policy:
         """``obs`` as an array of ``dtype``, refused unless it is ``[n]`` (not if ``batch``)
         or ``[B, n]``."""
         x = np.asarray(obs, dtype)
-        if x.ndim not in ((2,) if batch else (1, 2)) or x.shape[-1] != self.obs_dim:
-            one = "" if batch else f"({self.obs_dim},) or "
+        width = x.shape[-1] if x.ndim else 0
+        fits = width == self.obs_dim if self._width_known else width >= self.obs_dim
+        if x.ndim not in ((2,) if batch else (1, 2)) or not fits:
+            n = self.obs_dim if self._width_known else f"n >= {self.obs_dim}"
+            one = "" if batch else f"({n},) or "
             raise UsageError(
-                f"observation of shape {x.shape}; this policy takes {one}a batch "
-                f"(B, {self.obs_dim})"
+                f"observation of shape {x.shape}; this policy takes {one}a batch (B, {n})"
             )
         return x
 

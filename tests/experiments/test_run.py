@@ -283,8 +283,19 @@ def test_checkpoints_store_numpy_as_tensors_and_name_pickled_objects(tmp_path):
     state = load_checkpoint(tmp_path / "c")
     assert torch.equal(state["a"], torch.arange(3.0, dtype=torch.float64))
     assert state["b"] == [2.5, (4,)] and type(state["b"][1][0]) is int
+    from collections import namedtuple
+
+    from spikerl.experiments.checkpoint import _loadable
+
+    state_dict = torch.nn.Linear(2, 2).state_dict()
+    assert _loadable(state_dict) is state_dict  # nothing to convert: type and metadata kept
+    pair = namedtuple("Pair", "a b")(np.zeros(2), 1)
+    assert type(_loadable(pair)).__name__ == "Pair" and torch.is_tensor(_loadable(pair).a)
     torch.save({"format": 1, "a": np.arange(3.0)}, tmp_path / "pickled.pt")
-    with pytest.raises(CheckpointError, match=r"holds pickled Python objects; spikerl loads only"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"holds pickled Python objects, which spikerl does not load; .* convert it again",
+    ):
         load_checkpoint(tmp_path / "pickled.pt")
 
 

@@ -167,6 +167,50 @@ def test_act_normalises_and_scales_to_env_bounds(tmp_path):
             policy.act(bad)
 
 
+def test_exports_from_before_obs_dim_take_the_whole_observation(tmp_path):
+    """Files written before the encoder recorded ``obs_dim`` know only the columns they read:
+    any observation at least that wide is accepted, as it was."""
+    import json
+
+    path = export_npz(controller().double(), tmp_path / "c.npz")
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    spec = json.loads(str(arrays.pop("spec")))
+    del spec["encoder"]["obs_dim"]
+    np.savez(tmp_path / "old.npz", spec=np.array(json.dumps(spec)), **arrays)
+    old, new = load_policy(tmp_path / "old.npz"), load_policy(path)
+    obs = observation_stream(steps=1, batch=2)[0]
+    np.testing.assert_array_equal(old.decide(obs), new.decide(obs))
+    with pytest.raises(UsageError, match=rf"takes \(n >= {OBS - 1},\)"):
+        old.decide(np.zeros(OBS - 2))
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "MountainCarContinuous-v0"])
+def test_env_policy_acts_as_the_export_of_a_stateful_controller(env_id, tmp_path):
+    """EnvPolicy (torch, the env's own wrappers) against the exported runtime, for a stateful
+    controller with a normaliser, in a batch with per-row resets; MountainCarContinuous acts in
+    [-1, 1] already (no rescaling)."""
+    from spikerl.envs import action_bounds
+    from spikerl.experiments.policy import EnvPolicy
+
+    torch.manual_seed(2)
+    net = direct_lif_network(2, 1, [16, 8], timesteps=1, stateful=True).double()
+    if env_id == "Pendulum-v1":  # three observations: the network reads the first two
+        net = direct_lif_network(3, 1, [16, 8], timesteps=1, stateful=True, inputs=2).double()
+    n = 3 if env_id == "Pendulum-v1" else 2
+    norm = {"mean": np.linspace(-0.5, 0.5, n), "var": np.linspace(0.5, 2.0, n), "count": 10.0}
+    exported = load_policy(export_npz(net, tmp_path / "p.npz", norm, action_bounds(env_id)))
+    policy = EnvPolicy(net.float(), env_id, norm, device="auto")
+    rng = np.random.default_rng(0)
+    for step in range(6):
+        if step == 3:
+            mask = np.array([True, False, True])
+            policy.reset(mask)
+            exported.reset(mask)
+        obs = rng.normal(size=(3, n)).astype(np.float32)
+        np.testing.assert_allclose(policy.act(obs), exported.act(obs), atol=1e-5)
+
+
 def test_refusals_and_bad_files(tmp_path):
     with pytest.raises(ExportError, match="not a spiking network"):
         export_npz(DeterministicActor(OBS, ACT, [8]), tmp_path / "a.npz")
