@@ -309,13 +309,29 @@ class Config(_Section):
 
     @property
     def run_name(self) -> str:
-        """The run's directory name: ``run.name`` or ``<algo>-<target>-<actor>-<env>-s<seed>``
-        (a namespaced or module-prefixed env id contributes its last part, ``/`` as ``-``)."""
+        """The run's directory name: ``run.name`` or ``<algo>-<method>-<actor>-<env>-s<seed>``
+        (a namespaced or module-prefixed env id contributes its last part, ``/`` as ``-``).
+        The method: ``pt-`` for TD3's proxy target; for the sequence method its objective and
+        data (``td3bc-jsrl-``, ``bc-jsrl-``, ``offline-bc-``, ``offline-td3bc-``, ``td3-``), so
+        the presets of one comparison do not share a folder."""
         if self.run.name:
             return self.run.name
-        tag = {"polyak": "", "proxy": "pt-"}[self.algo.target] if self.algo.name == "td3" else ""
+        tag = ""
+        if self.algo.name == "td3":
+            tag = {"polyak": "", "proxy": "pt-"}[self.algo.target]
+        elif self.algo.name == "sequence":
+            tag = _sequence_method(self.algo.sequence) + "-"
         env = self.env.id.rpartition(":")[2].replace("/", "-")  # spikerl/Quadrotor-v0, pkg:Env
         return f"{self.algo.name}-{tag}{self.actor.kind}-{env}-s{self.run.seed}"
+
+
+def _sequence_method(seq: SequenceConfig) -> str:
+    """``td3bc``, ``td3`` or ``bc`` (the actor's Q term), jump-started (``-jsrl``: the guide
+    flies part of every collected episode) or ``offline-`` (the seed data only)."""
+    objective = {"normalized": "td3bc", "plain": "td3", "none": "bc"}[seq.q_term]
+    if not seq.online:
+        return f"offline-{objective}"
+    return f"{objective}-jsrl" if seq.guide_steps > 0 else objective
 
 
 def _check_sequence(cfg: Config) -> None:

@@ -196,7 +196,10 @@ def load_run_config(run_dir: str | Path) -> Config:
 
 def _check_resumable(cfg: Config, run_dir: Path) -> None:
     if not (run_dir / CHECKPOINT_NAME).is_file():
-        raise RunError(f"cannot resume: no checkpoint in {run_dir}")
+        raise RunError(
+            f"cannot resume: no checkpoint in {run_dir} (if its start was stopped before the "
+            "first checkpoint, the command without --resume starts it again)"
+        )
     saved, given = config_to_dict(load_run_config(run_dir)), config_to_dict(cfg)
     if saved != given:
         raise RunError(
@@ -218,10 +221,14 @@ def clear_interrupted_writes(run_dir: Path) -> None:
 
 
 def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """Refuse an existing folder, unless ``overwrite`` of a spikerl run. (An unusable parent,
-    a file or not writable, has already been refused by :func:`run_lock`, which creates the
-    lock file in it.)"""
+    """Refuse an existing folder, unless ``overwrite`` of a spikerl run, or a run whose start
+    was killed before its first checkpoint (nothing to resume; the same command starts it
+    again, with a note). (An unusable parent, a file or not writable, has already been refused
+    by :func:`run_lock`, which creates the lock file in it.)"""
     if run_dir.exists() or run_dir.is_symlink():
+        if not overwrite and _start_never_finished(run_dir):
+            _note(f"{run_dir} was stopped before its first checkpoint; starting it again")
+            return
         if not overwrite:
             raise RunError(
                 f"run directory {run_dir} already exists; pass --overwrite (overwrite=True) to "
@@ -236,6 +243,17 @@ def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
                 "training did not write (the output of another command, e.g. spikerl convert, "
                 "or your own files); move or delete them first"
             )
+
+
+def _start_never_finished(run_dir: Path) -> bool:
+    """A run folder with its config but no checkpoint, holding nothing but training's own
+    entries: what a start killed (SIGKILL, power loss) before its first checkpoint leaves."""
+    return (
+        run_dir.is_dir()
+        and (run_dir / CONFIG_NAME).is_file()
+        and not (run_dir / CHECKPOINT_NAME).exists()
+        and not entries_not_from_training(run_dir)
+    )
 
 
 def entries_not_from_training(run_dir: Path) -> list[str]:
@@ -253,9 +271,10 @@ def entries_not_from_training(run_dir: Path) -> list[str]:
     return others
 
 
-def _create_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> None:
-    """Replace (``overwrite``) or create the folder and write its ``config.yaml``."""
-    if overwrite and run_dir.exists():
+def _create_run_dir(cfg: Config, run_dir: Path) -> None:
+    """Create the folder (replacing one that :func:`_check_new_run_dir` let through) and write
+    its ``config.yaml``."""
+    if run_dir.exists():
         shutil.rmtree(run_dir)
     try:
         run_dir.mkdir(parents=True)
@@ -773,14 +792,14 @@ def train(
         if cfg.algo.name == "sequence":  # its own epoch loop on the same run folder machinery
             from .sequence_run import train_sequence
 
-            return train_sequence(cfg, run_dir, device, resume, overwrite)
+            return train_sequence(cfg, run_dir, device, resume)
         session = _build_session(cfg, run_dir, device)
         if resume:
             _resume(session)
             if already_finished(session):
                 return _run_result(session, True, {})
         else:
-            _start(session, overwrite)
+            _start(session)
         record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())
         with _stop_on_signals() as stop:
             try:
@@ -796,10 +815,10 @@ def train(
                 raise
 
 
-def _start(s: _Session, overwrite: bool) -> None:
+def _start(s: _Session) -> None:
     """Create the folder, evaluate the initial policy and write the first checkpoint; a
     failure removes the folder again, so the same command can simply be repeated."""
-    _create_run_dir(s.cfg, s.run_dir, overwrite)
+    _create_run_dir(s.cfg, s.run_dir)
     try:
         _evaluate_and_log(s, time.perf_counter(), 0, log_lines=not _show_bar(s.cfg))
         _save(s)

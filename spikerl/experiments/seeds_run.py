@@ -146,7 +146,7 @@ def train_seeds(
                 _note(f"took over the lock of {run_dir} from process {lock.took_over}")
         _check_folders(cfgs, dirs, resume, overwrite)
         sessions = [_build_session(c, d, device) for c, d in zip(cfgs, dirs, strict=True)]
-        _open(sessions, resume, overwrite)
+        _open(sessions, resume)
         if resume and all([already_finished(s) for s in sessions]):  # seeds share one step
             return [_run_result(s, True, {}) for s in sessions]
         for run_dir in dirs:
@@ -166,7 +166,7 @@ def train_seeds(
                 raise
 
 
-def _open(sessions: list[_Session], resume: bool, overwrite: bool) -> None:
+def _open(sessions: list[_Session], resume: bool) -> None:
     """Resume every seed (all at one step), or start every seed; a failed start removes the
     folders started before it."""
     if resume:
@@ -176,7 +176,7 @@ def _open(sessions: list[_Session], resume: bool, overwrite: bool) -> None:
     started: list[_Session] = []
     try:
         for s in sessions:
-            _start(s, overwrite)
+            _start(s)
             started.append(s)
     except BaseException:
         for s in started:

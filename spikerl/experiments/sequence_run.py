@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from ..algos.guided import RolloutResult, guided_rollouts
 from ..algos.sequence import SequenceTD3BC
 from ..buffers.sequence import EpisodeSequenceBuffer
+from ..errors import SpikerlError
 from ..nets import TwinCritic, build_actor, build_slope_schedule
 from ..seeding import SeedStreams
 from ..snn.layers import compile_neuron_loops
@@ -158,7 +159,10 @@ def load_guide(spec: str, obs_dim: int, act_dim: int, device: torch.device) -> n
         )
     else:
         path = Path(spec)
-    guide, guide_cfg, normalizer = load_policy(str(path), str(device))
+    try:
+        guide, guide_cfg, normalizer = load_policy(str(path), str(device))
+    except SpikerlError as err:  # missing, not a run, corrupt: say which setting named it
+        raise ConfigError(f"algo.sequence.guide: {err}") from None
     if normalizer is not None or getattr(guide, "stateful", False):
         raise ConfigError(
             f"algo.sequence.guide: {spec} must be a stateless actor without observation "
@@ -499,10 +503,10 @@ def _check_buffer_saved(cfg: Config, state: dict[str, Any]) -> None:
           "empty and the resumed run is not exact")  # fmt: skip
 
 
-def _start(s: _SeqSession, overwrite: bool) -> None:
+def _start(s: _SeqSession) -> None:
     """Create the folder, seed the buffer with guide episodes, evaluate the initial actor and
     checkpoint; a failure removes the folder again."""
-    _create_run_dir(s.cfg, s.run_dir, overwrite)
+    _create_run_dir(s.cfg, s.run_dir)
     try:
         seq = s.cfg.algo.sequence
         _set_curriculum(s, 0)
@@ -521,9 +525,7 @@ def _start(s: _SeqSession, overwrite: bool) -> None:
         raise
 
 
-def train_sequence(
-    cfg: Config, run_dir: Path, device: torch.device, resume: bool, overwrite: bool
-) -> RunResult:
+def train_sequence(cfg: Config, run_dir: Path, device: torch.device, resume: bool) -> RunResult:
     """Build, start or resume, and run the epoch loop (called by
     :func:`~spikerl.experiments.run.train` inside its run-folder lock)."""
     session = _build(cfg, run_dir, device)
@@ -539,7 +541,7 @@ def train_sequence(
             settle_finished(session, f"epoch {session.epochs}")
             return _result(session)
     else:
-        _start(session, overwrite)
+        _start(session)
     record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())
     with _stop_on_signals() as stop:
         try:

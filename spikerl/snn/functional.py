@@ -104,6 +104,12 @@ def _state_or_zeros(cls: type, current: torch.Tensor, state: Any) -> Any:
     """``state``, or a fresh zero state for ``None``; a shape mismatch raises."""
     if state is None:
         return _zeros(cls, current)
+    if not isinstance(state, cls):  # a plain tuple of the fields, in their order
+        if len(state) != len(cls._fields):
+            raise StateShapeError(
+                f"a {cls.__name__} has {len(cls._fields)} fields {cls._fields}, got {len(state)}"
+            )
+        state = cls(*state)
     if state[0].shape != current.shape:
         raise StateShapeError(
             f"{cls.__name__} of shape {tuple(state[0].shape)} does not match the input of shape "

@@ -32,6 +32,7 @@ from .functional import (
     DNState,
     LIFState,
     ResetMode,
+    StateShapeError,
     _state_or_zeros,
     clif_current,
     clif_step,
@@ -106,14 +107,25 @@ class SpikingNeuron(nn.Module):
         self, current: torch.Tensor, state: Any = None, tick: int = 0
     ) -> tuple[torch.Tensor, Any]:
         """One tick; ``state=None`` is the zero state."""
+        self._check_width(current)
         return self.tick_fn()(_full_precision(current), state, tick)
 
     def forward(self, currents: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         """Run all ``T`` ticks of ``currents [T, B, N]``; returns ``(outputs [T, B, N], state)``."""
+        self._check_width(currents)
         currents = _full_precision(currents)
         if self.compiled:
             return _compiled_loop(self)(currents, state)
         return self._tick_loop(currents, state)
+
+    def _check_width(self, current: torch.Tensor) -> None:
+        """A layer of ``size`` neurons takes ``size`` input currents (scalar constants would
+        otherwise broadcast over any width without a word)."""
+        if self.size is not None and current.shape[-1] != self.size:
+            raise StateShapeError(
+                f"{type(self).__name__} of {self.size} neurons got currents of shape "
+                f"{tuple(current.shape)}; the last dimension must be {self.size}"
+            )
 
     def _tick_loop(self, currents: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         return unroll(self.tick_fn(), currents, state, with_tick=True)
@@ -289,6 +301,7 @@ class LIF(SpikingNeuron):
         """All T ticks; in the C kernel of :mod:`spikerl.snn.kernel` where it applies (the
         eager loop's spikes and states bit for bit, its gradients up to summation order),
         unless :attr:`kernel` is off or the layer is :attr:`compiled`."""
+        self._check_width(currents)
         if self.kernel and not self.compiled:
             out = lif_sequence(_full_precision(currents), state, self.surrogate, self.decay,
                                self.v_th, self.reset)  # fmt: skip
@@ -373,6 +386,7 @@ class CLIF(SpikingNeuron):
         where that applies: the eager loop's spikes and states bit for bit (``decay * v * (1 -
         s)`` is ``decay * (v * (1 - s))`` for a 0/1 spike), its gradients up to summation
         order. Otherwise, or with :attr:`kernel` off, the eager tick loop."""
+        self._check_width(currents)
         currents = _full_precision(currents)
         args = (self.surrogate, self.decay, self.v_th, "hard")
         if self.kernel and not self.compiled and kernel_applies(currents, state, *args):
@@ -422,6 +436,7 @@ class DN(SpikingNeuron):
         (:func:`~spikerl.snn.kernel.dn_sequence`) where it applies: the eager loop's spikes and
         states bit for bit, its gradients up to rounding. Otherwise, or with :attr:`kernel`
         off, the eager tick loop."""
+        self._check_width(currents)
         currents = _full_precision(currents)
         if not (
             self.kernel

@@ -159,3 +159,17 @@ def test_sections_made_in_python_are_checked_like_loaded_ones():
         load_config(None, ["algo.target=proxxy"])
     with pytest.raises(ConfigError, match="a list of 'key=value' strings, not one string"):
         load_config(None, "algo.target=proxy")
+
+
+def test_the_sequence_presets_of_one_comparison_get_their_own_run_folders():
+    names = {
+        preset: load_config(f"configs/quadrotor/{preset}.yaml").run_name
+        for preset in ("guided_td3bc", "guided_bc", "bc_sequence", "td3bc_offline", "td3_sequence")
+    }
+    assert names == {
+        "guided_td3bc": "sequence-td3bc-jsrl-lif-spikerl-Quadrotor-v0-s0",
+        "guided_bc": "sequence-bc-jsrl-lif-spikerl-Quadrotor-v0-s0",
+        "bc_sequence": "sequence-offline-bc-lif-spikerl-Quadrotor-v0-s0",
+        "td3bc_offline": "sequence-offline-td3bc-lif-spikerl-Quadrotor-v0-s0",
+        "td3_sequence": "sequence-td3-lif-spikerl-Quadrotor-v0-s0",
+    }

@@ -138,6 +138,26 @@ def test_overwrite_refuses_a_run_folder_that_holds_other_outputs(tiny_config, tm
     )
 
 
+def test_a_start_killed_before_its_first_checkpoint_starts_again(tiny_config, tmp_path, capsys):
+    """A SIGKILL during the start (e.g. the sequence method's guide seeding) leaves config.yaml
+    and no checkpoint: --resume says what to do, and the plain command starts the run again.
+    A folder that also holds other files is still refused."""
+    cfg = tiny_config("run.total_steps=200")
+    run_dir = tmp_path / cfg.run_name
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("env:\n  id: Pendulum-v1\n")
+    (run_dir / "status.json").write_text("{}")
+    with pytest.raises(RunError, match="the command without --resume starts it again"):
+        train(cfg, tmp_path, resume=True)
+    (run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="already exists"):
+        train(cfg, tmp_path)
+    (run_dir / "notes.txt").unlink()
+    result = train(cfg, tmp_path)
+    assert "stopped before its first checkpoint; starting it again" in capsys.readouterr().err
+    assert result.steps == 200 and (run_dir / "checkpoint.pt").is_file()
+
+
 def test_runs_dir_that_is_a_file_is_one_clear_error(tiny_config, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(Exception, match="is a file, not a directory"):

@@ -12,6 +12,7 @@ from spikerl.snn.functional import (
     CLIFState,
     DNState,
     LIFState,
+    StateShapeError,
     clif_step,
     dn_step,
     if_step,
@@ -275,3 +276,24 @@ def test_plif_invalid_decay_raises():
 def test_base_class_step_not_implemented():
     with pytest.raises(NotImplementedError):
         SpikingNeuron().step(torch.zeros(1))
+
+
+@pytest.mark.parametrize("cls", [LIF, CLIF, DN, PLIF])
+def test_a_layer_refuses_currents_of_another_width(cls):
+    layer = cls(size=3)
+    for call in (lambda: layer.step(torch.zeros(1, 4)), lambda: layer(torch.zeros(2, 1, 4))):
+        with pytest.raises(StateShapeError, match=r"of 3 neurons got currents of shape .*, 4\)"):
+            call()
+    out, _ = layer(torch.zeros(2, 1, 3))
+    assert out.shape == (2, 1, 3)
+
+
+def test_a_plain_tuple_state_steps_like_the_named_one():
+    spike = Surrogate()
+    x = torch.randn(2, 3)
+    _, state = lif_step(x, None, spike)
+    expected, _ = lif_step(x, state, spike)
+    got, _ = lif_step(x, (state.v, state.s), spike)
+    assert torch.equal(got, expected)
+    with pytest.raises(StateShapeError, match=r"a LIFState has 2 fields \('v', 's'\), got 1"):
+        lif_step(x, (state.v,), spike)
