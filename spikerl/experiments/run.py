@@ -208,6 +208,38 @@ def _check_resumable(cfg: Config, run_dir: Path) -> None:
         )
 
 
+#: ``run.*`` settings that a resume may change (edited in the run's ``config.yaml``): where
+#: and how the run executes and what it records, and ``total_steps`` to extend a run (a
+#: schedule tied to the budget, the stepped slope or the reward curriculum, follows the new one).
+RESUME_MAY_CHANGE = ("name", "keep_policies", "tensorboard", "device", "replay_on_device",
+                     "threads", "progress", "checkpoint_every", "save_buffer",
+                     "total_steps")  # fmt: skip
+
+
+def check_checkpoint_config(cfg: Config, state: dict[str, Any], run_dir: Path) -> None:
+    """Refuse to resume when the run's ``config.yaml`` was edited, after the checkpoint was
+    written, in anything but :data:`RESUME_MAY_CHANGE` (another guide, learning rate or budget
+    would silently mix two runs in one folder). Both sides are compared as this spikerl reads
+    them, so keys added since the checkpoint take their defaults on both; a saved config this
+    spikerl cannot read is not compared (the parts that matter are checked as they load)."""
+    try:
+        saved = _what_it_learns(config_to_dict(config_from_dict(state.get("config") or {})))
+    except ConfigError:
+        return
+    given = _what_it_learns(config_to_dict(cfg))
+    if saved != given:
+        raise RunError(
+            f"cannot resume {run_dir}: its config.yaml was changed after the checkpoint was "
+            f"written: {config_diff(saved, given, 'config.yaml')}; put the values back (or "
+            "start a new run with the new ones)"
+        )
+
+
+def _what_it_learns(data: dict[str, Any]) -> dict[str, Any]:
+    run = {k: v for k, v in data["run"].items() if k not in RESUME_MAY_CHANGE}
+    return {**data, "run": run}
+
+
 def clear_interrupted_writes(run_dir: Path) -> None:
     """Remove what a killed trainer left in ``run_dir``: the temporary files of its own files
     (:data:`TRAINER_FILES`), e.g. a half-written checkpoint
@@ -832,6 +864,7 @@ def _resume(s: _Session) -> None:
     # plain data (buffer, RNG, env state) must stay on the CPU; modules and optimisers move
     # their tensors to their own device inside load_state_dict
     state = load_checkpoint(s.run_dir / CHECKPOINT_NAME, "cpu")
+    check_checkpoint_config(s.cfg, state, s.run_dir)
     _restore(s, state)
     if "metrics_rows" not in state["progress"]:  # an older checkpoint: keep the CSV as it is
         return

@@ -80,6 +80,7 @@ from .run import (
     _show_bar,
     _stop_on_signals,
     _write_status,
+    check_checkpoint_config,
     save_policies,
     settle_finished,
 )
@@ -531,6 +532,7 @@ def train_sequence(cfg: Config, run_dir: Path, device: torch.device, resume: boo
     session = _build(cfg, run_dir, device)
     if resume:
         state = load_checkpoint(run_dir / CHECKPOINT_NAME, "cpu")
+        check_checkpoint_config(cfg, state, run_dir)
         _check_buffer_saved(cfg, state)
         _restore(session, state)
         damage = session.metrics.damage(session.progress.metrics_rows)

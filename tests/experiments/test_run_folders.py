@@ -158,6 +158,19 @@ def test_a_start_killed_before_its_first_checkpoint_starts_again(tiny_config, tm
     assert result.steps == 200 and (run_dir / "checkpoint.pt").is_file()
 
 
+def test_a_config_yaml_edited_after_the_checkpoint_is_refused(tiny_config, tmp_path, capsys):
+    import yaml
+
+    cfg = tiny_config("run.total_steps=200")
+    train(cfg, tmp_path)
+    path = tmp_path / cfg.run_name / "config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["algo"]["tau"] = 0.5
+    path.write_text(yaml.safe_dump(data))
+    assert main(["train", "--resume", str(path.parent)]) == 1
+    assert "algo.tau=0.005 (config.yaml: 0.5)" in capsys.readouterr().err
+
+
 def test_runs_dir_that_is_a_file_is_one_clear_error(tiny_config, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(Exception, match="is a file, not a directory"):

@@ -233,3 +233,27 @@ def test_a_guided_run_with_the_builtin_guide_reaches_a_positive_return(tmp_path)
     rows = _rows(train(cfg, tmp_path).run_dir)
     assert all(float(r["eval/return_mean"]) > 0 for r in rows)
     assert float(rows[0]["collect/return_mean"]) > 60  # the seed data: guide-flown episodes
+
+
+def test_a_config_edited_after_the_checkpoint_is_refused_on_resume(guide, tmp_path, capsys):
+    """Another guide (or any setting of what is learned) written into a stopped run's
+    config.yaml would mix two runs in one folder; how the run executes may change."""
+    import yaml
+
+    from spikerl.cli import main
+
+    run = train(_cfg(guide, "run.name=edited"), tmp_path).run_dir
+    path = run / "config.yaml"
+    original = yaml.safe_load(path.read_text())
+    edited = {**original, "algo": {**original["algo"]}}
+    edited["algo"]["sequence"] = {**original["algo"]["sequence"], "guide": "builtin-v1"}
+    path.write_text(yaml.safe_dump(edited, sort_keys=False))
+    rows = _rows(run)
+    assert main(["train", "--resume", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "config.yaml was changed after the checkpoint was written" in err
+    assert "algo.sequence.guide=" in err and "(config.yaml: builtin-v1)" in err
+    assert _rows(run) == rows
+    quiet = {**original, "run": {**original["run"], "keep_policies": True, "threads": 2}}
+    path.write_text(yaml.safe_dump(quiet, sort_keys=False))
+    assert main(["train", "--resume", str(run)]) == 0  # finished: a no-op, and no refusal
