@@ -17,7 +17,7 @@ import torch
 
 from .make import ObservationNormalizer, find_wrapper
 
-__all__ = ["get_env_state", "set_env_state"]
+__all__ = ["get_env_state", "plain_data", "set_env_state"]
 
 _CLASSIC_FIELDS = ("state", "last_u", "steps_beyond_terminated")
 
@@ -28,11 +28,23 @@ def _mujoco_spec():
     return mujoco, mujoco.mjtState.mjSTATE_INTEGRATION
 
 
-def _to_plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
+    """``value`` with every NumPy array made a tensor (a copy) and every NumPy scalar a Python
+    number, in nested dicts, lists and tuples (a container without any is returned as it is,
+    so a ``state_dict`` keeps its type and metadata): what a ``weights_only`` load reads (it
+    refuses pickled NumPy objects). Env snapshots and every checkpoint are made of it."""
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value.copy())
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, dict):
+        items = {k: plain_data(v) for k, v in value.items()}
+        return value if all(items[k] is v for k, v in value.items()) else items
+    if isinstance(value, list | tuple):
+        items = [plain_data(v) for v in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     return value
 
 
@@ -56,14 +68,14 @@ def get_env_state(env: gym.Env) -> dict[str, Any]:
         snap["mujoco"] = torch.from_numpy(buf)
     else:
         snap["classic"] = {
-            k: _to_plain(getattr(base, k)) for k in _CLASSIC_FIELDS if hasattr(base, k)
+            k: plain_data(getattr(base, k)) for k in _CLASSIC_FIELDS if hasattr(base, k)
         }
     limit = find_wrapper(env, gym.wrappers.TimeLimit)
     if limit is not None:
         snap["elapsed_steps"] = limit._elapsed_steps
     norm = find_wrapper(env, ObservationNormalizer)
     if norm is not None:
-        snap["normalizer"] = {k: _to_plain(v) for k, v in norm.state_dict().items()}
+        snap["normalizer"] = plain_data(norm.state_dict())
     return snap
 
 

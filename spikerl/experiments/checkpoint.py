@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..atomic import temporary_path
+from ..envs.state import plain_data
 from ..errors import SpikerlError
 
 __all__ = [
@@ -47,26 +48,6 @@ class CheckpointError(SpikerlError, RuntimeError):
     """A checkpoint is missing, unreadable, corrupt or of another format."""
 
 
-def _loadable(value: Any) -> Any:
-    """``value`` with every NumPy array made a tensor and every NumPy scalar a Python number,
-    in nested dicts, lists and tuples (a container without any is returned as it is): what
-    :func:`load_checkpoint`'s weights-only load reads (it refuses pickled NumPy objects)."""
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(value.copy())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        items = {k: _loadable(v) for k, v in value.items()}
-        unchanged = all(items[k] is v for k, v in value.items())
-        return value if unchanged else items  # a state_dict keeps its type and metadata
-    if isinstance(value, list | tuple):
-        items = [_loadable(v) for v in value]
-        if all(new is old for new, old in zip(items, value, strict=True)):
-            return value
-        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
-    return value
-
-
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write ``state`` atomically to ``path`` (temp file + fsync + rename). NumPy arrays in it
     are stored as tensors (and read back as tensors), so the file always loads."""
@@ -75,7 +56,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            torch.save(_loadable({"format": CHECKPOINT_FORMAT, **state}), f)
+            torch.save(plain_data({"format": CHECKPOINT_FORMAT, **state}), f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

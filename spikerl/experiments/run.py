@@ -258,10 +258,10 @@ def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
     again, with a note). (An unusable parent, a file or not writable, has already been refused
     by :func:`run_lock`, which creates the lock file in it.)"""
     if run_dir.exists() or run_dir.is_symlink():
-        if not overwrite and _start_never_finished(run_dir):
-            _note(f"{run_dir} was stopped before its first checkpoint; starting it again")
-            return
         if not overwrite:
+            if _start_never_finished(run_dir):
+                _note(f"{run_dir} was stopped before its first checkpoint; starting it again")
+                return
             raise RunError(
                 f"run directory {run_dir} already exists; pass --overwrite (overwrite=True) to "
                 "replace it or --resume (resume=True) to continue it"
@@ -358,6 +358,14 @@ class MetricsWriter:
             writer.writeheader()
             writer.writerows(rows)
         os.replace(tmp, self.path)
+
+    def restore(self, rows: list[dict[str, Any]]) -> None:
+        """On resume: rewrite the CSV from the checkpoint's ``rows``, with a note naming the
+        damage when the file on disk disagreed (cut mid-row by a kill, edited, missing)."""
+        damage = self.damage(rows)
+        if damage is not None:
+            _note(f"{self.path}: {damage}; rewritten from the checkpoint")
+        self.rewrite(rows)
 
     def write(self, row: dict[str, Any]) -> None:
         new = not self.path.exists()
@@ -868,8 +876,4 @@ def _resume(s: _Session) -> None:
     _restore(s, state)
     if "metrics_rows" not in state["progress"]:  # an older checkpoint: keep the CSV as it is
         return
-    rows = s.progress.metrics_rows
-    damage = s.metrics.damage(rows)
-    if damage is not None:
-        _note(f"{s.metrics.path}: {damage}; rewritten from the checkpoint")
-    s.metrics.rewrite(rows)
+    s.metrics.restore(s.progress.metrics_rows)

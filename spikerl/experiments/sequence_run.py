@@ -535,10 +535,7 @@ def train_sequence(cfg: Config, run_dir: Path, device: torch.device, resume: boo
         check_checkpoint_config(cfg, state, run_dir)
         _check_buffer_saved(cfg, state)
         _restore(session, state)
-        damage = session.metrics.damage(session.progress.metrics_rows)
-        if damage is not None:
-            _note(f"{session.metrics.path}: {damage}; rewritten from the checkpoint")
-        session.metrics.rewrite(session.progress.metrics_rows)
+        session.metrics.restore(session.progress.metrics_rows)
         if _finished(session):
             settle_finished(session, f"epoch {session.epochs}")
             return _result(session)

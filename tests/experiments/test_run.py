@@ -285,12 +285,12 @@ def test_checkpoints_store_numpy_as_tensors_and_name_pickled_objects(tmp_path):
     assert state["b"] == [2.5, (4,)] and type(state["b"][1][0]) is int
     from collections import namedtuple
 
-    from spikerl.experiments.checkpoint import _loadable
+    from spikerl.envs.state import plain_data
 
     state_dict = torch.nn.Linear(2, 2).state_dict()
-    assert _loadable(state_dict) is state_dict  # nothing to convert: type and metadata kept
+    assert plain_data(state_dict) is state_dict  # nothing to convert: type and metadata kept
     pair = namedtuple("Pair", "a b")(np.zeros(2), 1)
-    assert type(_loadable(pair)).__name__ == "Pair" and torch.is_tensor(_loadable(pair).a)
+    assert type(plain_data(pair)).__name__ == "Pair" and torch.is_tensor(plain_data(pair).a)
     torch.save({"format": 1, "a": np.arange(3.0)}, tmp_path / "pickled.pt")
     with pytest.raises(
         CheckpointError,
