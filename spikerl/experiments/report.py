@@ -55,7 +55,8 @@ def _energy_key(preset: str) -> str:
 
 CSV_COLUMNS = (
     "method", "env", "runs", "seeds", "left_out", "unfinished", "max_return_mean", "max_return_std",
-    "final_return_mean", "final_return_std", *map(_energy_key, ENERGY_PRESETS),
+    "final_return_mean", "final_return_std", "free_max_return_mean", "free_max_return_std",
+    "free_final_return_mean", "free_final_return_std", *map(_energy_key, ENERGY_PRESETS),
     "baseline", "apg_pct",
 )  # fmt: skip
 
@@ -86,7 +87,10 @@ class Cell:
     or ``unfinished`` of them included as they stand).
 
     ``max_return`` and ``final_return`` are (mean, std) over the averaged seeds; ``energy_nj``
-    the mean nJ per decision per preset over the averaged seeds that have an ``energy.json``.
+    the mean nJ per decision per preset over the averaged seeds that have an ``energy.json``;
+    ``free_max_return`` and ``free_final_return`` the same of the guide-free curves
+    (``eval_free/return_mean``) of guided sequence runs, over the ``free_seeds`` averaged seeds
+    that have one (NaN without).
     """
 
     method: str
@@ -97,6 +101,9 @@ class Cell:
     final_return: tuple[float, float]
     energy_nj: Mapping[str, float]
     unfinished: int = 0
+    free_max_return: tuple[float, float] = (math.nan, math.nan)
+    free_final_return: tuple[float, float] = (math.nan, math.nan)
+    free_seeds: int = 0
 
     @property
     def left_out(self) -> int:
@@ -160,6 +167,11 @@ class Report:
     @property
     def has_energy(self) -> bool:
         return any(c.energy_nj for c in self.cells.values())
+
+    @property
+    def has_guide_free(self) -> bool:
+        """Whether some averaged run has a guide-free curve (guided sequence training)."""
+        return any(c.free_seeds for c in self.cells.values())
 
     def averaged_runs(self, method: str, env: str) -> list[RunRecord]:
         """The runs (seeds) of one cell that its means average."""
@@ -232,7 +244,10 @@ class Report:
 
     def _long_markdown(self) -> str:
         presets = ENERGY_PRESETS if self.has_energy else ()
+        free = self.has_guide_free
         headers = ["method", "env", "seeds", "max avg return", "std", "final return", "std"]
+        if free:
+            headers += ["guide-free max", "std", "guide-free final", "std"]
         headers += [f"nJ/decision {p}" for p in presets]
         rows = [
             [
@@ -241,11 +256,14 @@ class Report:
                 c.seeds_text,
                 *_mean_std_text(c.max_return),
                 *_mean_std_text(c.final_return),
+                *((*_mean_std_text(c.free_max_return), *_mean_std_text(c.free_final_return))
+                  if free else ()),
                 *(_num(c.energy_nj.get(p, math.nan)) for p in presets),
             ]
             for c in self._ordered_cells()
-        ]
-        return f"### Per method and env\n\n{markdown_table(headers, rows, left=2)}"
+        ]  # fmt: skip
+        table = f"### Per method and env\n\n{markdown_table(headers, rows, left=2)}"
+        return f"{table}\n\n{_FREE_NOTE}" if free else table
 
     def _included_markdown(self) -> str:
         return _runs_markdown("Unfinished runs averaged as they stand", self.included,
@@ -273,6 +291,10 @@ class Report:
             "max_return_std": c.max_return[1],
             "final_return_mean": c.final_return[0],
             "final_return_std": c.final_return[1],
+            "free_max_return_mean": c.free_max_return[0],
+            "free_max_return_std": c.free_max_return[1],
+            "free_final_return_mean": c.free_final_return[0],
+            "free_final_return_std": c.free_final_return[1],
             **{_energy_key(p): c.energy_nj.get(p, math.nan) for p in ENERGY_PRESETS},
             "baseline": self.baseline,
             "apg_pct": math.nan if gain is None else 100 * gain.value,
@@ -317,6 +339,11 @@ _NOTE_UNFINISHED = (
     "it has so far (a shorter curve than a finished run's), std with ddof 0. Max average return: "
     "the maximum of a seed's evaluation curve (biased upward; compare the final return too)."
 )
+_FREE_NOTE = (
+    "Guide-free: the guided sequence runs' evaluation of the actor alone from a cold state "
+    "(`eval_free/*`, the deployment case); the return columns before it are the guided "
+    "evaluation (`eval/*`: the guide flies the first `algo.sequence.eval_guide_steps` steps)."
+)
 _APG_NOTE = " APG: mean over shared envs of Rbar_M / Rbar_B - 1 (arXiv 2505.24161, Table 1)."
 
 
@@ -327,13 +354,17 @@ def summarize(
 
     ``include_unfinished`` also averages the runs that are running, stopped, crashed (killed)
     or unfinished and were evaluated after their start, as they stand (a long run cut short, or
-    one still going); failed and broken runs stay out.
+    one still going); failed and broken runs stay out. Copies of one run (the same method, env
+    and :attr:`~spikerl.experiments.run_records.RunRecord.learns`: a run folder copied, or
+    extended in a copy) are averaged once, the one furthest on; the others are left out as
+    ``copy``.
 
     ``baseline`` None takes :data:`DEFAULT_BASELINE` when the runs have it (else no APG); a
     name that is no method of the runs is a :class:`~spikerl.errors.UsageError`. Runs whose
     method is unknown (a broken config in a plain folder) join no cell but stay in ``records``.
     """
     records = [replace(r, included=include_unfinished and _includable(r)) for r in records]
+    records = _without_copies(records)
     labelled = [r for r in records if r.method != UNKNOWN]
     methods = tuple(dict.fromkeys(r.method for r in labelled))
     envs = tuple(dict.fromkeys(r.env for r in labelled))
@@ -351,6 +382,27 @@ def _includable(r: RunRecord) -> bool:
     return not r.finished and r.state in INCLUDABLE_STATES and any(step > 0 for step in r.steps)
 
 
+COPY = "copy"  # the state of a run left out as a copy of an averaged one
+
+
+def _without_copies(records: list[RunRecord]) -> list[RunRecord]:
+    """``records`` with every averaged copy of an averaged run but one marked :data:`COPY`: of
+    the runs equal in method, env and ``learns``, the finished one, else the one furthest on,
+    else the first, stays averaged."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for i, r in enumerate(records):
+        if r.averaged and r.learns:
+            groups.setdefault((r.method, r.env, r.learns), []).append(i)
+    out = list(records)
+    for members in groups.values():
+        kept = max(members, key=lambda i: (records[i].finished, records[i].step or 0, -i))
+        for i in members:
+            if i != kept:
+                problem = f"a copy of {records[kept].name} (same config and seed), averaged once"
+                out[i] = replace(records[i], state=COPY, included=False, problem=problem)
+    return out
+
+
 def _check_baseline(name: str | None, methods: tuple[str, ...]) -> str | None:
     if name is None:
         return DEFAULT_BASELINE if DEFAULT_BASELINE in methods else None
@@ -363,6 +415,7 @@ def _check_baseline(name: str | None, methods: tuple[str, ...]) -> str | None:
 
 def _cell(method: str, env: str, runs: list[RunRecord]) -> Cell:
     done = [r for r in runs if r.averaged]
+    free = [r for r in done if r.free_returns]
     energy = {
         p: float(np.mean(values))
         for p in ENERGY_PRESETS
@@ -371,12 +424,15 @@ def _cell(method: str, env: str, runs: list[RunRecord]) -> Cell:
     return Cell(
         method,
         env,
-        runs=len(runs),
+        runs=sum(r.state != COPY for r in runs),  # a copy is no run the cell expects
         seeds=len(done),
         max_return=mean_std([r.max_return for r in done]),
         final_return=mean_std([r.final_return for r in done]),
         energy_nj=energy,
         unfinished=sum(r.included for r in done),
+        free_max_return=mean_std([r.max_free_return for r in free]),
+        free_final_return=mean_std([r.final_free_return for r in free]),
+        free_seeds=len(free),
     )
 
 
@@ -410,6 +466,8 @@ def _run_row(r: RunRecord) -> dict[str, Any]:
         "total_steps": r.total_steps,
         "max_return": r.max_return,
         "final_return": r.final_return,
+        "free_max_return": r.max_free_return,
+        "free_final_return": r.final_free_return,
         **{_energy_key(p): r.energy_nj.get(p, math.nan) for p in ENERGY_PRESETS},
         "problem": r.problem or None,
     }

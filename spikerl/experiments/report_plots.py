@@ -5,6 +5,9 @@
   evaluation steps they all have: ``mean_s R_s(t)`` for ``t`` in the intersection of their step
   sets; when the report averages unfinished runs as they stand, each step averages the runs
   that reached it (the union of the step sets), so a run cut short ends its share early.
+- ``guide_free_curves.png``: the same of the guide-free evaluation (``eval_free/return_mean``,
+  the actor alone from a cold state) of guided sequence runs; written only when some averaged
+  run has it.
 - ``max_return.png``: the grid as bars, one per method: mean max average return, std error bars.
 - ``eval_info_curves.png``: curves of the evaluation info an env declares (the quadrotor's
   position error and crash rate), mean over the averaged seeds per method, one row per
@@ -47,6 +50,8 @@ def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
         ("learning_curves.png", _learning_curves),
         ("max_return.png", _return_bars),
     ]
+    if report.has_guide_free:
+        drawings.append(("guide_free_curves.png", _guide_free_curves))
     if report.has_energy:
         drawings.append(("energy_vs_return.png", _energy_scatter))
     if _info_labels(report):
@@ -137,14 +142,29 @@ def aligned_curves(runs: list[RunRecord], union: bool = False) -> tuple[np.ndarr
 
 
 def _learning_curves(report: Report) -> Any:
-    fig, axes = _panels(report, f"Learning curves: mean ± std over {report.seeds_phrase}")
+    title = f"Learning curves: mean ± std over {report.seeds_phrase}"
+    return _return_curves(report, title, lambda r: r.returns, "mean eval return")
+
+
+def _guide_free_curves(report: Report) -> Any:
+    title = (f"Guide-free evaluation (the actor alone from a cold state)\n"
+             f"mean ± std over {report.seeds_phrase}")  # fmt: skip
+    return _return_curves(report, title, lambda r: r.free_returns, "mean guide-free return")
+
+
+def _return_curves(
+    report: Report, title: str, values: Callable[[RunRecord], tuple[float, ...]], ylabel: str
+) -> Any:
+    """Per env, per method: the mean over its averaged runs that have ``values`` of that curve
+    against env steps, with a +-1 std band."""
+    fig, axes = _panels(report, title)
     colors = _colors(report)
     mpl = matplotlib_or_error()
     for ax, env in zip(axes, report.envs, strict=True):
         for method in report.methods:
             # runs cut short end early: each step averages the runs that reached it
-            runs = report.averaged_runs(method, env)
-            steps, returns = aligned_curves(runs, union=bool(report.included))
+            runs = [r for r in report.averaged_runs(method, env) if values(r)]
+            steps, returns = _aligned(runs, values, union=bool(report.included))
             if not steps.size:
                 continue
             mean, std = np.nanmean(returns, axis=0), np.nanstd(returns, axis=0)
@@ -152,7 +172,7 @@ def _learning_curves(report: Report) -> Any:
             ax.fill_between(steps, mean - std, mean + std, color=colors[method], alpha=0.18, lw=0)
         _note_if_empty(ax, "no averaged runs")
         ax.set_xlabel("env steps")
-        ax.set_ylabel("mean eval return")
+        ax.set_ylabel(ylabel)
         ax.xaxis.set_major_formatter(mpl.ticker.EngFormatter())
     _legend(fig, axes)
     return fig

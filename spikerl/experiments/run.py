@@ -223,10 +223,10 @@ def check_checkpoint_config(cfg: Config, state: dict[str, Any], run_dir: Path) -
     them, so keys added since the checkpoint take their defaults on both; a saved config this
     spikerl cannot read is not compared (the parts that matter are checked as they load)."""
     try:
-        saved = _what_it_learns(config_to_dict(config_from_dict(state.get("config") or {})))
+        saved = what_it_learns(config_to_dict(config_from_dict(state.get("config") or {})))
     except ConfigError:
         return
-    given = _what_it_learns(config_to_dict(cfg))
+    given = what_it_learns(config_to_dict(cfg))
     if saved != given:
         raise RunError(
             f"cannot resume {run_dir}: its config.yaml was changed after the checkpoint was "
@@ -235,7 +235,9 @@ def check_checkpoint_config(cfg: Config, state: dict[str, Any], run_dir: Path) -
         )
 
 
-def _what_it_learns(data: dict[str, Any]) -> dict[str, Any]:
+def what_it_learns(data: dict[str, Any]) -> dict[str, Any]:
+    """A config mapping without the ``run.*`` keys of :data:`RESUME_MAY_CHANGE`: what decides
+    the numbers a run produces (two runs equal in it are the same run, one maybe further on)."""
     run = {k: v for k, v in data["run"].items() if k not in RESUME_MAY_CHANGE}
     return {**data, "run": run}
 

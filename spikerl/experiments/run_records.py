@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import SpikerlError
+from .config import config_to_dict
 from .evaluation import eval_info_labels
-from .run import CONFIG_NAME, METRICS_NAME, RunError, load_run_config
+from .run import CONFIG_NAME, METRICS_NAME, RunError, load_run_config, what_it_learns
 from .runlock import lock_holder
 from .status import FINISHED, read_status
 from .sweep import MANIFEST_NAME, method_label
@@ -48,6 +49,8 @@ __all__ = [
 
 ENERGY_NAME = "energy.json"  # ``spikerl energy RUN --json RUN/energy.json``
 RETURN_COLUMN = "eval/return_mean"
+#: The guide-free evaluation of a guided sequence run (the actor alone from a cold state)
+FREE_RETURN_COLUMN = "eval_free/return_mean"
 ENERGY_PRESETS = ("45nm", "proxy-target")  # the presets a report shows, nJ per decision
 # The row order of a plain folder's report, after paper Table 1 (arXiv 2505.24161): the ANN
 # baseline, vanilla spiking actors, then proxy-target ones; other labels follow alphabetically.
@@ -75,7 +78,10 @@ class RunRecord:
     declared evaluation info by label (the quadrotor's position error and crash rate; NaN where
     a row has none); ``problem`` why a run is ``broken`` (or the error of a ``failed`` one);
     ``included``: an unfinished run that a report averages as it stands (``spikerl report
-    --include-unfinished``).
+    --include-unfinished``); ``free_returns`` the guide-free curve ``[E]`` of a guided sequence
+    run (``eval_free/return_mean``, the deployment case; empty for other runs); ``learns`` the
+    config without how it runs (:func:`~spikerl.experiments.run.what_it_learns`, as canonical
+    JSON; "" when unreadable): two runs equal in it are copies of one run.
     """
 
     name: str
@@ -91,6 +97,8 @@ class RunRecord:
     problem: str = ""
     info: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     included: bool = False
+    free_returns: tuple[float, ...] = ()
+    learns: str = ""
 
     @property
     def finished(self) -> bool:
@@ -110,6 +118,16 @@ class RunRecord:
     def final_return(self) -> float:
         """The last evaluation's mean return (NaN without one)."""
         return self.returns[-1] if self.returns else math.nan
+
+    @property
+    def max_free_return(self) -> float:
+        """The maximum of the guide-free curve (NaN for a run without one)."""
+        return max(self.free_returns) if self.free_returns else math.nan
+
+    @property
+    def final_free_return(self) -> float:
+        """The last guide-free evaluation's mean return (NaN for a run without one)."""
+        return self.free_returns[-1] if self.free_returns else math.nan
 
     @property
     def progress(self) -> str:
@@ -211,6 +229,7 @@ def _read_run(run_dir: Path, labels: tuple[str, str, str, int] | None) -> RunRec
     try:
         rows = _metric_rows(run_dir / METRICS_NAME)  # read once: curve and info stay aligned
         steps, returns = _curve(rows, run_dir / METRICS_NAME)
+        free = _optional_curve(rows, run_dir / METRICS_NAME, FREE_RETURN_COLUMN)
         info = _info_curves(rows, run_dir / METRICS_NAME, _declared_info(cfg.env.id))
         energy = _read_energy(run_dir / ENERGY_NAME)
     except ReportError as err:
@@ -226,9 +245,9 @@ def _read_run(run_dir: Path, labels: tuple[str, str, str, int] | None) -> RunRec
         problem = f"{run_dir / METRICS_NAME} has no evaluations, but the run is finished"
         return RunRecord(name, method, env, seed, state="broken", problem=problem)
     problem = str(status.get("error") or "")
-    return RunRecord(
-        name, method, env, seed, state, step, total, steps, returns, energy, problem, info
-    )
+    learns = json.dumps(what_it_learns(config_to_dict(cfg)), sort_keys=True)
+    return RunRecord(name, method, env, seed, state, step, total, steps, returns, energy,
+                     problem, info, free_returns=free, learns=learns)  # fmt: skip
 
 
 def _status(run_dir: Path) -> dict[str, Any]:
@@ -324,6 +343,19 @@ def _curve(rows: list[dict[str, str]], path: Path) -> tuple[tuple[int, ...], tup
     if not all(math.isfinite(r) for r in returns):
         raise ReportError(f"{path} holds a non-finite {RETURN_COLUMN}")
     return steps, returns
+
+
+def _optional_curve(rows: list[dict[str, str]], path: Path, column: str) -> tuple[float, ...]:
+    """The values of ``column`` in every row, or () when the file has no such column."""
+    if not rows or column not in rows[0]:
+        return ()
+    try:
+        values = tuple(float(r[column]) for r in rows)
+    except (TypeError, ValueError):
+        raise ReportError(f"{path} holds a {column} that is not a number") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ReportError(f"{path} holds a non-finite {column}")
+    return values
 
 
 def _read_json(path: Path) -> Any:

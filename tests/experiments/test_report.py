@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -623,3 +624,89 @@ def test_apg_leaves_out_envs_where_the_baseline_mean_is_not_positive(tmp_path):
     text = report.format("md")
     assert "+10.00% (1/2 envs)" in text
     assert "left out on Pendulum-v1, where the baseline's mean is <= 0" in text
+
+
+# --------------------------------------------------------------------------------------------
+# Guided sequence runs: the guide-free curve; copies of one run
+
+
+def _add_guide_free(run, values):
+    """Give ``run``'s metrics.csv an ``eval_free/return_mean`` column (one value per row)."""
+    path = run / "metrics.csv"
+    lines = path.read_text().splitlines()
+    rows = [f"{line},{v}" for line, v in zip(lines[1:], values, strict=True)]
+    path.write_text("\n".join([f"{lines[0]},eval_free/return_mean", *rows]) + "\n")
+
+
+def test_guide_free_curves_get_their_own_columns_and_plot(grid, tmp_path_factory):
+    # PT-LIF Pendulum: guide-free max [9, 20] -> 14.5 +- 5.5, final [4, 20] -> 12 +- 8
+    _add_guide_free(grid / run_name("PT-LIF", "Pendulum-v1", 0), (1, 9, 4))
+    _add_guide_free(grid / run_name("PT-LIF", "Pendulum-v1", 1), (2, 3, 20))
+    runs = collect_runs(grid).records
+    free = {r.name: r.free_returns for r in runs if r.free_returns}
+    assert free == {run_name("PT-LIF", "Pendulum-v1", 0): (1, 9, 4),
+                    run_name("PT-LIF", "Pendulum-v1", 1): (2, 3, 20)}  # fmt: skip
+    report = summarize(runs)
+    cell = report.cells["PT-LIF", "Pendulum-v1"]
+    assert cell.free_seeds == 2
+    assert cell.free_max_return == (14.5, 5.5) and cell.free_final_return == (12, 8)
+    assert cell.max_return == (63, 3)  # the guided curve is what the grid ranks, unchanged
+    assert report.cells["ANN TD3", "Pendulum-v1"].free_seeds == 0
+    header, *rows = markdown_tables(report.markdown())[1]
+    assert header[-4:] == ["guide-free max", "std", "guide-free final", "std"]
+    lif = next(r for r in rows if r[:2] == ["PT-LIF", "Pendulum-v1"])
+    ann = next(r for r in rows if r[:2] == ["ANN TD3", "Pendulum-v1"])
+    assert lif[-4:] == ["14.5", "5.5", "12", "8"] and ann[-4:] == ["-"] * 4
+    assert "the deployment case" in report.markdown()
+    rows = list(csv.DictReader(io.StringIO(report.format("csv"))))
+    row = next(r for r in rows if (r["method"], r["env"]) == ("PT-LIF", "Pendulum-v1"))
+    assert float(row["free_max_return_mean"]) == 14.5 and float(row["free_final_return_std"]) == 8
+    data = json.loads(report.format("json"))
+    by_name = {r["name"]: r for r in data["runs"]}
+    assert by_name[run_name("PT-LIF", "Pendulum-v1", 1)]["free_final_return"] == 20
+    assert by_name[run_name("ANN TD3", "Pendulum-v1", 1)]["free_max_return"] is None
+    pytest.importorskip("matplotlib")
+    from spikerl.experiments.report_plots import write_plots
+
+    paths = write_plots(report, tmp_path_factory.mktemp("plots"))
+    assert "guide_free_curves.png" in [p.name for p in paths]
+
+
+def test_runs_without_a_guide_free_curve_get_no_such_columns(grid):
+    report = summarize(collect_runs(grid).records)
+    assert not report.has_guide_free and "guide-free" not in report.markdown()
+
+
+def test_a_copied_run_folder_is_averaged_once_and_listed_as_a_copy(grid):
+    original = run_name("ANN TD3", "Hopper-v4", 0)
+    shutil.copytree(grid / original, grid / "zz-copy")
+    report = summarize(collect_runs(grid).records)
+    cell = report.cells["ANN TD3", "Hopper-v4"]
+    assert (cell.runs, cell.seeds, cell.left_out) == (2, 2, 0)
+    assert cell.max_return == (150, 50)  # not (100 + 100 + 200) / 3
+    (copy,) = report.left_out
+    assert copy.name == "zz-copy" and copy.state == "copy" and original in copy.problem
+    assert "(2/" not in report.markdown() and "a copy of" in report.markdown()
+
+
+def test_of_copies_the_one_furthest_on_is_averaged(grid):
+    original = grid / run_name("ANN TD3", "Hopper-v4", 0)
+    shutil.copytree(original, grid / "a-longer")  # sorts first, but ends further on
+    write_run(grid, "cut", "ANN TD3", "Hopper-v4", 0, (0, 999), state="stopped")
+    (grid / "cut" / "config.yaml").write_text((original / "config.yaml").read_text())
+    status = json.loads((original / "status.json").read_text())
+    (original / "status.json").write_text(json.dumps({**status, "state": "stopped", "step": 500}))
+    report = summarize(collect_runs(grid).records, include_unfinished=True)
+    averaged = [r.name for r in report.averaged_runs("ANN TD3", "Hopper-v4")]
+    assert sorted(averaged) == ["a-longer", run_name("ANN TD3", "Hopper-v4", 1)]
+    assert {r.name for r in report.left_out} == {"cut", original.name}
+
+
+def test_runs_of_one_seed_with_other_settings_are_no_copies(grid):
+    original = grid / run_name("ANN TD3", "Hopper-v4", 0)
+    cfg = yaml.safe_load((original / "config.yaml").read_text())
+    cfg["algo"]["tau"] = 0.01
+    write_run(grid, "other-tau", "ANN TD3", "Hopper-v4", 0, (0, 300, 300))
+    (grid / "other-tau" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    report = summarize(collect_runs(grid).records)
+    assert report.cells["ANN TD3", "Hopper-v4"].seeds == 3 and not report.left_out
