@@ -21,7 +21,7 @@ from . import __version__
 from .atomic import write_output
 from .bench.cli import add_bench_parser, cmd_bench
 from .errors import SpikerlError, UsageError
-from .experiments.argtypes import positive_int, seed, seed_list, unit_interval
+from .experiments.argtypes import non_negative_int, positive_int, seed, seed_list, unit_interval
 from .experiments.config import ConfigError, format_config_help, load_config
 from .experiments.convert_cli import (
     add_analyze_parser,
@@ -112,7 +112,22 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="start states from this seed's evaluation stream (default: the run's seed; "
         "another seed gives held-out starts, e.g. to choose a checkpoint on)",
     )
-    p.add_argument("--video", type=Path, default=None, help="folder to write episode videos to")
+    p.add_argument(
+        "--guide-steps",
+        type=non_negative_int,
+        default=None,
+        metavar="W",
+        help="sequence runs: the run's guide flies the first W steps of each episode, as in the "
+        "run's eval/* rows (W = algo.sequence.eval_guide_steps, 50 in the presets); default 0: "
+        "the actor alone from a cold state, as the eval_free/* rows. A sequence run is flown "
+        "from the start states of its in-run evaluations, so both reproduce its numbers",
+    )
+    p.add_argument(
+        "--video",
+        type=Path,
+        default=None,
+        help="folder to write episode videos to (the quadrotor: a trajectory plot)",
+    )
     p.add_argument(
         "--csv", type=Path, default=None, metavar="PATH", help="also write the summary rows as CSV"
     )
@@ -236,8 +251,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for path, policy in policies.items():
         cfg = policy[1]
         result = evaluate_loaded(
-            policy, args.episodes, args.video, curriculum=args.curriculum, seed=args.seed
-        )
+            policy, args.episodes, args.video, curriculum=args.curriculum, seed=args.seed,
+            guide_steps=args.guide_steps,
+        )  # fmt: skip
         extras = list(result.info)  # env-declared extras: the quadrotor's position error
         if len(args.run) == 1:
             episodes = [
@@ -267,6 +283,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         each = " each" if len(args.run) > 1 else ""
         episodes_text = f"{count} episode{'s' if count != 1 else ''}{each}"
     print(f"{episodes_text}, deterministic actor, start states from {stream} evaluation stream{at}")
+    if any(c.algo.name == "sequence" for _, c, _ in policies.values()):
+        w = args.guide_steps or 0
+        flown = f"the guide flying the first {w} steps" if w else "the actor alone, cold state"
+        print(f"sequence runs flown as their in-run evaluations fly: {flown}")
     print(f"environment: {env_version(cfg.env.id)}")
     return 0
 

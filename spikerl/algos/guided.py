@@ -48,6 +48,7 @@ class RolloutResult:
     lengths: list[int] = field(default_factory=list)
     crashed: list[bool] = field(default_factory=list)
     position_error: list[float] = field(default_factory=list)  # m, mean over the episode
+    drones: list[int] = field(default_factory=list)  # which drone flew each finished episode
     env_steps: int = 0  # drone-steps taken, finished episodes or not
 
     @property
@@ -78,11 +79,13 @@ def guided_rollouts(
     rng: np.random.Generator | None = None,
     seed: int | None = None,
     device: str | torch.device = "cpu",
+    keep_episodes: bool = False,
 ) -> RolloutResult:
     """Fly ``actor`` (handing over from ``guide`` at step ``guide_steps``) on the drones of
     ``env``; give exactly one of ``episodes`` (evaluation: one episode per drone, so at most
     ``num_envs``) and ``store_steps`` (collection). ``seed`` reseeds the env (drone i gets
-    ``seed + i``); ``rng`` draws the exploration noise."""
+    ``seed + i``); ``rng`` draws the exploration noise. An evaluation with ``keep_episodes``
+    also keeps its episodes (``result.episodes``, as collection does)."""
     _check_args(env, guide, guide_steps, episodes, store_steps, explore_std, rng)
     n = env.num_envs
     obs, _ = env.reset(seed=seed)
@@ -112,10 +115,9 @@ def guided_rollouts(
             boot = _bootstrap_actions(actor, guide, final, state, t, guide_steps, device)
         for i in ended:
             ep = writer.finish(i, boot[i] if truncated[i] else None)
-            keep = store_steps is not None and t[i] >= min_len
-            _record(
-                result, ep if keep else None, total[i], t[i], bool(terminated[i]), errors[i] / t[i]
-            )
+            keep = keep_episodes if store_steps is None else t[i] >= min_len
+            _record(result, ep if keep else None, i, total[i], t[i], bool(terminated[i]),
+                    errors[i] / t[i])  # fmt: skip
         if done.any():
             state = actor.reset_rows(state, torch.as_tensor(done, device=device))
             t[done], total[done], errors[done] = 0, 0.0, 0.0
@@ -165,7 +167,8 @@ def _guide_flies(actions: np.ndarray, guide, x: torch.Tensor, guided: np.ndarray
         actions[guided] = guide(x[torch.as_tensor(guided, device=x.device)]).cpu().numpy()
 
 
-def _record(result, kept, ret, length, crashed, error) -> None:
+def _record(result, kept, drone, ret, length, crashed, error) -> None:
+    result.drones.append(int(drone))
     result.returns.append(float(ret))
     result.lengths.append(int(length))
     result.crashed.append(crashed)

@@ -34,8 +34,10 @@ __all__ = [
     "episode_seeds",
     "evaluate_batched",
     "make_frozen_env",
+    "plot_trajectories",
     "run_batched_episodes",
     "summarize_curve",
+    "trajectory_env",
 ]
 
 
@@ -119,7 +121,9 @@ def evaluate_policy(
         actor.train(was_training)
         env.close()
     if trajectory is not None:
-        _plot_trajectories(seen, lengths, trajectory, env_id, Path(video_dir))
+        ends = np.cumsum([0, *lengths])
+        episodes_seen = [np.stack(seen[a:b]) for a, b in zip(ends[:-1], ends[1:], strict=True)]
+        plot_trajectories(episodes_seen, env_id, Path(video_dir))
     stride = max(1, len(seen) // keep_obs)
     per_episode = {key: np.array(values) for key, values in info.items()}
     observations = np.stack(seen[::stride][:keep_obs])
@@ -238,13 +242,19 @@ def _trajectory_slice(env_id: str) -> tuple[int, int] | None:
     return None if meta.get("render_modes") else meta.get("trajectory_obs")
 
 
-def _plot_trajectories(seen, lengths, where: tuple[int, int], env_id: str, out: Path) -> None:
+def trajectory_env(env_id: str) -> bool:
+    """Whether ``env_id`` is frameless and declares where its position lies in the observation
+    (``metadata["trajectory_obs"]``): ``--video`` then plots trajectories instead."""
+    return _trajectory_slice(env_id) is not None
+
+
+def plot_trajectories(episodes: list[np.ndarray], env_id: str, out: Path) -> None:
+    """The trajectory plot of a :func:`trajectory_env` into folder ``out``, from each episode's
+    observations ``[T_i, n]``."""
     from .trajectory_plot import write_trajectory_plot
 
-    start, stop = where
-    positions = np.stack(seen)[:, start:stop].astype(np.float64)
-    bounds = np.cumsum([0, *lengths])
-    paths = [positions[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    start, stop = _trajectory_slice(env_id)
+    paths = [np.asarray(obs)[:, start:stop].astype(np.float64) for obs in episodes]
     dt = 1.0 / _env_class_metadata(env_id).get("render_fps", 1)
     write_trajectory_plot(paths, dt, out, f"{env_id}: {len(paths)} evaluation episodes")
 

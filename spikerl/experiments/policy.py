@@ -16,7 +16,7 @@ from ..nets import build_actor
 from ..nets.policy import ActingPolicy
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import Config, config_from_dict
-from .evaluation import EvalResult, evaluate_policy
+from .evaluation import EvalResult, evaluate_policy, plot_trajectories, trajectory_env
 from .run import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -91,12 +91,12 @@ def evaluate_run(
     device: str = "cpu",
     curriculum: float | None = None,
     seed: int | None = None,
+    guide_steps: int | None = None,
 ) -> tuple[EvalResult, Config]:
-    """Evaluate a run's checkpoint under the standard protocol (:func:`evaluate_loaded`)."""
+    """Evaluate a run's checkpoint under its protocol (:func:`evaluate_loaded`)."""
     actor, cfg, normalizer = load_policy(path, device)
-    result = evaluate_loaded(
-        (actor, cfg, normalizer), episodes, video_dir, device, curriculum=curriculum, seed=seed
-    )
+    result = evaluate_loaded((actor, cfg, normalizer), episodes, video_dir, device,
+                             curriculum=curriculum, seed=seed, guide_steps=guide_steps)  # fmt: skip
     return result, cfg
 
 
@@ -107,14 +107,30 @@ def evaluate_loaded(
     device: str = "cpu",
     curriculum: float | None = None,
     seed: int | None = None,
+    guide_steps: int | None = None,
 ) -> EvalResult:
-    """Evaluate a policy from :func:`load_policy` under the standard protocol: ``episodes``
+    """Evaluate a policy from :func:`load_policy` under the protocol of its run: ``episodes``
     (None: the run's ``run.eval_episodes``) deterministic episodes; ``curriculum``: the reward
     curriculum rho of an env that has one, None leaves the env's default, the start;
-    ``seed``: whose evaluation stream gives the start states, None for the run's own seed."""
+    ``seed``: whose evaluation stream gives the start states, None for the run's own seed.
+
+    A run's policy flies the standard protocol (:func:`evaluate_policy`); a sequence run's
+    (``algo.name: sequence``) flies as its in-run evaluations
+    (:func:`~spikerl.experiments.sequence_run.evaluate_sequence_policy`), from their start
+    states, its guide flying the first ``guide_steps`` steps (None or 0: the actor alone from
+    a cold state, as the ``eval_free/*`` rows; ``algo.sequence.eval_guide_steps``: as the
+    ``eval/*`` rows), so it reproduces the run's own numbers."""
     actor, cfg, normalizer = policy
     if episodes is not None and (isinstance(episodes, bool) or episodes < 1):
         raise UsageError(f"episodes: {episodes!r}; evaluate at least 1 episode")
+    if cfg.algo.name == "sequence":
+        return _evaluate_sequence(policy, episodes, video_dir, device, curriculum, seed,
+                                  guide_steps)  # fmt: skip
+    if guide_steps:
+        raise UsageError(
+            f"guide_steps: a guide flies only in a sequence run's evaluation "
+            f"(algo.name: sequence); this policy is of a {cfg.algo.name} run"
+        )
     return evaluate_policy(
         actor,
         cfg.env.id,
@@ -125,6 +141,22 @@ def evaluate_loaded(
         video_dir=video_dir,
         curriculum=curriculum,
     )
+
+
+def _evaluate_sequence(policy, episodes, video_dir, device, curriculum, seed, guide_steps):
+    """:func:`evaluate_loaded` of a sequence run's policy, ``video_dir`` a trajectory plot."""
+    from .sequence_run import evaluate_sequence_policy
+
+    actor, cfg, _ = policy
+    if video_dir is not None and not trajectory_env(cfg.env.id):
+        raise UsageError(f"video: {cfg.env.id} has no trajectory plot for a sequence run")
+    n = cfg.run.eval_episodes if episodes is None else episodes
+    result, paths = evaluate_sequence_policy(
+        actor, cfg, guide_steps or 0, n, curriculum, seed, resolve_device(str(device), "device")
+    )
+    if video_dir is not None:
+        plot_trajectories([obs[:-1] for obs in paths], cfg.env.id, Path(video_dir))
+    return result
 
 
 class EnvPolicy:

@@ -62,6 +62,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .config import Config, ConfigError, config_to_dict
+from .evaluation import EvalResult
 from .process import configure_process
 from .provenance import record_provenance
 from .run import (
@@ -86,7 +87,14 @@ from .run import (
 )
 from .status import FINISHED
 
-__all__ = ["BUILTIN_GUIDES", "load_guide", "load_trained", "train_sequence"]
+__all__ = [
+    "BUILTIN_GUIDES",
+    "drone_seed",
+    "evaluate_sequence_policy",
+    "load_guide",
+    "load_trained",
+    "train_sequence",
+]
 
 #: The shipped quadrotor guides by name, ANN actors on the 146-d observation (``docs/results.md``
 #: "The shipped quadrotor guides"). A name never changes its weights, so a run's config keeps
@@ -295,8 +303,14 @@ def _columns(cfg: Config, learner: SequenceTD3BC) -> list[str]:
 
 
 def _seed(s: _SeqSession, what: str, epoch: int) -> int:
-    """Drone seeds for one collection or evaluation: fixed per (run seed, purpose, epoch)."""
-    return SeedStreams(s.cfg.run.seed).integer(what) + 100_003 * (epoch + 1)
+    return drone_seed(s.cfg.run.seed, what, epoch)
+
+
+def drone_seed(run_seed: int, what: str, epoch: int) -> int:
+    """The env seed of one collection (``what`` = ``env``) or evaluation (``evaluation``,
+    ``epoch`` = -1: the same start states at every evaluation) of a run: fixed per (run seed,
+    purpose, epoch); drone ``i`` is reset with it + ``i``."""
+    return SeedStreams(run_seed).integer(what) + 100_003 * (epoch + 1)
 
 
 def _collect(s: _SeqSession, steps: int, guide_steps: int, epoch: int) -> RolloutResult:
@@ -349,6 +363,54 @@ def _evaluate(s: _SeqSession) -> dict[str, float]:
     row["eval/return_std"] = float(np.std(guided.returns))
     s.schedule.phase_seconds["evaluate"] += time.perf_counter() - started
     return row
+
+
+def evaluate_sequence_policy(
+    actor: nn.Module,
+    cfg: Config,
+    guide_steps: int = 0,
+    episodes: int | None = None,
+    curriculum: float | None = None,
+    seed: int | None = None,
+    device: str | torch.device = "cpu",
+    keep_obs: int = 256,
+) -> tuple[EvalResult, list[np.ndarray]]:
+    """A sequence run's actor flown as its in-run evaluations fly it (step 4 of the module
+    docs): ``episodes`` drones (None: ``run.eval_episodes``), one episode each, from the start
+    states of every in-run evaluation of the run (those of ``seed``'s evaluation stream, None:
+    the run's seed); the run's guide (``algo.sequence.guide``) flies the first ``guide_steps``
+    steps and the actor is stepped silently meanwhile, then the actor flies. ``guide_steps`` 0
+    (the actor alone from a cold state) gives the ``eval_free/*`` rows of the run's metrics,
+    ``algo.sequence.eval_guide_steps`` the ``eval/*`` rows, at the same ``curriculum`` rho
+    (None: the env's start). Returns the :class:`EvalResult` (episodes in drone order, info
+    ``position_error`` and ``crashed``) and each episode's observations ``[T_i + 1, n]``."""
+    n = cfg.run.eval_episodes if episodes is None else episodes
+    env = _vector_env(cfg, n)
+    try:
+        if curriculum is not None:
+            env.set_curriculum(curriculum)
+        obs_dim, act_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
+        guide = load_guide(cfg.algo.sequence.guide, obs_dim, act_dim, torch.device(device))
+        if guide_steps and guide is None:
+            raise ConfigError(f"guide_steps={guide_steps} needs a guide; the run has none")
+        start = drone_seed(cfg.run.seed if seed is None else seed, "evaluation", -1)
+        was_training = actor.training
+        actor.eval()
+        try:
+            flown = guided_rollouts(env, actor, guide, guide_steps, episodes=n, seed=start,
+                                    device=device, keep_episodes=True)  # fmt: skip
+        finally:
+            actor.train(was_training)
+    finally:
+        env.close()
+    order = np.argsort(flown.drones, kind="stable")
+    paths = [flown.episodes[i]["obs"] for i in order]
+    seen = np.concatenate(paths)
+    info = {key: np.asarray(getattr(flown, key), float)[order]
+            for key in ("position_error", "crashed")}  # fmt: skip
+    result = EvalResult(np.asarray(flown.returns)[order], np.asarray(flown.lengths)[order],
+                        seen[:: max(1, len(seen) // keep_obs)][:keep_obs], info)  # fmt: skip
+    return result, paths
 
 
 def _set_curriculum(s: _SeqSession, epoch: int) -> None:

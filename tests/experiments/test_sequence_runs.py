@@ -87,9 +87,41 @@ def test_a_guided_run_logs_the_spec_metrics_and_schedules(guide, tmp_path, capsy
         assert float(r["eval/position_error"]) > 0 and r["snn/slope"] != ""
     assert all(r["loss/critic"] != "" and r["loss/bc"] != "" for r in rows[1:])
     assert int(rows[-1]["collect/env_steps"]) > int(rows[0]["collect/env_steps"]) >= 600
-    # the best actor flies guide-free under `spikerl evaluate`, with position error and crashes
+    # the last actor flies guide-free under `spikerl evaluate`, with position error and crashes
     assert main(["evaluate", str(result.run_dir), "--episodes", "2"]) == 0
-    assert "position error (m)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "position error (m)" in out and "the actor alone, cold state" in out
+
+
+def test_evaluate_reproduces_the_runs_own_last_evaluation(guide, tmp_path, capsys):
+    """`evaluate` flies a sequence run's actor from the start states of its in-run evaluations:
+    at the last epoch's rho, guide-free it gives the last eval_free/* row, with the guide
+    flying W steps the last eval/* row (up to the summation order of the means)."""
+    from spikerl.errors import UsageError
+    from spikerl.experiments.policy import evaluate_run
+
+    result = train(_cfg(guide, "run.keep_policies=true"), tmp_path)
+    last = _rows(result.run_dir)[-1]
+    for guide_steps, prefix in ((None, "eval_free"), (10, "eval")):
+        flown, _ = evaluate_run(result.run_dir, curriculum=1.0, guide_steps=guide_steps)
+        assert len(flown.returns) == 3
+        assert flown.returns.mean() == pytest.approx(float(last[f"{prefix}/return_mean"]), 1e-12)
+        assert flown.lengths.mean() == pytest.approx(float(last[f"{prefix}/length_mean"]), 1e-12)
+        assert flown.info["crashed"].mean() == pytest.approx(float(last[f"{prefix}/crashed"]))
+        assert flown.info["position_error"].mean() == pytest.approx(
+            float(last[f"{prefix}/position_error"]), 1e-12
+        )
+    # a kept policy of the run is its run's policy too; the first episodes are the same drones
+    kept = sorted((result.run_dir / "policies").iterdir())[-1]
+    two, _ = evaluate_run(kept, episodes=2, curriculum=1.0, guide_steps=10)
+    three, _ = evaluate_run(kept, curriculum=1.0, guide_steps=10)
+    assert two.returns.tolist() == three.returns[:2].tolist()
+    out = tmp_path / "traj"
+    assert main(["evaluate", str(kept), "--guide-steps", "10", "--video", str(out)]) == 0
+    assert "the guide flying the first 10 steps" in capsys.readouterr().out
+    assert (out / "trajectories.png").stat().st_size > 5000
+    with pytest.raises(UsageError, match="guide_steps: a guide flies only in a sequence run"):
+        evaluate_run(Path(guide).parent, episodes=1, guide_steps=5)
 
 
 def test_a_stopped_run_resumes_exactly(guide, tmp_path, monkeypatch):
