@@ -120,7 +120,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="sequence runs: the run's guide flies the first W steps of each episode, as in the "
         "run's eval/* rows (W = algo.sequence.eval_guide_steps, 50 in the presets); default 0: "
         "the actor alone from a cold state, as the eval_free/* rows. A sequence run is flown "
-        "from the start states of its in-run evaluations, so both reproduce its numbers",
+        "from the start states of its in-run evaluations: with --curriculum at the evaluated "
+        "epoch's rho (the env/curriculum of the row before) both give the run's own numbers",
     )
     p.add_argument(
         "--video",
@@ -244,6 +245,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.video is not None:
         check_output_folder(args.video, "--video")
     policies = {str(path): load_policy(path) for path in args.run}
+    if args.guide_steps:
+        _check_guide_steps(args.guide_steps, policies)
     if len({cfg.env.id for _, cfg, _ in policies.values()}) > 1:
         listed = ", ".join(f"{path} ({cfg.env.id})" for path, (_, cfg, _) in policies.items())
         raise UsageError(f"evaluate compares policies of one environment; got {listed}")
@@ -289,6 +292,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"sequence runs flown as their in-run evaluations fly: {flown}")
     print(f"environment: {env_version(cfg.env.id)}")
     return 0
+
+
+def _check_guide_steps(guide_steps: int, policies: dict[str, tuple]) -> None:
+    """Refuse ``--guide-steps`` before anything flies unless every policy is of a sequence run
+    with a guide."""
+    for path, (_, cfg, _) in policies.items():
+        if cfg.algo.name != "sequence":
+            raise UsageError(
+                f"--guide-steps {guide_steps}: {path} is a policy of a {cfg.algo.name} run; a "
+                "guide flies only in a sequence run's evaluation (algo.name: sequence)"
+            )
+        if not cfg.algo.sequence.guide:
+            raise UsageError(
+                f"--guide-steps {guide_steps}: {path} is of a run without a guide "
+                "(algo.sequence.guide is '')"
+            )
 
 
 def _write_csv(path: Path, headers: list[str], rows: list[list]) -> None:

@@ -152,8 +152,9 @@ def _evaluate_sequence(policy, episodes, video_dir, device, curriculum, seed, gu
         raise UsageError(f"video: {cfg.env.id} has no trajectory plot for a sequence run")
     n = cfg.run.eval_episodes if episodes is None else episodes
     result, paths = evaluate_sequence_policy(
-        actor, cfg, guide_steps or 0, n, curriculum, seed, resolve_device(str(device), "device")
-    )
+        actor, cfg, guide_steps or 0, n, curriculum, seed, resolve_device(str(device), "device"),
+        keep_episodes=video_dir is not None,
+    )  # fmt: skip
     if video_dir is not None:
         plot_trajectories([obs[:-1] for obs in paths], cfg.env.id, Path(video_dir))
     return result

@@ -56,7 +56,8 @@ def _energy_key(preset: str) -> str:
 CSV_COLUMNS = (
     "method", "env", "runs", "seeds", "left_out", "unfinished", "max_return_mean", "max_return_std",
     "final_return_mean", "final_return_std", "free_max_return_mean", "free_max_return_std",
-    "free_final_return_mean", "free_final_return_std", *map(_energy_key, ENERGY_PRESETS),
+    "free_final_return_mean", "free_final_return_std", "free_seeds",
+    *map(_energy_key, ENERGY_PRESETS),
     "baseline", "apg_pct",
 )  # fmt: skip
 
@@ -89,8 +90,8 @@ class Cell:
     ``max_return`` and ``final_return`` are (mean, std) over the averaged seeds; ``energy_nj``
     the mean nJ per decision per preset over the averaged seeds that have an ``energy.json``;
     ``free_max_return`` and ``free_final_return`` the same of the guide-free curves
-    (``eval_free/return_mean``) of guided sequence runs, over the ``free_seeds`` averaged seeds
-    that have one (NaN without).
+    (``eval_free/return_mean``) of sequence runs, over the ``free_seeds`` averaged seeds that
+    have one (NaN without).
     """
 
     method: str
@@ -170,7 +171,7 @@ class Report:
 
     @property
     def has_guide_free(self) -> bool:
-        """Whether some averaged run has a guide-free curve (guided sequence training)."""
+        """Whether some averaged run has a guide-free curve (sequence training)."""
         return any(c.free_seeds for c in self.cells.values())
 
     def averaged_runs(self, method: str, env: str) -> list[RunRecord]:
@@ -256,8 +257,7 @@ class Report:
                 c.seeds_text,
                 *_mean_std_text(c.max_return),
                 *_mean_std_text(c.final_return),
-                *((*_mean_std_text(c.free_max_return), *_mean_std_text(c.free_final_return))
-                  if free else ()),
+                *(_free_texts(c) if free else ()),
                 *(_num(c.energy_nj.get(p, math.nan)) for p in presets),
             ]
             for c in self._ordered_cells()
@@ -295,6 +295,7 @@ class Report:
             "free_max_return_std": c.free_max_return[1],
             "free_final_return_mean": c.free_final_return[0],
             "free_final_return_std": c.free_final_return[1],
+            "free_seeds": c.free_seeds,
             **{_energy_key(p): c.energy_nj.get(p, math.nan) for p in ENERGY_PRESETS},
             "baseline": self.baseline,
             "apg_pct": math.nan if gain is None else 100 * gain.value,
@@ -340,9 +341,10 @@ _NOTE_UNFINISHED = (
     "the maximum of a seed's evaluation curve (biased upward; compare the final return too)."
 )
 _FREE_NOTE = (
-    "Guide-free: the guided sequence runs' evaluation of the actor alone from a cold state "
-    "(`eval_free/*`, the deployment case); the return columns before it are the guided "
-    "evaluation (`eval/*`: the guide flies the first `algo.sequence.eval_guide_steps` steps)."
+    "Guide-free: the sequence runs' evaluation of the actor alone from a cold state "
+    "(`eval_free/*`, the deployment case), over the seeds that have it (`n of m` where fewer); "
+    "the return columns before it are their guided evaluation (`eval/*`: the guide flies the "
+    "first `algo.sequence.eval_guide_steps` steps; without a guide the two are the same)."
 )
 _APG_NOTE = " APG: mean over shared envs of Rbar_M / Rbar_B - 1 (arXiv 2505.24161, Table 1)."
 
@@ -354,10 +356,9 @@ def summarize(
 
     ``include_unfinished`` also averages the runs that are running, stopped, crashed (killed)
     or unfinished and were evaluated after their start, as they stand (a long run cut short, or
-    one still going); failed and broken runs stay out. Copies of one run (the same method, env
-    and :attr:`~spikerl.experiments.run_records.RunRecord.learns`: a run folder copied, or
-    extended in a copy) are averaged once, the one furthest on; the others are left out as
-    ``copy``.
+    one still going); failed and broken runs stay out. Copies of one run (a run folder copied,
+    or extended in a copy; see :func:`_without_copies`) count once, the finished one, else the
+    one furthest on; the others are left out as ``copy``.
 
     ``baseline`` None takes :data:`DEFAULT_BASELINE` when the runs have it (else no APG); a
     name that is no method of the runs is a :class:`~spikerl.errors.UsageError`. Runs whose
@@ -382,25 +383,44 @@ def _includable(r: RunRecord) -> bool:
     return not r.finished and r.state in INCLUDABLE_STATES and any(step > 0 for step in r.steps)
 
 
-COPY = "copy"  # the state of a run left out as a copy of an averaged one
+COPY = "copy"  # the state of a run left out as a copy of another one
 
 
 def _without_copies(records: list[RunRecord]) -> list[RunRecord]:
-    """``records`` with every averaged copy of an averaged run but one marked :data:`COPY`: of
-    the runs equal in method, env and ``learns``, the finished one, else the one furthest on,
-    else the first, stays averaged."""
+    """``records`` with the copies of a run marked :data:`COPY`. Runs are copies of one run
+    when they are equal in method, env and ``learns`` (which leaves out ``run.total_steps``,
+    so a copy extended by a resume counts) and their curves agree wherever both evaluated
+    (runs started with another budget part at the first epoch whose curriculum or schedule
+    differs). Of the copies, the finished one, else the averaged one furthest on, else the
+    first, stays; the others are left out."""
     groups: dict[tuple[str, str, str], list[int]] = {}
     for i, r in enumerate(records):
-        if r.averaged and r.learns:
+        if r.learns and r.steps:
             groups.setdefault((r.method, r.env, r.learns), []).append(i)
     out = list(records)
     for members in groups.values():
-        kept = max(members, key=lambda i: (records[i].finished, records[i].step or 0, -i))
-        for i in members:
-            if i != kept:
-                problem = f"a copy of {records[kept].name} (same config and seed), averaged once"
-                out[i] = replace(records[i], state=COPY, included=False, problem=problem)
+        order = sorted(members, key=lambda i: (not records[i].finished, not records[i].averaged,
+                                               -(records[i].step or 0), i))  # fmt: skip
+        kept: list[int] = []
+        for i in order:
+            original = next((k for k in kept if _same_curve(records[k], records[i])), None)
+            if original is None:
+                kept.append(i)
+                continue
+            problem = f"a copy of {records[original].name} (same config, seed and curve)"
+            out[i] = replace(records[i], state=COPY, included=False, problem=problem)
     return out
+
+
+def _same_curve(a: RunRecord, b: RunRecord) -> bool:
+    """Whether two runs evaluated after their start at some common step and agree (exactly)
+    on every step both evaluated at."""
+    shared = set(a.steps) & set(b.steps)
+    if not any(step > 0 for step in shared):
+        return False
+    curve_a = dict(zip(a.steps, a.returns, strict=True))
+    curve_b = dict(zip(b.steps, b.returns, strict=True))
+    return all(curve_a[step] == curve_b[step] for step in shared)
 
 
 def _check_baseline(name: str | None, methods: tuple[str, ...]) -> str | None:
@@ -487,6 +507,15 @@ def _num(x: float, like: float | None = None) -> str:
         return "-"
     whole = abs(x if like is None or math.isnan(like) else like) >= 100
     return f"{x:.0f}" if whole else f"{x:.3g}"
+
+
+def _free_texts(c: Cell) -> tuple[str, ...]:
+    """The guide-free max, std, final, std of a cell; ``(2 of 3)`` after the max where fewer
+    averaged seeds have a guide-free curve than the cell averages."""
+    max_mean, max_std = _mean_std_text(c.free_max_return)
+    if 0 < c.free_seeds < c.seeds:
+        max_mean += f" ({c.free_seeds} of {c.seeds})"
+    return max_mean, max_std, *_mean_std_text(c.free_final_return)
 
 
 def _mean_std_text(mean_std: tuple[float, float]) -> tuple[str, str]:

@@ -6,8 +6,8 @@
   sets; when the report averages unfinished runs as they stand, each step averages the runs
   that reached it (the union of the step sets), so a run cut short ends its share early.
 - ``guide_free_curves.png``: the same of the guide-free evaluation (``eval_free/return_mean``,
-  the actor alone from a cold state) of guided sequence runs; written only when some averaged
-  run has it.
+  the actor alone from a cold state) of sequence runs; written only when some averaged run has
+  it.
 - ``max_return.png``: the grid as bars, one per method: mean max average return, std error bars.
 - ``eval_info_curves.png``: curves of the evaluation info an env declares (the quadrotor's
   position error and crash rate), mean over the averaged seeds per method, one row per
@@ -143,20 +143,26 @@ def aligned_curves(runs: list[RunRecord], union: bool = False) -> tuple[np.ndarr
 
 def _learning_curves(report: Report) -> Any:
     title = f"Learning curves: mean ± std over {report.seeds_phrase}"
-    return _return_curves(report, title, lambda r: r.returns, "mean eval return")
+    return _return_curves(report, title, lambda r: r.returns, "mean eval return",
+                          "no averaged runs")  # fmt: skip
 
 
 def _guide_free_curves(report: Report) -> Any:
     title = (f"Guide-free evaluation (the actor alone from a cold state)\n"
              f"mean ± std over {report.seeds_phrase}")  # fmt: skip
-    return _return_curves(report, title, lambda r: r.free_returns, "mean guide-free return")
+    return _return_curves(report, title, lambda r: r.free_returns, "mean guide-free return",
+                          "no guide-free curves")  # fmt: skip
 
 
 def _return_curves(
-    report: Report, title: str, values: Callable[[RunRecord], tuple[float, ...]], ylabel: str
+    report: Report,
+    title: str,
+    values: Callable[[RunRecord], tuple[float, ...]],
+    ylabel: str,
+    empty: str,
 ) -> Any:
     """Per env, per method: the mean over its averaged runs that have ``values`` of that curve
-    against env steps, with a +-1 std band."""
+    against env steps, with a +-1 std band; ``empty`` says why a panel has none."""
     fig, axes = _panels(report, title)
     colors = _colors(report)
     mpl = matplotlib_or_error()
@@ -170,7 +176,7 @@ def _return_curves(
             mean, std = np.nanmean(returns, axis=0), np.nanstd(returns, axis=0)
             ax.plot(steps, mean, color=colors[method], label=method, lw=1.6)
             ax.fill_between(steps, mean - std, mean + std, color=colors[method], alpha=0.18, lw=0)
-        _note_if_empty(ax, "no averaged runs")
+        _note_if_empty(ax, empty)
         ax.set_xlabel("env steps")
         ax.set_ylabel(ylabel)
         ax.xaxis.set_major_formatter(mpl.ticker.EngFormatter())

@@ -236,8 +236,9 @@ def check_checkpoint_config(cfg: Config, state: dict[str, Any], run_dir: Path) -
 
 
 def what_it_learns(data: dict[str, Any]) -> dict[str, Any]:
-    """A config mapping without the ``run.*`` keys of :data:`RESUME_MAY_CHANGE`: what decides
-    the numbers a run produces (two runs equal in it are the same run, one maybe further on)."""
+    """A config mapping without the ``run.*`` keys of :data:`RESUME_MAY_CHANGE`: what a run
+    learns from, its budget aside (``run.total_steps`` paces the reward curriculum, the stepped
+    slope and a TD3/SAC buffer smaller than ``algo.buffer_size``; a resume may extend it)."""
     run = {k: v for k, v in data["run"].items() if k not in RESUME_MAY_CHANGE}
     return {**data, "run": run}
 

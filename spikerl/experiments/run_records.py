@@ -49,7 +49,7 @@ __all__ = [
 
 ENERGY_NAME = "energy.json"  # ``spikerl energy RUN --json RUN/energy.json``
 RETURN_COLUMN = "eval/return_mean"
-#: The guide-free evaluation of a guided sequence run (the actor alone from a cold state)
+#: The guide-free evaluation of a sequence run (the actor alone from a cold state)
 FREE_RETURN_COLUMN = "eval_free/return_mean"
 ENERGY_PRESETS = ("45nm", "proxy-target")  # the presets a report shows, nJ per decision
 # The row order of a plain folder's report, after paper Table 1 (arXiv 2505.24161): the ANN
@@ -78,10 +78,10 @@ class RunRecord:
     declared evaluation info by label (the quadrotor's position error and crash rate; NaN where
     a row has none); ``problem`` why a run is ``broken`` (or the error of a ``failed`` one);
     ``included``: an unfinished run that a report averages as it stands (``spikerl report
-    --include-unfinished``); ``free_returns`` the guide-free curve ``[E]`` of a guided sequence
-    run (``eval_free/return_mean``, the deployment case; empty for other runs); ``learns`` the
+    --include-unfinished``); ``free_returns`` the guide-free curve ``[E]`` of a sequence run
+    (``eval_free/return_mean``, the deployment case; empty for other runs); ``learns`` the
     config without how it runs (:func:`~spikerl.experiments.run.what_it_learns`, as canonical
-    JSON; "" when unreadable): two runs equal in it are copies of one run.
+    JSON; "" when unreadable): two runs equal in it whose curves agree are copies of one run.
     """
 
     name: str

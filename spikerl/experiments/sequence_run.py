@@ -373,43 +373,46 @@ def evaluate_sequence_policy(
     curriculum: float | None = None,
     seed: int | None = None,
     device: str | torch.device = "cpu",
-    keep_obs: int = 256,
+    keep_episodes: bool = False,
 ) -> tuple[EvalResult, list[np.ndarray]]:
     """A sequence run's actor flown as its in-run evaluations fly it (step 4 of the module
     docs): ``episodes`` drones (None: ``run.eval_episodes``), one episode each, from the start
     states of every in-run evaluation of the run (those of ``seed``'s evaluation stream, None:
     the run's seed); the run's guide (``algo.sequence.guide``) flies the first ``guide_steps``
     steps and the actor is stepped silently meanwhile, then the actor flies. ``guide_steps`` 0
-    (the actor alone from a cold state) gives the ``eval_free/*`` rows of the run's metrics,
-    ``algo.sequence.eval_guide_steps`` the ``eval/*`` rows, at the same ``curriculum`` rho
-    (None: the env's start). Returns the :class:`EvalResult` (episodes in drone order, info
-    ``position_error`` and ``crashed``) and each episode's observations ``[T_i + 1, n]``."""
+    (the actor alone from a cold state; the guide is not loaded) gives the ``eval_free/*`` rows
+    of the run's metrics, ``algo.sequence.eval_guide_steps`` the ``eval/*`` rows, at the same
+    ``curriculum`` rho (None: the env's start; epoch ``e``'s rho is the ``env/curriculum`` of
+    the row before its own). Returns the :class:`EvalResult` (episodes in drone order, info
+    ``position_error`` and ``crashed``; ``observations`` empty) and, with ``keep_episodes``,
+    each episode's observations ``[T_i + 1, n]`` (else [])."""
     n = cfg.run.eval_episodes if episodes is None else episodes
     env = _vector_env(cfg, n)
     try:
         if curriculum is not None:
             env.set_curriculum(curriculum)
         obs_dim, act_dim = env.single_observation_space.shape[0], env.single_action_space.shape[0]
-        guide = load_guide(cfg.algo.sequence.guide, obs_dim, act_dim, torch.device(device))
-        if guide_steps and guide is None:
-            raise ConfigError(f"guide_steps={guide_steps} needs a guide; the run has none")
+        guide = None
+        if guide_steps:
+            guide = load_guide(cfg.algo.sequence.guide, obs_dim, act_dim, torch.device(device))
+            if guide is None:
+                raise ConfigError(f"guide_steps={guide_steps} needs a guide; the run has none")
         start = drone_seed(cfg.run.seed if seed is None else seed, "evaluation", -1)
         was_training = actor.training
         actor.eval()
         try:
             flown = guided_rollouts(env, actor, guide, guide_steps, episodes=n, seed=start,
-                                    device=device, keep_episodes=True)  # fmt: skip
+                                    device=device, keep_episodes=keep_episodes)  # fmt: skip
         finally:
             actor.train(was_training)
     finally:
         env.close()
     order = np.argsort(flown.drones, kind="stable")
-    paths = [flown.episodes[i]["obs"] for i in order]
-    seen = np.concatenate(paths)
+    paths = [flown.episodes[i]["obs"] for i in order] if keep_episodes else []
     info = {key: np.asarray(getattr(flown, key), float)[order]
             for key in ("position_error", "crashed")}  # fmt: skip
     result = EvalResult(np.asarray(flown.returns)[order], np.asarray(flown.lengths)[order],
-                        seen[:: max(1, len(seen) // keep_obs)][:keep_obs], info)  # fmt: skip
+                        np.zeros((0, obs_dim), np.float32), info)  # fmt: skip
     return result, paths
 
 

@@ -689,17 +689,40 @@ def test_a_copied_run_folder_is_averaged_once_and_listed_as_a_copy(grid):
     assert "(2/" not in report.markdown() and "a copy of" in report.markdown()
 
 
-def test_of_copies_the_one_furthest_on_is_averaged(grid):
-    original = grid / run_name("ANN TD3", "Hopper-v4", 0)
+def test_of_copies_the_finished_one_else_the_one_furthest_on_is_averaged(grid):
+    original = grid / run_name("ANN TD3", "Hopper-v4", 0)  # returns (0, 100, 100)
     shutil.copytree(original, grid / "a-longer")  # sorts first, but ends further on
-    write_run(grid, "cut", "ANN TD3", "Hopper-v4", 0, (0, 999), state="stopped")
+    write_run(grid, "cut", "ANN TD3", "Hopper-v4", 0, (0, 100), state="stopped")
     (grid / "cut" / "config.yaml").write_text((original / "config.yaml").read_text())
     status = json.loads((original / "status.json").read_text())
     (original / "status.json").write_text(json.dumps({**status, "state": "stopped", "step": 500}))
+    for include in (False, True):  # a copy is a copy whether or not it would be averaged
+        report = summarize(collect_runs(grid).records, include_unfinished=include)
+        averaged = [r.name for r in report.averaged_runs("ANN TD3", "Hopper-v4")]
+        assert sorted(averaged) == ["a-longer", run_name("ANN TD3", "Hopper-v4", 1)]
+        assert {r.name: r.state for r in report.left_out} == {"cut": "copy", original.name: "copy"}
+        assert report.cells["ANN TD3", "Hopper-v4"].runs == 2
+
+
+def test_an_unfinished_copy_of_a_finished_run_is_no_missing_seed(grid):
+    original = grid / run_name("ANN TD3", "Hopper-v4", 0)
+    write_run(grid, "extended", "ANN TD3", "Hopper-v4", 0, (0, 100, 100, 120), state="stopped")
+    (grid / "extended" / "config.yaml").write_text((original / "config.yaml").read_text())
+    cell = summarize(collect_runs(grid).records).cells["ANN TD3", "Hopper-v4"]
+    assert (cell.runs, cell.seeds, cell.left_out) == (2, 2, 0)
+
+
+def test_runs_of_one_config_whose_curves_part_are_no_copies(grid):
+    """Another run.total_steps (not in ``learns``) moves the curriculum and the stepped slope:
+    such runs agree at step 0 only and are two runs."""
+    original = grid / run_name("ANN TD3", "Hopper-v4", 0)  # returns (0, 100, 100)
+    write_run(grid, "other-budget", "ANN TD3", "Hopper-v4", 0, (0, 100, 90), state="stopped")
+    (grid / "other-budget" / "config.yaml").write_text((original / "config.yaml").read_text())
+    write_run(grid, "only-start", "ANN TD3", "Hopper-v4", 0, (0,), state="stopped")
+    (grid / "only-start" / "config.yaml").write_text((original / "config.yaml").read_text())
     report = summarize(collect_runs(grid).records, include_unfinished=True)
-    averaged = [r.name for r in report.averaged_runs("ANN TD3", "Hopper-v4")]
-    assert sorted(averaged) == ["a-longer", run_name("ANN TD3", "Hopper-v4", 1)]
-    assert {r.name for r in report.left_out} == {"cut", original.name}
+    assert not any(r.state == "copy" for r in report.records)
+    assert report.cells["ANN TD3", "Hopper-v4"].seeds == 3  # only-start: not evaluated after it
 
 
 def test_runs_of_one_seed_with_other_settings_are_no_copies(grid):
@@ -710,3 +733,19 @@ def test_runs_of_one_seed_with_other_settings_are_no_copies(grid):
     (grid / "other-tau" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     report = summarize(collect_runs(grid).records)
     assert report.cells["ANN TD3", "Hopper-v4"].seeds == 3 and not report.left_out
+
+
+def test_a_guide_free_mean_over_fewer_seeds_says_so(grid):
+    _add_guide_free(grid / run_name("PT-LIF", "Pendulum-v1", 0), (1, 9, 4))
+    report = summarize(collect_runs(grid).records)
+    assert report.cells["PT-LIF", "Pendulum-v1"].free_seeds == 1
+    lif = next(
+        r for r in markdown_tables(report.markdown())[1] if r[:2] == ["PT-LIF", "Pendulum-v1"]
+    )
+    assert lif[-4:-2] == ["9 (1 of 2)", "0"]
+    row = next(
+        r
+        for r in csv.DictReader(io.StringIO(report.format("csv")))
+        if (r["method"], r["env"]) == ("PT-LIF", "Pendulum-v1")
+    )
+    assert row["free_seeds"] == "1"

@@ -5,6 +5,7 @@ networks, windows of 20 steps, a guide trained by a seconds-long TD3 run."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def test_evaluate_reproduces_the_runs_own_last_evaluation(guide, tmp_path, capsy
     at the last epoch's rho, guide-free it gives the last eval_free/* row, with the guide
     flying W steps the last eval/* row (up to the summation order of the means)."""
     from spikerl.errors import UsageError
-    from spikerl.experiments.policy import evaluate_run
+    from spikerl.experiments.policy import evaluate_run, load_policy
 
     result = train(_cfg(guide, "run.keep_policies=true"), tmp_path)
     last = _rows(result.run_dir)[-1]
@@ -122,6 +123,20 @@ def test_evaluate_reproduces_the_runs_own_last_evaluation(guide, tmp_path, capsy
     assert (out / "trajectories.png").stat().st_size > 5000
     with pytest.raises(UsageError, match="guide_steps: a guide flies only in a sequence run"):
         evaluate_run(Path(guide).parent, episodes=1, guide_steps=5)
+    # mixed runs are refused before anything flies, naming the option
+    assert main(["evaluate", str(kept), str(Path(guide).parent), "--guide-steps", "5"]) == 2
+    assert "--guide-steps 5: " in capsys.readouterr().err
+    # guide-free flights need no guide: a run whose guide file is gone still evaluates
+    actor, cfg, _ = load_policy(kept)
+    gone = dataclasses.replace(cfg.algo.sequence, guide=str(tmp_path / "gone.pt"))
+    moved = dataclasses.replace(cfg, algo=dataclasses.replace(cfg.algo, sequence=gone))
+    alone, paths = sequence_run.evaluate_sequence_policy(actor, moved, episodes=2, curriculum=1.0)
+    assert (
+        alone.returns.tolist() == evaluate_run(kept, episodes=2, curriculum=1.0)[0].returns.tolist()
+    )
+    assert paths == [] and alone.observations.shape == (0, 146)
+    with pytest.raises(ConfigError, match="gone.pt"):
+        sequence_run.evaluate_sequence_policy(actor, moved, guide_steps=5, episodes=1)
 
 
 def test_a_stopped_run_resumes_exactly(guide, tmp_path, monkeypatch):
