@@ -69,18 +69,23 @@ class ReplayBuffer:
             "next_obs": slice(n + m + 1, 2 * n + m + 1),
             "not_done": 2 * n + m + 1,
         }
-        if on_device:
+        self._allocate(capacity)
+        self.rng = np.random.default_rng(seed)
+
+    def _allocate(self, capacity: int) -> None:
+        """Empty storage for ``capacity`` transitions."""
+        (n,), (m,), _ = self._shapes
+        if self.on_device:
             self.rows = torch.zeros(
                 (capacity, 2 * n + m + 2), dtype=torch.float32, device=self.device
             )
         else:
-            self.obs = np.zeros((capacity, obs_dim), np.float32)
-            self.actions = np.zeros((capacity, act_dim), np.float32)
+            self.obs = np.zeros((capacity, n), np.float32)
+            self.actions = np.zeros((capacity, m), np.float32)
             self.rewards = np.zeros(capacity, np.float32)
-            self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+            self.next_obs = np.zeros((capacity, n), np.float32)
             self.not_done = np.zeros(capacity, np.float32)
-        self.ptr, self.size = 0, 0
-        self.rng = np.random.default_rng(seed)
+        self.capacity, self.ptr, self.size = capacity, 0, 0
 
     def __len__(self) -> int:
         return self.size
@@ -152,18 +157,28 @@ class ReplayBuffer:
         return torch.from_numpy(getattr(self, field)[: self.size].copy())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (the counters only together with the data); a
-        different capacity raises ``ValueError``."""
-        if state["capacity"] != self.capacity:
-            raise ValueError(
-                f"buffer capacity mismatch: checkpoint {state['capacity']}, buffer {self.capacity}"
-            )
+        """Restore a :meth:`state_dict` (the counters only together with the data).
+
+        Every stored transition is kept when the checkpoint's capacity differs (a run resumed
+        with another ``run.total_steps``, which caps a run's capacity below
+        ``algo.buffer_size``): a larger one makes this buffer that large; a smaller one's
+        transitions are stored oldest first, where a buffer this large from the start would
+        hold them (it had not wrapped: the capacity is the budget), the next one after them.
+        """
         self.rng.bit_generator.state = state["rng"]
         if "data" not in state:  # counters restored only with the data they describe
             return
-        self.ptr, self.size = state["ptr"], state["size"]
+        data, size, ptr = state["data"], state["size"], state["ptr"]
+        if state["capacity"] > self.capacity:
+            self._allocate(state["capacity"])
+        elif state["capacity"] < self.capacity:
+            # oldest first: a full ring's oldest transition is at ptr
+            order = np.roll(np.arange(size), -ptr) if size == state["capacity"] else None
+            data = {f: v if order is None else v[torch.from_numpy(order)] for f, v in data.items()}
+            ptr = size
+        self.ptr, self.size = ptr, size
         for f in _FIELDS:
             if self.on_device:
-                self.rows[: self.size, self.columns[f]] = state["data"][f].to(self.device)
+                self.rows[:size, self.columns[f]] = data[f].to(self.device)
             else:
-                getattr(self, f)[: self.size] = state["data"][f].numpy()
+                getattr(self, f)[:size] = data[f].numpy()

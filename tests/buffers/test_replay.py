@@ -61,8 +61,33 @@ def test_errors():
         ReplayBuffer(2, 1, 0)
     with pytest.raises(RuntimeError, match="empty"):
         ReplayBuffer(2, 1, 5).sample(1)
-    with pytest.raises(ValueError, match="capacity"):
-        ReplayBuffer(2, 1, 5).load_state_dict(ReplayBuffer(2, 1, 6).state_dict())
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+@pytest.mark.parametrize("added", [3, 5, 8])  # part full, full, wrapped
+def test_a_smaller_checkpoint_loads_oldest_first_into_a_larger_buffer(added, on_device):
+    """A run extended on resume (its capacity is its budget) keeps every transition: stored
+    oldest first, the next one after them, as a buffer this large from the start holds them."""
+    small, large = (
+        ReplayBuffer(2, 1, 5, seed=1),
+        ReplayBuffer(2, 1, 12, seed=2, on_device=on_device),
+    )
+    fill(small, added)
+    large.load_state_dict(small.state_dict())
+    kept = list(range(max(0, added - 5), added))
+    assert len(large) == len(kept) and large.capacity == 12 and large.ptr == len(kept)
+    assert large.stored("rewards").tolist() == kept
+    assert large.rng.bit_generator.state == small.rng.bit_generator.state
+    fill(large, 1, start=added)
+    assert large.stored("rewards").tolist() == [*kept, added]
+
+
+def test_a_larger_checkpoint_makes_the_buffer_that_large():
+    big, small = ReplayBuffer(2, 1, 8, seed=1), ReplayBuffer(2, 1, 4, seed=2)
+    fill(big, 10)
+    small.load_state_dict(big.state_dict())
+    assert (small.capacity, len(small), small.ptr) == (8, 8, big.ptr)
+    assert torch.equal(small.stored("obs"), big.stored("obs"))
 
 
 def _same_batches(a, b, n=5, batch=16):

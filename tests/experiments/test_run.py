@@ -306,3 +306,24 @@ def test_checkpoint_write_failure_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="could not write checkpoint"):
         save_checkpoint({"a": 1}, tmp_path / "file" / "checkpoint.pt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize("kind", ["ann", "lif"])
+def test_a_run_extended_on_resume_equals_one_started_with_the_longer_budget(
+    tiny_config, tmp_path, kind
+):
+    """run.total_steps caps the replay capacity below algo.buffer_size; extending a run on
+    resume keeps its buffer (grown, oldest first) and, with no schedule tied to the budget,
+    ends exactly where a run started with the longer budget ends."""
+    short = tiny_config(f"actor.kind={kind}", "run.name=extended")  # 400 steps, capacity 400
+    train(short, tmp_path / "a")
+    longer = tiny_config(f"actor.kind={kind}", "run.name=extended", "run.total_steps=800")
+    (tmp_path / "a" / "extended" / "config.yaml").write_text(
+        yaml.safe_dump(config_to_dict(longer), sort_keys=False)
+    )
+    extended = train(longer, tmp_path / "a", resume=True)
+    fresh = train(longer, tmp_path / "b")
+    assert extended.steps == 800 and len(read_metrics(extended.run_dir)) == 5
+    assert read_metrics(extended.run_dir) == read_metrics(fresh.run_dir)
+    grown = load_checkpoint(extended.run_dir / "checkpoint.pt")["buffer"]
+    assert grown["capacity"] == 800 and grown["size"] == 800
