@@ -181,7 +181,8 @@ def _plain_records(folder: Path) -> list[RunRecord]:
 
 
 def _plain_order(r: RunRecord) -> tuple[Any, ...]:
-    rank = METHOD_ORDER.index(r.method) if r.method in METHOD_ORDER else len(METHOD_ORDER)
+    base = r.method.split(" [")[0]  # a sequence method behind another guide: beside its own
+    rank = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
     return rank, r.method, r.env, -1 if r.seed is None else r.seed, r.name
 
 

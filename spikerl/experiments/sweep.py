@@ -56,6 +56,7 @@ from .config import (
     MAX_RUN_NAME,
     Config,
     ConfigError,
+    SequenceConfig,
     config_from_dict,
     config_to_dict,
     load_config,
@@ -157,6 +158,9 @@ def method_label(cfg: Config) -> str:
     return f"PT-{kind}" if proxy else kind
 
 
+PRESET_GUIDE = SequenceConfig().guide  # the presets' guide, the config default
+
+
 def sequence_label(cfg: Config) -> str:
     """arXiv 2510.24461's names for sequence training: the loss (``BC`` without a Q term,
     ``TD3`` with the plain Q term and no BC term, ``TD3 (norm. Q)`` with TD3+BC's normalised Q
@@ -164,7 +168,16 @@ def sequence_label(cfg: Config) -> str:
     guide jump-starts the online collection, or ``online`` for online BC without one:
     ``TD3BC+JSRL``, ``BC``, ``TD3BC offline``, ``TD3``, ``BC+JSRL``
     (``configs/quadrotor/guided_bc.yaml``) and the ablation's ``TD3 (norm. Q)+JSRL``,
-    ``TD3BC`` and ``TD3 (norm. Q)``."""
+    ``TD3BC`` and ``TD3 (norm. Q)``. A guide other than the presets' (``builtin-v2``, the
+    config default) is named after it, ``TD3BC+JSRL [builtin-v1]``, so runs behind different
+    guides never average as seeds of one method."""
+    label = _sequence_loss_label(cfg)
+    guide = cfg.algo.sequence.guide
+    guide = "builtin-v1" if guide == "builtin" else guide  # the same weights, one name
+    return label if guide in ("", PRESET_GUIDE) else f"{label} [{guide}]"
+
+
+def _sequence_loss_label(cfg: Config) -> str:
     seq = cfg.algo.sequence
     if seq.q_term == "none":
         loss = "BC"

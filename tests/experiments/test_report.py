@@ -749,3 +749,17 @@ def test_a_guide_free_mean_over_fewer_seeds_says_so(grid):
         if (r["method"], r["env"]) == ("PT-LIF", "Pendulum-v1")
     )
     assert row["free_seeds"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("guide", "label"),
+    [("builtin-v2", "TD3BC+JSRL"), ("builtin", "TD3BC+JSRL [builtin-v1]"),
+     ("builtin-v1", "TD3BC+JSRL [builtin-v1]"), ("runs/g/best.pt", "TD3BC+JSRL [runs/g/best.pt]")],
+)  # fmt: skip
+def test_a_sequence_method_behind_another_guide_is_named_after_it(guide, label):
+    cfg = load_config(
+        REPO / "configs/quadrotor/guided_td3bc.yaml", [f"algo.sequence.guide={guide}"]
+    )
+    assert method_label(cfg) == label
+    no_guide = load_config(REPO / "configs/quadrotor/td3_sequence.yaml")
+    assert method_label(no_guide) == "TD3"
