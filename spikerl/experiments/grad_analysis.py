@@ -21,13 +21,23 @@ sample, per-sample gradients. For each slope ``k`` and layer :math:`\ell`:
 with the steep slope ``k_ref`` (100) standing in for the true derivative (zero almost
 everywhere); a cosine with a zero gradient counts as 0. Also the cosine's std and the
 fraction of samples whose layer gradient is all zero. Writes ``grad_analysis.csv``
-(``slope,layer,mean_abs_grad,cos_mean,cos_std,frac_zero``) and ``grad_analysis.png``.
+(``slope,layer,mean_abs_grad,cos_mean,cos_std,frac_zero``) and ``grad_analysis.png`` to
+``--out``, by default ``runs/grad_analysis`` (actor mode: ``runs/grad_analysis_actor/<run
+folder name>``, so neither mode overwrites the other).
 
 Actor mode (``--mode actor --buffer RUN``): the same statistics for the trained stateful actor
 of a sequence run (``algo.name: sequence``; 18-256-128-4: layers 0, 1 and 2 = readout), one
 sample per stored window (``--samples`` windows drawn from the run's replay buffer), the loss
 being the run's real masked actor loss (:meth:`~spikerl.algos.sequence.SequenceTD3BC.actor_loss`
 at the run's current BC weight: BPTT over the window, only steps past the burn-in).
+
+Memory: samples are taken ``CHUNK`` (256) at a time. Their per-sample gradients (``chunk x
+parameters`` floats, for the reference slope and one other slope) and, in actor mode, their
+windows (``[chunk, L, obs]``) are held for that chunk only: each sample's gradients are reduced
+at once to 3 numbers per slope and layer (mean :math:`|g|`, the cosine, the all-zero flag),
+whose means over all ``N`` samples are the statistics above, bit for bit those of the whole
+batch at once. What grows with ``N`` is only these numbers, the synthetic inputs (127 per
+sample) and the drawn windows' indices.
 """
 
 from __future__ import annotations
@@ -60,7 +70,10 @@ __all__ = [
 ]
 
 TINY_GRADIENT = 1e-18
+CHUNK = 256  # samples whose per-sample gradients are held at once
 CSV_NAME, PNG_NAME = "grad_analysis.csv", "grad_analysis.png"
+SYNTHETIC_OUT = Path("runs/grad_analysis")
+ACTOR_OUT = Path("runs/grad_analysis_actor")  # + the run folder's name
 
 
 @dataclass(frozen=True)
@@ -97,26 +110,34 @@ def _weights(net: SpikingNetwork) -> list[torch.Tensor]:
 def _per_sample_gradients(
     net, sample_loss, count, slope
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Gradients ``[N, *W.shape]`` of each weight for each of ``count`` samples, and the
-    forward outputs; ``sample_loss(n) -> (loss, output)`` runs sample ``n`` from zero state."""
+    """Gradients ``[count, *W.shape]`` of each weight for each sample of one chunk, and the
+    forward outputs; ``sample_loss(i) -> (loss, output)`` runs the chunk's sample ``i`` from
+    zero state."""
     net.set_surrogate_slope(slope)
     weights = _weights(net)
     grads = [torch.zeros((count, *w.shape), dtype=w.dtype) for w in weights]
     outputs = []
-    for n in range(count):
-        loss, out = sample_loss(n)
-        for i, g in enumerate(torch.autograd.grad(loss, weights)):
-            grads[i][n] = g
+    for i in range(count):
+        loss, out = sample_loss(i)
+        for j, g in enumerate(torch.autograd.grad(loss, weights)):
+            grads[j][i] = g
         outputs.append(out.detach().reshape(1, -1))
     return grads, torch.cat(outputs)
 
 
-def _synthetic_loss(net, x, y):
-    def sample_loss(n: int):
-        out = net(x[n : n + 1])  # every call starts from zero state
-        return nn.functional.mse_loss(out, y[n : n + 1]), out
+def _synthetic_losses(net, x, y):
+    """``chunk_losses(start, stop) -> sample_loss``: sample ``i`` of the chunk is the MSE of
+    ``net(x[start + i])`` against ``y[start + i]``."""
 
-    return sample_loss
+    def chunk_losses(start: int, stop: int):
+        def sample_loss(i: int):
+            n = start + i
+            out = net(x[n : n + 1])  # every call starts from zero state
+            return nn.functional.mse_loss(out, y[n : n + 1]), out
+
+        return sample_loss
+
+    return chunk_losses
 
 
 def _cosines(g: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -134,16 +155,18 @@ def gradient_analysis(
     bias: bool = False,
     dtype: torch.dtype = torch.float32,
     timesteps: int = 2,
+    chunk: int = CHUNK,
 ) -> list[GradStats]:
     """Per slope and layer of the synthetic network: gradient magnitude, cosine with the
-    reference slope's gradient."""
+    reference slope's gradient; per-sample gradients are held for ``chunk`` samples at a time
+    (the statistics do not depend on it)."""
     streams = SeedStreams(seed)
     with streams.torch_init():
         net = synthetic_network(bias, timesteps).to(dtype)
     data = streams.torch("replay")
     x = torch.randn(samples, 63, generator=data, dtype=dtype)
     y = torch.randn(samples, 64, generator=data, dtype=dtype)
-    return _slope_statistics(net, _synthetic_loss(net, x, y), samples, slopes, reference)
+    return _slope_statistics(net, _synthetic_losses(net, x, y), samples, slopes, reference, chunk)
 
 
 def actor_gradient_analysis(
@@ -152,42 +175,106 @@ def actor_gradient_analysis(
     reference: float = 100.0,
     samples: int = 256,
     seed: int = 0,
+    chunk: int = CHUNK,
 ) -> list[GradStats]:
     """The same statistics for a sequence run's actor on ``samples`` windows of its buffer,
-    each with the run's masked actor loss (module docstring)."""
+    each with the run's masked actor loss (module docstring); the windows and their gradients
+    are materialised ``chunk`` at a time."""
     from ..algos.common import frozen
     from .sequence_run import load_trained
 
     cfg, learner, buffer, bc_weight = load_trained(run_dir)
     buffer.rng = np.random.default_rng(seed)
-    batch = buffer.sample(samples, cfg.algo.gamma)
-
-    def sample_loss(n: int):
-        window = type(batch)(*(field[n : n + 1] for field in batch))
-        loss, _ = learner.actor_loss(window, bc_weight)
-        return loss, loss
-
+    chunk_losses = _window_losses(learner, buffer, samples, cfg.algo.gamma, bc_weight)
     with frozen(learner.critic):
-        return _slope_statistics(learner.actor, sample_loss, samples, slopes, reference)
+        return _slope_statistics(learner.actor, chunk_losses, samples, slopes, reference, chunk)
 
 
-def _slope_statistics(net, sample_loss, samples, slopes, reference) -> list[GradStats]:
-    ref_grads, ref_out = _per_sample_gradients(net, sample_loss, samples, reference)
-    stats = []
-    for k in slopes:
-        grads, out = _per_sample_gradients(net, sample_loss, samples, k)
-        if not torch.equal(out, ref_out):
-            raise SpikerlError(f"the forward pass changed with the slope ({k}); it must not")
-        for layer, (g, r) in enumerate(zip(grads, ref_grads, strict=True)):
-            g = torch.where(g.abs() < TINY_GRADIENT, 0.0, g)
-            cos = _cosines(g, r)
-            zero = (g.flatten(1).abs().sum(dim=1) == 0).double().mean()
-            magnitude = g.abs().flatten(1).mean(dim=1).mean()
-            stats.append(
-                GradStats(float(k), layer, float(magnitude), float(cos.mean()),
-                          float(cos.std(unbiased=False)), float(zero))
-            )  # fmt: skip
-    return stats
+def _window_losses(learner, buffer, samples, gamma, bc_weight):
+    """``chunk_losses(start, stop) -> sample_loss``: draws all ``samples`` windows up front
+    (indices only: the draws of ``buffer.sample(samples, gamma)``), gathers the chunk's windows
+    ``[stop - start, L, obs]`` when asked; sample ``i`` is the actor loss of window
+    ``start + i`` alone."""
+    eps, starts = buffer.sample_windows(samples)
+
+    def chunk_losses(start: int, stop: int):
+        batch = buffer.gather(eps[start:stop], starts[start:stop], gamma)
+
+        def sample_loss(i: int):
+            window = type(batch)(*(field[i : i + 1] for field in batch))
+            loss, _ = learner.actor_loss(window, bc_weight)
+            return loss, loss
+
+        return sample_loss
+
+    return chunk_losses
+
+
+def _sample_statistics(
+    g: torch.Tensor, ref: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per sample of one layer's chunk ``g [C, *W.shape]``, entries ``|g| < 1e-18`` set to 0:
+    ``mean_ij |g_ij|``, ``cos(g, ref)`` (0 if either is zero) and whether ``g`` is all zero."""
+    g = torch.where(g.abs() < TINY_GRADIENT, 0.0, g)
+    magnitude = g.abs().flatten(1).mean(dim=1)
+    zero = g.flatten(1).abs().sum(dim=1) == 0
+    return magnitude, _cosines(g, ref), zero
+
+
+def _summary(
+    slope: float, layer: int, magnitude: torch.Tensor, cos: torch.Tensor, zero: torch.Tensor
+) -> GradStats:
+    """The means over all ``N`` samples of the per-sample statistics ``[N]`` of one slope and
+    layer, and the cosines' population std ``sqrt(mean (cos - cos_mean)^2)``."""
+    return GradStats(
+        float(slope), layer, float(magnitude.mean()), float(cos.mean()),
+        float(cos.std(unbiased=False)), float(zero.double().mean()),
+    )  # fmt: skip
+
+
+def _chunks(samples: int, chunk: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of consecutive chunks of ``max(chunk, 2)`` samples, a single leftover
+    sample joining the last full chunk: torch may split a one-row reduction of a large layer
+    across threads, which can change its last bit, so no chunk has one row unless
+    ``samples == 1`` (as in the whole-batch computation)."""
+    starts = list(range(0, samples, max(chunk, 2)))
+    if len(starts) > 1 and samples - starts[-1] == 1:
+        starts.pop()
+    return list(zip(starts, [*starts[1:], samples], strict=True))
+
+
+def _per_sample_storage(weights, slopes, samples) -> list[list[tuple[torch.Tensor, ...]]]:
+    """``[slope][layer] -> (mean |g|, cosine, all-zero flag)``, each ``[samples]``, allocated
+    once (growing them chunk by chunk fragments the heap: the peak memory grew with ``N``)."""
+    return [
+        [
+            (torch.empty(samples, dtype=w.dtype), torch.empty(samples, dtype=w.dtype),
+             torch.empty(samples, dtype=torch.bool))
+            for w in weights
+        ]
+        for _ in slopes
+    ]  # fmt: skip
+
+
+def _slope_statistics(net, chunk_losses, samples, slopes, reference, chunk) -> list[GradStats]:
+    """Statistics per slope and layer over ``samples`` samples, ``chunk`` at a time: per-sample
+    gradients need ``chunk x parameters`` floats for the reference slope and one more slope;
+    what is kept per sample is 3 numbers per slope and layer."""
+    weights = _weights(net)
+    kept = _per_sample_storage(weights, slopes, samples)
+    for start, stop in _chunks(samples, chunk):
+        count = stop - start
+        sample_loss = chunk_losses(start, stop)
+        ref_grads, ref_out = _per_sample_gradients(net, sample_loss, count, reference)
+        for s, k in enumerate(slopes):
+            grads, out = _per_sample_gradients(net, sample_loss, count, k)
+            if not torch.equal(out, ref_out):
+                raise SpikerlError(f"the forward pass changed with the slope ({k}); it must not")
+            for layer, (g, r) in enumerate(zip(grads, ref_grads, strict=True)):
+                for into, value in zip(kept[s][layer], _sample_statistics(g, r), strict=True):
+                    into[start:stop] = value
+    layers = range(len(weights))
+    return [_summary(k, layer, *kept[s][layer]) for s, k in enumerate(slopes) for layer in layers]
 
 
 def write_csv(stats: list[GradStats], path: Path) -> None:
@@ -263,8 +350,8 @@ def add_grad_analysis_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--float64", action="store_true", help="synthetic mode: compute in float64")
     p.add_argument(
-        "--out", type=Path, default=Path("runs/grad_analysis"),
-        help="output folder (default: runs/grad_analysis)",
+        "--out", type=Path, default=None,
+        help=f"output folder (default: {SYNTHETIC_OUT}; actor mode: {ACTOR_OUT}/<RUN folder name>)",
     )  # fmt: skip
     p.add_argument("--no-plot", action="store_true", help="CSV only (no matplotlib needed)")
 
@@ -292,9 +379,20 @@ def _check_mode_options(args: argparse.Namespace) -> None:
         raise UsageError("--buffer is read by --mode actor only; add --mode actor")
 
 
+def output_folder(args: argparse.Namespace) -> Path:
+    """``--out``, or the mode's own default: ``runs/grad_analysis`` (synthetic) or
+    ``runs/grad_analysis_actor/<RUN folder name>`` (actor)."""
+    if args.out is not None:
+        return args.out
+    if args.mode == "actor":
+        return ACTOR_OUT / args.buffer.resolve().name
+    return SYNTHETIC_OUT
+
+
 def cmd_grad_analysis(args: argparse.Namespace) -> int:
     _check_mode_options(args)
-    check_output_folder(args.out, "--out")
+    out = output_folder(args)
+    check_output_folder(out, "--out")
     if args.mode == "actor":
         stats = actor_gradient_analysis(
             args.buffer, tuple(args.slopes), args.reference, args.samples, args.seed
@@ -311,16 +409,16 @@ def cmd_grad_analysis(args: argparse.Namespace) -> int:
             f"Surrogate slope vs per-sample gradients (fast sigmoid, 63-64x4-64, T = {timesteps})"
         )
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_csv(stats, args.out / CSV_NAME)
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(stats, out / CSV_NAME)
         if not args.no_plot:
-            write_png(stats, args.out / PNG_NAME, args.reference, title)
+            write_png(stats, out / PNG_NAME, args.reference, title)
     except OSError as err:
-        raise SpikerlError(f"cannot write to {args.out}: {err.strerror or err}") from None
+        raise SpikerlError(f"cannot write to {out}: {err.strerror or err}") from None
     rows = [
         [f"{s.slope:g}", s.layer, s.mean_abs_grad, s.cos_mean, s.cos_std, s.frac_zero]
         for s in stats
     ]
     print(format_table(["slope", "layer", "mean |grad|", "cos mean", "cos std", "zero"], rows))
-    print(f"wrote {args.out / CSV_NAME}" + ("" if args.no_plot else f" and {args.out / PNG_NAME}"))
+    print(f"wrote {out / CSV_NAME}" + ("" if args.no_plot else f" and {out / PNG_NAME}"))
     return 0
