@@ -223,16 +223,30 @@ def check_checkpoint_config(cfg: Config, state: dict[str, Any], run_dir: Path) -
     them, so keys added since the checkpoint take their defaults on both; a saved config this
     spikerl cannot read is not compared (the parts that matter are checked as they load)."""
     try:
-        saved = what_it_learns(config_to_dict(config_from_dict(state.get("config") or {})))
+        saved_cfg = config_from_dict(state.get("config") or {})
     except ConfigError:
         return
-    given = what_it_learns(config_to_dict(cfg))
+    saved, given = what_it_learns(config_to_dict(saved_cfg)), what_it_learns(config_to_dict(cfg))
     if saved != given:
         raise RunError(
             f"cannot resume {run_dir}: its config.yaml was changed after the checkpoint was "
             f"written: {config_diff(saved, given, 'config.yaml')}; put the values back (or "
             "start a new run with the new ones)"
         )
+    if saved_cfg.run.total_steps != cfg.run.total_steps:
+        _note_new_budget(saved_cfg.run.total_steps, cfg)
+
+
+def _note_new_budget(old: int, cfg: Config) -> None:
+    """Say what a resume with another ``run.total_steps`` changes from the next epoch on."""
+    paced = []
+    if cfg.env.curriculum_block:
+        paced.append("the reward curriculum")
+    if cfg.actor.kind != "ann" and cfg.actor.slope_schedule.kind == "stepped":
+        paced.append("the stepped slope")
+    follows = f"; {' and '.join(paced)} now pace{'s' * (len(paced) == 1)} to it" if paced else ""
+    _note(f"run.total_steps {old} -> {cfg.run.total_steps}: the run trains to the new budget"
+          f"{follows}")  # fmt: skip
 
 
 def what_it_learns(data: dict[str, Any]) -> dict[str, Any]:

@@ -310,7 +310,7 @@ def test_checkpoint_write_failure_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("kind", ["ann", "lif"])
 def test_a_run_extended_on_resume_equals_one_started_with_the_longer_budget(
-    tiny_config, tmp_path, kind
+    tiny_config, tmp_path, kind, capsys
 ):
     """run.total_steps caps the replay capacity below algo.buffer_size; extending a run on
     resume keeps its buffer (grown, oldest first) and, with no schedule tied to the budget,
@@ -322,6 +322,9 @@ def test_a_run_extended_on_resume_equals_one_started_with_the_longer_budget(
         yaml.safe_dump(config_to_dict(longer), sort_keys=False)
     )
     extended = train(longer, tmp_path / "a", resume=True)
+    assert "note: run.total_steps 400 -> 800: the run trains to the new budget\n" in (
+        capsys.readouterr().err
+    )
     fresh = train(longer, tmp_path / "b")
     assert extended.steps == 800 and len(read_metrics(extended.run_dir)) == 5
     assert read_metrics(extended.run_dir) == read_metrics(fresh.run_dir)

@@ -304,3 +304,9 @@ def test_a_config_edited_after_the_checkpoint_is_refused_on_resume(guide, tmp_pa
     quiet = {**original, "run": {**original["run"], "keep_policies": True, "threads": 2}}
     path.write_text(yaml.safe_dump(quiet, sort_keys=False))
     assert main(["train", "--resume", str(run)]) == 0  # finished: a no-op, and no refusal
+    longer = {**quiet, "run": {**quiet["run"], "total_steps": 2000}}
+    path.write_text(yaml.safe_dump(longer, sort_keys=False))
+    assert main(["train", "--resume", str(run)]) == 0  # one more epoch
+    assert ("note: run.total_steps 1500 -> 2000: the run trains to the new budget; the reward "
+            "curriculum now paces to it") in capsys.readouterr().err  # fmt: skip
+    assert len(_rows(run)) == len(rows) + 1
