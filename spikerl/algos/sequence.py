@@ -17,8 +17,11 @@ state and 32-step action history), so they need no warm-up. One call of
        \epsilon \sim N(0, \sigma^2),
 
    with :math:`d_t = \gamma^{n'}(1 - c_t)`, zero after a crash, and :math:`a^{buf}` the stored
-   action (``target_action=buffer``, the spec's default: recomputing it would need a warm SNN,
-   and the BC term keeps the actor close to the data).
+   action (``target_action="buffer"``, the spec's default: recomputing it would need a warm
+   SNN, and the BC term keeps the actor close to the data). ``target_action="policy"`` (the
+   spec's option) puts the actor's own output at :math:`x_{t+n'}` there instead, from an
+   unroll of the window without gradient, where that step is a window step past the burn-in
+   (:math:`W \le i + n' < L`, warm state); elsewhere the stored action stays.
 2. **Actor**, every ``policy_delay`` updates: zero state at the window start, unrolled over all
    L steps (backprop through time), losses only on valid steps :math:`i \ge W` (burn-in):
 
@@ -54,6 +57,7 @@ __all__ = ["QTerm", "SequenceTD3BC", "masked_mean"]
 
 QTerm = Literal["normalized", "plain", "none"]
 Q_TERMS = ("normalized", "plain", "none")
+TARGET_ACTIONS = ("buffer", "policy")
 
 
 def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -74,6 +78,7 @@ class SequenceTD3BC(CheckpointMixin):
         burn_in: W, window steps that only warm the actor's state (50).
         q_term: ``normalized``, ``plain`` or ``none`` (see above).
         alpha: TD3+BC's alpha (2.5).
+        target_action: ``buffer`` or ``policy``, the base of the critic's target action.
         lr_actor, lr_critic, gamma, tau: Adam rates, discount, Polyak factor.
         target_noise, noise_clip: sigma and c of the target action noise (0.2, 0.5).
         policy_delay: critic updates per actor update (1).
@@ -92,6 +97,7 @@ class SequenceTD3BC(CheckpointMixin):
         burn_in: int = 50,
         q_term: QTerm = "normalized",
         alpha: float = 2.5,
+        target_action: Literal["buffer", "policy"] = "buffer",
         lr_actor: float = 1e-3,
         lr_critic: float = 1e-3,
         gamma: float = 0.99,
@@ -105,6 +111,10 @@ class SequenceTD3BC(CheckpointMixin):
     ) -> None:
         if q_term not in Q_TERMS:
             raise ValueError(f"q_term={q_term!r}; choose one of {list(Q_TERMS)}")
+        if target_action not in TARGET_ACTIONS:
+            raise ValueError(
+                f"target_action={target_action!r}; choose one of {list(TARGET_ACTIONS)}"
+            )
         if not getattr(actor, "stateful", False):
             raise ValueError("sequence training needs a stateful actor (actor.stateful)")
         self.actor, self.critic = actor, critic
@@ -112,6 +122,7 @@ class SequenceTD3BC(CheckpointMixin):
         self.actor_opt = adam(actor.parameters(), lr_actor)
         self.critic_opt = adam(critic.parameters(), lr_critic)
         self.burn_in, self.q_term, self.alpha = burn_in, q_term, alpha
+        self.target_action = target_action
         self.gamma, self.tau, self.policy_delay = gamma, tau, policy_delay
         self.target_noise, self.noise_clip = target_noise, noise_clip
         self.device = torch.device(device)
@@ -136,14 +147,14 @@ class SequenceTD3BC(CheckpointMixin):
     def _critic_step(self, batch: Any) -> dict[str, float]:
         valid = batch.mask.float()
         with torch.no_grad():
+            base = batch.bootstrap_action
+            if self.target_action == "policy":
+                base = self._policy_target_actions(batch)
             eps = torch.randn(
-                batch.bootstrap_action.shape,
-                generator=self.target_gen,
-                dtype=batch.bootstrap_action.dtype,
-                device=batch.bootstrap_action.device,
+                base.shape, generator=self.target_gen, dtype=base.dtype, device=base.device
             )
             noise = (eps * self.target_noise).clamp(-self.noise_clip, self.noise_clip)
-            next_actions = (batch.bootstrap_action + noise).clamp(-1.0, 1.0)
+            next_actions = (base + noise).clamp(-1.0, 1.0)
             q1_next, q2_next = self.critic_target(batch.bootstrap_obs, next_actions)
             y = batch.nstep_return + batch.bootstrap_discount * torch.min(q1_next, q2_next)
         q1, q2 = self.critic(batch.obs, batch.actions)
@@ -152,6 +163,18 @@ class SequenceTD3BC(CheckpointMixin):
         loss.backward()
         self.critic_opt.step()
         return {"loss/critic": loss.item(), "q/mean": masked_mean(q1.detach(), valid).item()}
+
+    def _policy_target_actions(self, batch: Any) -> torch.Tensor:
+        """``[B, L, m]``: the actor's output at window position ``i + n'`` (this window's unroll
+        from zero state, no gradient) where that is an existing step in ``[W, L)``; the stored
+        ``a^buf_{t+n'}`` elsewhere (in the burn-in, past the window or the episode end)."""
+        with self.precision():
+            pi, _ = self.actor.unroll(batch.obs)
+        index, length = batch.bootstrap_index, batch.mask.shape[1]
+        at = index.clamp(max=length - 1)
+        own = (index >= self.burn_in) & (index < length) & batch.mask.gather(1, at)
+        pi_at = pi.float().gather(1, at.unsqueeze(-1).expand(-1, -1, pi.shape[-1]))
+        return torch.where(own.unsqueeze(-1), pi_at, batch.bootstrap_action)
 
     def _learn_mask(self, batch: Any) -> torch.Tensor:
         """``[B, L]``: the valid window steps past the burn-in, where the actor loss counts."""

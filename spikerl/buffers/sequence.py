@@ -49,12 +49,15 @@ _RINGS = ("obs", "actions", "rewards", "who", "terms")
 
 
 class SequenceBatch(NamedTuple):
-    """A batch of ``B`` windows of ``L`` steps, float32 tensors except ``mask`` and ``who`` (bool).
+    """A batch of ``B`` windows of ``L`` steps, float32 tensors except ``mask`` and ``who`` (bool)
+    and ``bootstrap_index`` (int64).
 
     ``obs [B, L, n]``, ``actions [B, L, m]``, ``rewards [B, L]``, ``mask [B, L]`` (the step exists
     in the episode), ``who [B, L]``, ``nstep_return [B, L]`` (``sum_{j<n'} gamma^j r_{t+j}``),
-    ``bootstrap_obs [B, L, n]`` (``x_{t+n'}``), ``bootstrap_action [B, L, m]`` (``a^buf_{t+n'}``)
-    and ``bootstrap_discount [B, L]`` (``gamma^{n'} (1 - c_t)``). The critic target is
+    ``bootstrap_obs [B, L, n]`` (``x_{t+n'}``), ``bootstrap_action [B, L, m]`` (``a^buf_{t+n'}``),
+    ``bootstrap_discount [B, L]`` (``gamma^{n'} (1 - c_t)``) and ``bootstrap_index [B, L]``
+    (int64: the window position ``i + n'`` of ``x_{t+n'}``, which may lie past the window or
+    the episode). The critic target is
     ``y = nstep_return + bootstrap_discount * min_j Q'_j(bootstrap_obs, noisy(bootstrap_action))``.
     Every field is zero (False) on padded steps.
     """
@@ -68,6 +71,7 @@ class SequenceBatch(NamedTuple):
     bootstrap_obs: torch.Tensor
     bootstrap_action: torch.Tensor
     bootstrap_discount: torch.Tensor
+    bootstrap_index: torch.Tensor
 
 
 def _checked(name: str, x: Any, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
@@ -321,6 +325,7 @@ class EpisodeSequenceBuffer:
             bootstrap_obs=put(self.obs[b] * m3),
             bootstrap_action=put(self.actions[b] * m3),
             bootstrap_discount=put(discount),
+            bootstrap_index=put((np.arange(self.window) + n_eff) * mask, np.int64),
         )
 
     def sample(

@@ -176,6 +176,11 @@ class SequenceConfig(_Section):
         "actor Q term: normalized (TD3+BC, alpha / mean|Q|), plain (TD3) or none (BC only)",
     )
     alpha: float = param(2.5, "TD3+BC alpha", lo=0.0)
+    target_action: Literal["buffer", "policy"] = param(
+        "buffer",
+        "critic target action at x_{t+n'}: buffer (the stored action) or policy (the actor's "
+        "output from the same unroll where that step lies in [W, L), else the stored action)",
+    )
     bc_weight: float = param(0.2, "lambda_0: weight of the BC term at the start", lo=0.0)
     bc_decay: float = param(0.99, "lambda <- decay * lambda once per round", lo=0.0, hi=1.0)
     guide: str = param(
@@ -344,6 +349,11 @@ def _check_sequence(cfg: Config) -> None:
         )
     if cfg.algo.target != "polyak":
         raise ConfigError("algo.target: the sequence method uses Polyak target critics")
+    if cfg.env.normalize_obs:
+        raise ConfigError(
+            "env.normalize_obs: the sequence method reads the quadrotor's observation as it "
+            "is (the guide and the critics were made on it); set env.normalize_obs=false"
+        )
     if seq.burn_in >= seq.window:
         raise ConfigError(
             f"algo.sequence.burn_in ({seq.burn_in}) must be below algo.sequence.window "

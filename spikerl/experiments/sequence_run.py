@@ -198,6 +198,7 @@ def _learner(cfg: Config, obs_dim: int, act_dim: int, device: torch.device) -> S
         critic = TwinCritic(obs_dim, act_dim, a.critic_hidden).to(device)
     return SequenceTD3BC(
         actor, critic, burn_in=seq.burn_in, q_term=seq.q_term, alpha=seq.alpha,
+        target_action=seq.target_action,
         lr_actor=a.lr_actor, lr_critic=a.lr_critic, gamma=a.gamma, tau=a.tau,
         target_noise=a.target_noise, noise_clip=a.noise_clip, policy_delay=a.policy_delay,
         seed=cfg.run.seed, device=device, precision=cfg.run.precision,

@@ -32,6 +32,7 @@ def _batch(seed: int = 0, valid_to: int | None = None) -> SequenceBatch:
         bootstrap_obs=torch.randn(B, L, OBS, generator=g),
         bootstrap_action=torch.rand(B, L, ACT, generator=g) * 2 - 1,
         bootstrap_discount=torch.full((B, L), 0.98) * mask,
+        bootstrap_index=(torch.arange(L) + 2).expand(B, L) * mask,  # n' = 2
     )
 
 
@@ -194,3 +195,65 @@ def test_resume_from_state_dict_continues_identically():
     assert a == b
     for p, q in zip(first.actor.parameters(), second.actor.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def _critic_loss_with(learner: SequenceTD3BC, batch: SequenceBatch, next_actions) -> float:
+    """The critic loss of ``batch`` with the target actions ``next_actions`` (no noise)."""
+    with torch.no_grad():
+        q1n, q2n = learner.critic_target(batch.bootstrap_obs, next_actions)
+        y = batch.nstep_return + batch.bootstrap_discount * torch.min(q1n, q2n)
+        q1, q2 = learner.critic(batch.obs, batch.actions)
+        valid = batch.mask
+        return (((q1 - y)[valid] ** 2).mean() + ((q2 - y)[valid] ** 2).mean()).item()
+
+
+def test_policy_target_actions_are_the_unrolled_actor_past_the_burn_in_else_the_buffers():
+    """target_action=policy (spec Sec. 6): a~ at i + n' is the actor's no-grad output from
+    the same unroll where W <= i + n' < L and that step exists; the stored action elsewhere."""
+    learner = _learner(target_noise=0.0, target_action="policy")
+    batch = _batch(valid_to=L - 1)  # the last step is padding: i = L - 3 bootstraps past it
+    with torch.no_grad():
+        pi, _ = learner.actor.unroll(batch.obs)
+    expected = batch.bootstrap_action.clone()
+    for i in range(L):
+        j = i + 2
+        if W <= j < L - 1:
+            expected[:, i] = pi[:, j]
+    assert not torch.equal(expected, batch.bootstrap_action)
+    assert torch.equal(learner._policy_target_actions(batch), expected)
+    loss = learner._critic_step(batch)["loss/critic"]
+    assert loss == pytest.approx(_critic_loss_with(_learner(), batch, expected), rel=1e-6)
+    with pytest.raises(ValueError, match="target_action='actor'"):
+        _learner(target_action="actor")
+
+
+def test_target_actions_get_clipped_noise_from_the_learners_own_generator():
+    learner = _learner(target_noise=1.0, noise_clip=0.3)  # the clip binds often
+    batch = _batch()
+    twin = torch.Generator().set_state(learner.target_gen.get_state())
+    eps = torch.randn(batch.bootstrap_action.shape, generator=twin)
+    expected = (batch.bootstrap_action + eps.clamp(-0.3, 0.3)).clamp(-1.0, 1.0)
+    loss = learner._critic_step(batch)["loss/critic"]
+    assert loss == pytest.approx(_critic_loss_with(_learner(), batch, expected), rel=1e-6)
+
+
+def test_the_target_critics_follow_by_polyak_averaging():
+    learner = _learner(tau=0.1)
+    before = [p.detach().clone() for p in learner.critic_target.parameters()]
+    learner.update(_batch(), bc_weight=0.2)
+    for old, new, target in zip(
+        before, learner.critic.parameters(), learner.critic_target.parameters(), strict=True
+    ):
+        torch.testing.assert_close(target, 0.1 * new.detach() + 0.9 * old)
+
+
+def test_with_policy_delay_2_the_actor_steps_every_second_update():
+    learner = _learner(policy_delay=2)
+    moved = []
+    for k in range(4):
+        before = [p.detach().clone() for p in learner.actor.parameters()]
+        metrics = learner.update(_batch(seed=k), bc_weight=0.2)
+        after = learner.actor.parameters()
+        changed = any(not torch.equal(a, p) for a, p in zip(before, after, strict=True))
+        moved.append((changed, "loss/actor" in metrics))
+    assert moved == [(False, False), (True, True), (False, False), (True, True)]

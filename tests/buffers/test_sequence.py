@@ -55,6 +55,13 @@ def check_windows(batch, episodes, buf, gamma):
     assert np.array_equal(batch.who.numpy(), cat["who"][a + np.minimum(tc, T - 1)] & mask)
     n_eff = np.minimum(n, T - tc)
     assert np.array_equal(batch.bootstrap_obs.numpy(), cat["obs"][o + tc + n_eff] * m3)
+    index = batch.bootstrap_index.numpy()  # x_{t+n'} is window step i + n' (maybe past it)
+    assert np.array_equal(index, (np.arange(window) + n_eff) * mask)
+    inside = mask & (index < window)
+    rows, cols = np.nonzero(inside)
+    ahead = index[rows, cols]
+    own = mask[rows, ahead]  # a step of the window, not the episode end x_T
+    assert np.array_equal(obs[rows[own], ahead[own]], batch.bootstrap_obs.numpy()[rows, cols][own])
     j = np.arange(n)
     r = cat["rewards"][a[..., None] + np.minimum(tc[..., None] + j, T[..., None] - 1)]
     ret = (r * gamma**j * (j < n_eff[..., None])).sum(-1)
@@ -352,4 +359,5 @@ def test_bytes_per_step_and_devices():
     buf.add_episode(**episode(0, 4, k=2))
     b = buf.sample(3, gamma=0.9)
     assert all(x.device == torch.device("cpu") for x in b)
-    assert {x.dtype for x in b} == {torch.float32, torch.bool} and b.who.dtype == torch.bool
+    assert {x.dtype for x in b} == {torch.float32, torch.bool, torch.int64}
+    assert b.who.dtype == torch.bool and b.bootstrap_index.dtype == torch.int64
