@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .atomic import write_output
@@ -153,8 +154,16 @@ def _add_quickstart(sub: argparse._SubParsersAction) -> None:
     _add_overrides(p, " applied to both methods")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a bad argument reported in one line (the usage is one ``--help`` away);
+    its subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="spikerl", description="Spiking neural network policies for continuous control."
     )
     parser.add_argument("--version", action="version", version=f"spikerl {__version__}")
@@ -211,6 +220,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfgs = seed_configs(cfg, args.seeds) if args.seeds else [cfg]
         results = _train_runs(cfgs, runs_root=args.runs_dir, overwrite=args.overwrite)
     print(_result_table(cfgs, results))
+    if len(results) > 1:
+        together = sum(r.steps_per_sec for r in results)
+        print(f"{len(results)} seeds in one process: {together:.1f} env steps/s together")
     if any(r.interrupted for r in results):
         folders = " ".join(str(r.run_dir) for r in results)
         steps = sorted({r.steps for r in results})

@@ -188,3 +188,16 @@ def test_ctrl_c_stops_quickstart_without_a_table_and_the_same_command_continues(
     assert again.wait(timeout=300) == 0, again.stderr.read().decode()
     table = again.stdout.read().decode()
     assert "ANN TD3" in table and "PT-LIF" in table
+
+
+def test_a_bad_argument_is_one_line_and_a_huge_seed_range_is_refused_unexpanded(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--seeds", "0-100000000"])  # counted, never expanded (or it hangs)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "names 100000001 seeds; one process trains at most 128" in err
+    with pytest.raises(SystemExit):
+        main(["train", "--seeds", "3-1"])
+    assert "the range 3-1 runs backwards; write 1-3 (see spikerl train --help)" in (
+        capsys.readouterr().err
+    )

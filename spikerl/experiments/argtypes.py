@@ -61,10 +61,14 @@ def unit_interval(text: str) -> float:
     return value
 
 
+MAX_SEEDS = 128  # seeds in one process, each with its own env and replay buffer
+
+
 def seed_list(text: str) -> list[int]:
-    """Seeds as ``0-7``, ``0,2,5`` or a mix (``0-3,8``); ranges include both ends."""
+    """Seeds as ``0-7``, ``0,2,5`` or a mix (``0-3,8``); ranges include both ends; at most
+    :data:`MAX_SEEDS`, counted before any range is expanded."""
     bad = argparse.ArgumentTypeError(f"expected seeds like 0-7 or 0,2,5, got {text!r}")
-    seeds: list[int] = []
+    ranges = []
     for part in text.split(","):
         first, dash, last = part.strip().partition("-")
         try:
@@ -72,9 +76,20 @@ def seed_list(text: str) -> list[int]:
             hi = int(last) if dash else lo
         except ValueError:
             raise bad from None
-        if lo < 0 or hi < lo:
+        if lo < 0:
             raise bad
-        seeds.extend(range(lo, hi + 1))
+        if hi < lo:
+            raise argparse.ArgumentTypeError(
+                f"the range {part.strip()} runs backwards; write {hi}-{lo}"
+            )
+        ranges.append((lo, hi))
+    count = sum(hi - lo + 1 for lo, hi in ranges)
+    if count > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names {count} seeds; one process trains at most {MAX_SEEDS} (each keeps its "
+            "own env and replay buffer): split them, or run them with spikerl sweep"
+        )
+    seeds = [seed for lo, hi in ranges for seed in range(lo, hi + 1)]
     if len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"{text!r} names a seed twice")
     return seeds

@@ -95,7 +95,12 @@ class RunError(SpikerlError, RuntimeError):
 
 
 class TrainingDiverged(SpikerlError, RuntimeError):
-    """A NaN/Inf appeared in observations, rewards or losses; the last good checkpoint is kept."""
+    """A NaN/Inf appeared in observations, rewards or losses; the last good checkpoint is kept
+    (``run_dir``: the run that diverged, None where not known)."""
+
+    def __init__(self, message: str, run_dir: Path | None = None) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
 
 
 @dataclass
@@ -609,7 +614,8 @@ def _require_finite(what: str, values: Any, s: _Session) -> None:
     if not np.all(np.isfinite(values)):
         raise TrainingDiverged(
             f"non-finite {what} at env step {s.progress.step}; stopped. The last good checkpoint "
-            f"is kept in {s.run_dir / CHECKPOINT_NAME}"
+            f"is kept in {s.run_dir / CHECKPOINT_NAME}",
+            s.run_dir,
         )
 
 
@@ -850,15 +856,19 @@ def train(
             from .sequence_run import train_sequence
 
             return train_sequence(cfg, run_dir, device, resume)
-        session = _build_session(cfg, run_dir, device)
-        if resume:
-            _resume(session)
-            if already_finished(session):
-                return _run_result(session, True, {})
-        else:
-            _start(session)
-        record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())
+        # a stop signal from here on checkpoints the run (a second Ctrl-C during the start
+        # removes the folder it made), so no window leaves a folder without a status
         with _stop_on_signals() as stop:
+            session = _build_session(cfg, run_dir, device)
+            if resume:
+                _resume(session)
+                if already_finished(session):
+                    return _run_result(session, True, {})
+            else:
+                _start(session)
+            record_provenance(
+                run_dir, "resume" if resume else "start", device, torch.get_num_threads()
+            )
             try:
                 return _train_loop(session, stop)
             except Exception as err:  # the run folder says why it stopped; the caller reports

@@ -29,12 +29,13 @@ import torch
 
 from ..algos.seeds import SeedBuffers, SeedStackedSAC, SeedStackedTD3, stack_learners
 from ..envs import check_env
-from .config import Config, ConfigError, config_from_dict, config_to_dict
+from .config import Config, ConfigError, config_diff, config_from_dict, config_to_dict
 from .provenance import record_provenance
 from .run import (
     STATUS_EVERY,
     RunError,
     RunResult,
+    TrainingDiverged,
     _build_session,
     _check_new_run_dir,
     _check_resumable,
@@ -49,6 +50,7 @@ from .run import (
     _Session,
     _show_bar,
     _start,
+    _start_never_finished,
     _stop_on_signals,
     _train_loop,
     _write_status,
@@ -93,9 +95,17 @@ def check_seed_batching(cfgs: list[Config]) -> None:
         )
     if cfg.run.compile:
         raise ConfigError("run.compile: compiled neuron loops are not used with --seeds; set false")
+    seeds = [c.run.seed for c in cfgs]
+    twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if twice:
+        raise ConfigError(f"--resume: seed {twice[0]} is named twice; give each seed's run once")
     plain = [_without_seed(c) for c in cfgs]
-    if any(p != plain[0] for p in plain[1:]):
-        raise ConfigError("--resume: these runs differ in more than run.seed; resume each alone")
+    for cfg_i, p in zip(cfgs[1:], plain[1:], strict=True):
+        if p != plain[0]:
+            raise ConfigError(
+                f"--resume: the runs differ in more than run.seed: "
+                f"{config_diff(plain[0], p, f'seed {cfg_i.run.seed}')}; resume each alone"
+            )
 
 
 def _without_seed(cfg: Config) -> dict:
@@ -105,17 +115,32 @@ def _without_seed(cfg: Config) -> dict:
     return raw
 
 
-def _check_folders(cfgs: list[Config], dirs: list[Path], resume: bool, overwrite: bool) -> None:
-    """Check every folder before any is written; on resume, then clear each one's temporary
-    files of an interrupted write."""
+def _check_folders(
+    cfgs: list[Config], dirs: list[Path], resume: bool, overwrite: bool
+) -> set[Path]:
+    """Check every folder before any is written (a refusal names every folder in the way); on
+    resume, then clear each one's temporary files of an interrupted write. Returns the folders
+    to start again on resume: seeds whose start was killed before their first checkpoint (the
+    others' resume brings them along, :func:`_catch_up`)."""
+    restart = {d for d in dirs if resume and _start_never_finished(d)}
+    refused = []
     for cfg, run_dir in zip(cfgs, dirs, strict=True):
-        if resume:
-            _check_resumable(cfg, run_dir)
-        else:
-            _check_new_run_dir(run_dir, overwrite)
+        try:
+            if run_dir in restart:
+                _note(f"{run_dir} was stopped before its first checkpoint; starting it again")
+            elif resume:
+                _check_resumable(cfg, run_dir)
+            else:
+                _check_new_run_dir(run_dir, overwrite)
+        except RunError as err:
+            refused.append((run_dir, err))
+    if refused:
+        others = ", ".join(str(d) for d, _ in refused[1:])
+        raise RunError(f"{refused[0][1]}" + (f" (also: {others})" if others else ""))
     if resume:
         for run_dir in dirs:
             clear_interrupted_writes(run_dir)
+    return restart
 
 
 def train_seeds(
@@ -144,15 +169,15 @@ def train_seeds(
             lock = locks.enter_context(run_lock(run_dir))
             if lock.took_over is not None:
                 _note(f"took over the lock of {run_dir} from process {lock.took_over}")
-        _check_folders(cfgs, dirs, resume, overwrite)
-        sessions = [_build_session(c, d, device) for c, d in zip(cfgs, dirs, strict=True)]
-        _open(sessions, resume)
-        if resume and all([already_finished(s) for s in sessions]):  # seeds share one step
-            return [_run_result(s, True, {}) for s in sessions]
-        for run_dir in dirs:
-            event = "resume" if resume else "start"
-            record_provenance(run_dir, event, device, torch.get_num_threads())
-        with _stop_on_signals() as stop:
+        restart = _check_folders(cfgs, dirs, resume, overwrite)
+        with _stop_on_signals() as stop:  # from the start on (see train)
+            sessions = [_build_session(c, d, device) for c, d in zip(cfgs, dirs, strict=True)]
+            _open(sessions, resume, restart)
+            if resume and all([already_finished(s) for s in sessions]):  # one step for all
+                return [_run_result(s, True, {}) for s in sessions]
+            for run_dir in dirs:
+                event = "resume" if resume else "start"
+                record_provenance(run_dir, event, device, torch.get_num_threads())
             try:
                 if not _catch_up(sessions, stop):
                     return [_run_result(s, False, {}) for s in sessions]
@@ -160,18 +185,34 @@ def train_seeds(
                 _share_slope(sessions, learner)
                 return _seeds_loop(sessions, learner, stop)
             except Exception as err:
-                for s in sessions:
-                    error = f"{type(err).__name__}: {err}"
-                    _write_status(s, "failed", time.perf_counter(), s.progress.step, error=error)
+                _record_failure(sessions, err)
                 raise
 
 
-def _open(sessions: list[_Session], resume: bool) -> None:
-    """Resume every seed (all at one step), or start every seed; a failed start removes the
-    folders started before it."""
+def _record_failure(sessions: list[_Session], err: Exception) -> None:
+    """Every seed ``failed`` with ``err``; but when one seed diverged, only that one, and the
+    others ``stopped`` (their last checkpoints are good; a note says how to resume them)."""
+    diverged = err.run_dir if isinstance(err, TrainingDiverged) else None
+    error = f"{type(err).__name__}: {err}"
+    healthy = [s for s in sessions if diverged is not None and s.run_dir != diverged]
+    for s in sessions:
+        state, extra = ("stopped", {}) if s in healthy else ("failed", {"error": error})
+        _write_status(s, state, time.perf_counter(), s.progress.step, **extra)
+    if healthy:
+        folders = " ".join(str(s.run_dir) for s in healthy)
+        _note(f"{diverged.name} diverged; the other seeds are stopped at their last checkpoints: "
+              f"continue them without it with: spikerl train --resume {folders}")  # fmt: skip
+
+
+def _open(sessions: list[_Session], resume: bool, restart: set[Path]) -> None:
+    """Resume every seed but those in ``restart``, or start every seed; a failed start removes
+    the folders started before it."""
     if resume:
         for s in sessions:
-            _resume(s)
+            if s.run_dir in restart:
+                _start(s)
+            else:
+                _resume(s)
         return
     started: list[_Session] = []
     try:
@@ -220,7 +261,7 @@ def _seeds_loop(
     for s in sessions:
         _write_status(s, "running", started, first_step)
     show_bar = _show_bar(cfg)
-    bar = _progress_bar(cfg, lead.step, f"{len(sessions)} seeds")
+    bar = _progress_bar(cfg, lead.step, f"{len(sessions)} seeds, steps/s each")
     checkpoint_every = cfg.run.checkpoint_every or cfg.run.eval_every
     status_due = started + STATUS_EVERY
     while lead.step < cfg.run.total_steps and not stop["stop"]:
@@ -230,8 +271,9 @@ def _seeds_loop(
         evaluate = step % cfg.run.eval_every == 0
         if evaluate:
             _sync_members(sessions, learner)
-            for s in sessions:
-                _evaluate_and_log(s, started, step - first_step, log_lines=not show_bar)
+            returns = [_evaluate_and_log(s, started, step - first_step, log_lines=not show_bar)[0]
+                       for s in sessions]  # fmt: skip
+            bar.set_postfix(eval_return=f"{np.mean(returns):.1f} (mean)", refresh=False)
             _share_slope(sessions, learner)
         # decided after the evaluation, so a signal that arrived during it checkpoints too
         if step % checkpoint_every == 0 or step == cfg.run.total_steps or stop["stop"]:

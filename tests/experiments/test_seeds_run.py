@@ -71,15 +71,19 @@ def test_seed_configs_name_and_refusals(tiny_config, tmp_path):
     with pytest.raises(ConfigError, match="adaptive slope"):
         train_seeds(seed_configs(adaptive, [0, 1]), tmp_path)
     mixed = [tiny_config("run.seed=0"), tiny_config("run.seed=1", "algo.tau=0.01")]
-    with pytest.raises(ConfigError, match="differ in more than run.seed"):
+    with pytest.raises(ConfigError, match=r"differ in more than run.seed: algo.tau=0.005 \(seed 1"):
         train_seeds(mixed, tmp_path)
+    twice = [tiny_config("run.seed=3", "run.name=a"), tiny_config("run.seed=3", "run.name=b")]
+    with pytest.raises(ConfigError, match="seed 3 is named twice"):
+        train_seeds(twice, tmp_path)
     assert not any(tmp_path.iterdir())  # nothing was written
 
 
 def test_existing_folder_of_one_seed_refuses_the_set_before_writing(tiny_config, tmp_path):
-    cfgs = seed_configs(tiny_config("run.total_steps=200"), [0, 1])
+    cfgs = seed_configs(tiny_config("run.total_steps=200"), [0, 1, 2])
     train(cfgs[1], tmp_path)
-    with pytest.raises(RunError, match="already exists"):
+    train(cfgs[2], tmp_path)
+    with pytest.raises(RunError, match=f"already exists.*also: .*{cfgs[2].run_name}"):
         train_seeds(cfgs, tmp_path)
     assert not (tmp_path / cfgs[0].run_name).exists()
 
@@ -209,3 +213,94 @@ def test_a_folder_named_twice_is_refused(tiny_config, tmp_path):
     cfgs = seed_configs(tiny_config(), [0, 1])
     with pytest.raises(RunError, match="named twice"):
         train_seeds(cfgs, run_dirs=[tmp_path / "a", tmp_path / "a"])
+
+
+def test_one_seed_diverging_fails_it_alone_and_stops_the_others(tiny_config, tmp_path, monkeypatch,
+                                                                 capsys):  # fmt: skip
+    """A non-finite loss in one seed fails that seed; the healthy ones are stopped at their
+    last checkpoints (resumable), and a note says how to continue them."""
+    import numpy as np
+
+    from spikerl.algos.seeds import SeedStackedTD3
+    from spikerl.experiments.run import TrainingDiverged
+    from spikerl.experiments.status import read_status
+
+    update = SeedStackedTD3.update
+
+    def seed_1_diverges(self, buffers):
+        metrics = update(self, buffers)
+        if self.iterations >= 150:
+            metrics = {k: np.where(np.arange(len(v)) == 1, np.nan, v) for k, v in metrics.items()}
+        return metrics
+
+    monkeypatch.setattr(SeedStackedTD3, "update", seed_1_diverges)
+    cfgs = seed_configs(tiny_config(), [0, 1, 2])
+    with pytest.raises(TrainingDiverged, match=cfgs[1].run_name):
+        train_seeds(cfgs, tmp_path)
+    states = [read_status(tmp_path / c.run_name) for c in cfgs]
+    assert [s["state"] for s in states] == ["stopped", "failed", "stopped"]
+    assert "error" not in states[0] and cfgs[1].run_name in states[1]["error"]
+    err = capsys.readouterr().err
+    healthy = f"{tmp_path / cfgs[0].run_name} {tmp_path / cfgs[2].run_name}"
+    assert f"continue them without it with: spikerl train --resume {healthy}" in err
+    monkeypatch.setattr(SeedStackedTD3, "update", update)
+    dirs = [tmp_path / cfgs[0].run_name, tmp_path / cfgs[2].run_name]
+    results = train_seeds([cfgs[0], cfgs[2]], resume=True, run_dirs=dirs)
+    assert [r.steps for r in results] == [400, 400]
+
+
+@pytest.mark.parametrize("seeds", [None, [0, 1]], ids=["one-run", "seeds"])
+def test_a_stop_signal_during_the_start_checkpoints_a_resumable_run(
+    tiny_config, tmp_path, monkeypatch, seeds
+):
+    """Ctrl-C while a run is being started (built, evaluated at step 0, provenance written)
+    stops it there with a status and a checkpoint, so --resume continues it; there is no
+    window in which an interrupt leaves a folder without either."""
+    import os
+
+    import spikerl.experiments.run as run
+    from spikerl.experiments.status import read_status
+
+    start, sent = run._start, []
+
+    def interrupted_start(s):
+        if not sent:  # one Ctrl-C (a second one stops at once)
+            sent.append(os.kill(os.getpid(), signal.SIGINT))  # the handler sets the stop flag
+        start(s)
+
+    monkeypatch.setattr(run, "_start", interrupted_start)
+    if seeds is None:
+        cfgs = [tiny_config()]
+        results = [train(cfgs[0], tmp_path)]
+    else:
+        import spikerl.experiments.seeds_run as seeds_run
+
+        monkeypatch.setattr(seeds_run, "_start", interrupted_start)
+        cfgs = seed_configs(tiny_config(), seeds)
+        results = train_seeds(cfgs, tmp_path)
+    assert all(r.interrupted and r.steps == 0 for r in results)
+    for cfg in cfgs:
+        assert read_status(tmp_path / cfg.run_name)["state"] == "stopped"
+        assert load_checkpoint(tmp_path / cfg.run_name / "checkpoint.pt")["progress"]["step"] == 0
+    monkeypatch.setattr(run, "_start", start)
+    dirs = [tmp_path / c.run_name for c in cfgs]
+    done = train(cfgs[0], tmp_path, resume=True) if seeds is None else train_seeds(
+        cfgs, resume=True, run_dirs=dirs
+    )  # fmt: skip
+    assert all(r.steps == 400 for r in (done if isinstance(done, list) else [done]))
+
+
+def test_a_seed_killed_before_its_first_checkpoint_starts_again_on_resume(tiny_config, tmp_path,
+                                                                          capsys):  # fmt: skip
+    cfgs = seed_configs(tiny_config(), [0, 1])
+    results = train_seeds(cfgs, tmp_path / "whole")
+    dirs = [tmp_path / "set" / c.run_name for c in cfgs]
+    train_seeds(cfgs, tmp_path / "set")
+    (dirs[1] / "checkpoint.pt").unlink()  # what a SIGKILL during seed 1's start leaves
+    for name in ("metrics.csv", "best.pt", "status.json", "provenance.yaml"):
+        (dirs[1] / name).unlink(missing_ok=True)
+    train_seeds(cfgs, resume=True, run_dirs=dirs)
+    assert "was stopped before its first checkpoint; starting it again" in capsys.readouterr().err
+    assert [r.steps for r in results] == [400, 400]
+    for cfg, run_dir in zip(cfgs, dirs, strict=True):
+        assert_rows_close(read_metrics(run_dir), read_metrics(tmp_path / "whole" / cfg.run_name))
