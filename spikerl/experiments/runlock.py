@@ -32,8 +32,10 @@ class RunLocked(SpikerlError):
 
 
 def lock_path(run_dir: Path) -> Path:
-    """The lock file of ``run_dir``: ``<parent>/.<name>.lock``."""
-    return run_dir.parent / f".{run_dir.name}.lock"
+    """The lock file of ``run_dir``: ``<parent>/.<name>.lock`` of the real folder (symbolic
+    links resolved), so every path to one folder, a link to it included, names one lock."""
+    real = Path(run_dir).resolve()
+    return real.parent / f".{real.name}.lock"
 
 
 def lock_holder(run_dir: Path) -> dict[str, str]:

@@ -68,6 +68,25 @@ def test_lock_is_exclusive_within_a_process_too(tmp_path):
         pass
 
 
+def test_a_link_to_a_run_folder_shares_its_lock(tmp_path):
+    """Two paths to one folder (e.g. a report folder of links into runs/) are one writer's:
+    a trainer through the link is refused while one writes through the real path, and a report
+    through the link sees the live trainer (not a crash)."""
+    import os
+
+    from spikerl.experiments.runlock import lock_holder
+
+    (tmp_path / "runs" / "r").mkdir(parents=True)
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "r").symlink_to(tmp_path / "runs" / "r")
+    with run_lock(tmp_path / "runs" / "r"):
+        assert lock_holder(tmp_path / "links" / "r")["pid"] == str(os.getpid())
+        with pytest.raises(RunLocked, match="in use by process"):
+            with run_lock(tmp_path / "links" / "r"):
+                pass
+    assert not list((tmp_path / "links").glob(".*.lock"))
+
+
 # --- no half-made folders ----------------------------------------------------------------------
 
 
