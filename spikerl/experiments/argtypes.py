@@ -76,7 +76,7 @@ def seed_list(text: str) -> list[int]:
             hi = int(last) if dash else lo
         except ValueError:
             raise bad from None
-        if lo < 0:
+        if lo < 0 or hi < 0:
             raise bad
         if hi < lo:
             raise argparse.ArgumentTypeError(

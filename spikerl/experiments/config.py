@@ -317,8 +317,9 @@ class Config(_Section):
         """The run's directory name: ``run.name`` or ``<algo>-<method>-<actor>-<env>-s<seed>``
         (a namespaced or module-prefixed env id contributes its last part, ``/`` as ``-``).
         The method: ``pt-`` for TD3's proxy target; for the sequence method its objective and
-        data (``td3bc-jsrl-``, ``bc-jsrl-``, ``offline-bc-``, ``offline-td3bc-``, ``td3-``), so
-        the presets of one comparison do not share a folder."""
+        data (``td3bc-jsrl-``, ``bc-jsrl-``, ``offline-bc-``, ``offline-td3bc-``, ``td3-``; then
+        ``policy-target-`` for ``target_action: policy``), so the presets of one comparison do
+        not share a folder."""
         if self.run.name:
             return self.run.name
         tag = ""
@@ -335,8 +336,10 @@ def _sequence_method(seq: SequenceConfig) -> str:
     flies part of every collected episode) or ``offline-`` (the seed data only)."""
     objective = {"normalized": "td3bc", "plain": "td3", "none": "bc"}[seq.q_term]
     if not seq.online:
-        return f"offline-{objective}"
-    return f"{objective}-jsrl" if seq.guide_steps > 0 else objective
+        method = f"offline-{objective}"
+    else:
+        method = f"{objective}-jsrl" if seq.guide_steps > 0 else objective
+    return f"{method}-policy-target" if seq.target_action == "policy" else method
 
 
 def _check_sequence(cfg: Config) -> None:

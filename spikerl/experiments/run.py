@@ -239,11 +239,15 @@ def check_checkpoint_config(cfg: Config, state: dict[str, Any], run_dir: Path) -
             "start a new run with the new ones)"
         )
     if saved_cfg.run.total_steps != cfg.run.total_steps:
-        _note_new_budget(saved_cfg.run.total_steps, cfg)
+        _note_new_budget(saved_cfg.run.total_steps, cfg, state["progress"]["step"])
 
 
-def _note_new_budget(old: int, cfg: Config) -> None:
+def _note_new_budget(old: int, cfg: Config, step: int) -> None:
     """Say what a resume with another ``run.total_steps`` changes from the next epoch on."""
+    if cfg.run.total_steps <= step:
+        _note(f"run.total_steps {old} -> {cfg.run.total_steps}: the checkpoint is at step "
+              f"{step}, at or past the new budget; nothing more to train")  # fmt: skip
+        return
     paced = []
     if cfg.env.curriculum_block:
         paced.append("the reward curriculum")
@@ -326,12 +330,14 @@ def entries_not_from_training(run_dir: Path) -> list[str]:
 
 
 def _create_run_dir(cfg: Config, run_dir: Path) -> None:
-    """Create the folder (replacing one that :func:`_check_new_run_dir` let through) and write
+    """Create the folder (replacing one that :func:`_check_new_run_dir` let through; through a
+    symbolic link, the folder it names, which keeps the link and the folder's lock) and write
     its ``config.yaml``."""
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
+    real = run_dir.resolve()
+    if real.exists():
+        shutil.rmtree(real)
     try:
-        run_dir.mkdir(parents=True)
+        real.mkdir(parents=True)
         (run_dir / CONFIG_NAME).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     except OSError as err:
         raise RunError(f"cannot create run directory {run_dir}: {err.strerror or err}") from None
@@ -860,6 +866,7 @@ def train(
         # removes the folder it made), so no window leaves a folder without a status
         with _stop_on_signals() as stop:
             session = _build_session(cfg, run_dir, device)
+            abort_if_stopped(stop)
             if resume:
                 _resume(session)
                 if already_finished(session):
@@ -880,6 +887,13 @@ def train(
                     error=f"{type(err).__name__}: {err}",
                 )
                 raise
+
+
+def abort_if_stopped(stop: dict[str, bool]) -> None:
+    """Before a start writes anything (``--overwrite`` deletes the old run then), a stop signal
+    that came while the run was being built aborts it: nothing is written."""
+    if stop["stop"]:
+        raise KeyboardInterrupt
 
 
 def _start(s: _Session) -> None:

@@ -54,6 +54,7 @@ from .run import (
     _stop_on_signals,
     _train_loop,
     _write_status,
+    abort_if_stopped,
     already_finished,
     clear_interrupted_writes,
     resolve_device,
@@ -172,11 +173,12 @@ def train_seeds(
         restart = _check_folders(cfgs, dirs, resume, overwrite)
         with _stop_on_signals() as stop:  # from the start on (see train)
             sessions = [_build_session(c, d, device) for c, d in zip(cfgs, dirs, strict=True)]
+            abort_if_stopped(stop)
             _open(sessions, resume, restart)
             if resume and all([already_finished(s) for s in sessions]):  # one step for all
                 return [_run_result(s, True, {}) for s in sessions]
             for run_dir in dirs:
-                event = "resume" if resume else "start"
+                event = "resume" if resume and run_dir not in restart else "start"
                 record_provenance(run_dir, event, device, torch.get_num_threads())
             try:
                 if not _catch_up(sessions, stop):
@@ -196,8 +198,12 @@ def _record_failure(sessions: list[_Session], err: Exception) -> None:
     error = f"{type(err).__name__}: {err}"
     healthy = [s for s in sessions if diverged is not None and s.run_dir != diverged]
     for s in sessions:
-        state, extra = ("stopped", {}) if s in healthy else ("failed", {"error": error})
-        _write_status(s, state, time.perf_counter(), s.progress.step, **extra)
+        if any(s is h for h in healthy):  # stopped where its last checkpoint is
+            every = s.cfg.run.checkpoint_every or s.cfg.run.eval_every
+            s.progress.step -= s.progress.step % every
+            _write_status(s, "stopped", time.perf_counter(), s.progress.step)
+        else:
+            _write_status(s, "failed", time.perf_counter(), s.progress.step, error=error)
     if healthy:
         folders = " ".join(str(s.run_dir) for s in healthy)
         _note(f"{diverged.name} diverged; the other seeds are stopped at their last checkpoints: "

@@ -81,6 +81,7 @@ from .run import (
     _show_bar,
     _stop_on_signals,
     _write_status,
+    abort_if_stopped,
     check_checkpoint_config,
     save_policies,
     settle_finished,
@@ -595,20 +596,21 @@ def _start(s: _SeqSession) -> None:
 def train_sequence(cfg: Config, run_dir: Path, device: torch.device, resume: bool) -> RunResult:
     """Build, start or resume, and run the epoch loop (called by
     :func:`~spikerl.experiments.run.train` inside its run-folder lock)."""
-    session = _build(cfg, run_dir, device)
-    if resume:
-        state = load_checkpoint(run_dir / CHECKPOINT_NAME, "cpu")
-        check_checkpoint_config(cfg, state, run_dir)
-        _check_buffer_saved(cfg, state)
-        _restore(session, state)
-        session.metrics.restore(session.progress.metrics_rows)
-        if _finished(session):
-            settle_finished(session, f"epoch {session.epochs}")
-            return _result(session)
-    else:
-        _start(session)
-    record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())
-    with _stop_on_signals() as stop:
+    with _stop_on_signals() as stop:  # from the start on (see train)
+        session = _build(cfg, run_dir, device)
+        abort_if_stopped(stop)
+        if resume:
+            state = load_checkpoint(run_dir / CHECKPOINT_NAME, "cpu")
+            check_checkpoint_config(cfg, state, run_dir)
+            _check_buffer_saved(cfg, state)
+            _restore(session, state)
+            session.metrics.restore(session.progress.metrics_rows)
+            if _finished(session):
+                settle_finished(session, f"epoch {session.epochs}")
+                return _result(session)
+        else:
+            _start(session)
+        record_provenance(run_dir, "resume" if resume else "start", device, torch.get_num_threads())
         try:
             return _loop(session, stop)
         except Exception as err:

@@ -169,12 +169,15 @@ def sequence_label(cfg: Config) -> str:
     ``TD3BC+JSRL``, ``BC``, ``TD3BC offline``, ``TD3``, ``BC+JSRL``
     (``configs/quadrotor/guided_bc.yaml``) and the ablation's ``TD3 (norm. Q)+JSRL``,
     ``TD3BC`` and ``TD3 (norm. Q)``. A guide other than the presets' (``builtin-v2``, the
-    config default) is named after it, ``TD3BC+JSRL [builtin-v1]``, so runs behind different
-    guides never average as seeds of one method."""
-    label = _sequence_loss_label(cfg)
-    guide = cfg.algo.sequence.guide
-    guide = "builtin-v1" if guide == "builtin" else guide  # the same weights, one name
-    return label if guide in ("", PRESET_GUIDE) else f"{label} [{guide}]"
+    config default) is named after it, ``TD3BC+JSRL [builtin-v1]``, and the critic targets at
+    the policy's actions (``target_action: policy``) too, ``TD3BC+JSRL [policy target]``, so
+    runs of different settings never average as seeds of one method."""
+    label, seq = _sequence_loss_label(cfg), cfg.algo.sequence
+    guide = "builtin-v1" if seq.guide == "builtin" else seq.guide  # the same weights, one name
+    notes = [guide] if guide not in ("", PRESET_GUIDE) else []
+    if seq.target_action == "policy":
+        notes.append("policy target")
+    return f"{label} [{', '.join(notes)}]" if notes else label
 
 
 def _sequence_loss_label(cfg: Config) -> str:

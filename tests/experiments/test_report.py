@@ -761,5 +761,11 @@ def test_a_sequence_method_behind_another_guide_is_named_after_it(guide, label):
         REPO / "configs/quadrotor/guided_td3bc.yaml", [f"algo.sequence.guide={guide}"]
     )
     assert method_label(cfg) == label
+    overrides = [f"algo.sequence.guide={guide}", "algo.sequence.target_action=policy"]
+    policy = load_config(REPO / "configs/quadrotor/guided_td3bc.yaml", overrides)
+    assert method_label(policy) == (
+        f"{label[:-1]}, policy target]" if "[" in label else f"{label} [policy target]"
+    )
+    assert policy.run_name == "sequence-td3bc-jsrl-policy-target-lif-spikerl-Quadrotor-v0-s0"
     no_guide = load_config(REPO / "configs/quadrotor/td3_sequence.yaml")
     assert method_label(no_guide) == "TD3"

@@ -330,3 +330,19 @@ def test_a_run_extended_on_resume_equals_one_started_with_the_longer_budget(
     assert read_metrics(extended.run_dir) == read_metrics(fresh.run_dir)
     grown = load_checkpoint(extended.run_dir / "checkpoint.pt")["buffer"]
     assert grown["capacity"] == 800 and grown["size"] == 800
+
+
+def test_a_budget_lowered_below_the_checkpoint_is_said_and_trains_nothing(
+    tiny_config, tmp_path, capsys
+):
+    cfg = tiny_config("run.name=lowered")
+    train(cfg, tmp_path)
+    lower = tiny_config("run.name=lowered", "run.total_steps=200")
+    (tmp_path / "lowered" / "config.yaml").write_text(
+        yaml.safe_dump(config_to_dict(lower), sort_keys=False)
+    )
+    rows = read_metrics(tmp_path / "lowered")
+    assert train(lower, tmp_path, resume=True).steps == 400
+    err = capsys.readouterr().err
+    assert "run.total_steps 400 -> 200: the checkpoint is at step 400, at or past" in err
+    assert read_metrics(tmp_path / "lowered") == rows

@@ -240,6 +240,7 @@ def test_one_seed_diverging_fails_it_alone_and_stops_the_others(tiny_config, tmp
     states = [read_status(tmp_path / c.run_name) for c in cfgs]
     assert [s["state"] for s in states] == ["stopped", "failed", "stopped"]
     assert "error" not in states[0] and cfgs[1].run_name in states[1]["error"]
+    assert states[0]["step"] == states[2]["step"] == 200  # their last checkpoints
     err = capsys.readouterr().err
     healthy = f"{tmp_path / cfgs[0].run_name} {tmp_path / cfgs[2].run_name}"
     assert f"continue them without it with: spikerl train --resume {healthy}" in err
@@ -304,3 +305,35 @@ def test_a_seed_killed_before_its_first_checkpoint_starts_again_on_resume(tiny_c
     assert [r.steps for r in results] == [400, 400]
     for cfg, run_dir in zip(cfgs, dirs, strict=True):
         assert_rows_close(read_metrics(run_dir), read_metrics(tmp_path / "whole" / cfg.run_name))
+
+
+def test_a_stop_signal_while_an_overwrite_is_built_keeps_the_old_run(tiny_config, tmp_path,
+                                                                     monkeypatch):  # fmt: skip
+    """Ctrl-C before a start has written anything aborts it: --overwrite has deleted nothing."""
+    import os
+
+    import spikerl.experiments.run as run
+
+    cfg = tiny_config()
+    train(cfg, tmp_path)
+    before = read_metrics(tmp_path / cfg.run_name)
+    build = run._build_session
+
+    def interrupted_build(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        return build(*args)
+
+    monkeypatch.setattr(run, "_build_session", interrupted_build)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path, overwrite=True)
+    assert read_metrics(tmp_path / cfg.run_name) == before
+
+
+def test_overwrite_through_a_link_replaces_the_folder_it_names(tiny_config, tmp_path):
+    cfg = tiny_config("run.total_steps=200", "run.name=real")
+    train(cfg, tmp_path / "runs")
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "real").symlink_to(tmp_path / "runs" / "real")
+    result = train(cfg, run_dir=tmp_path / "links" / "real", overwrite=True)
+    assert result.steps == 200 and (tmp_path / "links" / "real").is_symlink()
+    assert (tmp_path / "runs" / "real" / "checkpoint.pt").is_file()
