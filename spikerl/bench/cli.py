@@ -24,7 +24,7 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "bench",
         help="time training, sequence training, converted policies, the quadrotor env and "
-        "latency on this machine (about 10 minutes on 2 CPU cores)",
+        "latency on this machine (about 7 minutes on 2 CPU cores)",
     )
     p.add_argument(
         "--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS),
@@ -82,11 +82,15 @@ def _outputs(**paths: Path | None) -> list[Path]:
     """The report paths given (``markdown=``, ``json=``, ``plot=``), checked before the timing
     starts, not after ten minutes of it; their missing folders are created only when they are
     written."""
-    given = [(f"--{name}", path) for name, path in paths.items()]
+    given = [(f"--{name}", path) for name, path in paths.items() if path is not None]
     for option, path in given:
-        if path is not None:
-            check_output_file(path, option)
-    return [path for _, path in given if path is not None]
+        check_output_file(path, option)
+    seen: dict[Path, str] = {}
+    for option, path in given:
+        other = seen.setdefault(path.resolve(), option)
+        if other != option:
+            raise UsageError(f"{other} and {option} name one file, {path}; give each its own")
+    return [path for _, path in given]
 
 
 def _make_folders(paths: list[Path]) -> None:
@@ -125,7 +129,8 @@ def _redraw(args: argparse.Namespace) -> int:
     results = _saved_results(args.from_json)
     if args.plot is None and args.markdown is None:
         raise UsageError("--from-json redraws --plot PNG and/or rewrites --markdown PATH; give one")
-    _make_folders(_outputs(markdown=args.markdown, plot=args.plot))
+    given = _outputs(markdown=args.markdown, plot=args.plot, **{"from-json": args.from_json})
+    _make_folders(given[:-1])  # not the input, the last one
     try:
         if args.plot is not None:
             if "training" not in results:
@@ -134,7 +139,7 @@ def _redraw(args: argparse.Namespace) -> int:
         if args.markdown is not None:
             write_text_atomic(args.markdown, render_markdown(results, results["command"]))
             print(f"wrote {args.markdown}", file=sys.stderr)
-    except (KeyError, TypeError, IndexError) as err:  # a hand-edited or truncated file
+    except (KeyError, TypeError, IndexError, ValueError) as err:  # hand-edited or truncated
         raise UsageError(
             f"--from-json {args.from_json}: incomplete bench result ({err!r})"
         ) from None
@@ -142,7 +147,7 @@ def _redraw(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .report import plot_training, render_markdown, write_report
+    from .report import busy_warning, plot_training, render_markdown, write_report
     from .suite import run_suite
 
     if args.from_json is not None:
@@ -150,7 +155,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     args.markdown = args.markdown or DEFAULT_MARKDOWN
     settings = _settings(args)
     outputs = _outputs(markdown=args.markdown, json=args.json, plot=args.plot)
-    if args.plot is not None and "training" in args.sections:
+    if args.plot is not None and "training" not in args.sections:
+        raise UsageError("--plot draws the training section; add training to --sections")
+    if args.plot is not None:
         from ..experiments.report_plots import matplotlib_or_error
 
         matplotlib_or_error("benchmark plots")  # before the timing, not after it
@@ -164,6 +171,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     write_report(results, command, args.markdown, args.json)
     print(render_markdown(results, command))
     print(f"wrote {args.markdown} and {args.json}", file=sys.stderr)
+    warning = busy_warning(results)
+    if warning:
+        print(f"warning: {warning.replace('**', '')}", file=sys.stderr)
     if args.plot is not None and "training" in results:
         print(f"wrote {plot_training(results, args.plot)}", file=sys.stderr)
     return 0

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .. import __version__
 from ..experiments.process import allocator
 
 __all__ = ["blas_override", "cpu_model", "machine_info", "numpy_blas", "usable_cores"]
@@ -86,6 +88,8 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
         "platform": platform.platform(),
         "device": device,
         "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "spikerl": __version__,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if str(device).startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))

@@ -63,7 +63,7 @@ CONVERSION_MODELS = ("if", "snm", "mt", "dc", "dc-mt")
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """What ``spikerl bench`` times and for how long (defaults: the full suite, about 10
+    """What ``spikerl bench`` times and for how long (defaults: the full suite, about 7
     minutes on 2 CPU cores; :meth:`quick` is a smoke run whose numbers mean little)."""
 
     env_id: str = "HalfCheetah-v4"
@@ -88,6 +88,7 @@ class BenchSettings:
     seeds: int = 8
     sb3: bool = True
     opt_in: bool = True  # also time the bfloat16 and compiled variants
+    smoke: bool = False  # a smoke run (:meth:`quick`): its report says so and judges no target
 
     @classmethod
     def quick(cls, **changes: Any) -> BenchSettings:
@@ -95,7 +96,8 @@ class BenchSettings:
         small = cls(repeats=1, learning_starts=300, warmup=2, window=5, raw_steps=200,
                     seq_batch=4, seq_window=10, seq_burn_in=5, seq_updates=1,
                     seq_store_steps=200, seconds=0.02, conversion_timesteps=(8,),
-                    drones=(1, 64), latency_calls=20, seeds=2, opt_in=False)  # fmt: skip
+                    drones=(1, 64), latency_calls=20, seeds=2, opt_in=False,
+                    smoke=True)  # fmt: skip
         return replace(small, **changes)
 
     @property

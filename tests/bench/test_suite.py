@@ -96,9 +96,32 @@ def test_targets_are_read_off_the_results():
         "quadrotor": {"rows": [{"drones": 4096, "drone_steps_per_sec": {"median": 9e5}}]},
     }  # fmt: skip
     assert targets(results) == [
-        ["ANN-TD3 training >= 1.3x Stable-Baselines3 TD3", "2.00x", "yes"],
+        ["ANN-TD3 training >= 1.3x Stable-Baselines3 TD3", "2.000x", "yes"],
         ["quadrotor vector env >= 1,000,000 drone-steps/s at N = 4096", "900,000", "no"],
     ]
+    # shown rounded down: a ratio that misses never reads as one that meets
+    results["training"]["rows"][1]["ratio_to_ann_td3"] = 1 / 1.2987
+    results["quadrotor"]["rows"][0]["drone_steps_per_sec"]["median"] = 999_999.6
+    assert [row[1:] for row in targets(results)] == [["1.298x", "no"], ["999,999", "no"]]
+    seeds = {"seeds": 8, "rows": [{"variant": "ANN-TD3", "speedup": 3.0}]}
+    cpu = targets({**results, "seeds": seeds, "machine": {"device": "cpu"}})[-1]
+    gpu = targets({**results, "seeds": seeds, "machine": {"device": "cuda"}})[-1]
+    assert cpu[0].startswith("many seeds: S = 8 in one process >= 2x") and cpu[2] == "yes"
+    assert ">= 5x" in gpu[0] and "on a GPU" in gpu[0] and gpu[2] == "no"
+    smoke = targets({**results, "settings": {"smoke": True}})
+    assert {row[2] for row in smoke} == {"not judged (--quick)"}
+
+
+def test_a_busy_machine_is_named_in_the_report():
+    from spikerl.bench.report import busy_warning
+
+    quiet = {"machine": {"load_avg_1m": 0.4, "cores": 2},
+             "training": {"rows": [{"variant": "LIF", "roofline_fraction": 0.6}]}}  # fmt: skip
+    assert busy_warning(quiet) is None
+    busy = {"machine": {"load_avg_1m": 2.74, "cores": 2},
+            "training": {"rows": [{"variant": "LIF", "roofline_fraction": 14.8}]}}  # fmt: skip
+    text = busy_warning(busy)
+    assert "load average at the start (2.74)" in text and "above 100% (LIF)" in text
 
 
 def test_cli_writes_markdown_and_json(tmp_path, capsys):
@@ -108,7 +131,9 @@ def test_cli_writes_markdown_and_json(tmp_path, capsys):
     assert code == 0
     payload = json.loads(js.read_text())
     assert payload["quadrotor"]["rows"][0]["drones"] == 1 and "training" not in payload
-    assert md.read_text().startswith("# Benchmarks")
+    text = md.read_text()
+    assert text.startswith("# Benchmarks (a --quick smoke run: these numbers are not benchmarks)")
+    assert payload["settings"]["smoke"] is True and payload["machine"]["spikerl"]
     assert "quadrotor: N=1" in capsys.readouterr().err
 
 
@@ -117,6 +142,8 @@ def test_cli_writes_markdown_and_json(tmp_path, capsys):
     [
         (["--device", "tpu"], "choose cpu, cuda, cuda:N or auto"),
         (["--markdown", "."], "is a folder"),
+        (["--markdown", "same.json", "--json", "same.json"], "name one file"),
+        (["--sections", "latency", "--plot", "x.png"], "add training to --sections"),
     ],
 )
 def test_cli_bad_input_is_one_line_before_any_timing(argv, message, capsys):
