@@ -21,7 +21,7 @@ from typing import NoReturn
 from . import __version__
 from .atomic import write_output
 from .bench.cli import add_bench_parser, cmd_bench
-from .errors import SpikerlError, UsageError
+from .errors import EXIT_INTERRUPTED, SpikerlError, UsageError
 from .experiments.argtypes import non_negative_int, positive_int, seed, seed_list, unit_interval
 from .experiments.config import ConfigError, format_config_help, load_config
 from .experiments.convert_cli import (
@@ -43,8 +43,6 @@ from .experiments.seeds_run import seed_configs, train_seeds
 from .experiments.sweep_cli import add_sweep_parser, cmd_sweep
 
 __all__ = ["main"]
-
-EXIT_INTERRUPTED = 130
 
 
 def _add_overrides(p: argparse.ArgumentParser, scope: str) -> None:

@@ -10,7 +10,10 @@ traceback.
 
 from __future__ import annotations
 
-__all__ = ["MissingDependencyError", "SpikerlError", "UsageError"]
+__all__ = ["EXIT_INTERRUPTED", "MissingDependencyError", "SpikerlError", "UsageError"]
+
+#: The exit status of a command stopped by Ctrl-C or SIGTERM (128 + SIGINT, as a shell's).
+EXIT_INTERRUPTED = 130
 
 
 class SpikerlError(Exception):

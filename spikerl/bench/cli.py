@@ -9,7 +9,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import EXIT_INTERRUPTED, UsageError
 from ..experiments.argtypes import non_negative_int, positive_int
 from ..experiments.outputs import check_output_file
 from .suite import SECTIONS, BenchSettings
@@ -17,6 +17,8 @@ from .suite import SECTIONS, BenchSettings
 __all__ = ["add_bench_parser", "cmd_bench"]
 
 DEFAULT_MARKDOWN = Path("runs/bench/benchmarks.md")
+DEFAULT_JSON = Path("runs/bench/benchmarks.json")
+QUICK_MARKDOWN, QUICK_JSON = Path("runs/bench/quick.md"), Path("runs/bench/quick.json")
 
 
 def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -50,11 +52,13 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
         help="leave out the bfloat16 and compiled training variants (they compile ~1 minute)",
     )  # fmt: skip
     p.add_argument(
-        "--markdown", type=Path, default=None, help="report path (default runs/bench/benchmarks.md)"
-    )
+        "--markdown", type=Path, default=None,
+        help=f"report path (default {DEFAULT_MARKDOWN}; --quick: {QUICK_MARKDOWN}, so a smoke "
+        "run never replaces a full run's report)",
+    )  # fmt: skip
     p.add_argument(
-        "--json", type=Path, default=Path("runs/bench/benchmarks.json"),
-        help="results as JSON (default runs/bench/benchmarks.json)",
+        "--json", type=Path, default=None,
+        help=f"results as JSON (default {DEFAULT_JSON}; --quick: {QUICK_JSON})",
     )  # fmt: skip
     p.add_argument(
         "--plot", type=Path, default=None, metavar="PNG",
@@ -152,7 +156,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.from_json is not None:
         return _redraw(args)
-    args.markdown = args.markdown or DEFAULT_MARKDOWN
+    args.markdown = args.markdown or (QUICK_MARKDOWN if args.quick else DEFAULT_MARKDOWN)
+    args.json = args.json or (QUICK_JSON if args.quick else DEFAULT_JSON)
     settings = _settings(args)
     outputs = _outputs(markdown=args.markdown, json=args.json, plot=args.plot)
     if args.plot is not None and "training" not in args.sections:
@@ -174,6 +179,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     warning = busy_warning(results)
     if warning:
         print(f"warning: {warning.replace('**', '')}", file=sys.stderr)
+    if "interrupted" in results:
+        print(f"interrupted in the {results['interrupted']} section; the report holds the "
+              "sections before it", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
     if args.plot is not None and "training" in results:
         print(f"wrote {plot_training(results, args.plot)}", file=sys.stderr)
     return 0

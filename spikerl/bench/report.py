@@ -247,6 +247,9 @@ def render_markdown(results: dict[str, Any], command: str) -> str:
     warning = busy_warning(results)
     if warning:
         parts.insert(2, warning)
+    if "interrupted" in results:
+        parts.insert(2, f"**Interrupted** (Ctrl-C) in the {results['interrupted']} section: "
+                        "the sections before it only.")  # fmt: skip
     repeats = results["settings"]["repeats"]
     renderers = {
         "training": lambda sec: _training(sec, repeats),

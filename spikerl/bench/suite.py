@@ -466,7 +466,8 @@ def run_suite(
     settings: BenchSettings, sections: list[str] | None = None, progress: Progress = print
 ) -> dict[str, Any]:
     """Run ``sections`` (default: all, in :data:`SECTIONS` order) with ``settings.threads``
-    torch threads; returns the JSON payload (machine, settings, one entry per section)."""
+    torch threads; returns the JSON payload (machine, settings, one entry per section). A
+    Ctrl-C keeps the sections finished before it (``interrupted``: the section it stopped)."""
     names = list(SECTIONS) if sections is None else sections
     started = time.perf_counter()
     keep_freed_memory()  # as in a training run (spikerl.experiments.process)
@@ -474,7 +475,11 @@ def run_suite(
         results = {"machine": machine_info(settings.device), "settings": _settings_dict(settings)}
         for name in names:
             section_start = time.perf_counter()
-            results[name] = SECTIONS[name](settings, progress)
+            try:
+                results[name] = SECTIONS[name](settings, progress)
+            except KeyboardInterrupt:
+                results["interrupted"] = name
+                break
             results[name]["seconds"] = time.perf_counter() - section_start
     results["seconds"] = time.perf_counter() - started
     return results

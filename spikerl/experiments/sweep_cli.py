@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import EXIT_INTERRUPTED
 from ..tables import format_table
 from .argtypes import non_negative_int, positive_int
 from .run import CHECKPOINT_NAME
@@ -13,8 +14,6 @@ from .sweep_exec import RunState, SweepResult, check_output, run_sweep, sweep_st
 from .sweep_progress import SweepDisplay, format_duration
 
 __all__ = ["add_sweep_parser", "cmd_sweep"]
-
-EXIT_INTERRUPTED = 130
 
 
 def add_sweep_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -51,7 +51,7 @@ from typing import Any, Protocol
 import yaml
 
 from ..atomic import temporary_path, write_text_atomic
-from ..errors import MissingDependencyError, SpikerlError, UsageError
+from ..errors import EXIT_INTERRUPTED, MissingDependencyError, SpikerlError, UsageError
 from .config import config_diff, config_from_dict, config_to_dict
 from .outputs import check_output_folder
 from .run import CHECKPOINT_NAME, CONFIG_NAME
@@ -71,7 +71,6 @@ __all__ = [
     "write_sweep_files",
 ]
 
-EXIT_INTERRUPTED = 130
 LOG_TAIL_LINES = 15
 RAY_CONNECT_TIMEOUT = 10.0  # seconds a Ray address gets to accept a connection
 

@@ -168,3 +168,29 @@ def test_redraw_refuses_a_file_that_is_not_a_bench_result(tmp_path, capsys):
     other.write_text('{"a": 1}')
     assert main(["bench", "--from-json", str(other), "--plot", str(tmp_path / "x.png")]) == 2
     assert "not a spikerl bench result" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_sections_finished_before_it(tmp_path, monkeypatch, capsys):
+    from spikerl.bench import suite
+
+    def interrupted(settings, progress):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(suite.SECTIONS, "latency", interrupted)
+    md, js = tmp_path / "b.md", tmp_path / "b.json"
+    code = main(["bench", "--quick", "--sections", "quadrotor", "latency", "--device", "cpu",
+                 "--markdown", str(md), "--json", str(js)])  # fmt: skip
+    assert code == 130
+    payload = json.loads(js.read_text())
+    assert payload["interrupted"] == "latency" and "quadrotor" in payload
+    assert "**Interrupted** (Ctrl-C) in the latency section" in md.read_text()
+    assert "interrupted in the latency section" in capsys.readouterr().err
+
+
+def test_a_quick_run_writes_beside_a_full_runs_report_not_over_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--quick", "--sections", "quadrotor", "--device", "cpu"]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs" / "bench").iterdir()) == [
+        "quick.json",
+        "quick.md",
+    ]
