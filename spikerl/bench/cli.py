@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import EXIT_INTERRUPTED, UsageError
 from ..experiments.argtypes import non_negative_int, positive_int
 from ..experiments.outputs import check_output_file
+from .machine import usable_cores
 from .suite import SECTIONS, BenchSettings
 
 __all__ = ["add_bench_parser", "cmd_bench"]
@@ -130,6 +131,14 @@ def _redraw(args: argparse.Namespace) -> int:
     from ..atomic import write_text_atomic
     from .report import plot_training, render_markdown
 
+    timing = {"--quick": args.quick, "--json": args.json, "--repeats": args.repeats,
+              "--window": args.window, "--env": args.env, "--threads": args.threads,
+              "--no-sb3": args.no_sb3, "--no-opt-in": args.no_opt_in,
+              "--sections": args.sections != list(SECTIONS)}  # fmt: skip
+    ignored = [option for option, value in timing.items() if value]
+    if ignored:
+        raise UsageError(f"--from-json times nothing, so {', '.join(ignored)} would be ignored; "
+                         "drop them")  # fmt: skip
     results = _saved_results(args.from_json)
     if args.plot is None and args.markdown is None:
         raise UsageError("--from-json redraws --plot PNG and/or rewrites --markdown PATH; give one")
@@ -162,6 +171,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     outputs = _outputs(markdown=args.markdown, json=args.json, plot=args.plot)
     if args.plot is not None and "training" not in args.sections:
         raise UsageError("--plot draws the training section; add training to --sections")
+    if args.env is not None and not {"training", "seeds"} & set(args.sections):
+        raise UsageError("--env is the training and seeds sections' env; add one of them")
+    cores = usable_cores()
+    if args.threads > cores:
+        print(f"warning: --threads {args.threads} on {cores} usable cores: the threads share "
+              "cores, and the timings measure that too", file=sys.stderr)  # fmt: skip
     if args.plot is not None:
         from ..experiments.report_plots import matplotlib_or_error
 

@@ -144,6 +144,8 @@ def test_cli_writes_markdown_and_json(tmp_path, capsys):
         (["--markdown", "."], "is a folder"),
         (["--markdown", "same.json", "--json", "same.json"], "name one file"),
         (["--sections", "latency", "--plot", "x.png"], "add training to --sections"),
+        (["--sections", "latency", "--env", "Nope-v0"], "add one of them"),
+        (["--from-json", "x.json", "--markdown", "x.md"], "--quick, --sections would be ignored"),
     ],
 )
 def test_cli_bad_input_is_one_line_before_any_timing(argv, message, capsys):
