@@ -89,7 +89,7 @@ def _training(section: dict[str, Any], repeats: int) -> str:
         work = [
             _n(r["gflop_per_step"], 3),
             _n(r["achieved_gflop_per_sec"], 1),
-            _n(r["matmul_gflop_per_sec"], 0),
+            _n(r["matmul_gflop_per_sec"], 0 if r["matmul_gflop_per_sec"] >= 10 else 2),
             f"{r['roofline_fraction']:.1%}",
         ] if "gflop_per_step" in r else ["-"] * 4  # fmt: skip
         ratio, warmup = f"{r['ratio_to_ann_td3']:.3f}", _n(r["warmup_seconds"], 1)

@@ -226,8 +226,9 @@ def bench_seeds(s: BenchSettings, progress: Progress) -> dict[str, Any]:
         for (name, kind), loop in loops.items():
             stacked = kind == "stacked"
             rate = timed_steps_per_sec(loop, iterations if stacked else s.window, s.device)
-            windows[(name, kind)].add(rate * (s.seeds if stacked else 1))
-            progress(f"seeds [{r + 1}/{s.repeats}] {name} ({kind}): {rate:.1f} it/s")
+            aggregate = rate * (s.seeds if stacked else 1)  # env steps/s of all its seeds
+            windows[(name, kind)].add(aggregate)
+            progress(f"seeds [{r + 1}/{s.repeats}] {name} ({kind}): {aggregate:.1f} env steps/s")
     rows = []
     for name in SEED_VARIANTS:
         single, stacked = windows[(name, "single")], windows[(name, "stacked")]
