@@ -259,8 +259,8 @@ class RunConfig(_Section):
     compile: bool = param(
         False,
         "run the spiking layers' tick loops through torch.compile (fused element-wise "
-        "kernels, needs a C++ compiler; compiles for about 25 s at the start, then about 1.1x "
-        "training speed for spiking TD3 on 2 CPU cores: docs/performance.md)",
+        "kernels, needs a C++ compiler; compiles for about 25 s at the start; on a CPU slower "
+        "than the default C kernel, 0.91-0.96x: for machines without it, docs/performance.md)",
     )
     progress: bool = param(True, "show a progress bar")
 
