@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..experiments.process import allocator
+from ..experiments.process import allocator, bf16_matmul_units
 
 __all__ = ["blas_override", "cpu_model", "machine_info", "numpy_blas", "usable_cores"]
 
@@ -70,13 +70,12 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     import gymnasium
     import mujoco
 
-    flags = set((_cpuinfo_field("flags") or "").split())
     info: dict[str, Any] = {
         "cpu": cpu_model(),
         "cores": usable_cores(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "bf16_matmul_units": sorted(f for f in flags if f in {"amx_bf16", "avx512_bf16"}),
+        "bf16_matmul_units": bf16_matmul_units() or [],
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,

@@ -35,6 +35,8 @@ __all__ = [
     "TRIM_THRESHOLD",
     "USER_VARIABLES",
     "allocator",
+    "bf16_matmul_units",
+    "bfloat16_note",
     "configure_process",
     "keep_freed_memory",
 ]
@@ -135,3 +137,29 @@ def allocator() -> str:
     """What this process's allocator does: :func:`keep_freed_memory`'s answer once it ran,
     else ``"system default"``."""
     return _STATE or "system default"
+
+
+BF16_UNITS = ("amx_bf16", "avx512_bf16")  # x86 CPU flags of bfloat16 matrix instructions
+
+
+def bf16_matmul_units() -> list[str] | None:
+    """The CPU's bfloat16 matrix units (:data:`BF16_UNITS` among ``/proc/cpuinfo``'s flags),
+    or None where that cannot be read (not Linux)."""
+    try:
+        text = open("/proc/cpuinfo", encoding="utf-8").read()  # noqa: SIM115
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])  # fmt: skip
+    return sorted(f for f in flags if f in BF16_UNITS)
+
+
+def bfloat16_note(precision: str, device: str) -> str | None:
+    """What to tell a run asking for ``run.precision=bfloat16`` on a CPU without bfloat16
+    matrix units (its products are emulated there, slower than float32), or None."""
+    if precision != "bfloat16" or not str(device).startswith("cpu"):
+        return None
+    if bf16_matmul_units() != []:  # has them, or cannot tell
+        return None
+    return ("run.precision=bfloat16 on a CPU without bfloat16 matrix units (amx_bf16, "
+            "avx512_bf16): its products are emulated, likely slower than float32")  # fmt: skip

@@ -59,7 +59,7 @@ from .checkpoint import (
 )
 from .config import Config, ConfigError, config_diff, config_from_dict, config_to_dict
 from .evaluation import eval_info_keys, evaluate_policy, summarize_curve
-from .process import configure_process
+from .process import bfloat16_note, configure_process
 from .provenance import PROVENANCE_NAME, record_provenance
 from .runlock import run_lock
 from .status import FINISHED, STATUS_NAME, read_status, write_status
@@ -850,6 +850,7 @@ def train(
     run_dir = Path(run_dir) if run_dir is not None else Path(runs_root) / cfg.run_name
     device = resolve_device(cfg.run.device)  # fail before touching the run directory
     check_env(cfg.env.id)  # unknown ids and missing optional dependencies, before any file
+    note_precision(cfg, device)
     with run_lock(run_dir) as lock:
         if lock.took_over is not None:
             _note(f"took over the lock of {run_dir} from process {lock.took_over}, which is gone")
@@ -894,6 +895,13 @@ def abort_if_stopped(stop: dict[str, bool]) -> None:
     that came while the run was being built aborts it: nothing is written."""
     if stop["stop"]:
         raise KeyboardInterrupt
+
+
+def note_precision(cfg: Config, device: torch.device) -> None:
+    """A note when ``run.precision=bfloat16`` will be emulated (:func:`bfloat16_note`)."""
+    note = bfloat16_note(cfg.run.precision, str(device))
+    if note:
+        _note(note)
 
 
 def _start(s: _Session) -> None:

@@ -57,6 +57,7 @@ from .run import (
     abort_if_stopped,
     already_finished,
     clear_interrupted_writes,
+    note_precision,
     resolve_device,
 )
 from .runlock import run_lock
@@ -165,6 +166,7 @@ def train_seeds(
         raise RunError("the same run folder is named twice; give each seed's folder once")
     device = resolve_device(cfgs[0].run.device)
     check_env(cfgs[0].env.id)
+    note_precision(cfgs[0], device)
     with ExitStack() as locks:
         for run_dir in dirs:
             lock = locks.enter_context(run_lock(run_dir))

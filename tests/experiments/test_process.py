@@ -124,3 +124,16 @@ def test_tuned_allocator_reuses_large_blocks() -> None:
     assert tuned["state"] in TUNED and system["state"].startswith("system default")
     # 3 x 3.9 MB = 2,880 pages if each came back fresh; tuned, at most a one-off heap growth
     assert tuned["faults"] < 100, tuned
+
+
+def test_bfloat16_on_a_cpu_without_bf16_units_gets_a_note(monkeypatch):
+    from spikerl.experiments import process
+
+    monkeypatch.setattr(process, "bf16_matmul_units", lambda: [])
+    assert "emulated" in process.bfloat16_note("bfloat16", "cpu")
+    assert process.bfloat16_note("float32", "cpu") is None
+    assert process.bfloat16_note("bfloat16", "cuda:0") is None
+    monkeypatch.setattr(process, "bf16_matmul_units", lambda: ["avx512_bf16"])
+    assert process.bfloat16_note("bfloat16", "cpu") is None
+    monkeypatch.setattr(process, "bf16_matmul_units", lambda: None)  # cannot tell: no note
+    assert process.bfloat16_note("bfloat16", "cpu") is None
