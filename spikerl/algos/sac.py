@@ -87,7 +87,7 @@ class SAC(CheckpointMixin):
         """The mean action, or (``explore``) a sample from the squashed Gaussian."""
         if not explore:
             return self._deterministic_action(obs).astype(np.float32)
-        with torch.no_grad():
+        with torch.inference_mode():  # as ActingPolicy acts
             x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(-2)
             action = self._sample(x, "exploration")[0]
             return action.squeeze(-2).cpu().numpy().astype(np.float32)
