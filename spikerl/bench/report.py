@@ -123,7 +123,10 @@ def _seeds(section: dict[str, Any]) -> str:
     n = section["seeds"]
     rows = [[r["variant"], _n(r["single_steps_per_sec"]["median"], 1),
              _spread(r["single_steps_per_sec"], 1), _n(r["stacked_steps_per_sec"]["median"], 1),
-             _spread(r["stacked_steps_per_sec"], 1), f"{r['speedup']:.2f}x"]
+             _spread(r["stacked_steps_per_sec"], 1), f"{r['speedup']:.2f}x",
+             *((_n(r["gflop_per_step"], 3), f"{r['single_roofline_fraction']:.1%}",
+                f"{r['stacked_roofline_fraction']:.1%}") if "gflop_per_step" in r
+               else ("-",) * 3)]
             for r in section["rows"]]  # fmt: skip
     return "\n\n".join([
         "## Many seeds in one process",
@@ -132,7 +135,11 @@ def _seeds(section: dict[str, Any]) -> str:
         f"{section['iterations']} iterations = {section['iterations'] * n} env steps) against "
         f"one single-seed run, which is also the aggregate rate of {n} sequential runs.",
         markdown_table(["variant", "single run steps/s", "min-max",
-                        f"{n} stacked seeds, total steps/s", "min-max", "speed-up"], rows),
+                        f"{n} stacked seeds, total steps/s", "min-max", "speed-up",
+                        "GFLOP/env step", "roofline single", "roofline stacked"], rows),
+        "GFLOP/env step and roofline as in the training section (the stacked loop's products "
+        "per iteration over its seeds): the speed-up of stacking is bounded by how far the "
+        "single run is from its roofline.",
     ])  # fmt: skip
 
 

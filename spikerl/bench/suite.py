@@ -128,9 +128,10 @@ def _variant_config(overrides: list[str], s: BenchSettings) -> Config:
     return load_config(None, [*base, *overrides])
 
 
-def _training_step_work(loop: TrainLoop, device: str) -> dict[str, float]:
-    """Matmul work of one training step, averaged over one policy-delay cycle, and the time
-    those products take at this machine's rate."""
+def _training_step_work(loop: TrainLoop | SeedsTrainLoop, device: str) -> dict[str, float]:
+    """Matmul work of one training step (of a stacked loop: one iteration, every seed's
+    step), averaged over one policy-delay cycle, and the time those products take at this
+    machine's rate."""
     cycle = loop.cfg.algo.policy_delay
     # after the timing windows: a compiled loop that meets a new shape inside a dispatch mode
     # stops compiling for the rest of the process
@@ -234,8 +235,27 @@ def bench_seeds(s: BenchSettings, progress: Progress) -> dict[str, Any]:
         single, stacked = windows[(name, "single")], windows[(name, "stacked")]
         rows.append({"variant": name, "single_steps_per_sec": single.summary(),
                      "stacked_steps_per_sec": stacked.summary(),
-                     "speedup": stacked.median / single.median})  # fmt: skip
+                     "speedup": stacked.median / single.median,
+                     **_seeds_work(loops[(name, "single")], loops[(name, "stacked")], single,
+                                   stacked, s)})  # fmt: skip
     return {"seeds": s.seeds, "env": s.env_id, "iterations": iterations, "rows": rows}
+
+
+def _seeds_work(single_loop, stacked_loop, single: Windows, stacked: Windows,
+                s: BenchSettings) -> dict[str, float]:  # fmt: skip
+    """GFLOP per env step of the single and the stacked loop (equal where stacking adds no
+    work) and each one's roofline fraction: its matrix products' time at this machine's rate
+    over its measured time per env step."""
+    one = _training_step_work(single_loop, s.device)
+    all_seeds = _training_step_work(stacked_loop, s.device)
+    return {
+        "gflop_per_step": one["gflop_per_step"],
+        "stacked_gflop_per_step": all_seeds["gflop_per_step"] / s.seeds,
+        "single_roofline_fraction": one["matmul_seconds_per_step"] * single.median,
+        "stacked_roofline_fraction": all_seeds["matmul_seconds_per_step"]
+        / s.seeds
+        * stacked.median,
+    }
 
 
 # --------------------------------------------------------------------------------------------

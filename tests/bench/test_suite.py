@@ -59,6 +59,9 @@ def test_other_sections_cover_their_settings(quick_results):
     assert seeds["seeds"] == 2 and [r["variant"] for r in seeds["rows"]] == list(SEED_VARIANTS)
     assert "SAC" in SEED_VARIANTS
     assert all(_positive(r["stacked_steps_per_sec"]) and r["speedup"] > 0 for r in seeds["rows"])
+    for r in seeds["rows"]:  # stacking adds no matrix work per env step
+        assert r["stacked_gflop_per_step"] == pytest.approx(r["gflop_per_step"], rel=1e-6)
+        assert r["single_roofline_fraction"] > 0 and r["stacked_roofline_fraction"] > 0
     latency = quick_results["latency"]["rows"]
     assert len(latency) == 9 and all(r["p10_us"] <= r["median_us"] <= r["p90_us"] for r in latency)
     machine = quick_results["machine"]
