@@ -130,9 +130,18 @@ def _legend(fig: Any, axes: list[Any]) -> None:
             entries.values(),
             entries.keys(),
             loc="outside lower center",
-            ncol=min(len(entries), 5),
+            ncol=_legend_columns(fig, list(entries)),
             frameon=False,
         )
+
+
+def _legend_columns(fig: Any, labels: list[str]) -> int:
+    """As many legend columns (at most 5) as entries of the longest label fit side by side in
+    the figure's width (about 6 points a character at the legend's font, 35 for the handle),
+    so long labels (``TD3BC+JSRL [builtin-v1]``) wrap into rows instead of running off."""
+    entry = 6.0 * max(len(label) for label in labels) + 35.0
+    fit = int(fig.get_figwidth() * 72 // entry)
+    return max(1, min(len(labels), 5, fit))
 
 
 def aligned_curves(runs: list[RunRecord], union: bool = False) -> tuple[np.ndarray, np.ndarray]:

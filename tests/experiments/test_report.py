@@ -769,3 +769,15 @@ def test_a_sequence_method_behind_another_guide_is_named_after_it(guide, label):
     assert policy.run_name == "sequence-td3bc-jsrl-policy-target-lif-spikerl-Quadrotor-v0-s0"
     no_guide = load_config(REPO / "configs/quadrotor/td3_sequence.yaml")
     assert method_label(no_guide) == "TD3"
+
+
+def test_long_method_labels_wrap_the_legend_into_rows():
+    pytest.importorskip("matplotlib")
+    import matplotlib.figure
+
+    from spikerl.experiments.report_plots import _legend_columns
+
+    fig = matplotlib.figure.Figure(figsize=(6.4, 4))
+    assert _legend_columns(fig, ["TD3BC+JSRL [builtin-v1]", "TD3"]) == 2
+    assert _legend_columns(fig, ["LIF", "PT-LIF", "DN", "CLIF", "ANN TD3", "SAC"]) == 5
+    assert _legend_columns(fig, ["x" * 200]) == 1
