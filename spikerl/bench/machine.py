@@ -5,34 +5,18 @@ from __future__ import annotations
 import os
 import platform
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from .. import __version__
-from ..experiments.process import allocator, bf16_matmul_units
+from ..experiments.process import allocator, bf16_matmul_units, cpu_model
 
 __all__ = ["blas_override", "cpu_model", "machine_info", "numpy_blas", "usable_cores"]
 
 #: Environment variables that pick OpenBLAS's kernel or cache size instead of its own probe.
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-
-
-def _cpuinfo_field(name: str) -> str | None:
-    """The value of the first ``name`` line of ``/proc/cpuinfo`` (Linux), else None."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith(name):
-                return line.split(":", 1)[1].strip()
-    return None
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor``)."""
-    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def usable_cores() -> int:

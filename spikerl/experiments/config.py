@@ -264,6 +264,11 @@ class RunConfig(_Section):
     )
     progress: bool = param(True, "show a progress bar")
 
+    @property
+    def checkpoint_interval(self) -> int:
+        """Env steps between checkpoints: ``checkpoint_every``, or ``eval_every`` when 0."""
+        return self.checkpoint_every or self.eval_every
+
 
 @dataclass(frozen=True)
 class Config(_Section):

@@ -12,6 +12,8 @@ reset at the start of every episode.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +35,7 @@ __all__ = [
     "BatchedEpisodes",
     "episode_seeds",
     "evaluate_batched",
+    "evaluation_mode",
     "make_frozen_env",
     "plot_trajectories",
     "run_batched_episodes",
@@ -111,14 +114,12 @@ def evaluate_policy(
     returns, lengths, seen = [], [], []
     reduce = eval_info_keys(env_id)
     info: dict[str, list[float]] = {key: [] for key in reduce}
-    was_training = actor.training
-    actor.eval()
     try:
-        _rollouts(env, policy, seed, episodes, reduce, (returns, lengths, seen, info))
+        with evaluation_mode(actor):
+            _rollouts(env, policy, seed, episodes, reduce, (returns, lengths, seen, info))
     except gym.error.DependencyNotInstalled as err:  # rendering without pygame, for example
         raise missing_dependency(env_id, err) from None
     finally:
-        actor.train(was_training)
         env.close()
     if trajectory is not None:
         ends = np.cumsum([0, *lengths])
@@ -204,12 +205,19 @@ def evaluate_batched(
     every row. The fast protocol of conversion grids; :func:`evaluate_policy` stays the
     training-time protocol."""
     policy = ActingPolicy(actor, device)
-    was_training = actor.training
-    actor.eval()
-    try:
+    with evaluation_mode(actor):
         return run_batched_episodes(
             env_id, episode_seeds(seed, episodes), policy, normalizer_state, record
         )
+
+
+@contextmanager
+def evaluation_mode(actor: nn.Module) -> Iterator[None]:
+    """``actor`` in eval mode for the block, its train/eval mode restored after it."""
+    was_training = actor.training
+    actor.eval()
+    try:
+        yield
     finally:
         actor.train(was_training)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 from typing import Any
 
 import torch
@@ -38,6 +39,8 @@ __all__ = [
     "bf16_matmul_units",
     "bfloat16_note",
     "configure_process",
+    "cpu_model",
+    "cpuinfo_field",
     "keep_freed_memory",
 ]
 
@@ -142,16 +145,29 @@ def allocator() -> str:
 BF16_UNITS = ("amx_bf16", "avx512_bf16")  # x86 CPU flags of bfloat16 matrix instructions
 
 
+def cpuinfo_field(name: str) -> str | None:
+    """The value of the first ``name`` line of ``/proc/cpuinfo``, or None (not Linux, no such
+    line)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith(name):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor``)."""
+    return cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown"
+
+
 def bf16_matmul_units() -> list[str] | None:
     """The CPU's bfloat16 matrix units (:data:`BF16_UNITS` among ``/proc/cpuinfo``'s flags),
     or None where that cannot be read (not Linux)."""
-    try:
-        text = open("/proc/cpuinfo", encoding="utf-8").read()  # noqa: SIM115
-    except OSError:
-        return None
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])  # fmt: skip
-    return sorted(f for f in flags if f in BF16_UNITS)
+    flags = cpuinfo_field("flags")
+    return None if flags is None else sorted(f for f in flags.split() if f in BF16_UNITS)
 
 
 def bfloat16_note(precision: str, device: str) -> str | None:

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ..atomic import write_text_atomic
-from .process import allocator
+from .process import allocator, cpu_model
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -75,19 +75,6 @@ def git_revision() -> str | None:
     if status:
         revision += "-dirty"
     return revision
-
-
-def cpu_model() -> str:
-    """Return the CPU model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    try:
-        with cpuinfo.open(encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _cuda_device_name(device: torch.device) -> str | None:

@@ -285,8 +285,7 @@ def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
     by :func:`run_lock`, which creates the lock file in it.)"""
     if run_dir.exists() or run_dir.is_symlink():
         if not overwrite:
-            if _start_never_finished(run_dir):
-                _note(f"{run_dir} was stopped before its first checkpoint; starting it again")
+            if restarts(run_dir):
                 return
             raise RunError(
                 f"run directory {run_dir} already exists; pass --overwrite (overwrite=True) to "
@@ -301,6 +300,15 @@ def _check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
                 "training did not write (the output of another command, e.g. spikerl convert, "
                 "or your own files); move or delete them first"
             )
+
+
+def restarts(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is a start killed before its first checkpoint
+    (:func:`_start_never_finished`), to start again: a note says so."""
+    if not _start_never_finished(run_dir):
+        return False
+    _note(f"{run_dir} was stopped before its first checkpoint; starting it again")
+    return True
 
 
 def _start_never_finished(run_dir: Path) -> bool:
@@ -763,7 +771,7 @@ def _train_loop(s: _Session, stop: dict[str, bool], until: int | None = None) ->
     diagnostics: dict[str, float] = {}
     show_bar = _show_bar(cfg)
     bar = _progress_bar(cfg, p.step, s.run_dir.name)
-    checkpoint_every = cfg.run.checkpoint_every or cfg.run.eval_every
+    checkpoint_every = cfg.run.checkpoint_interval
     while p.step < until and not stop["stop"]:
         _env_step(s)
         if p.step >= cfg.algo.learning_starts and len(s.buffer) >= cfg.algo.batch_size:

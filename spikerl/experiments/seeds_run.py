@@ -50,7 +50,6 @@ from .run import (
     _Session,
     _show_bar,
     _start,
-    _start_never_finished,
     _stop_on_signals,
     _train_loop,
     _write_status,
@@ -59,6 +58,7 @@ from .run import (
     clear_interrupted_writes,
     note_precision,
     resolve_device,
+    restarts,
 )
 from .runlock import run_lock
 from .status import FINISHED
@@ -124,13 +124,13 @@ def _check_folders(
     resume, then clear each one's temporary files of an interrupted write. Returns the folders
     to start again on resume: seeds whose start was killed before their first checkpoint (the
     others' resume brings them along, :func:`_catch_up`)."""
-    restart = {d for d in dirs if resume and _start_never_finished(d)}
+    restart = {d for d in dirs if resume and restarts(d)}
     refused = []
     for cfg, run_dir in zip(cfgs, dirs, strict=True):
         try:
             if run_dir in restart:
-                _note(f"{run_dir} was stopped before its first checkpoint; starting it again")
-            elif resume:
+                continue
+            if resume:
                 _check_resumable(cfg, run_dir)
             else:
                 _check_new_run_dir(run_dir, overwrite)
@@ -201,8 +201,7 @@ def _record_failure(sessions: list[_Session], err: Exception) -> None:
     healthy = [s for s in sessions if diverged is not None and s.run_dir != diverged]
     for s in sessions:
         if any(s is h for h in healthy):  # stopped where its last checkpoint is
-            every = s.cfg.run.checkpoint_every or s.cfg.run.eval_every
-            s.progress.step -= s.progress.step % every
+            s.progress.step -= s.progress.step % s.cfg.run.checkpoint_interval
             _write_status(s, "stopped", time.perf_counter(), s.progress.step)
         else:
             _write_status(s, "failed", time.perf_counter(), s.progress.step, error=error)
@@ -270,7 +269,7 @@ def _seeds_loop(
         _write_status(s, "running", started, first_step)
     show_bar = _show_bar(cfg)
     bar = _progress_bar(cfg, lead.step, f"{len(sessions)} seeds, steps/s each")
-    checkpoint_every = cfg.run.checkpoint_every or cfg.run.eval_every
+    checkpoint_every = cfg.run.checkpoint_interval
     status_due = started + STATUS_EVERY
     while lead.step < cfg.run.total_steps and not stop["stop"]:
         _step_all(sessions, learner, buffers)

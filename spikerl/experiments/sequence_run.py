@@ -62,7 +62,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .config import Config, ConfigError, config_to_dict
-from .evaluation import EvalResult
+from .evaluation import EvalResult, evaluation_mode
 from .process import configure_process
 from .provenance import record_provenance
 from .run import (
@@ -400,13 +400,9 @@ def evaluate_sequence_policy(
             if guide is None:
                 raise ConfigError(f"guide_steps={guide_steps} needs a guide; the run has none")
         start = drone_seed(cfg.run.seed if seed is None else seed, "evaluation", -1)
-        was_training = actor.training
-        actor.eval()
-        try:
+        with evaluation_mode(actor):
             flown = guided_rollouts(env, actor, guide, guide_steps, episodes=n, seed=start,
                                     device=device, keep_episodes=keep_episodes)  # fmt: skip
-        finally:
-            actor.train(was_training)
     finally:
         env.close()
     order = np.argsort(flown.drones, kind="stable")
