@@ -112,22 +112,22 @@ class RunRecord:
     @property
     def max_return(self) -> float:
         """Max average return: ``max_k R_k`` over the evaluation curve (NaN without one)."""
-        return max(self.returns) if self.returns else math.nan
+        return _peak(self.returns)
 
     @property
     def final_return(self) -> float:
         """The last evaluation's mean return (NaN without one)."""
-        return self.returns[-1] if self.returns else math.nan
+        return _last(self.returns)
 
     @property
     def max_free_return(self) -> float:
         """The maximum of the guide-free curve (NaN for a run without one)."""
-        return max(self.free_returns) if self.free_returns else math.nan
+        return _peak(self.free_returns)
 
     @property
     def final_free_return(self) -> float:
         """The last guide-free evaluation's mean return (NaN for a run without one)."""
-        return self.free_returns[-1] if self.free_returns else math.nan
+        return _last(self.free_returns)
 
     @property
     def progress(self) -> str:
@@ -136,6 +136,16 @@ class RunRecord:
             return self.problem or "-"
         progress = f"{self.step}/{'-' if self.total_steps is None else self.total_steps}"
         return f"{progress}: {self.problem}" if self.problem else progress
+
+
+def _peak(curve: tuple[float, ...]) -> float:
+    """The maximum of an evaluation curve (NaN without one)."""
+    return max(curve) if curve else math.nan
+
+
+def _last(curve: tuple[float, ...]) -> float:
+    """The last point of an evaluation curve (NaN without one)."""
+    return curve[-1] if curve else math.nan
 
 
 class RunSet(NamedTuple):
