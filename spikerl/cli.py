@@ -245,7 +245,7 @@ def _train_runs(cfgs, runs_root=Path("runs"), resume=False, overwrite=False, run
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .experiments.evaluation import eval_info_labels
-    from .experiments.policy import evaluate_loaded, load_policy
+    from .experiments.policy import check_guide_steps, evaluate_loaded, load_policy
     from .experiments.provenance import env_version
 
     if args.video is not None and len(args.run) > 1:
@@ -255,8 +255,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.video is not None:
         check_output_folder(args.video, "--video")
     policies = {str(path): load_policy(path) for path in args.run}
-    if args.guide_steps:
-        _check_guide_steps(args.guide_steps, policies)
+    for path, (_, cfg, _) in policies.items():  # before anything flies
+        check_guide_steps(args.guide_steps, cfg, path, "--guide-steps")
     if len({cfg.env.id for _, cfg, _ in policies.values()}) > 1:
         listed = ", ".join(f"{path} ({cfg.env.id})" for path, (_, cfg, _) in policies.items())
         raise UsageError(f"evaluate compares policies of one environment; got {listed}")
@@ -302,22 +302,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"sequence runs flown as their in-run evaluations fly: {flown}")
     print(f"environment: {env_version(cfg.env.id)}")
     return 0
-
-
-def _check_guide_steps(guide_steps: int, policies: dict[str, tuple]) -> None:
-    """Refuse ``--guide-steps`` before anything flies unless every policy is of a sequence run
-    with a guide."""
-    for path, (_, cfg, _) in policies.items():
-        if cfg.algo.name != "sequence":
-            raise UsageError(
-                f"--guide-steps {guide_steps}: {path} is a policy of a {cfg.algo.name} run; a "
-                "guide flies only in a sequence run's evaluation (algo.name: sequence)"
-            )
-        if not cfg.algo.sequence.guide:
-            raise UsageError(
-                f"--guide-steps {guide_steps}: {path} is of a run without a guide "
-                "(algo.sequence.guide is '')"
-            )
 
 
 def _write_csv(path: Path, headers: list[str], rows: list[list]) -> None:

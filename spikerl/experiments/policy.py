@@ -123,14 +123,10 @@ def evaluate_loaded(
     actor, cfg, normalizer = policy
     if episodes is not None and (isinstance(episodes, bool) or episodes < 1):
         raise UsageError(f"episodes: {episodes!r}; evaluate at least 1 episode")
+    check_guide_steps(guide_steps, cfg)
     if cfg.algo.name == "sequence":
         return _evaluate_sequence(policy, episodes, video_dir, device, curriculum, seed,
                                   guide_steps)  # fmt: skip
-    if guide_steps:
-        raise UsageError(
-            f"guide_steps: a guide flies only in a sequence run's evaluation "
-            f"(algo.name: sequence); this policy is of a {cfg.algo.name} run"
-        )
     return evaluate_policy(
         actor,
         cfg.env.id,
@@ -141,6 +137,25 @@ def evaluate_loaded(
         video_dir=video_dir,
         curriculum=curriculum,
     )
+
+
+def check_guide_steps(
+    guide_steps: int | None, cfg: Config, source: str = "this policy", option: str = "guide_steps"
+) -> None:
+    """Refuse ``guide_steps`` (the option as ``option`` names it) unless the policy of
+    ``source`` is of a sequence run with a guide: a guide flies only in its evaluation."""
+    if not guide_steps:
+        return
+    if cfg.algo.name != "sequence":
+        raise UsageError(
+            f"{option} {guide_steps}: {source} is of a {cfg.algo.name} run; a guide flies only "
+            "in a sequence run's evaluation (algo.name: sequence)"
+        )
+    if not cfg.algo.sequence.guide:
+        raise UsageError(
+            f"{option} {guide_steps}: {source} is of a run without a guide "
+            "(algo.sequence.guide is '')"
+        )
 
 
 def _evaluate_sequence(policy, episodes, video_dir, device, curriculum, seed, guide_steps):

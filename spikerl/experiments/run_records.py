@@ -314,15 +314,11 @@ def _info_curves(
     rows: list[dict[str, str]], path: Path, labels: Mapping[str, str]
 ) -> dict[str, tuple[float, ...]]:
     """The curves of the declared evaluation info ``eval/<key>``, by label (NaN if empty)."""
-    curves = {}
-    for key, label in labels.items():
-        column = f"eval/{key}"
-        if rows and column in rows[0]:
-            try:
-                curves[label] = tuple(float(r[column]) if r[column] else math.nan for r in rows)
-            except (TypeError, ValueError):
-                raise ReportError(f"{path} holds a {column} that is not a number") from None
-    return curves
+    return {
+        label: _column(rows, path, f"eval/{key}", blank_as_nan=True)
+        for key, label in labels.items()
+        if rows and f"eval/{key}" in rows[0]
+    }
 
 
 def _declared_info(env_id: str) -> dict[str, str]:
@@ -348,24 +344,30 @@ def _curve(rows: list[dict[str, str]], path: Path) -> tuple[tuple[int, ...], tup
         raise ReportError(f"{path} has no 'step' and '{RETURN_COLUMN}' columns")
     try:
         steps = tuple(int(r["step"]) for r in rows)
-        returns = tuple(float(r[RETURN_COLUMN]) for r in rows)
     except (TypeError, ValueError):
-        raise ReportError(f"{path} holds a row that is not numbers") from None
-    if not all(math.isfinite(r) for r in returns):
-        raise ReportError(f"{path} holds a non-finite {RETURN_COLUMN}")
-    return steps, returns
+        raise ReportError(f"{path} holds a step that is not a whole number") from None
+    return steps, _column(rows, path, RETURN_COLUMN)
 
 
 def _optional_curve(rows: list[dict[str, str]], path: Path, column: str) -> tuple[float, ...]:
     """The values of ``column`` in every row, or () when the file has no such column."""
-    if not rows or column not in rows[0]:
-        return ()
+    return _column(rows, path, column) if rows and column in rows[0] else ()
+
+
+def _column(
+    rows: list[dict[str, str]], path: Path, column: str, *, blank_as_nan: bool = False
+) -> tuple[float, ...]:
+    """``column`` of every row as floats: finite numbers, or with ``blank_as_nan`` numbers and
+    NaN for a blank cell (an evaluation info the env did not report); anything else is a
+    :class:`ReportError` naming the file and column."""
     try:
-        values = tuple(float(r[column]) for r in rows)
+        values = tuple(
+            math.nan if blank_as_nan and not r[column] else float(r[column]) for r in rows
+        )
     except (TypeError, ValueError):
-        raise ReportError(f"{path} holds a {column} that is not a number") from None
-    if not all(math.isfinite(v) for v in values):
-        raise ReportError(f"{path} holds a non-finite {column}")
+        raise ReportError(f"{path}: {column} holds a value that is not a number") from None
+    if not blank_as_nan and not all(math.isfinite(v) for v in values):
+        raise ReportError(f"{path}: {column} holds a non-finite value")
     return values
 
 

@@ -404,22 +404,28 @@ def test_broken_runs_are_flagged_not_a_crash(grid):
     (bad_key / "config.yaml").write_text("algo: {tua: 1}\n")
     bad_csv = write_run(grid, "bad-csv", "PT-LIF", "Hopper-v4", 7, (1, 2, 3))
     (bad_csv / "metrics.csv").write_text("step,eval/return_mean\n0,abc\n")
+    nan_csv = write_run(grid, "nan-csv", "PT-LIF", "Hopper-v4", 9, (1, 2, 3))
+    (nan_csv / "metrics.csv").write_text("step,eval/return_mean\n0,nan\n")
+    bad_step = write_run(grid, "bad-step", "PT-LIF", "Hopper-v4", 10, (1, 2, 3))
+    (bad_step / "metrics.csv").write_text("step,eval/return_mean\n0.5,1\n")
     bad_energy = write_run(grid, "bad-energy", "PT-LIF", "Hopper-v4", 8, (1, 2, 3))
     (bad_energy / "energy.json").write_text("{not json")
     (grid / "notes").mkdir()  # a subfolder without config.yaml is not a run
     report = summarize(collect_runs(grid).records)
     broken = {r.name: r for r in report.left_out}
-    assert set(broken) == {"bad-yaml", "bad-key", "bad-csv", "bad-energy"}
+    assert set(broken) == {"bad-yaml", "bad-key", "bad-csv", "nan-csv", "bad-step", "bad-energy"}
     assert all(r.state == "broken" for r in broken.values())
     assert "not valid YAML" in broken["bad-yaml"].problem
     assert "unknown config key 'algo.tua'" in broken["bad-key"].problem
-    assert "not numbers" in broken["bad-csv"].problem
+    assert "eval/return_mean holds a value that is not a number" in broken["bad-csv"].problem
+    assert "eval/return_mean holds a non-finite value" in broken["nan-csv"].problem
+    assert "holds a step that is not a whole number" in broken["bad-step"].problem
     assert "energy.json cannot be read" in broken["bad-energy"].problem
     assert broken["bad-yaml"].method == "?" and ("?", "?") not in report.cells
-    assert report.cells["PT-LIF", "Hopper-v4"].seeds_text == "2 (+2 unfinished)"
+    assert report.cells["PT-LIF", "Hopper-v4"].seeds_text == "2 (+4 unfinished)"
     assert report.methods == ("ANN TD3", "PT-LIF")
     left_out = markdown_tables(report.format("md"))[2]
-    assert len(left_out) == 5 and all(row[4] == "broken" for row in left_out[1:])
+    assert len(left_out) == 7 and all(row[4] == "broken" for row in left_out[1:])
 
 
 def test_a_half_written_last_metrics_row_is_left_out(tmp_path):

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from spikerl.cli import main
+from spikerl.errors import UsageError
 from spikerl.experiments import sequence_run
 from spikerl.experiments.config import ConfigError, load_config
+from spikerl.experiments.policy import evaluate_run
 from spikerl.experiments.run import train
 from tests.conftest import TINY
 
@@ -98,8 +100,7 @@ def test_evaluate_reproduces_the_runs_own_last_evaluation(guide, tmp_path, capsy
     """`evaluate` flies a sequence run's actor from the start states of its in-run evaluations:
     at the last epoch's rho, guide-free it gives the last eval_free/* row, with the guide
     flying W steps the last eval/* row (up to the summation order of the means)."""
-    from spikerl.errors import UsageError
-    from spikerl.experiments.policy import evaluate_run, load_policy
+    from spikerl.experiments.policy import load_policy
 
     result = train(_cfg(guide, "run.keep_policies=true"), tmp_path)
     last = _rows(result.run_dir)[-1]
@@ -121,7 +122,7 @@ def test_evaluate_reproduces_the_runs_own_last_evaluation(guide, tmp_path, capsy
     assert main(["evaluate", str(kept), "--guide-steps", "10", "--video", str(out)]) == 0
     assert "the guide flying the first 10 steps" in capsys.readouterr().out
     assert (out / "trajectories.png").stat().st_size > 5000
-    with pytest.raises(UsageError, match="guide_steps: a guide flies only in a sequence run"):
+    with pytest.raises(UsageError, match="guide_steps 5: .* a guide flies only in a sequence run"):
         evaluate_run(Path(guide).parent, episodes=1, guide_steps=5)
     # mixed runs are refused before anything flies, naming the option
     assert main(["evaluate", str(kept), str(Path(guide).parent), "--guide-steps", "5"]) == 2
@@ -192,9 +193,13 @@ def test_online_td3_without_a_guide(tmp_path):
         "algo.sequence.guide_steps_min=0", "algo.sequence.eval_guide_steps=0",
         "algo.sequence.q_term=plain", "algo.sequence.min_len=1", "algo.sequence.explore_std=0.1",
     ])  # fmt: skip
-    rows = _rows(train(cfg, tmp_path).run_dir)
+    run_dir = train(cfg, tmp_path).run_dir
+    rows = _rows(run_dir)
     assert [int(r["seq/guide_steps"]) for r in rows] == [0, 0, 0, 0]  # L_g never rises
     assert rows[1]["eval/return_mean"] == rows[1]["eval_free/return_mean"]  # no guide at all
+    with pytest.raises(UsageError, match="guide_steps 3: this policy is of a run without a guide"):
+        evaluate_run(run_dir, episodes=1, guide_steps=3)
+    assert evaluate_run(run_dir, episodes=1, guide_steps=0)[0].returns.size == 1
 
 
 def test_bad_sequence_setups_fail_with_one_clear_line(guide, tmp_path):
