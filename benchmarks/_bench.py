@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from spikerl.experiments.argtypes import non_negative_int, positive_int
 
 __all__ = [
     "TrainLoop",
+    "add_official_code_args",
     "add_training_window_args",
+    "checked_official_checkout",
     "environment_info",
     "in_turn",
     "non_negative_int",
@@ -63,6 +66,27 @@ def add_training_window_args(
     ):
         parser.add_argument(flag, type=kind, default=default, help=_WINDOW_HELP[flag])
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
+
+
+def add_official_code_args(parser: argparse.ArgumentParser) -> None:
+    """``--official PATH`` (a checkout of the official Proxy-Target code, outside this
+    repository) and ``--python`` (the interpreter that runs it)."""
+    parser.add_argument(
+        "--official", type=Path, required=True, metavar="PATH",
+        help="checkout of the official code (github.com/xuzijie32/Proxy-Target)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--python", default=sys.executable, metavar="PATH",
+        help="interpreter for the official code (default: this one)",
+    )  # fmt: skip
+
+
+def checked_official_checkout(parser: argparse.ArgumentParser, official: Path, needs: str) -> Path:
+    """``--official`` resolved, or one parser error if the file ``needs`` is not there."""
+    official = official.resolve()
+    if not (official / needs).is_file():
+        parser.error(f"--official {official}: no {needs} there")
+    return official
 
 
 def in_turn(options: Any, repeat: int) -> list[Any]:

@@ -57,7 +57,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _bench import non_negative_int, positive_int, quiet_warnings, write_results
+from _bench import (
+    add_official_code_args,
+    checked_official_checkout,
+    non_negative_int,
+    positive_int,
+    quiet_warnings,
+    write_results,
+)
 
 from spikerl.experiments.config import load_config
 from spikerl.experiments.run_records import read_curve
@@ -74,14 +81,7 @@ LAST_EVALS = 3
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="spikerl vs the official Proxy-Target code: learning.")
-    p.add_argument(
-        "--official", type=Path, required=True, metavar="PATH",
-        help="checkout of the official code (holds main.py, actor_critic.py)",
-    )  # fmt: skip
-    p.add_argument(
-        "--python", default=sys.executable, metavar="PATH",
-        help="interpreter for the official code (default: this one)",
-    )  # fmt: skip
+    add_official_code_args(p)
     p.add_argument("--variant", choices=list(VARIANTS), default="proxy")
     p.add_argument("--env", default="HalfCheetah-v4", help="Gymnasium env id with a preset")
     p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
@@ -94,9 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--plot", type=Path, default=None, metavar="PNG")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
     args = p.parse_args(argv)
-    args.official = args.official.resolve()
-    if not (args.official / "main.py").is_file():
-        p.error(f"--official {args.official}: no main.py there")
+    args.official = checked_official_checkout(p, args.official, "main.py")
     if len(set(args.seeds)) != len(args.seeds):
         p.error("--seeds: a seed is named twice")
     args.preset = preset_path(args.env, args.variant)

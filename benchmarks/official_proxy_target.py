@@ -82,7 +82,9 @@ from typing import Any
 
 from _bench import (
     TrainLoop,
+    add_official_code_args,
     add_training_window_args,
+    checked_official_checkout,
     in_turn,
     positive_int,
     quiet_warnings,
@@ -237,14 +239,7 @@ while True:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="spikerl vs the official Proxy-Target code: speed.")
-    p.add_argument(
-        "--official", type=Path, required=True, metavar="PATH",
-        help="checkout of the official code (holds actor_critic.py, SAN.py, utils.py)",
-    )  # fmt: skip
-    p.add_argument(
-        "--python", default=sys.executable, metavar="PATH",
-        help="interpreter for the official code (default: this one)",
-    )  # fmt: skip
+    add_official_code_args(p)
     p.add_argument("--env", default="HalfCheetah-v4", help="Gymnasium env id")
     p.add_argument("--threads", type=positive_int, default=2, help="torch/OMP/MKL threads")
     p.add_argument(
@@ -263,9 +258,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     add_training_window_args(p, warmup_default=100, window_default=1000)
     args = p.parse_args(argv)
-    args.official = args.official.resolve()
-    if not (args.official / "actor_critic.py").is_file():
-        p.error(f"--official {args.official}: no actor_critic.py there")
+    args.official = checked_official_checkout(p, args.official, "actor_critic.py")
     return args
 
 
