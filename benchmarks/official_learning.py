@@ -340,7 +340,8 @@ def plot(results: dict[str, Any], args: argparse.Namespace, path: Path) -> None:
         ax.plot(steps, mean, color=color, lw=2, label=label)
         ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.18, lw=0)
     ax.axvline(args.learning_starts / 1000, color="k", lw=0.6, ls=":")
-    ax.text(args.learning_starts / 1000, ax.get_ylim()[1], " updates start", va="top", fontsize=8)
+    low = ax.get_ylim()[0]
+    ax.text(args.learning_starts / 1000, low, " updates start", va="bottom", fontsize=8)
     ax.set_xlabel("env steps (thousands)")
     ax.set_ylabel(f"evaluation return ({EVAL_EPISODES} episodes)")
     what = "proxy target, K = 3" if args.variant == "proxy" else "Polyak SNN target"
