@@ -21,10 +21,13 @@ from spikerl.bench.train_loop import TrainLoop, raw_env_steps_per_sec, timed_ste
 from spikerl.experiments.argtypes import non_negative_int, positive_int
 
 __all__ = [
+    "PAPER_TARGETS",
+    "ROOT",
     "TrainLoop",
     "add_official_code_args",
     "add_training_window_args",
     "checked_official_checkout",
+    "paper_preset",
     "environment_info",
     "in_turn",
     "non_negative_int",
@@ -79,6 +82,21 @@ def add_official_code_args(parser: argparse.ArgumentParser) -> None:
         "--python", default=sys.executable, metavar="PATH",
         help="interpreter for the official code (default: this one)",
     )  # fmt: skip
+
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The official code's two learners by spikerl's target: ``PT_TD3`` (proxy) and ``TD3``
+#: (vanilla, a Polyak-averaged SNN target).
+PAPER_TARGETS = {"proxy": "proxy", "vanilla": "polyak"}
+
+
+def paper_preset(env_id: str, variant: str) -> Path:
+    """The LIF paper preset of ``env_id`` for an official-code ``variant`` of
+    :data:`PAPER_TARGETS`: ``HalfCheetah-v4``, ``proxy`` ->
+    ``configs/proxy_target/halfcheetah_lif_proxy.yaml`` (it may not exist for every env)."""
+    name = env_id.split("-v")[0].lower()
+    name = {"inverteddoublependulum": "idp"}.get(name, name)
+    return ROOT / "configs" / "proxy_target" / f"{name}_lif_{PAPER_TARGETS[variant]}.yaml"
 
 
 def checked_official_checkout(parser: argparse.ArgumentParser, official: Path, needs: str) -> Path:

@@ -58,9 +58,11 @@ from typing import Any
 
 import numpy as np
 from _bench import (
+    ROOT,
     add_official_code_args,
     checked_official_checkout,
     non_negative_int,
+    paper_preset,
     positive_int,
     quiet_warnings,
     write_results,
@@ -70,9 +72,8 @@ from spikerl.experiments.config import load_config
 from spikerl.experiments.run_records import read_curve
 from spikerl.experiments.status import read_status
 
-ROOT = Path(__file__).resolve().parent.parent
-#: variant -> (the official main.py's --proxy, the preset's target)
-VARIANTS = {"proxy": ("Yes", "proxy"), "vanilla": ("No", "polyak")}
+#: variant (:data:`_bench.PAPER_TARGETS`) -> the official main.py's --proxy
+VARIANTS = {"proxy": "Yes", "vanilla": "No"}
 #: The official eval_policy's episodes; spikerl evaluates as many.
 EVAL_EPISODES = 10
 #: Evaluations at the end of each curve averaged for the "last" column.
@@ -97,17 +98,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.official = checked_official_checkout(p, args.official, "main.py")
     if len(set(args.seeds)) != len(args.seeds):
         p.error("--seeds: a seed is named twice")
-    args.preset = preset_path(args.env, args.variant)
+    args.preset = paper_preset(args.env, args.variant)
     if not args.preset.is_file():
         p.error(f"--env {args.env}: no preset {args.preset.relative_to(ROOT)}")
     return args
-
-
-def preset_path(env_id: str, variant: str) -> Path:
-    """The paper preset of ``env_id``: ``HalfCheetah-v4`` -> ``halfcheetah_lif_proxy.yaml``."""
-    name = env_id.split("-v")[0].lower()
-    name = {"inverteddoublependulum": "idp"}.get(name, name)
-    return ROOT / "configs" / "proxy_target" / f"{name}_lif_{VARIANTS[variant][1]}.yaml"
 
 
 def eval_steps(args: argparse.Namespace) -> list[int]:
@@ -178,7 +172,7 @@ def official_command(args: argparse.Namespace, seed: int) -> list[str]:
     return [
         args.python, str(args.official / "main.py"),
         "--env", args.env, "--seed", str(seed), "--spiking_neurons", "LIF",
-        "--proxy", VARIANTS[args.variant][0],
+        "--proxy", VARIANTS[args.variant],
         "--start_timesteps", str(args.learning_starts),
         "--max_trainsteps", str(args.train_steps), "--eval_freq", str(args.eval_every),
     ]  # fmt: skip

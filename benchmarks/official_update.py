@@ -29,19 +29,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
-from _bench import add_official_code_args, checked_official_checkout, positive_int
+from _bench import (
+    PAPER_TARGETS,
+    add_official_code_args,
+    checked_official_checkout,
+    paper_preset,
+    positive_int,
+)
 
 from spikerl.algos import build_learner
 from spikerl.buffers.replay import Batch
 from spikerl.experiments.config import load_config
 
-ROOT = Path(__file__).resolve().parent.parent
-OBS, ACT, POP = 17, 6, 10
-PRESETS = {"proxy": "halfcheetah_lif_proxy.yaml", "vanilla": "halfcheetah_lif_polyak.yaml"}
+ENV, OBS, ACT, POP = "HalfCheetah-v4", 17, 6, 10
 #: official actor parameter -> (spikerl actor parameter, official shape)
 ACTOR_NAMES = {
     "encoder.mean": ("encoder.mu", (1, OBS, POP)),
@@ -65,16 +68,12 @@ PROXY_NAMES = {
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="spikerl's TD3 update against the official code's.")
     add_official_code_args(p)
-    p.add_argument("--variant", choices=list(PRESETS), default="proxy")
+    p.add_argument("--variant", choices=list(PAPER_TARGETS), default="proxy")
     p.add_argument("--updates", type=positive_int, default=4, help="updates compared")
     p.add_argument("--seed", type=int, default=0, help="weights and minibatches")
     args = p.parse_args(argv)
     args.official = checked_official_checkout(p, args.official, "actor_critic.py")
     return args
-
-
-def preset(variant: str) -> Path:
-    return ROOT / "configs" / "proxy_target" / PRESETS[variant]
 
 
 def mapped(ours: dict[str, torch.Tensor], names: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -106,7 +105,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     sys.path.insert(0, str(args.official))
     from actor_critic import PT_TD3, TD3  # the official code
 
-    cfg = load_config(preset(args.variant), ["algo.target_noise=0"])
+    cfg = load_config(paper_preset(ENV, args.variant), ["algo.target_noise=0"])
     torch.manual_seed(args.seed)
     ours = build_learner(cfg, OBS, ACT, "cpu")
     common = {"state_dim": OBS, "action_dim": ACT, "max_action": 1.0, "policy_noise": 0.0,

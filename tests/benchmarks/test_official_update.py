@@ -18,7 +18,7 @@ def _sources(names: dict) -> set[str]:
 
 @pytest.mark.parametrize("variant", ["proxy", "vanilla"])
 def test_the_name_maps_cover_every_learned_tensor(script, variant):
-    cfg = load_config(script.preset(variant), [])
+    cfg = load_config(script.paper_preset(script.ENV, variant), [])
     learner = build_learner(cfg, script.OBS, script.ACT, "cpu")
     assert set(learner.actor.state_dict()) == _sources(script.ACTOR_NAMES)
     assert set(learner.critic.state_dict()) == _sources(script.CRITIC_NAMES)
