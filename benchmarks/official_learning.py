@@ -377,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the same command goes on from what is there", file=sys.stderr)
         return 130
+    except RuntimeError as err:  # a run failed: its log is named
+        raise SystemExit(f"official_learning.py: {err}") from None
     results = {**collect(args), "wall_seconds": walls}
     results["official_command"] = " ".join(official_command(args, args.seeds[0])[1:])
     print_table(results)

@@ -46,7 +46,7 @@ from typing import Any
 import torch
 from _bench import non_negative_int, positive_int, quiet_warnings, write_results
 
-from spikerl.bench.sb3_loop import SB3TrainLoop
+from spikerl.bench.sb3_loop import SB3TrainLoop, sb3_available
 from spikerl.bench.suite import SB3_VARIANT, TRAINING_VARIANTS
 from spikerl.bench.timing import torch_threads
 from spikerl.bench.train_loop import TrainLoop
@@ -119,7 +119,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--top", type=positive_int, default=8, help="events listed per variant")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if SB3_VARIANT in args.variants and not sb3_available():
+        p.error(f"{SB3_VARIANT!r} needs stable-baselines3: pip install -e '.[bench]', or leave "
+                "it out of --variants")  # fmt: skip
+    return args
 
 
 def build_loop(name: str, args: argparse.Namespace) -> Any:

@@ -107,3 +107,9 @@ def test_a_missing_checkout_or_preset_is_refused(script, official, tmp_path, cap
     with pytest.raises(SystemExit):
         script.main(["--official", str(official), "--env", "Pendulum-v1"])
     assert "no preset configs/proxy_target/pendulum_lif_proxy.yaml" in capsys.readouterr().err
+
+
+def test_a_failed_official_run_is_one_line_naming_its_log(script, official, tmp_path):
+    (official / "main.py").write_text("raise SystemExit(3)\n")
+    with pytest.raises(SystemExit, match="official seed 0 failed; see .*log_s0.txt"):
+        script.main(_argv(official, tmp_path / "out"))

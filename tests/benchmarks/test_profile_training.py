@@ -54,3 +54,10 @@ def test_an_event_inside_the_optimiser_kernel_or_env_counts_to_it(script):
     assert script.group_of_event(event("aten::clone", backward)) == "spiking kernel"
     assert script.group_of_event(event("aten::clone", event("aten::linear"))) == "copies"
     assert script.group_of_event(event("aten::copy_", event(script._ENV_EVENT))) == "env step"
+
+
+def test_sb3_without_its_package_is_refused_before_any_profiling(script, monkeypatch, capsys):
+    monkeypatch.setattr(script, "sb3_available", lambda: False)
+    with pytest.raises(SystemExit):
+        script.parse_args(["--variants", "ANN-TD3", script.SB3_VARIANT])
+    assert "needs stable-baselines3" in capsys.readouterr().err
