@@ -99,6 +99,14 @@ class EnvConfig(_Section):
         "rho = min(1, floor(e / block) / (blocks - 1)) after evaluation e; 0 = off",
         lo=0,
     )
+    curriculum_end: float = param(
+        1.0,
+        "share of the run's evaluations over which the curriculum reaches rho = 1: the blocks are "
+        "ceil(curriculum_end * evaluations / curriculum_block) (1 = in the last block, "
+        "0.5 = over the first half as the guide recipe of arXiv 2510.24461 Sec. 7)",
+        lo=1e-6,
+        hi=1.0,
+    )
 
 
 @dataclass(frozen=True)

@@ -687,12 +687,15 @@ def _evaluate_and_log(
 
 def _curriculum(cfg: Config, epoch: int) -> float:
     """Reward-curriculum progress after evaluation ``epoch`` (-1: before the first): it steps
-    every ``env.curriculum_block`` evaluations and reaches 1 in the last block,
-    ``rho = min(1, floor(e / block) / (blocks - 1))`` (arXiv 2510.24461: every 10 epochs)."""
+    every ``env.curriculum_block`` evaluations and reaches 1 in the last of
+    ``blocks = ceil(curriculum_end * evaluations / block)`` blocks,
+    ``rho = min(1, floor(e / block) / (blocks - 1))`` (arXiv 2510.24461: every 10 epochs; its
+    guide recipe reaches 1 at half the budget, ``env.curriculum_end = 0.5``)."""
     if epoch < 0:
         return 0.0
     block = cfg.env.curriculum_block
-    blocks = math.ceil((cfg.run.total_steps // cfg.run.eval_every) / block)
+    evaluations = cfg.run.total_steps // cfg.run.eval_every
+    blocks = math.ceil(cfg.env.curriculum_end * evaluations / block)
     return min(1.0, (epoch // block) / max(blocks - 1, 1))
 
 

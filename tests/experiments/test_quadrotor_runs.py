@@ -46,6 +46,25 @@ def test_the_reward_curriculum_steps_every_block_in_training_and_evaluation(tmp_
     assert saved["position"] == pytest.approx(CURRICULUM_END.position)
 
 
+def test_the_curriculum_can_reach_its_end_at_half_the_run_as_the_guide_recipe():
+    from spikerl.experiments.run import _curriculum
+
+    def rhos(end):
+        sets = ["env.id=spikerl/Quadrotor-v0", "run.total_steps=600000", "run.eval_every=10000"]
+        sets += ["env.curriculum_block=3", f"env.curriculum_end={end}"]
+        cfg = load_config(None, sets)
+        return [_curriculum(cfg, e) for e in range(60)]
+
+    half, whole = rhos(0.5), rhos(1.0)
+    # 10 blocks of 3 evaluations: rho = floor(e / 3) / 9, at 1 from evaluation 27 (280k steps)
+    assert half[:27] == pytest.approx([(e // 3) / 9 for e in range(27)])
+    assert half[26] < 1 and set(half[27:]) == {1.0}
+    # the default keeps the whole run: 20 blocks, at 1 only in the last
+    assert whole == pytest.approx([(e // 3) / 19 for e in range(60)])
+    with pytest.raises(Exception, match="curriculum_end"):
+        load_config(None, ["env.curriculum_end=1.5"])
+
+
 def test_a_curriculum_on_an_env_without_one_is_refused(tmp_path, capsys):
     args = ["train", "--runs-dir", str(tmp_path)]
     for item in [*TINY, "env.curriculum_block=2"]:
