@@ -146,3 +146,22 @@ def test_table1_sweep_is_exactly_the_per_cell_presets() -> None:
             [f"run.seed={run.seed}", f"run.name={run.name}", "run.threads=1", "run.progress=false"],
         )
         assert config_to_dict(run.config) == config_to_dict(expected), run.name
+
+
+def test_sequence_baseline_sweep_runs_each_method_from_its_preset() -> None:
+    """Each method of sequence_baselines.yaml is its configs/quadrotor/ preset at its seed
+    (the sweep sets only the seed, the name, threads and progress)."""
+    presets = {
+        "TD3BC+JSRL": "guided_td3bc",
+        "BC+JSRL (reference update)": "guided_bc",
+        "BC": "bc_sequence",
+        "TD3BC offline": "td3bc_offline",
+        "TD3": "td3_sequence",
+    }
+    sweep = load_sweep(SWEEPS_DIR / "sequence_baselines.yaml")
+    assert {run.method for run in sweep.runs} == set(presets)
+    for run in sweep.runs:
+        own = [f"run.seed={run.seed}", f"run.name={run.name}"]
+        own += [f"run.threads={run.config.run.threads}", f"run.progress={run.config.run.progress}"]
+        expected = load_config(CONFIGS / "quadrotor" / f"{presets[run.method]}.yaml", own)
+        assert config_to_dict(run.config) == config_to_dict(expected), run.name

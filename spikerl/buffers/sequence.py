@@ -46,6 +46,8 @@ import torch
 __all__ = ["EpisodeSequenceBuffer", "EpisodeWriter", "SequenceBatch"]
 
 _RINGS = ("obs", "actions", "rewards", "who", "terms")
+#: Bytes per episode-table entry: start, length and windows (int64), terminated, truncated.
+EPISODE_ENTRY_BYTES = 3 * 8 + 2
 
 
 class SequenceBatch(NamedTuple):
@@ -158,9 +160,16 @@ class EpisodeSequenceBuffer:
     @property
     def bytes_per_step(self) -> int:
         """Bytes of one stored row: ``4 (obs_dim + act_dim + 1 + k) + 1`` (float32 obs, action,
-        reward and terms, bool who). The rings hold ``capacity + capacity // min_len`` rows; the
-        episode table adds 26 bytes per entry (``capacity // min_len`` entries)."""
+        reward and terms, bool who); :attr:`nbytes` is the whole buffer."""
         return 4 * (self.obs_dim + self.act_dim + 1 + self.reward_terms) + 1
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the buffer holds whatever it stores: ``rows * bytes_per_step`` for the rings
+        (``rows = capacity + capacity // min_len``: an episode of T steps takes T + 1 rows, its
+        final observation included) plus 26 bytes per episode-table entry. With ``min_len = 1``
+        the rings are twice the capacity."""
+        return self.rows * self.bytes_per_step + self.max_episodes * EPISODE_ENTRY_BYTES
 
     def _window_counts(self, lengths: np.ndarray) -> np.ndarray:
         """Windows per episode: ``(T - L) // stride + 1``, +1 if the end-aligned start is new."""

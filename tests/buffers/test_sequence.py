@@ -356,6 +356,10 @@ def test_bytes_per_step_and_devices():
     assert buf.bytes_per_step == 4 * (OBS + ACT + 1 + 2) + 1
     per_row = sum(getattr(buf, f).nbytes for f in ("obs", "actions", "rewards", "who", "terms"))
     assert per_row == buf.bytes_per_step * (40 + 40 // 4)
+    table = ("ep_start", "ep_len", "ep_windows", "ep_terminated", "ep_truncated")
+    assert buf.nbytes == per_row + sum(getattr(buf, f).nbytes for f in table)
+    every_length = EpisodeSequenceBuffer(OBS, ACT, capacity=40, window=4, min_len=1)
+    assert every_length.nbytes == every_length.bytes_per_step * 80 + 26 * 40
     buf.add_episode(**episode(0, 4, k=2))
     b = buf.sample(3, gamma=0.9)
     assert all(x.device == torch.device("cpu") for x in b)

@@ -103,6 +103,10 @@ def test_every_shipped_quadrotor_preset_loads():
     guided_bc = names["guided_bc"]  # the guided preset with the Q term off, nothing else
     assert guided_bc.algo.sequence.q_term == "none" and guided_bc.algo.sequence.online
     assert guided_bc.algo.sequence.guide == "builtin-v2" and guided_bc.algo.batch_size == 350
+    # Sec. 12 (12): every sequence preset runs the paper's 300 epochs
+    for name, cfg in names.items():
+        if cfg.algo.name == "sequence":
+            assert cfg.run.total_steps // cfg.run.eval_every == 300, name
 
 
 def test_run_name_and_describe():

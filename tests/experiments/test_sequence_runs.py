@@ -96,6 +96,32 @@ def test_a_guided_run_logs_the_spec_metrics_and_schedules(guide, tmp_path, capsy
     assert "position error (m)" in out and "the actor alone, cold state" in out
 
 
+def test_collection_and_evaluation_of_each_epoch_run_at_that_epochs_curriculum(
+    guide, tmp_path, monkeypatch
+):
+    """Sec. 12 (7): the trainer's epoch e sets rho_e on the drones it collects with and on
+    those it evaluates with, before either; the reward coefficients each call ran under are
+    read from its env (position cost C_p = 1 + rho, from 1 at rho = 0 to 2 at rho = 1)."""
+    from spikerl.envs.quadrotor import CURRICULUM_END, CURRICULUM_START
+
+    calls: list[tuple[str, float]] = []
+    rollouts = sequence_run.guided_rollouts
+
+    def spy(env, *args, **kwargs):
+        kind = "collect" if "store_steps" in kwargs else "evaluate"
+        calls.append((kind, env.coefficients.position))
+        return rollouts(env, *args, **kwargs)
+
+    monkeypatch.setattr(sequence_run, "guided_rollouts", spy)
+    train(_cfg(guide), tmp_path)
+    span = CURRICULUM_END.position - CURRICULUM_START.position
+    rho = [round((c - CURRICULUM_START.position) / span, 9) for _, c in calls]
+    kinds = [k for k, _ in calls]
+    # seed data and the initial evaluation at rho = 0; then epochs 0, 1, 2 at rho = e / 2
+    assert kinds == ["collect", "evaluate", "evaluate"] + ["collect", "evaluate", "evaluate"] * 3
+    assert rho == [0.0] * 3 + [0.0] * 3 + [0.5] * 3 + [1.0] * 3
+
+
 def test_evaluate_reproduces_the_runs_own_last_evaluation(guide, tmp_path, capsys):
     """`evaluate` flies a sequence run's actor from the start states of its in-run evaluations:
     at the last epoch's rho, guide-free it gives the last eval_free/* row, with the guide
