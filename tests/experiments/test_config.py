@@ -103,6 +103,9 @@ def test_every_shipped_quadrotor_preset_loads():
     guided_bc = names["guided_bc"]  # the guided preset with the Q term off, nothing else
     assert guided_bc.algo.sequence.q_term == "none" and guided_bc.algo.sequence.online
     assert guided_bc.algo.sequence.guide == "builtin-v2" and guided_bc.algo.batch_size == 350
+    recipe = names["guide_td3_recipe"]  # Sec. 7: 1M steps, rho = 1 at half of them
+    assert (recipe.run.total_steps, recipe.env.curriculum_end) == (1_000_000, 0.5)
+    assert recipe.actor == names["guide_td3"].actor and recipe.algo == names["guide_td3"].algo
     # Sec. 12 (12): every sequence preset runs the paper's 300 epochs
     for name, cfg in names.items():
         if cfg.algo.name == "sequence":
