@@ -180,6 +180,19 @@ def test_config_with_a_yaml_syntax_error_gives_one_line(capsys, tmp_path):
     train_fails(capsys, tmp_path, ["--config", str(path)], str(path), "not valid YAML", "line")
 
 
+@pytest.mark.parametrize(
+    ("text", "key", "line"),
+    [("run:\n  seed: 1\n  seed: 2\n", "'seed'", 3), ("run: {}\nenv: {}\nrun: {}\n", "'run'", 3)],
+)
+def test_a_key_given_twice_in_a_config_or_sweep_is_refused(capsys, tmp_path, text, key, line):
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    message = f"the key {key} is given twice at line {line}"
+    train_fails(capsys, tmp_path, ["--config", str(path)], str(path), message)
+    assert main(["sweep", str(path), "--dry-run"]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_help_config_fits_100_columns(capsys):
     assert main(["train", "--help-config"]) == 0
     out = capsys.readouterr().out

@@ -651,12 +651,29 @@ def yaml_problem(err: yaml.YAMLError) -> str:
     return f"{problem}{where}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (plain YAML keeps the
+    last one silently, so a mistyped file would train with a value its reader did not see)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml_mapping(path: str | Path, what: str = "YAML file") -> dict[str, Any]:
-    """The top-level mapping of a YAML file (empty file: ``{}``), with one-line errors."""
+    """The top-level mapping of a YAML file (empty file: ``{}``), with one-line errors; a key
+    given twice in one mapping is an error."""
     path = Path(path)
     text = _read_text(path, what)
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except yaml.reader.ReaderError:  # control characters such as NUL: a binary file
         raise ConfigError(
             f"{what} {str(path)!r} is not a text YAML file (binary characters)"

@@ -4,8 +4,11 @@ A command that evaluates, measures or benchmarks for minutes and only then finds
 write its ``--csv`` or ``--json`` has wasted the minutes: every output path is checked first.
 Missing parent folders are allowed (the writer creates them); what is refused, in one line
 naming the option, is a path that is a folder where a file is meant (or a file where a folder
-is meant), and a path under a file or in a folder this process cannot create files in. The
-check writes nothing that stays: its probe file is removed at once.
+is meant), a path under a file or in a folder this process cannot create files in, and a
+file that a run or a sweep keeps its state in (a run folder's ``config.yaml``,
+``checkpoint.pt``, ``metrics.csv``, ``best.pt``, ``status.json``, ``provenance.yaml``, its kept
+``policies/``, a sweep's ``sweep.json``): only training and sweeps write those. The check
+writes nothing that stays: its probe file is removed at once.
 """
 
 from __future__ import annotations
@@ -29,7 +32,30 @@ def check_output_file(path: str | Path, option: str, example: str | Path = "") -
         raise UsageError(f"{option} {path}: is a folder; give a file path{such_as}")
     if path.exists() and not os.access(path, os.W_OK):
         raise UsageError(f"{option} {path}: the file exists and is read-only")
+    owner = _state_file_owner(path)
+    if owner:
+        raise UsageError(
+            f"{option} {path}: is a file {owner} keeps its state in; give another file path"
+        )
     _check_creatable(path.parent, f"{option} {path}")
+
+
+def _state_file_owner(path: Path) -> str:
+    """``"the run <folder>"`` or ``"the sweep <folder>"`` when ``path`` is an existing file
+    that training or a sweep keeps its state in, else ``""``."""
+    from .run import CONFIG_NAME, POLICIES_DIR, TRAINER_ENTRIES
+    from .sweep import MANIFEST_NAME
+
+    if not path.is_file():
+        return ""
+    folder = path.parent
+    if folder.name == POLICIES_DIR and (folder.parent / CONFIG_NAME).is_file():
+        return f"the run {folder.parent}"
+    if path.name in TRAINER_ENTRIES and (folder / CONFIG_NAME).is_file():
+        return f"the run {folder}"
+    if path.name == MANIFEST_NAME:
+        return f"the sweep {folder}"
+    return ""
 
 
 def check_output_folder(path: str | Path, option: str, why: str = "") -> None:

@@ -113,10 +113,11 @@ class Cell:
 
     @property
     def seeds_text(self) -> str:
-        """``5``; ``3 (+2 unfinished)`` when runs are left out; ``4 (incl. 2 unfinished)`` when
-        unfinished runs are averaged as they stand (then ``(+1 left out)`` for the others)."""
+        """``5``; ``3 (+2 left out)`` when runs are left out (unfinished, missing, failed, broken
+        or copies); ``4 (incl. 2 unfinished)`` when unfinished runs are averaged as they stand
+        (then ``(+1 left out)`` for the others)."""
         if not self.unfinished:
-            left = f" (+{self.left_out} unfinished)" if self.left_out else ""
+            left = f" (+{self.left_out} left out)" if self.left_out else ""
             return f"{self.seeds}{left}"
         text = f"{self.seeds} (incl. {self.unfinished} unfinished)"
         return f"{text} (+{self.left_out} left out)" if self.left_out else text

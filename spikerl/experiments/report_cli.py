@@ -77,7 +77,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         _write_text(args.output, text)
         _note(f"table: {args.output}")
     if args.format != "md" and report.left_out:  # the Markdown table lists them itself
-        _note(f"{len(report.left_out)} run(s) not finished are left out of the means")
+        _note(
+            f"{len(report.left_out)} run(s) are left out of the means (unfinished, failed, "
+            "broken or copies; --format md lists each with its state)"
+        )
     if args.format != "md" and report.included:
         _note(f"{len(report.included)} unfinished run(s) are averaged as they stand")
     if args.plots or args.plots_dir is not None:

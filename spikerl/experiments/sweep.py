@@ -354,6 +354,15 @@ def _unique_names(runs: list[SweepRun]) -> list[SweepRun]:
         if counts[name] > 1 or len(name) > MAX_RUN_NAME or name in RESERVED_NAMES:
             name = f"{name[: MAX_RUN_NAME - 9]}_{_digest(run.overrides)}"
         out.append(_renamed(run, name))
+    seen: set[str] = set()
+    for run in out:
+        if run.name in seen:  # the same overrides twice: a value repeated on an axis or a zip
+            raise ConfigError(
+                f"sweep: the run {run.name} is listed twice (the same settings: "
+                f"{', '.join(f'{k}={v}' for k, v in run.overrides.items())}); remove the "
+                "repeated value"
+            )
+        seen.add(run.name)
     return out
 
 

@@ -412,9 +412,42 @@ def check_output(sweep: Sweep, states: list[RunState]) -> None:
     """Refuse, before anything is written, an output folder that cannot be written or whose
     run folders hold other configs than the sweep asks for (``states``: :func:`sweep_states`)."""
     check_output_folder(sweep.output, "the sweep output folder")
+    _check_not_another_sweep(sweep)
     conflicts = [st for st in states if st.state == "conflict"]
     if conflicts:
         raise SweepInputError(_conflict_message(conflicts, sweep.output))
+
+
+def _check_not_another_sweep(sweep: Sweep) -> None:
+    """Refuse an output folder that is a run folder, or whose manifest lists runs this sweep
+    does not have (writing this sweep's manifest would drop them from its report); a sweep
+    resumed, extended or renamed may write there."""
+    out = sweep.output
+    if (out / CONFIG_NAME).is_file():
+        raise SweepInputError(
+            f"the sweep output folder {out} is a run folder; choose a new --output"
+        )
+    manifest = out / MANIFEST_NAME
+    if not manifest.is_file():
+        return
+    try:
+        saved = json.loads(manifest.read_text(encoding="utf-8"))
+        held = {run["name"] for run in saved["runs"]}
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
+        raise SweepInputError(
+            f"the sweep output folder {out} holds an unreadable {MANIFEST_NAME}; nothing was "
+            "written or started: choose a new --output"
+        ) from None
+    dropped = sorted(held - {run.name for run in sweep.runs})
+    if dropped:
+        shown = ", ".join(dropped[:3]) + (
+            f" and {len(dropped) - 3} more" if len(dropped) > 3 else ""
+        )
+        raise SweepInputError(
+            f"the sweep output folder {out} holds the sweep {saved.get('name')!r}, whose runs "
+            f"{shown} this sweep does not have (its {MANIFEST_NAME} would drop them from the "
+            "report); nothing was written or started: choose a new --output"
+        )
 
 
 def _conflict_message(conflicts: list[RunState], out: Path) -> str:

@@ -84,6 +84,43 @@ def test_commands_refuse_a_bad_output_before_the_work(lif_run, tmp_path, capsys,
     assert (tmp_path / "FILE").read_text() == "kept"
 
 
+@pytest.mark.parametrize(
+    ("argv", "victim"),
+    [
+        (["evaluate", "RUN", "--episodes", "1", "--csv", "RUN/checkpoint.pt"], "checkpoint.pt"),
+        (["evaluate", "RUN", "--episodes", "1", "--csv", "RUN/config.yaml"], "config.yaml"),
+        (["export", "RUN", "-o", "RUN/checkpoint.pt"], "checkpoint.pt"),
+        (["energy", "RUN", "--episodes", "1", "--csv", "RUN/config.yaml"], "config.yaml"),
+        (["report", "RUNS", "--output", "RUN/metrics.csv"], "metrics.csv"),
+        (["evaluate", "RUN", "--episodes", "1", "--csv", "RUN/best.pt"], "best.pt"),
+    ],
+)
+def test_no_output_option_overwrites_the_files_a_run_keeps_its_state_in(
+    lif_run, capsys, argv, victim
+):
+    before = (lif_run / victim).read_bytes()
+    argv = [a.replace("RUNS", str(lif_run.parent)).replace("RUN", str(lif_run)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"is a file the run {lif_run} keeps its state in" in err[0]
+    assert (lif_run / victim).read_bytes() == before
+
+
+def test_kept_policies_and_a_sweep_manifest_are_refused_and_other_files_are_not(tmp_path):
+    run = tmp_path / "run"
+    (run / "policies").mkdir(parents=True)
+    (run / "config.yaml").write_text("{}")
+    (run / "policies" / "step-000000100.pt").write_text("kept")
+    (run / "eval.csv").write_text("mine")
+    (tmp_path / "sweep.json").write_text("{}")
+    with pytest.raises(UsageError, match=f"the run {run} keeps its state in"):
+        check_output_file(run / "policies" / "step-000000100.pt", "--csv")
+    with pytest.raises(UsageError, match=f"the sweep {tmp_path} keeps its state in"):
+        check_output_file(tmp_path / "sweep.json", "--json")
+    check_output_file(run / "eval.csv", "--csv")  # a file of the user's own may be replaced
+    check_output_file(run / "checkpoint.pt", "-o")  # not there yet: nothing to lose
+
+
 def test_export_and_energy_create_missing_folders(lif_run, tmp_path):
     assert main(["export", str(lif_run), "-o", str(tmp_path / "new" / "p.npz")]) == 0
     assert main(["energy", str(lif_run), "--episodes", "1",

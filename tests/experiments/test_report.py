@@ -366,7 +366,7 @@ def test_unfinished_and_missing_runs_are_flagged_and_left_out(grid):
     report = summarize(collect_runs(grid).records)
     cell = report.cells["PT-LIF", "Hopper-v4"]
     assert cell.max_return == (120.0, 0.0) and (cell.seeds, cell.runs) == (2, 8)
-    assert cell.seeds_text == "2 (+6 unfinished)"
+    assert cell.seeds_text == "2 (+6 left out)"
     states = {r.name: (r.state, r.progress) for r in report.left_out}
     assert states == {
         "live": ("running", "500/1000"),
@@ -379,7 +379,7 @@ def test_unfinished_and_missing_runs_are_flagged_and_left_out(grid):
     grid_table, long_table, left_out = markdown_tables(report.format("md"))
     hopper = grid_table[0].index("Hopper-v4")
     assert grid_table[2][hopper] == "120 ± 0 (2/8)"
-    assert ["PT-LIF", "Hopper-v4", "2 (+6 unfinished)"] in [row[:3] for row in long_table]
+    assert ["PT-LIF", "Hopper-v4", "2 (+6 left out)"] in [row[:3] for row in long_table]
     assert {row[0]: row[4] for row in left_out[1:]} == {k: v[0] for k, v in states.items()}
     assert report.gains["PT-LIF"].value == pytest.approx(-0.075)
     assert not report.gains["PT-LIF"].complete and grid_table[2][-1] == "-7.50%*"
@@ -422,7 +422,7 @@ def test_broken_runs_are_flagged_not_a_crash(grid):
     assert "holds a step that is not a whole number" in broken["bad-step"].problem
     assert "energy.json cannot be read" in broken["bad-energy"].problem
     assert broken["bad-yaml"].method == "?" and ("?", "?") not in report.cells
-    assert report.cells["PT-LIF", "Hopper-v4"].seeds_text == "2 (+4 unfinished)"
+    assert report.cells["PT-LIF", "Hopper-v4"].seeds_text == "2 (+4 left out)"
     assert report.methods == ("ANN TD3", "PT-LIF")
     left_out = markdown_tables(report.format("md"))[2]
     assert len(left_out) == 7 and all(row[4] == "broken" for row in left_out[1:])
@@ -555,7 +555,7 @@ def test_cmd_report_notes_left_out_runs_beside_csv(grid, capsys):
     write_run(grid, "half", "PT-LIF", "Hopper-v4", 5, (0, 9999), "stopped")
     assert cli([grid, "--format", "csv"]) == 0
     out, err = capsys.readouterr()
-    assert "1 run(s) not finished are left out of the means" in err
+    assert "1 run(s) are left out of the means (unfinished, failed" in err
     row = next(
         r
         for r in csv.DictReader(io.StringIO(out))

@@ -123,6 +123,8 @@ def test_colliding_names_get_an_overrides_hash(tmp_path):
     ("data", "message"),
     [
         ({"axes": {"run.seed": []}}, "sweep axis 'run.seed': expected a non-empty list"),
+        ({"axes": {"run.seed": [0, 0]}}, "is listed twice (the same settings: "),
+        ({"zip": [{"run.seed": [1, 1], "algo.tau": [0.1, 0.1]}]}, "remove the repeated value"),
         ({"axes": {"algo.tau": [2.0]}}, "sweep run (algo.tau=2.0): algo.tau: 2.0 is out of range"),
         ({"axes": {"algo.tua": [0.1]}}, "unknown config key 'algo.tua'"),
         ({"axis": {"run.seed": [0]}}, "unknown sweep key 'axis'"),
@@ -344,6 +346,29 @@ def test_an_edited_sweep_file_is_refused_before_it_overwrites_the_finished_sweep
     )
     assert "choose a new --output" in err
     assert {p: p.read_bytes() for p in old.output.rglob("*") if p.is_file()} == before
+
+
+def test_another_sweeps_folder_or_a_run_folder_is_refused_as_output(tmp_path, capsys):
+    """A sweep whose manifest would drop another sweep's runs from the report, and a run
+    folder, are refused in one line before anything is written."""
+    first = load_sweep(_write_sweep(tmp_path, set=_tiny_set(), axes={"run.seed": [0, 1]}))
+    write_sweep_files(first)
+    before = (first.output / "sweep.json").read_bytes()
+    other = _write_sweep(tmp_path, name="other", set=_tiny_set(), axes={"run.seed": [2]})
+    assert _sweep_cli(other) == 2
+    err = _one_error_line(capsys.readouterr().err)
+    dropped = ", ".join(run.name for run in first.runs)
+    assert f"holds the sweep 'sweep', whose runs {dropped} this sweep does not have" in err
+    assert (first.output / "sweep.json").read_bytes() == before
+    run_folder = tmp_path / "run"
+    run_folder.mkdir()
+    (run_folder / "config.yaml").write_text("{}")
+    assert _sweep_cli(other, "--output", str(run_folder)) == 2
+    assert "is a run folder" in _one_error_line(capsys.readouterr().err)
+    assert sorted(p.name for p in run_folder.iterdir()) == ["config.yaml"]
+    (first.output / "sweep.json").write_text("not json")
+    assert _sweep_cli(other) == 2
+    assert "holds an unreadable sweep.json" in _one_error_line(capsys.readouterr().err)
 
 
 def test_a_misspelled_env_id_fails_before_anything_is_written(tmp_path, capsys):
