@@ -62,6 +62,10 @@ def test_resume_finished_run_is_a_no_op(tmp_path, capsys):
     assert json.loads(status.read_text())["state"] == "finished"
     assert main(["train", "--resume", str(tmp_path / "r"), "--set", "run.seed=2"]) == 2
     assert "drop --config/--set" in capsys.readouterr().err
+    # a file of the run instead of its folder: one line naming the folder
+    assert main(["train", "--resume", str(tmp_path / "r" / "checkpoint.pt")]) == 1  # RunError
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"is a file of a run; give its folder {tmp_path / 'r'}" in err
 
 
 def test_train_seeds_writes_one_folder_per_seed_and_resumes_them(tmp_path, capsys):

@@ -317,6 +317,11 @@ class Config(_Section):
             )
         if self.algo.name == "sac" and self.algo.target == "proxy":
             raise ConfigError("algo.target: 'proxy' is a TD3 target; SAC uses 'polyak'")
+        if self.env.curriculum_end != 1.0 and not self.env.curriculum_block:
+            raise ConfigError(
+                "env.curriculum_end: paces a reward curriculum, which is off "
+                "(env.curriculum_block = 0); set env.curriculum_block or leave this at 1"
+            )
         if self.algo.name == "sequence":
             _check_sequence(self)
             if self.run.replay_on_device:

@@ -184,6 +184,8 @@ def load_run_config(run_dir: str | Path) -> Config:
     path = Path(run_dir) / CONFIG_NAME
     if not Path(run_dir).exists():
         raise RunError(f"{run_dir} does not exist")
+    if Path(run_dir).is_file() and (Path(run_dir).parent / CONFIG_NAME).is_file():
+        raise RunError(f"{run_dir} is a file of a run; give its folder {Path(run_dir).parent}")
     if not path.is_file():
         raise RunError(f"{run_dir} is not a spikerl run directory (no {CONFIG_NAME})")
     try:

@@ -63,6 +63,8 @@ def test_the_curriculum_can_reach_its_end_at_half_the_run_as_the_guide_recipe():
     assert whole == pytest.approx([(e // 3) / 19 for e in range(60)])
     with pytest.raises(Exception, match="curriculum_end"):
         load_config(None, ["env.curriculum_end=1.5"])
+    with pytest.raises(Exception, match="env.curriculum_end: paces a reward curriculum, which is"):
+        load_config(None, ["env.curriculum_end=0.5"])  # no curriculum_block: it would do nothing
 
 
 def test_a_curriculum_on_an_env_without_one_is_refused(tmp_path, capsys):
