@@ -5,7 +5,11 @@ For each variant (``--variants``; the names of ``spikerl bench``'s training sect
 (:class:`~spikerl.bench.train_loop.TrainLoop`, or :class:`~spikerl.bench.sb3_loop.SB3TrainLoop`)
 is prefilled with ``--learning-starts`` random steps, trained ``--warmup`` untimed iterations,
 then ``--steps`` iterations under the profiler (CPU activities, no shapes or stacks). Each
-iteration is the exploring action, ``env.step``, the replay insert and one update.
+iteration is the exploring action, ``env.step``, the replay insert and one update. With
+``--seeds S`` (S > 1) the loop is the suite's stacked one
+(:class:`~spikerl.bench.train_loop.SeedsTrainLoop`, what ``spikerl train --seeds`` runs): an
+iteration acts for S seeds with one batched forward, steps their S envs and runs one batched
+update, so it is S env steps (``ms_per_env_step`` divides by S).
 
 **Shares.** Every recorded event's *self* time (its time minus that of the events inside it, on
 the thread that called it) goes to one group: an event inside the optimiser's step, a kernel
@@ -31,6 +35,7 @@ Usage::
 
     python benchmarks/profile_training.py --threads 2 --json runs/bench/profile.json
     python benchmarks/profile_training.py --variants "ANN-TD3" "Stable-Baselines3 TD3"
+    python benchmarks/profile_training.py --seeds 8 --variants "ANN-TD3" "proxy-target TD3 (LIF)"
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from _bench import non_negative_int, positive_int, quiet_warnings, write_results
 from spikerl.bench.sb3_loop import SB3TrainLoop, sb3_available
 from spikerl.bench.suite import SB3_VARIANT, TRAINING_VARIANTS
 from spikerl.bench.timing import torch_threads
-from spikerl.bench.train_loop import TrainLoop
+from spikerl.bench.train_loop import SeedsTrainLoop, TrainLoop
 from spikerl.experiments.config import load_config
 from spikerl.experiments.report import format_table
 from spikerl.snn import kernel
@@ -118,11 +123,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=positive_int, default=100, help="profiled iterations")
     p.add_argument("--top", type=positive_int, default=8, help="events listed per variant")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=1,
+        help="S > 1: the stacked loop of S seeds (seeds --seed .. --seed + S - 1)",
+    )
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write JSON")
     args = p.parse_args(argv)
     if SB3_VARIANT in args.variants and not sb3_available():
         p.error(f"{SB3_VARIANT!r} needs stable-baselines3: pip install -e '.[bench]', or leave "
                 "it out of --variants")  # fmt: skip
+    if args.seeds > 1 and SB3_VARIANT in args.variants:
+        p.error(f"--seeds: {SB3_VARIANT!r} has no stacked loop; leave it out of --variants")
     return args
 
 
@@ -132,25 +145,33 @@ def build_loop(name: str, args: argparse.Namespace) -> Any:
         return SB3TrainLoop(args.env, args.learning_starts, capacity, args.seed, "cpu")
     base = [f"env.id={args.env}", f"algo.learning_starts={args.learning_starts}"]
     cfg = load_config(None, [*base, f"run.seed={args.seed}", *TRAINING_VARIANTS[name]])
+    if args.seeds > 1:
+        return SeedsTrainLoop(cfg, args.seeds, capacity)
     return TrainLoop(cfg, capacity)
 
 
-def innermost_env(loop: Any) -> Any:
-    """The MuJoCo env under every wrapper (SB3's vector env holds one env)."""
-    env = loop.model.env.envs[0] if isinstance(loop, SB3TrainLoop) else loop.env
-    return env.unwrapped
+def innermost_envs(loop: Any) -> list[Any]:
+    """The MuJoCo envs under every wrapper (SB3's vector env holds one env; a stacked loop
+    one per seed)."""
+    if isinstance(loop, SB3TrainLoop):
+        return [loop.model.env.envs[0].unwrapped]
+    loops = loop.loops if isinstance(loop, SeedsTrainLoop) else [loop]
+    return [one.env.unwrapped for one in loops]
 
 
 @contextmanager
 def labelled_calls(loop: Any):
-    """The C kernel's calls and the innermost env's ``step`` as profiler events, while the
-    block runs (an instance attribute and a module function, both restored after)."""
-    env = innermost_env(loop)
-    env_step, kernel_function = env.step, kernel._function
+    """The C kernel's calls and the innermost envs' ``step`` as profiler events, while the
+    block runs (instance attributes and a module function, all restored after)."""
+    envs = innermost_envs(loop)
+    kernel_function = kernel._function
 
-    def step(action):
-        with torch.profiler.record_function(_ENV_EVENT):
-            return env_step(action)
+    def labelled(env_step):
+        def step(action):
+            with torch.profiler.record_function(_ENV_EVENT):
+                return env_step(action)
+
+        return step
 
     def function(name, dtype):
         c_call = kernel_function(name, dtype)
@@ -161,11 +182,14 @@ def labelled_calls(loop: Any):
 
         return call
 
-    env.step, kernel._function = step, function
+    for env in envs:
+        env.step = labelled(env.step)
+    kernel._function = function
     try:
         yield
     finally:
-        del env.step  # the class's method again
+        for env in envs:
+            del env.step  # the class's method again
         kernel._function = kernel_function
 
 
@@ -188,6 +212,7 @@ def profile(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "c_kernel": kernel.kernel_available(),
         "ms_per_step": wall_us / args.steps / 1e3,
+        "ms_per_env_step": wall_us / (args.steps * args.seeds) / 1e3,
         "shares": {g: groups[g] / wall_us for g in GROUPS},
         "top": [
             {"event": k, "share": t / wall_us, "calls_per_step": c / args.steps}
@@ -207,9 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     headers = ["share of wall time", *args.variants]
     rows = [[g, *(f"{100 * results[v]['shares'][g]:.0f}%" for v in args.variants)] for g in GROUPS]
     rows.append(["ms per step (profiled)", *(results[v]["ms_per_step"] for v in args.variants)])
+    if args.seeds > 1:
+        rows.append(["ms per env step", *(results[v]["ms_per_env_step"] for v in args.variants)])
     kernel_text = "C kernel" if kernel.kernel_available() else "no C kernel (eager tick loops)"
+    stacked = f", {args.seeds} seeds stacked" if args.seeds > 1 else ""
     print(
-        f"\n{args.env}, {args.threads} thread(s), {args.steps} profiled iterations, {kernel_text}"
+        f"\n{args.env}, {args.threads} thread(s), {args.steps} profiled iterations{stacked}, "
+        f"{kernel_text}"
     )
     print(format_table(headers, rows))
     for v in args.variants:

@@ -33,6 +33,20 @@ def test_shares_cover_the_wall_time_and_the_labels_are_undone(script, tmp_path):
     assert kernel._function is before
 
 
+def test_stacked_seeds_are_profiled_per_iteration_and_per_env_step(script, tmp_path):
+    out = tmp_path / "p.json"
+    argv = ["--variants", "ANN-TD3", "--env", "Pendulum-v1", "--threads", "1", "--seeds", "3",
+            "--learning-starts", "300", "--warmup", "2", "--steps", "4",
+            "--json", str(out)]  # fmt: skip
+    assert script.main(argv) == 0
+    result = json.loads(out.read_text())["variants"]["ANN-TD3"]
+    assert sum(result["shares"].values()) == pytest.approx(1.0, abs=0.02)
+    assert result["shares"]["env step"] > 0  # the steps of all three envs are labelled
+    assert result["ms_per_env_step"] == pytest.approx(result["ms_per_step"] / 3)
+    with pytest.raises(SystemExit):
+        script.parse_args(["--seeds", "2", "--variants", script.SB3_VARIANT])
+
+
 @pytest.mark.parametrize(
     ("event", "group"),
     [("aten::addmm", "matrix products"), ("spikerl::kernel::forward", "spiking kernel"),
