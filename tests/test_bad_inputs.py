@@ -193,6 +193,14 @@ def test_a_key_given_twice_in_a_config_or_sweep_is_refused(capsys, tmp_path, tex
     assert message in capsys.readouterr().err
 
 
+def test_yaml_merge_keys_still_load(tmp_path):
+    from spikerl.experiments.config import read_yaml_mapping
+
+    path = tmp_path / "merge.yaml"
+    path.write_text("shared: &shared {seed: 1, total_steps: 500}\nrun: {<<: *shared, seed: 2}\n")
+    assert read_yaml_mapping(path)["run"] == {"seed": 2, "total_steps": 500}
+
+
 def test_help_config_fits_100_columns(capsys):
     assert main(["train", "--help-config"]) == 0
     out = capsys.readouterr().out

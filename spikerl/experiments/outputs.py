@@ -44,16 +44,17 @@ def _state_file_owner(path: Path) -> str:
     """``"the run <folder>"`` or ``"the sweep <folder>"`` when ``path`` is an existing file
     that training or a sweep keeps its state in, else ``""``."""
     from .run import CONFIG_NAME, POLICIES_DIR, TRAINER_ENTRIES
-    from .sweep import MANIFEST_NAME
+    from .sweep import CONFIGS_DIR, MANIFEST_NAME
 
     if not path.is_file():
         return ""
+    path = path.resolve()  # ``.`` or ``..`` named, symlinks followed
     folder = path.parent
     if folder.name == POLICIES_DIR and (folder.parent / CONFIG_NAME).is_file():
         return f"the run {folder.parent}"
     if path.name in TRAINER_ENTRIES and (folder / CONFIG_NAME).is_file():
         return f"the run {folder}"
-    if path.name == MANIFEST_NAME:
+    if path.name == MANIFEST_NAME and (folder / CONFIGS_DIR).is_dir():
         return f"the sweep {folder}"
     return ""
 

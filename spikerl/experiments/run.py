@@ -697,7 +697,7 @@ def _curriculum(cfg: Config, epoch: int) -> float:
         return 0.0
     block = cfg.env.curriculum_block
     evaluations = cfg.run.total_steps // cfg.run.eval_every
-    blocks = math.ceil(cfg.env.curriculum_end * evaluations / block)
+    blocks = math.ceil(round(cfg.env.curriculum_end * evaluations, 9) / block)  # 0.55 * 100
     return min(1.0, (epoch // block) / max(blocks - 1, 1))
 
 

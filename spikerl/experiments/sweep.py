@@ -356,11 +356,11 @@ def _unique_names(runs: list[SweepRun]) -> list[SweepRun]:
         out.append(_renamed(run, name))
     seen: set[str] = set()
     for run in out:
-        if run.name in seen:  # the same overrides twice: a value repeated on an axis or a zip
+        if run.name in seen:  # the same overrides twice: a value repeated, or two labels
+            settings = ", ".join(f"{k}={v}" for k, v in run.overrides.items()) or "none"
             raise ConfigError(
-                f"sweep: the run {run.name} is listed twice (the same settings: "
-                f"{', '.join(f'{k}={v}' for k, v in run.overrides.items())}); remove the "
-                "repeated value"
+                f"sweep: the run {run.name} is listed twice (the same settings: {settings}); "
+                "remove the repeated value, or the method that repeats another"
             )
         seen.add(run.name)
     return out

@@ -419,9 +419,10 @@ def check_output(sweep: Sweep, states: list[RunState]) -> None:
 
 
 def _check_not_another_sweep(sweep: Sweep) -> None:
-    """Refuse an output folder that is a run folder, or whose manifest lists runs this sweep
-    does not have (writing this sweep's manifest would drop them from its report); a sweep
-    resumed, extended or renamed may write there."""
+    """Refuse an output folder that is a run folder, or whose manifest lists runs with a
+    folder there that this sweep does not have (writing this sweep's manifest would drop them
+    from its report); a sweep resumed, extended, shrunk before its runs started, or renamed
+    may write there."""
     out = sweep.output
     if (out / CONFIG_NAME).is_file():
         raise SweepInputError(
@@ -432,21 +433,25 @@ def _check_not_another_sweep(sweep: Sweep) -> None:
         return
     try:
         saved = json.loads(manifest.read_text(encoding="utf-8"))
-        held = {run["name"] for run in saved["runs"]}
+        held = [run["name"] for run in saved["runs"]]
+        if not all(isinstance(name, str) for name in held):
+            raise TypeError
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
         raise SweepInputError(
             f"the sweep output folder {out} holds an unreadable {MANIFEST_NAME}; nothing was "
             "written or started: choose a new --output"
         ) from None
-    dropped = sorted(held - {run.name for run in sweep.runs})
+    wanted = {run.name for run in sweep.runs}
+    dropped = sorted(n for n in set(held) - wanted if n and (out / n).is_dir())
     if dropped:
         shown = ", ".join(dropped[:3]) + (
             f" and {len(dropped) - 3} more" if len(dropped) > 3 else ""
         )
         raise SweepInputError(
-            f"the sweep output folder {out} holds the sweep {saved.get('name')!r}, whose runs "
-            f"{shown} this sweep does not have (its {MANIFEST_NAME} would drop them from the "
-            "report); nothing was written or started: choose a new --output"
+            f"the sweep output folder {out} holds the runs {shown} of the sweep "
+            f"{saved.get('name')!r}, which this sweep does not have (its {MANIFEST_NAME} would "
+            "drop them from the report); nothing was written or started: choose a new "
+            "--output, or move those run folders out"
         )
 
 

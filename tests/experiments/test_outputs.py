@@ -106,7 +106,9 @@ def test_no_output_option_overwrites_the_files_a_run_keeps_its_state_in(
     assert (lif_run / victim).read_bytes() == before
 
 
-def test_kept_policies_and_a_sweep_manifest_are_refused_and_other_files_are_not(tmp_path):
+def test_kept_policies_and_a_sweep_manifest_are_refused_and_other_files_are_not(
+    tmp_path, monkeypatch
+):
     run = tmp_path / "run"
     (run / "policies").mkdir(parents=True)
     (run / "config.yaml").write_text("{}")
@@ -115,6 +117,13 @@ def test_kept_policies_and_a_sweep_manifest_are_refused_and_other_files_are_not(
     (tmp_path / "sweep.json").write_text("{}")
     with pytest.raises(UsageError, match=f"the run {run} keeps its state in"):
         check_output_file(run / "policies" / "step-000000100.pt", "--csv")
+    monkeypatch.chdir(run / "policies")  # a relative path names the same file
+    with pytest.raises(UsageError, match=f"the run {run} keeps its state in"):
+        check_output_file("step-000000100.pt", "--csv")
+    with pytest.raises(UsageError, match=f"the run {run} keeps its state in"):
+        check_output_file("../config.yaml", "--csv")
+    check_output_file(tmp_path / "sweep.json", "--json")  # a user's own JSON of that name
+    (tmp_path / "configs").mkdir()  # ... until it sits where a sweep keeps its manifest
     with pytest.raises(UsageError, match=f"the sweep {tmp_path} keeps its state in"):
         check_output_file(tmp_path / "sweep.json", "--json")
     check_output_file(run / "eval.csv", "--csv")  # a file of the user's own may be replaced

@@ -56,11 +56,15 @@ def test_the_curriculum_can_reach_its_end_at_half_the_run_as_the_guide_recipe():
         return [_curriculum(cfg, e) for e in range(60)]
 
     half, whole = rhos(0.5), rhos(1.0)
-    # 10 blocks of 3 evaluations: rho = floor(e / 3) / 9, at 1 from evaluation 27 (280k steps)
+    # 10 blocks of 3 evaluations: rho = floor(e / 3) / 9, at 1 from evaluation 27 (270k steps)
     assert half[:27] == pytest.approx([(e // 3) / 9 for e in range(27)])
     assert half[26] < 1 and set(half[27:]) == {1.0}
     # the default keeps the whole run: 20 blocks, at 1 only in the last
     assert whole == pytest.approx([(e // 3) / 19 for e in range(60)])
+    # a share whose product with the evaluations is not exact in binary: 11 blocks, not 12
+    sets = ["env.id=spikerl/Quadrotor-v0", "run.total_steps=100000", "run.eval_every=1000"]
+    odd = load_config(None, [*sets, "env.curriculum_block=5", "env.curriculum_end=0.55"])
+    assert [_curriculum(odd, e) for e in (49, 50)] == [0.9, 1.0]
     with pytest.raises(Exception, match="curriculum_end"):
         load_config(None, ["env.curriculum_end=1.5"])
     with pytest.raises(Exception, match="env.curriculum_end: paces a reward curriculum, which is"):

@@ -353,12 +353,16 @@ def test_another_sweeps_folder_or_a_run_folder_is_refused_as_output(tmp_path, ca
     folder, are refused in one line before anything is written."""
     first = load_sweep(_write_sweep(tmp_path, set=_tiny_set(), axes={"run.seed": [0, 1]}))
     write_sweep_files(first)
+    fewer = _write_sweep(tmp_path, set=_tiny_set(), axes={"run.seed": [0]})
+    assert main(["sweep", str(fewer), "--dry-run"]) == 0  # no run started: nothing to lose
+    for run in first.runs:
+        (first.output / run.name).mkdir()
     before = (first.output / "sweep.json").read_bytes()
     other = _write_sweep(tmp_path, name="other", set=_tiny_set(), axes={"run.seed": [2]})
     assert _sweep_cli(other) == 2
     err = _one_error_line(capsys.readouterr().err)
     dropped = ", ".join(run.name for run in first.runs)
-    assert f"holds the sweep 'sweep', whose runs {dropped} this sweep does not have" in err
+    assert f"holds the runs {dropped} of the sweep 'sweep', which this sweep does not have" in err
     assert (first.output / "sweep.json").read_bytes() == before
     run_folder = tmp_path / "run"
     run_folder.mkdir()
