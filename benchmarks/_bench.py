@@ -136,6 +136,9 @@ def write_results(args: argparse.Namespace, benchmark: str, results: dict[str, A
     if args.json is None:
         return
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    payload = {"benchmark": benchmark, "settings": settings, "environment": environment_info()}
+    environment = environment_info()
+    if getattr(args, "threads", None):  # the threads the measurement ran at, not the default
+        environment["torch_threads"] = args.threads
+    payload = {"benchmark": benchmark, "settings": settings, "environment": environment}
     write_json(args.json, {**payload, **results})
     print(f"wrote {args.json}")

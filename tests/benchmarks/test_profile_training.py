@@ -39,7 +39,9 @@ def test_stacked_seeds_are_profiled_per_iteration_and_per_env_step(script, tmp_p
             "--learning-starts", "300", "--warmup", "2", "--steps", "4",
             "--json", str(out)]  # fmt: skip
     assert script.main(argv) == 0
-    result = json.loads(out.read_text())["variants"]["ANN-TD3"]
+    written = json.loads(out.read_text())
+    assert written["environment"]["torch_threads"] == 1  # the threads it ran at
+    result = written["variants"]["ANN-TD3"]
     assert sum(result["shares"].values()) == pytest.approx(1.0, abs=0.02)
     assert result["shares"]["env step"] > 0  # the steps of all three envs are labelled
     assert result["ms_per_env_step"] == pytest.approx(result["ms_per_step"] / 3)
