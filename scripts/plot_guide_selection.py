@@ -37,6 +37,12 @@ def main() -> None:
     p.add_argument("--reference", type=Path, help="spikerl evaluate --csv of reference policies")
     p.add_argument("--label", action="append", default=[], help="a name per reference row")
     p.add_argument("--chosen", type=int, default=None, help="env step of the chosen policy")
+    p.add_argument(
+        "--rho-one",
+        type=int,
+        default=None,
+        help="env step from which the run trained at rho = 1 (a shaded span)",
+    )
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     rows = [r for r in _rows(args.selection) if STEP.search(r["run"])]
@@ -54,6 +60,10 @@ def main() -> None:
             ax.axhline(float(ref[key]), ls="--", color="grey", label=label)
         if args.chosen is not None:
             ax.axvline(args.chosen / 1e3, color="C3", lw=0.8, label="shipped")
+        if args.rho_one is not None:
+            ax.axvspan(
+                args.rho_one / 1e3, max(steps), color="C2", alpha=0.08, label="trained at rho = 1"
+            )
         if key == "crash rate":
             ax.set_ylim(0, None)  # shares from zero, so that no gap looks larger than it is
         ax.set_xlabel("env steps of training (thousands)")
