@@ -196,8 +196,9 @@ def _plain_order(r: RunRecord) -> tuple[Any, ...]:
     return rank, r.method, r.env, -1 if r.seed is None else r.seed, r.name
 
 
-def _sweep_records(folder: Path) -> tuple[str | None, list[RunRecord]]:
-    """The manifest's baseline and its runs; a listed run without a folder is ``missing``."""
+def read_manifest(folder: Path) -> tuple[dict[str, Any], list[tuple[str, str, str, int]]]:
+    """A sweep folder's ``sweep.json`` and its runs' ``(name, method, env, seed)``, checked;
+    :class:`ReportError` when it cannot be read or is not a version-1 manifest."""
     path = folder / MANIFEST_NAME
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -206,9 +207,14 @@ def _sweep_records(folder: Path) -> tuple[str | None, list[RunRecord]]:
     runs = data.get("runs") if isinstance(data, dict) else None
     if not isinstance(runs, list) or data.get("version") != 1:
         raise ReportError(f"{path} is not a version-1 sweep manifest (a 'runs' list)")
+    return data, [_manifest_labels(entry, f"{path}: runs[{i}]") for i, entry in enumerate(runs)]
+
+
+def _sweep_records(folder: Path) -> tuple[str | None, list[RunRecord]]:
+    """The manifest's baseline and its runs; a listed run without a folder is ``missing``."""
+    data, entries = read_manifest(folder)
     records = []
-    for i, entry in enumerate(runs):
-        labels = _manifest_labels(entry, f"{path}: runs[{i}]")
+    for labels in entries:
         run_dir = folder / labels[0]
         if run_dir.is_dir():
             records.append(_read_run(run_dir, labels))

@@ -55,7 +55,7 @@ from ..errors import EXIT_INTERRUPTED, MissingDependencyError, SpikerlError, Usa
 from .config import config_diff, config_from_dict, config_to_dict
 from .outputs import check_output_folder
 from .run import CHECKPOINT_NAME, CONFIG_NAME
-from .run_records import ENERGY_NAME
+from .run_records import ENERGY_NAME, ReportError, read_manifest
 from .status import FINISHED, read_status
 from .sweep import CONFIGS_DIR, LOGS_DIR, MANIFEST_NAME, Sweep, SweepRun, check_envs
 
@@ -432,23 +432,18 @@ def _check_not_another_sweep(sweep: Sweep) -> None:
     if not manifest.is_file():
         return
     try:
-        saved = json.loads(manifest.read_text(encoding="utf-8"))
-        held = [run["name"] for run in saved["runs"]]
-        if not all(isinstance(name, str) for name in held):
-            raise TypeError
-    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
+        saved, entries = read_manifest(out)
+    except ReportError as err:
         raise SweepInputError(
-            f"the sweep output folder {out} holds an unreadable {MANIFEST_NAME}; nothing was "
-            "written or started: choose a new --output"
+            f"the sweep output folder {out} holds an unreadable {MANIFEST_NAME} ({err}); "
+            "nothing was written or started: choose a new --output"
         ) from None
     wanted = {run.name for run in sweep.runs}
-    dropped = sorted(n for n in set(held) - wanted if n and (out / n).is_dir())
+    dropped = sorted({name for name, *_ in entries} - wanted)
+    dropped = [name for name in dropped if (out / name).is_dir()]
     if dropped:
-        shown = ", ".join(dropped[:3]) + (
-            f" and {len(dropped) - 3} more" if len(dropped) > 3 else ""
-        )
         raise SweepInputError(
-            f"the sweep output folder {out} holds the runs {shown} of the sweep "
+            f"the sweep output folder {out} holds the runs {_first_names(dropped)} of the sweep "
             f"{saved.get('name')!r}, which this sweep does not have (its {MANIFEST_NAME} would "
             "drop them from the report); nothing was written or started: choose a new "
             "--output, or move those run folders out"
@@ -457,12 +452,17 @@ def _check_not_another_sweep(sweep: Sweep) -> None:
 
 def _conflict_message(conflicts: list[RunState], out: Path) -> str:
     names = [st.run.name for st in conflicts]
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     return (
         f"{len(names)} run folder(s) in {out} hold another config than this sweep asks for "
-        f"(was the sweep file edited?): {shown}; {conflicts[0].error}. Nothing was written or "
-        "started: choose a new --output, undo the change, or remove those run folders"
+        f"(was the sweep file edited?): {_first_names(names)}; {conflicts[0].error}. Nothing "
+        "was written or started: choose a new --output, undo the change, or remove those run "
+        "folders"
     )
+
+
+def _first_names(names: list[str]) -> str:
+    """``a, b, c and 4 more``: the first three of ``names`` and how many follow."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def write_sweep_files(sweep: Sweep) -> None:
