@@ -251,7 +251,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.video is not None and len(args.run) > 1:
         raise UsageError("--video records one policy; give one run or checkpoint")
     if args.csv is not None:
-        check_output_file(args.csv, "--csv")
+        check_output_file(args.csv, "--csv", reads=args.run)
     if args.video is not None:
         check_output_folder(args.video, "--video")
     policies = {str(path): load_policy(path) for path in args.run}

@@ -146,13 +146,15 @@ QUICK_TINY = [
 
 
 def test_quickstart_prints_comparison_table(tmp_path, capsys):
+    """The table's note states what ran, also where ``--set`` changed it (here the seed)."""
     argv = ["quickstart", "--steps", "2000", "--runs-dir", str(tmp_path)]
-    assert main([*argv, *(a for o in QUICK_TINY for a in ("--set", o))]) == 0
+    assert main([*argv, *(a for o in [*QUICK_TINY, "run.seed=3"] for a in ("--set", o))]) == 0
     out = capsys.readouterr().out
     assert "ANN TD3" in out and "PT-LIF" in out and "SOP" in out and "MAC" in out
+    assert "Pendulum-v1, 2000 env steps (1000 warm-up), seed 3;" in out
     assert {p.name for p in tmp_path.iterdir()} == {
-        "td3-ann-Pendulum-v1-s0",
-        "td3-pt-lif-Pendulum-v1-s0",
+        "td3-ann-Pendulum-v1-s3",
+        "td3-pt-lif-Pendulum-v1-s3",
     }
     assert main([*argv, "--steps", "10"]) == 2
 

@@ -21,6 +21,7 @@ import gymnasium as gym
 from torch import nn
 
 from ..atomic import write_output
+from ..errors import UsageError
 from ..snn.energy import (
     PRESETS,
     EnergyPreset,
@@ -156,7 +157,9 @@ def cmd_energy(args: argparse.Namespace) -> int:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
     for option, path in (("--json", args.json), ("--csv", args.csv)):
         if path is not None:
-            check_output_file(path, option)
+            check_output_file(path, option, reads=(args.run, args.baseline))
+    if args.json is not None and args.csv is not None and args.json.resolve() == args.csv.resolve():
+        raise UsageError(f"--json and --csv name one file, {args.json}; give each its own")
     report = _measure_run(args.run, args.episodes)
     if args.baseline is not None:  # measured over as many episodes as the run
         baseline = _measure_run(args.baseline, report.meta["episodes"])

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..envs import action_bounds
 from ..errors import UsageError
-from ..export.nir import DEFAULT_DT, NIR_READOUTS
+from ..export.nir import DEFAULT_DT, MAX_DT, NIR_READOUTS, check_dt
+from ..export.npz import ExportError
 from ..export.quantize import PER
 from .outputs import check_output_file, check_output_folder
 from .policy import load_policy
@@ -40,7 +41,8 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "-o", "--output", type=Path, required=True,
-        help="file to write (numpy: OUT.npz, nir: OUT.nir) or folder (c: spikerl_policy.h/.c)",
+        help="file to write (numpy: OUT.npz, nir: OUT.nir; an existing file only if it is an "
+        "export of that format) or folder (c: spikerl_policy.h/.c)",
     )  # fmt: skip
     p.add_argument(
         "--quantize", choices=("none", "int8"), default="none",
@@ -60,13 +62,47 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
 
 
-def _check_output(output: Path, fmt: str) -> None:
+#: The file suffix each file format writes.
+SUFFIXES = {"numpy": ".npz", "nir": ".nir"}
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _check_output(output: Path, fmt: str, source: Path) -> None:
     """Refuse an output path of the wrong kind or that cannot be written, before any work
-    (missing parent folders are created when the export is written)."""
+    (missing parent folders are created when the export is written): a file path must carry
+    the format's suffix, must not be the ``source`` read, and may replace only a file of the
+    same format (an earlier export), never another file."""
     if fmt == "c":
         check_output_folder(output, "-o", "the C export writes spikerl_policy.h/.c into one")
-    else:
-        check_output_file(output, "-o", example=f"policy.{'npz' if fmt == 'numpy' else 'nir'}")
+        return
+    suffix = SUFFIXES[fmt]
+    check_output_file(output, "-o", example=f"policy{suffix}", reads=[source])
+    if output.suffix != suffix:
+        other = next((f for f, s in SUFFIXES.items() if s == output.suffix), None)
+        hint = f" or add --format {other}" if other else ""
+        raise UsageError(
+            f"-o {output}: --format {fmt} writes a {suffix} file; name it "
+            f"{output.with_suffix(suffix).name}{hint}"
+        )
+    if output.is_file() and not _is_export(output, fmt):
+        raise UsageError(
+            f"-o {output}: exists and is not a {suffix} policy; give a new file path (export "
+            "replaces only a file of its own format)"
+        )
+
+
+def _is_export(path: Path, fmt: str) -> bool:
+    """Whether ``path`` holds an exported policy of ``fmt`` (NIR: an HDF5 file)."""
+    if fmt == "nir":
+        with path.open("rb") as f:
+            return f.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE
+    from ..runtime.policy import PolicyFileError, read_policy_file
+
+    try:
+        read_policy_file(path)
+    except PolicyFileError:
+        return False
+    return True
 
 
 def _check_format_options(args: argparse.Namespace) -> None:
@@ -78,6 +114,8 @@ def _check_format_options(args: argparse.Namespace) -> None:
     ]
     if nir_only and args.format != "nir":
         raise UsageError(f"{', '.join(nir_only)}: for --format nir only")
+    if args.format == "nir" and args.quantize == "int8":
+        raise UsageError("--quantize int8: NIR stores float weights; export int8 as numpy or c")
     args.per = args.per or "channel"
     args.dt = DEFAULT_DT if args.dt is None else args.dt
     args.nir_readout = args.nir_readout or "graph"
@@ -106,13 +144,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..export import quantize_policy, write_c, write_npz
     from ..export.nir import write_nir
 
-    _check_output(args.output, args.format)
+    _check_output(args.output, args.format, args.run)
     _check_format_options(args)
+    if args.format == "nir":
+        try:
+            check_dt(args.dt)
+        except ExportError:
+            raise UsageError(f"--dt {args.dt:g}: give (0, {MAX_DT:g}] seconds per tick") from None
     spec, arrays = _description(args.run)
     if args.quantize == "int8":
         if "quantization" in spec:
             raise UsageError(f"{args.run}: its weights are 8-bit already; drop --quantize")
         spec, arrays = quantize_policy(spec, arrays, args.per)
+    if args.format == "nir" and "quantization" in spec:
+        raise UsageError(
+            f"{args.run}: 8-bit weights, and NIR stores float weights; export the run or a "
+            "float file"
+        )
     output_folder = args.output if args.format == "c" else args.output.parent
     try:
         output_folder.mkdir(parents=True, exist_ok=True)
@@ -128,11 +176,6 @@ def cmd_export(args: argparse.Namespace) -> int:
               f"flash {sizes['flash']:,} bytes, {ram}")  # fmt: skip
         return 0
     if args.format == "nir":
-        if "quantization" in spec:
-            raise UsageError(
-                f"{args.run}: 8-bit weights, and NIR stores float weights; export the run or a "
-                "float file without --quantize"
-            )
         path = write_nir(spec, arrays, args.output, args.dt, args.nir_readout)
         print(f"wrote {path} ({path.stat().st_size:,} bytes): {shape}; dt = {args.dt:g} s per "
               f"tick, forward Euler, readout in the {args.nir_readout}; read it with nir.read "

@@ -101,12 +101,16 @@ def quickstart(
     """Train every method in :data:`QUICKSTART_METHODS`; return the comparison table as text.
 
     Energy is measured over the runs' own ``run.eval_episodes`` evaluation episodes, the default
-    of ``spikerl evaluate`` and ``spikerl energy``, so both commands reproduce the table."""
+    of ``spikerl evaluate`` and ``spikerl energy``, so both commands reproduce the table.
+    ``extra_overrides`` apply to every method after the arguments, so a ``run.seed`` or
+    ``env.id`` among them is what runs, is measured and is printed."""
     shared = quickstart_overrides(env_id, total_steps, seed) + [f"run.progress={progress}"]
     configs = {
         label: load_config(QUICKSTART_PRESET, [*shared, *overrides, *(extra_overrides or [])])
         for label, overrides in QUICKSTART_METHODS.items()
     }
+    first = next(iter(configs.values()))
+    env_id, total_steps, seed = first.env.id, first.run.total_steps, first.run.seed
     # refuse a foreign folder before training anything; the same run is resumed (a finished
     # run returns at once)
     resume = {label: _reusable(cfg, Path(runs_root)) for label, cfg in configs.items()}
@@ -131,9 +135,9 @@ def quickstart(
         "ops/decision",
         *(f"nJ ({name})" for name in PRESETS),
     ]
-    episodes = next(iter(configs.values())).run.eval_episodes
+    episodes, warm_up = first.run.eval_episodes, first.algo.learning_starts
     note = (
-        f"{env_id}, {total_steps} env steps (1000 warm-up), seed {seed}; returns from "
+        f"{env_id}, {total_steps} env steps ({warm_up} warm-up), seed {seed}; returns from "
         f"{episodes} deterministic evaluation episodes per point, energy over the final "
         f"policy's {episodes} evaluation episodes (`spikerl evaluate` / `spikerl energy` on the "
         "run folders give the same); energy is a compute-only estimate (see docs/energy.md)."

@@ -55,9 +55,21 @@ from ..runtime.policy import FORMAT, FORMAT_VERSION
 from ..runtime.quantized import dequantize
 from .npz import ExportError
 
-__all__ = ["DEFAULT_DT", "NIR_READOUTS", "nir_graph", "read_nir", "spec_from_nir", "write_nir"]
+__all__ = [
+    "DEFAULT_DT",
+    "MAX_DT",
+    "NIR_READOUTS",
+    "check_dt",
+    "nir_graph",
+    "read_nir",
+    "spec_from_nir",
+    "write_nir",
+]
 
 DEFAULT_DT = 1e-4
+#: The longest tick ``dt`` accepted, seconds (a longer one makes the neurons' NIR time
+#: constants overflow or mean nothing a neuromorphic chip runs).
+MAX_DT = 1.0
 NIR_READOUTS = ("graph", "host")
 _HOST_KEYS = ("squash_obs", "activation", "max_action", "stateful", "normalizer",
               "action_low", "action_high", "source", "encoder")  # fmt: skip
@@ -135,6 +147,15 @@ def _readout_affine(spec: dict[str, Any], arrays, size: int) -> tuple[np.ndarray
     )
 
 
+def check_dt(dt: float) -> None:
+    """Refuse (:class:`ExportError`) a tick ``dt`` that is not in (0, :data:`MAX_DT`] seconds."""
+    if not (math.isfinite(dt) and 0 < dt <= MAX_DT):
+        raise ExportError(
+            f"dt = {dt}: a tick must last a finite, positive number of seconds, at most "
+            f"{MAX_DT:g} s"
+        )
+
+
 def nir_graph(
     spec: dict[str, Any], arrays: dict[str, np.ndarray], dt: float = DEFAULT_DT,
     readout: str = "graph",
@@ -143,8 +164,7 @@ def nir_graph(
     nir = _nir()
     if readout not in NIR_READOUTS:
         raise ValueError(f"readout={readout!r}; choose one of {', '.join(NIR_READOUTS)}")
-    if not (math.isfinite(dt) and dt > 0):
-        raise ExportError(f"dt = {dt}: a tick must last a finite, positive number of seconds")
+    check_dt(dt)
     if readout == "host" and spec["readout"].get("source") == "membrane":
         raise ExportError(
             "readout: a membrane readout needs the last layer's membrane, which a NIR graph "

@@ -150,3 +150,52 @@ def test_export_refuses_options_the_format_would_ignore(lif_run, tmp_path, capsy
     assert main(["export", str(lif_run), "-o", str(out), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_no_command_replaces_the_policy_file_it_reads(lif_run, tmp_path, capsys):
+    """evaluate --csv, energy --json/--csv (also of the --baseline) and export -o naming the very
+    file read would leave no copy of the policy: refused, the file unchanged."""
+    policy = tmp_path / "p.npz"
+    assert main(["export", str(lif_run), "-o", str(policy)]) == 0
+    before = policy.read_bytes()
+    for argv in (
+        ["evaluate", str(policy), "--episodes", "1", "--csv", str(policy)],
+        ["energy", str(policy), "--episodes", "1", "--json", str(policy)],
+        ["energy", str(lif_run), "--baseline", str(policy), "--csv", str(policy)],
+        ["export", str(policy), "--quantize", "int8", "-o", str(tmp_path / "." / "p.npz")],
+    ):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        assert "which this command reads; give another path" in capsys.readouterr().err
+        assert policy.read_bytes() == before
+    assert main(["energy", str(lif_run), "--json", str(tmp_path / "e"),
+                 "--csv", str(tmp_path / "e")]) == 2  # fmt: skip
+    assert "--json and --csv name one file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-o", "notes.txt"], "--format numpy writes a .npz file; name it notes.npz"),
+        (["-o", "p.nir"], "name it p.npz or add --format nir"),
+        (["--format", "nir", "-o", "p.npz"], "name it p.nir or add --format numpy"),
+        (["-o", "mine.npz"], "exists and is not a .npz policy; give a new file path"),
+        (["--format", "nir", "-o", "mine.nir"], "exists and is not a .nir policy"),
+        (["--format", "nir", "--quantize", "int8", "-o", "new/q.nir"],
+         "--quantize int8: NIR stores float weights"),
+        (["--format", "nir", "--dt", "1e308", "-o", "new/q.nir"],
+         "--dt 1e+308: give (0, 1] seconds per tick"),
+    ],
+)  # fmt: skip
+def test_export_writes_only_its_own_kind_of_file(lif_run, tmp_path, capsys, argv, message):
+    """An export's file carries its format's suffix and replaces only a file of that format
+    (an earlier export), never a user's other file; bad options leave no folder behind."""
+    for name in ("notes.txt", "mine.npz", "mine.nir"):
+        (tmp_path / name).write_text("my own notes")
+    argv = [str(tmp_path / a) if a.endswith((".txt", ".npz", ".nir")) else a for a in argv]
+    assert main(["export", str(lif_run), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    assert {p.read_text() for p in tmp_path.iterdir() if p.is_file()} == {"my own notes"}
+    assert main(["export", str(lif_run), "-o", str(tmp_path / "p.npz")]) == 0
+    assert main(["export", str(lif_run), "-o", str(tmp_path / "p.npz")]) == 0  # its own: replaced

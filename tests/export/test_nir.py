@@ -75,7 +75,7 @@ def test_what_nir_cannot_carry_is_refused_naming_the_layer():
             nir_graph(*network_spec(ACTORS[name]()))
     with pytest.raises(ValueError, match="choose one of graph, host"):
         nir_graph(*network_spec(ACTORS["lif"]()), readout="chip")
-    for dt in (0.0, -1e-4, float("inf"), float("nan")):
+    for dt in (0.0, -1e-4, float("inf"), float("nan"), 1e308, 1.5):
         with pytest.raises(ExportError, match="a tick must last a finite, positive"):
             nir_graph(*network_spec(ACTORS["lif"]()), dt=dt)
     spec, arrays = network_spec(ACTORS["lif"]())
@@ -174,8 +174,8 @@ def test_export_command_writes_nir(tmp_path, capsys):
         assert bad in err and "Traceback" not in err
     capsys.readouterr()
     assert main(["export", str(tmp_path / "r"), "--format", "nir", "-o", str(out),
-                 "--dt", "0"]) != 0  # fmt: skip
-    assert "finite, positive" in capsys.readouterr().err
+                 "--dt", "0"]) == 2  # fmt: skip
+    assert "--dt 0: give (0, 1] seconds per tick" in capsys.readouterr().err
     (tmp_path / "bad.nir").write_bytes(b"not hdf5")
     with pytest.raises(ExportError, match="not a readable NIR file"):
         read_nir(tmp_path / "bad.nir")
