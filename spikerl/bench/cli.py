@@ -152,7 +152,7 @@ def _redraw(args: argparse.Namespace) -> int:
         if args.markdown is not None:
             write_text_atomic(args.markdown, render_markdown(results, results["command"]))
             print(f"wrote {args.markdown}", file=sys.stderr)
-    except (KeyError, TypeError, IndexError, ValueError) as err:  # hand-edited or truncated
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as err:  # edited
         raise UsageError(
             f"--from-json {args.from_json}: incomplete bench result ({err!r})"
         ) from None

@@ -559,11 +559,17 @@ def config_diff(saved: Any, wanted: Mapping[str, Any], label: str, limit: int = 
     return ", ".join(parts) or "no config mapping"
 
 
-def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``extra`` merged over ``base``, section by section. A section of ``base`` that is not a
+    mapping (``actor: 7``) is an error where ``extra`` sets keys in it, as it would be alone,
+    not silently replaced."""
     merged = dict(base)
     for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(dict(merged[key]), value)
+        old = merged.get(key)
+        if isinstance(value, Mapping) and old is not None and not isinstance(old, Mapping):
+            raise ConfigError(f"{prefix}{key}: expected a mapping, got {old!r}")
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            merged[key] = _deep_merge(dict(old), value, f"{prefix}{key}.")
         else:
             merged[key] = value
     return merged

@@ -175,6 +175,21 @@ def test_redraw_refuses_a_file_that_is_not_a_bench_result(tmp_path, capsys):
     assert "not a spikerl bench result" in capsys.readouterr().err
 
 
+def test_redraw_of_an_edited_result_is_one_line(quick_results, tmp_path, capsys):
+    import json
+
+    from spikerl.bench.report import write_report
+
+    md, js = tmp_path / "b.md", tmp_path / "b.json"
+    write_report(quick_results, "spikerl bench --quick", md, js)
+    edited = json.loads(js.read_text())
+    edited["settings"] = None  # a section of the wrong type
+    js.write_text(json.dumps(edited))
+    assert main(["bench", "--from-json", str(js), "--markdown", str(tmp_path / "o.md")]) == 2
+    err = capsys.readouterr().err
+    assert "incomplete bench result" in err and "Traceback" not in err
+
+
 def test_ctrl_c_keeps_the_sections_finished_before_it(tmp_path, monkeypatch, capsys):
     from spikerl.bench import suite
 

@@ -56,6 +56,26 @@ def test_bad_values_name_the_key(override, needle):
     assert needle in str(info.value)
 
 
+def test_a_section_that_is_not_a_mapping_is_an_error_also_where_keys_are_set_in_it(tmp_path):
+    """``actor: 7`` in a file is refused alone, and also when --set or a child preset sets a key
+    in that section (the merge would otherwise drop the 7 without a word)."""
+    bad = tmp_path / "a7.yaml"
+    bad.write_text("actor: 7\nalgo: {proxy: 3}\n")
+    for overrides, message in (
+        ([], "actor: expected a mapping, got 7"),
+        (["actor.kind=lif"], "actor: expected a mapping, got 7"),
+        (["algo.proxy.hidden=[8, 8]"], "algo.proxy: expected a mapping, got 3"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load_config(bad, overrides)
+    child = tmp_path / "child.yaml"
+    child.write_text("base: a7.yaml\nactor: {kind: lif}\n")
+    with pytest.raises(ConfigError, match="actor: expected a mapping, got 7"):
+        load_config(child)
+    (tmp_path / "empty.yaml").write_text("actor:\n")  # an empty section takes keys
+    assert load_config(tmp_path / "empty.yaml", ["actor.kind=lif"]).actor.kind == "lif"
+
+
 def test_override_syntax_errors():
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["algo.tau"])
