@@ -195,7 +195,7 @@ class SequenceConfig(_Section):
         "builtin-v2",
         "guide policy: a shipped quadrotor guide (builtin-v2, the newest; builtin or "
         "builtin-v1, the first), a run folder or checkpoint of an ANN actor on the full "
-        "observation, or '' (no guide)",
+        "observation (a relative path is stored absolute when the run starts), or '' (no guide)",
     )
     guide_steps: int = param(450, "L_g at the start: steps the guide flies each episode", lo=0)
     guide_steps_min: int = param(50, "L_g never drops below this", lo=0)
@@ -610,7 +610,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     data = _deep_merge(data, parse_overrides(overrides or []))
     cfg = config_from_dict(data)
     _check_it_learns(cfg)
-    return cfg
+    return _with_absolute_guide(cfg)
+
+
+def _with_absolute_guide(cfg: Config) -> Config:
+    """``algo.sequence.guide`` given as a file path is read from the working directory when the
+    config is made and kept as an absolute path, so the run's saved config names the same guide
+    wherever it is resumed or evaluated from. (Shipped names, ``builtin*``, and ``''`` stay.)"""
+    guide = cfg.algo.sequence.guide
+    if not guide or guide.startswith("builtin"):
+        return cfg
+    sequence = dataclasses.replace(cfg.algo.sequence, guide=str(Path(guide).expanduser().resolve()))
+    return dataclasses.replace(cfg, algo=dataclasses.replace(cfg.algo, sequence=sequence))
 
 
 def _check_it_learns(cfg: Config) -> None:

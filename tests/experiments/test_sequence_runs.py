@@ -166,6 +166,22 @@ def test_evaluate_reproduces_the_runs_own_last_evaluation(guide, tmp_path, capsy
         sequence_run.evaluate_sequence_policy(actor, moved, guide_steps=5, episodes=1)
 
 
+def test_a_relative_guide_path_is_kept_absolute_so_the_run_works_from_anywhere(
+    guide, tmp_path, monkeypatch
+):
+    """A guide named relative to the working directory is stored as the absolute path, so the
+    run evaluates (with its guide) from another folder."""
+    monkeypatch.chdir(Path(guide).parents[1])
+    relative = str(Path(guide).relative_to(Path(guide).parents[1]))
+    cfg = _cfg(relative, "run.total_steps=500")
+    assert cfg.algo.sequence.guide == guide
+    assert _cfg("builtin-v2").algo.sequence.guide == "builtin-v2"
+    result = train(cfg, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    flown, _ = evaluate_run(result.run_dir, episodes=1, curriculum=1.0, guide_steps=10)
+    assert len(flown.returns) == 1
+
+
 def test_a_stopped_run_resumes_exactly(guide, tmp_path, monkeypatch):
     clean = train(_cfg(guide, "run.name=clean"), tmp_path)
     flag = {"stop": False}
