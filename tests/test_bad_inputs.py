@@ -362,6 +362,42 @@ def _silence(run: Path) -> None:
     torch.save(ckpt, path)
 
 
+def _poison(run: Path) -> None:
+    """Put a NaN into the first weight of the actor in both of the run's policy files."""
+    for name in ("checkpoint.pt", "best.pt"):
+        ckpt = torch.load(run / name, weights_only=True)
+        next(t for k, t in ckpt["learner"]["actor"].items() if "weight" in k).view(-1)[0] = (
+            torch.nan
+        )
+        torch.save(ckpt, run / name)
+
+
+def test_an_actor_with_nan_weights_is_refused_by_every_command(capsys, tmp_path, ann_run, lif_run):
+    ann, lif = copy_run(ann_run, tmp_path / "a"), copy_run(lif_run, tmp_path / "l")
+    for run in (ann, lif):
+        _poison(run)
+    out = tmp_path / "out"
+    for argv in (
+        ["evaluate", str(ann), "--episodes", "1"],
+        ["energy", str(lif), "--episodes", "1"],
+        ["export", str(lif), "-o", str(out / "l.npz")],
+        ["convert", str(ann), "-o", str(out / "a.pt"), "--calibration-steps", "50"],
+    ):
+        one_error_line(capsys, argv, 1, "holds NaN or Inf values")
+    assert not out.exists()
+    plain = tmp_path / "sd.pt"  # a plain state_dict with a NaN
+    torch.save({"0.weight": torch.full((4, 3), torch.nan), "0.bias": torch.zeros(4)}, plain)
+    one_error_line(capsys, ["convert", str(plain), "--env", "Pendulum-v1"], 2, "'0.weight' holds")
+
+
+def test_a_converted_policy_given_to_convert_is_named_for_what_it_is(capsys, tmp_path, ann_run):
+    policy = tmp_path / "if.pt"
+    assert main(["convert", str(ann_run), "-o", str(policy), "--calibration-steps", "50",
+                 "--episodes", "1", "--timesteps", "4"]) == 0  # fmt: skip
+    one_error_line(capsys, ["convert", str(policy), "--env", "Pendulum-v1"], 2,
+                   "is a converted spiking policy already")  # fmt: skip
+
+
 def test_energy_of_a_run_in_which_no_neuron_fires(capsys, tmp_path, lif_run):
     run = copy_run(lif_run, tmp_path)
     _silence(run)

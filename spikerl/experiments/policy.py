@@ -74,7 +74,22 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Confi
             f"{ckpt_path}: actor weights do not match the config: {err}"
         ) from None
     actor.eval()
+    _check_finite(actor.state_dict(), ckpt_path)
     return actor, cfg, _arrays(ckpt["env"].get("normalizer"))
+
+
+def _check_finite(state: dict[str, Any], origin: str | Path) -> None:
+    """Refuse an actor whose weights hold NaN or Inf (a diverged or damaged run): every
+    command would fly, convert or export garbage."""
+    bad = next(
+        (n for n, t in state.items() if t.is_floating_point() and not bool(t.isfinite().all())),
+        None,
+    )
+    if bad is not None:
+        raise CheckpointError(
+            f"{origin}: the actor's {bad} holds NaN or Inf values (a diverged or damaged run); "
+            "nothing to evaluate, convert or export"
+        )
 
 
 def _arrays(normalizer: dict[str, Any] | None) -> dict[str, Any] | None:
