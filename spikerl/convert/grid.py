@@ -81,12 +81,45 @@ def _key(row: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(row[f]) for f in fields)
 
 
+#: Columns a grid reads back, and the type their values must have.
+_TYPED_COLUMNS = {"timesteps": int, "crpi": float, "seed": int, "episodes": int,
+                  "return_mean": float, "energy_nj": float}  # fmt: skip
+
+
 def read_results(path: Path) -> list[dict[str, str]]:
-    """The rows of a grid's ``results.csv`` (empty if it does not exist yet)."""
+    """The rows of a grid's ``results.csv`` (empty if it does not exist yet); a file that is
+    empty, has other columns or a row with a missing or mistyped value is a
+    :class:`ConversionError` naming the line, before anything is appended to it."""
     if not path.is_file():
         return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns, rows = tuple(reader.fieldnames or ()), list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ConversionError(f"{path}: not a readable CSV file ({err})") from None
+    if columns != RESULT_COLUMNS:
+        raise ConversionError(
+            f"{path}: not a convert-sweep table (empty, or other columns); give another -o"
+        )
+    for line, row in enumerate(rows, start=2):
+        _check_row(path, line, row)
+    return rows
+
+
+def _check_row(path: Path, line: int, row: dict[str, Any]) -> None:
+    missing = [c for c in RESULT_COLUMNS if row.get(c) is None]
+    if missing or None in row:
+        raise ConversionError(
+            f"{path}, line {line}: cut short or with extra fields; give another -o"
+        )
+    for column, kind in _TYPED_COLUMNS.items():
+        try:
+            kind(row[column])
+        except ValueError:
+            raise ConversionError(
+                f"{path}, line {line}: {column} {row[column]!r} is not a number; give another -o"
+            ) from None
 
 
 def _energy(snn: torch.nn.Module, visited: np.ndarray) -> tuple[float, float, float]:

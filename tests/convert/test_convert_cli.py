@@ -190,6 +190,26 @@ def test_a_grid_folder_holds_one_grid(tiny_run, tmp_path, capsys):
     assert (out / "grid.json").is_file() and (out / "results.csv").read_bytes() == results
 
 
+def test_a_damaged_results_file_is_named_and_left_as_it_is(tiny_run, tmp_path, capsys):
+    """Resuming a grid whose results.csv was emptied, cut short or edited is one line naming
+    the line at fault; nothing is appended to it."""
+    out = tmp_path / "grid"
+    grid = ["convert-sweep", str(tiny_run), *GRID, "-o", str(out)]
+    assert main(grid) == 0
+    good = (out / "results.csv").read_text()
+    header, first = good.splitlines()[:2]
+    timesteps = header.split(",").index("timesteps")
+    bad_value = ",".join(v if i != timesteps else "x" for i, v in enumerate(first.split(",")))
+    for damaged, needle in (
+        ("", "not a convert-sweep table (empty, or other columns)"),
+        (good[: len(header) + 40], "line 2: cut short"),
+        (f"{header}\n{bad_value}\n", "line 2: timesteps 'x' is not a number"),
+    ):
+        (out / "results.csv").write_text(damaged)
+        one_error_line(capsys, grid, needle, "give another -o")
+        assert (out / "results.csv").read_text() == damaged
+
+
 def test_a_grid_stopped_before_its_first_row_may_be_replaced(tiny_run, tmp_path, capsys):
     out = tmp_path / "grid"
     grid = ["convert-sweep", str(tiny_run), *GRID, "-o", str(out)]
