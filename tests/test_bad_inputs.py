@@ -301,6 +301,41 @@ def test_truncated_checkpoint(capsys, tmp_path, ann_run):
     assert "weights_only" not in line
 
 
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda c: c.pop("env"), "its 'env' entry is missing"),
+        (lambda c: c.__setitem__("learner", None), "its 'learner' entry is missing"),
+        (lambda c: c["learner"].__setitem__("actor", "x"), "'learner.actor' entry is a str"),
+        (lambda c: c["progress"].__setitem__("step", None), "'progress.step' entry is missing"),
+    ],
+)
+def test_a_checkpoint_with_an_entry_missing_or_mistyped_is_one_line(
+    capsys, tmp_path, ann_run, edit, needle
+):
+    """A file that loads but was edited by hand (or written by something else) is named, for
+    evaluating and for resuming, instead of a KeyError or TypeError later."""
+    run = copy_run(ann_run, tmp_path)
+    for name in ("checkpoint.pt", "best.pt"):
+        ckpt = torch.load(run / name, weights_only=True)
+        edit(ckpt)
+        torch.save(ckpt, run / name)
+    one_error_line(capsys, ["evaluate", str(run / "best.pt"), "--episodes", "1"], 1, needle)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("total_steps: 200", "total_steps: 300"))
+    one_error_line(capsys, ["train", "--resume", str(run)], 1, needle)
+
+
+def test_a_converted_file_with_a_mangled_entry_is_one_line(capsys, tmp_path, ann_run):
+    policy = tmp_path / "if.pt"
+    assert main(["convert", str(ann_run), "-o", str(policy), "--calibration-steps", "50",
+                 "--episodes", "1", "--timesteps", "4"]) == 0  # fmt: skip
+    saved = torch.load(policy, weights_only=True)
+    for key, value in (("config", None), ("max_action", "x"), ("normalizer", "x")):
+        torch.save({**saved, key: value}, tmp_path / "bad.pt")
+        one_error_line(capsys, ["evaluate", str(tmp_path / "bad.pt")], 2, "converted file lacks")
+
+
 def test_video_without_moviepy_fails_before_any_episode(monkeypatch, capsys, tmp_path, ann_run):
     from spikerl.experiments import evaluation
 

@@ -217,7 +217,7 @@ def converted_from_saved(
         thetas = [torch.zeros(n) for n in source.hidden_sizes]
         snn = build_converted(source, thetas, settings)
         snn.load_state_dict(saved["snn"], strict=True)
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise ConversionError(f"{path}: converted file lacks or mangles {err}") from None
     except RuntimeError as err:
         detail = " ".join(str(err).split()).replace(
@@ -226,5 +226,9 @@ def converted_from_saved(
         raise ConversionError(
             f"{path}: weights do not match the layers in the file: {detail[:300]}"
         ) from None
+    if not isinstance(saved.get("config"), dict) or not isinstance(
+        saved.get("normalizer"), dict | None
+    ):
+        raise ConversionError(f"{path}: converted file lacks or mangles its config or normaliser")
     record = {k: v for k, v in saved.items() if k != "snn"}
     return snn.to(device).eval(), record

@@ -105,7 +105,30 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint {path} has format {state['format']!r}; this spikerl reads format "
             f"{CHECKPOINT_FORMAT}"
         )
+    if "kind" not in state:  # a run's checkpoint or policy (converted files check their own)
+        _check_entries(state, path)
     return state
+
+
+#: Entries every checkpoint and policy file of a run holds, with their types (nested: a dot).
+_RUN_ENTRIES: dict[str, type | tuple[type, ...]] = {
+    "config": dict, "learner": dict, "learner.actor": dict, "env": dict, "progress": dict,
+    "progress.step": int,
+}  # fmt: skip
+
+
+def _check_entries(state: dict[str, Any], path: Path) -> None:
+    """Refuse a file that loads but lacks an entry every run file has, or holds one of another
+    type (an edited file, or one cut by hand): one line instead of a KeyError later."""
+    for name, kind in _RUN_ENTRIES.items():
+        value: Any = state
+        for part in name.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, kind) or isinstance(value, bool):
+            found = "missing" if value is None else f"a {type(value).__name__}"
+            raise CheckpointError(
+                f"{path} is not a complete spikerl checkpoint: its {name!r} entry is {found}"
+            )
 
 
 def seed_everything(seed: int) -> None:
