@@ -97,17 +97,17 @@ def check_seed_batching(cfgs: list[Config]) -> None:
         )
     if cfg.run.compile:
         raise ConfigError("run.compile: compiled neuron loops are not used with --seeds; set false")
-    seeds = [c.run.seed for c in cfgs]
-    twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
-    if twice:
-        raise ConfigError(f"--resume: seed {twice[0]} is named twice; give each seed's run once")
-    plain = [_without_seed(c) for c in cfgs]
+    plain = [_without_seed(c) for c in cfgs]  # runs of other settings first: the likelier slip
     for cfg_i, p in zip(cfgs[1:], plain[1:], strict=True):
         if p != plain[0]:
             raise ConfigError(
                 f"--resume: the runs differ in more than run.seed: "
                 f"{config_diff(plain[0], p, f'seed {cfg_i.run.seed}')}; resume each alone"
             )
+    seeds = [c.run.seed for c in cfgs]
+    twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if twice:
+        raise ConfigError(f"--resume: seed {twice[0]} is named twice; give each seed's run once")
 
 
 def _without_seed(cfg: Config) -> dict:

@@ -76,6 +76,9 @@ def test_seed_configs_name_and_refusals(tiny_config, tmp_path):
     twice = [tiny_config("run.seed=3", "run.name=a"), tiny_config("run.seed=3", "run.name=b")]
     with pytest.raises(ConfigError, match="seed 3 is named twice"):
         train_seeds(twice, tmp_path)
+    other = [tiny_config("run.seed=3"), tiny_config("run.seed=3", "actor.kind=lif")]
+    with pytest.raises(ConfigError, match="differ in more than run.seed: actor.kind"):
+        train_seeds(other, tmp_path)  # two different runs: named for how they differ
     assert not any(tmp_path.iterdir())  # nothing was written
 
 
