@@ -219,19 +219,27 @@ def dc_step(
     return out, DCState(u - out, v0, x0, X + delta / tick, Y + out / tick)
 
 
+#: The most ticks per decision a converted layer takes (a decision of T ticks costs T forward
+#: passes; beyond this a conversion or an evaluation would run for hours).
+MAX_TIMESTEPS = 4096
+#: The most MT levels: the smallest level is theta / 2**(n-1), and beyond 2**-31 it is below
+#: what float32 membranes resolve.
+MAX_LEVELS = 32
+
+
 def check_conversion_settings(
     model: str, timesteps: int, crpi: float | torch.Tensor, levels: int
 ) -> None:
     """Raise ValueError naming the first setting outside its allowed values."""
     if model not in CONVERSION_MODELS:
         raise ValueError(f"neuron={model!r}; choose one of {list(CONVERSION_MODELS)}")
-    if timesteps < 1:
-        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    if not 1 <= timesteps <= MAX_TIMESTEPS:
+        raise ValueError(f"timesteps must be in [1, {MAX_TIMESTEPS}], got {timesteps}")
     alphas = torch.as_tensor(crpi)
     if not bool(((alphas >= 0) & (alphas <= 1)).all()):
         raise ValueError(f"crpi alpha must be in [0, 1], got {crpi}")
-    if levels < 1:
-        raise ValueError(f"levels must be >= 1, got {levels}")
+    if not 1 <= levels <= MAX_LEVELS:
+        raise ValueError(f"levels must be in [1, {MAX_LEVELS}], got {levels}")
 
 
 class ConversionNeuron(SpikingNeuron):

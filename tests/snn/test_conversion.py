@@ -258,6 +258,12 @@ def test_bad_settings_are_refused():
         ConversionNeuron("if", 4, 8, crpi=1.5)
     with pytest.raises(ValueError, match="theta"):
         ConversionNeuron("if", 2, 8, theta=torch.tensor([1.0, -1.0]))
+    with pytest.raises(ValueError, match=r"timesteps must be in \[1, 4096\], got 0"):
+        ConversionNeuron("if", 4, 0)
+    with pytest.raises(ValueError, match=r"timesteps must be in \[1, 4096\], got 100000000"):
+        ConversionNeuron("if", 4, 10**8)  # would run for hours: refused
+    with pytest.raises(ValueError, match=r"levels must be in \[1, 32\], got 33"):
+        ConversionNeuron("mt", 4, 8, levels=33)  # 2**-32 * theta: below float32's resolution
 
 
 def test_state_types_and_event_count():
