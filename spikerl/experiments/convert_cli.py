@@ -44,7 +44,7 @@ from ..convert import (
 from ..convert.source import ConversionError, SourcePolicy, shipped_actors
 from ..envs import check_env_id
 from ..errors import UsageError
-from ..snn.conversion import CONVERSION_MODELS, MT_LEVELS
+from ..snn.conversion import CONVERSION_MODELS, MAX_LEVELS, MAX_TIMESTEPS, MT_LEVELS
 from .argtypes import non_negative_int, positive_int, unit_interval
 from .config import Config, config_from_dict
 from .outputs import check_output_file, check_output_folder
@@ -66,7 +66,10 @@ MULTI_THRESHOLD = ("mt", "mt_signed", "dc-mt")
 DEFAULT_PERCENTILE = CalibrationSettings.percentile
 #: the settings of a ``convert-sweep`` folder's grid, written before its first row
 GRID_RECORD = "grid.json"
-LEVELS_HELP = f"MT levels per unit; {', '.join(MULTI_THRESHOLD)} only (default {MT_LEVELS})"
+LEVELS_HELP = (
+    f"MT levels per unit, at most {MAX_LEVELS}; {', '.join(MULTI_THRESHOLD)} only (default "
+    f"{MT_LEVELS})"
+)
 STATISTIC_HELP = (
     "threshold of a unit: its max activation or a percentile of its positive ones "
     "(default %(default)s)"
@@ -83,7 +86,7 @@ def _add_neuron_options(p: argparse.ArgumentParser, timesteps: int) -> None:
     )  # fmt: skip
     p.add_argument(
         "--timesteps", type=positive_int, default=timesteps,
-        help="T ticks per decision (default %(default)s)",
+        help=f"T ticks per decision, at most {MAX_TIMESTEPS} (default %(default)s)",
     )  # fmt: skip
     p.add_argument("--levels", type=positive_int, default=None, help=LEVELS_HELP)
 
@@ -303,7 +306,9 @@ def add_convert_sweep_parser(subparsers: argparse._SubParsersAction) -> None:
         help="neuron models, comma-separated (default %(default)s)",
     )  # fmt: skip
     p.add_argument(
-        "--timesteps", default="4,8,16,32", help="T values, comma-separated (default %(default)s)"
+        "--timesteps",
+        default="4,8,16,32",
+        help=f"T values, comma-separated, each at most {MAX_TIMESTEPS} (default %(default)s)",
     )
     p.add_argument(
         "--crpi", default="0,0.5,1",

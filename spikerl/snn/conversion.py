@@ -54,6 +54,8 @@ from .layers import SpikingNeuron, TickFn
 __all__ = [
     "CONVERSION_MODELS",
     "ConversionNeuron",
+    "MAX_LEVELS",
+    "MAX_TIMESTEPS",
     "DCState",
     "RateState",
     "crpi_carry",
