@@ -331,7 +331,7 @@ def test_a_converted_file_with_a_mangled_entry_is_one_line(capsys, tmp_path, ann
     assert main(["convert", str(ann_run), "-o", str(policy), "--calibration-steps", "50",
                  "--episodes", "1", "--timesteps", "4"]) == 0  # fmt: skip
     saved = torch.load(policy, weights_only=True)
-    for key, value in (("config", None), ("max_action", "x"), ("normalizer", "x")):
+    for key, value in (("config", "x"), ("max_action", "x"), ("normalizer", "x")):
         torch.save({**saved, key: value}, tmp_path / "bad.pt")
         one_error_line(capsys, ["evaluate", str(tmp_path / "bad.pt")], 2, "converted file lacks")
 

@@ -226,9 +226,7 @@ def converted_from_saved(
         raise ConversionError(
             f"{path}: weights do not match the layers in the file: {detail[:300]}"
         ) from None
-    if not isinstance(saved.get("config"), dict) or not isinstance(
-        saved.get("normalizer"), dict | None
-    ):
+    if not all(isinstance(saved.get(k), dict | None) for k in ("config", "normalizer")):
         raise ConversionError(f"{path}: converted file lacks or mangles its config or normaliser")
     record = {k: v for k, v in saved.items() if k != "snn"}
     return snn.to(device).eval(), record
