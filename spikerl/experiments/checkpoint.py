@@ -12,6 +12,7 @@ import contextlib
 import os
 import pickle
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,10 @@ from ..errors import SpikerlError
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "POLICY_ENTRIES",
+    "RESUME_ENTRIES",
     "CheckpointError",
+    "check_entries",
     "get_rng_state",
     "load_checkpoint",
     "save_checkpoint",
@@ -71,8 +75,12 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
         os.close(dir_fd)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`, with clear errors."""
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", required: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`, with clear errors; ``required``
+    names entries the caller reads (:data:`POLICY_ENTRIES`, :data:`RESUME_ENTRIES`), refused
+    in one line when missing or of another type."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
@@ -105,22 +113,26 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint {path} has format {state['format']!r}; this spikerl reads format "
             f"{CHECKPOINT_FORMAT}"
         )
-    if "kind" not in state:  # a run's checkpoint or policy (converted files check their own)
-        _check_entries(state, path)
+    check_entries(state, path, required)
     return state
 
 
-#: Entries every checkpoint and policy file of a run holds, with their types (nested: a dot).
-_RUN_ENTRIES: dict[str, type | tuple[type, ...]] = {
+#: The types of the entries that readers of a checkpoint ask for (nested: a dot).
+_ENTRY_TYPES: dict[str, type] = {
     "config": dict, "learner": dict, "learner.actor": dict, "env": dict, "progress": dict,
     "progress.step": int,
 }  # fmt: skip
+#: What flying a run's policy reads (``spikerl evaluate``, ``energy``, ``export``, ``convert``).
+POLICY_ENTRIES = ("learner", "learner.actor", "env")
+#: What resuming a run reads first.
+RESUME_ENTRIES = ("config", *POLICY_ENTRIES, "progress", "progress.step")
 
 
-def _check_entries(state: dict[str, Any], path: Path) -> None:
-    """Refuse a file that loads but lacks an entry every run file has, or holds one of another
+def check_entries(state: dict[str, Any], path: Path, names: Sequence[str]) -> None:
+    """Refuse a file that loads but lacks an entry the reader needs, or holds one of another
     type (an edited file, or one cut by hand): one line instead of a KeyError later."""
-    for name, kind in _RUN_ENTRIES.items():
+    for name in names:
+        kind = _ENTRY_TYPES[name]
         value: Any = state
         for part in name.split("."):
             value = value.get(part) if isinstance(value, dict) else None

@@ -14,7 +14,7 @@ from ..envs import ObservationNormalizer, env_dims, find_wrapper, make_env, make
 from ..errors import UsageError
 from ..nets import build_actor
 from ..nets.policy import ActingPolicy
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import POLICY_ENTRIES, CheckpointError, check_entries, load_checkpoint
 from .config import Config, config_from_dict
 from .evaluation import EvalResult, evaluate_policy, plot_trajectories, trajectory_env
 from .run import (
@@ -61,9 +61,10 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Confi
             snn, record = converted_from_saved(ckpt, ckpt_path, device)
             return snn, config_from_dict(record["config"]), _arrays(record.get("normalizer"))
         cfg = load_run_config(run_dir)
+        check_entries(ckpt, ckpt_path, POLICY_ENTRIES)
     else:
         cfg = load_run_config(run_dir)
-        ckpt = load_checkpoint(ckpt_path, "cpu")
+        ckpt = load_checkpoint(ckpt_path, "cpu", POLICY_ENTRIES)
     env = make_env(cfg.env.id)
     actor = build_actor(cfg.actor, cfg.algo.name, *env_dims(env)).to(device)
     env.close()

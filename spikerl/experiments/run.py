@@ -50,6 +50,7 @@ from ..nets import build_slope_schedule, diagnostic_names, spiking_diagnostics
 from ..seeding import SeedStreams
 from ..snn.schedules import SlopeSchedule
 from .checkpoint import (
+    RESUME_ENTRIES,
     CheckpointError,
     get_rng_state,
     load_checkpoint,
@@ -933,7 +934,7 @@ def _resume(s: _Session) -> None:
     """Restore the checkpoint; rewrite ``metrics.csv`` from it when the file disagrees."""
     # plain data (buffer, RNG, env state) must stay on the CPU; modules and optimisers move
     # their tensors to their own device inside load_state_dict
-    state = load_checkpoint(s.run_dir / CHECKPOINT_NAME, "cpu")
+    state = load_checkpoint(s.run_dir / CHECKPOINT_NAME, "cpu", RESUME_ENTRIES)
     check_checkpoint_config(s.cfg, state, s.run_dir)
     _restore(s, state)
     if "metrics_rows" not in state["progress"]:  # an older checkpoint: keep the CSV as it is

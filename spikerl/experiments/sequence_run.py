@@ -54,6 +54,7 @@ from ..seeding import SeedStreams
 from ..snn.layers import compile_neuron_loops
 from ..snn.schedules import SlopeSchedule
 from .checkpoint import (
+    RESUME_ENTRIES,
     CheckpointError,
     get_rng_state,
     load_checkpoint,
@@ -596,7 +597,7 @@ def train_sequence(cfg: Config, run_dir: Path, device: torch.device, resume: boo
         session = _build(cfg, run_dir, device)
         abort_if_stopped(stop)
         if resume:
-            state = load_checkpoint(run_dir / CHECKPOINT_NAME, "cpu")
+            state = load_checkpoint(run_dir / CHECKPOINT_NAME, "cpu", RESUME_ENTRIES)
             check_checkpoint_config(cfg, state, run_dir)
             _check_buffer_saved(cfg, state)
             _restore(session, state)

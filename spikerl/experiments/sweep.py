@@ -173,11 +173,23 @@ def sequence_label(cfg: Config) -> str:
     the policy's actions (``target_action: policy``) too, ``TD3BC+JSRL [policy target]``, so
     runs of different settings never average as seeds of one method."""
     label, seq = _sequence_loss_label(cfg), cfg.algo.sequence
-    guide = "builtin-v1" if seq.guide == "builtin" else seq.guide  # the same weights, one name
+    guide = "builtin-v1" if seq.guide == "builtin" else _shown_path(seq.guide)  # one name
     notes = [guide] if guide not in ("", PRESET_GUIDE) else []
     if seq.target_action == "policy":
         notes.append("policy target")
     return f"{label} [{', '.join(notes)}]" if notes else label
+
+
+def _shown_path(guide: str) -> str:
+    """A guide file (stored absolute) as the user named it: relative to the working folder
+    where it lies below it."""
+    path = Path(guide)
+    if not path.is_absolute():  # a name, or a config written before guides were made absolute
+        return guide
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return guide
 
 
 def _sequence_loss_label(cfg: Config) -> str:
