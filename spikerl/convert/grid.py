@@ -108,8 +108,7 @@ def read_results(path: Path) -> list[dict[str, str]]:
 
 
 def _check_row(path: Path, line: int, row: dict[str, Any]) -> None:
-    missing = [c for c in RESULT_COLUMNS if row.get(c) is None]
-    if missing or None in row:
+    if None in row or any(row.get(c) is None for c in RESULT_COLUMNS):
         raise ConversionError(
             f"{path}, line {line}: cut short or with extra fields; give another -o"
         )

@@ -329,6 +329,7 @@ def read_source(path: str | Path, max_action: float = 1.0) -> SourcePolicy:
         raise ConversionError(
             f"{path} is a spikerl checkpoint outside its run folder; give the run"
         )
+    from ..experiments.checkpoint import nonfinite_entry
     from .build import CONVERTED_FORMAT  # build imports this module
 
     if state.get("kind") == CONVERTED_FORMAT:
@@ -336,7 +337,7 @@ def read_source(path: str | Path, max_action: float = 1.0) -> SourcePolicy:
             f"{path} is a converted spiking policy already; give the TD3/SAC run or ANN actor "
             "it came from"
         )
-    bad = next((k for k, v in state.items() if torch.is_tensor(v) and not v.isfinite().all()), None)
+    bad = nonfinite_entry(state)
     if bad is not None:
         raise ConversionError(f"{path}: entry {bad!r} holds NaN or Inf values; nothing to convert")
     return source_from_state_dict(state, str(path), max_action)

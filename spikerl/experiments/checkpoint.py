@@ -31,6 +31,7 @@ __all__ = [
     "check_entries",
     "get_rng_state",
     "load_checkpoint",
+    "nonfinite_entry",
     "save_checkpoint",
     "seed_everything",
     "set_rng_state",
@@ -141,6 +142,19 @@ def check_entries(state: dict[str, Any], path: Path, names: Sequence[str]) -> No
             raise CheckpointError(
                 f"{path} is not a complete spikerl checkpoint: its {name!r} entry is {found}"
             )
+
+
+def nonfinite_entry(tensors: dict[str, Any]) -> str | None:
+    """The name of the first floating-point tensor of ``tensors`` (a state_dict) that holds
+    NaN or Inf, or None."""
+    return next(
+        (
+            name
+            for name, t in tensors.items()
+            if torch.is_tensor(t) and t.is_floating_point() and not bool(t.isfinite().all())
+        ),
+        None,
+    )
 
 
 def seed_everything(seed: int) -> None:

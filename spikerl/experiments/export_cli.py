@@ -119,6 +119,11 @@ def _check_format_options(args: argparse.Namespace) -> None:
     args.per = args.per or "channel"
     args.dt = DEFAULT_DT if args.dt is None else args.dt
     args.nir_readout = args.nir_readout or "graph"
+    if args.format == "nir":
+        try:
+            check_dt(args.dt)
+        except ExportError:
+            raise UsageError(f"--dt {args.dt:g}: give (0, {MAX_DT:g}] seconds per tick") from None
 
 
 def _description(run: Path) -> tuple[dict, dict]:
@@ -146,11 +151,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     _check_output(args.output, args.format, args.run)
     _check_format_options(args)
-    if args.format == "nir":
-        try:
-            check_dt(args.dt)
-        except ExportError:
-            raise UsageError(f"--dt {args.dt:g}: give (0, {MAX_DT:g}] seconds per tick") from None
     spec, arrays = _description(args.run)
     if args.quantize == "int8":
         if "quantization" in spec:

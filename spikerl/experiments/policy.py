@@ -14,7 +14,13 @@ from ..envs import ObservationNormalizer, env_dims, find_wrapper, make_env, make
 from ..errors import UsageError
 from ..nets import build_actor
 from ..nets.policy import ActingPolicy
-from .checkpoint import POLICY_ENTRIES, CheckpointError, check_entries, load_checkpoint
+from .checkpoint import (
+    POLICY_ENTRIES,
+    CheckpointError,
+    check_entries,
+    load_checkpoint,
+    nonfinite_entry,
+)
 from .config import Config, config_from_dict
 from .evaluation import EvalResult, evaluate_policy, plot_trajectories, trajectory_env
 from .run import (
@@ -75,22 +81,13 @@ def load_policy(path: str | Path, device: str = "cpu") -> tuple[nn.Module, Confi
             f"{ckpt_path}: actor weights do not match the config: {err}"
         ) from None
     actor.eval()
-    _check_finite(actor.state_dict(), ckpt_path)
-    return actor, cfg, _arrays(ckpt["env"].get("normalizer"))
-
-
-def _check_finite(state: dict[str, Any], origin: str | Path) -> None:
-    """Refuse an actor whose weights hold NaN or Inf (a diverged or damaged run): every
-    command would fly, convert or export garbage."""
-    bad = next(
-        (n for n, t in state.items() if t.is_floating_point() and not bool(t.isfinite().all())),
-        None,
-    )
+    bad = nonfinite_entry(actor.state_dict())  # a diverged or damaged run: garbage everywhere
     if bad is not None:
         raise CheckpointError(
-            f"{origin}: the actor's {bad} holds NaN or Inf values (a diverged or damaged run); "
-            "nothing to evaluate, convert or export"
+            f"{ckpt_path}: the actor's {bad} holds NaN or Inf values (a diverged or damaged "
+            "run); nothing to evaluate, convert or export"
         )
+    return actor, cfg, _arrays(ckpt["env"].get("normalizer"))
 
 
 def _arrays(normalizer: dict[str, Any] | None) -> dict[str, Any] | None:
