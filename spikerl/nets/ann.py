@@ -26,11 +26,16 @@ class SynapticLayer(NamedTuple):
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
-    """``in -> hidden... -> out`` with ReLU between layers and none after the last."""
+    """``in -> hidden... -> out`` with ReLU between layers and none after the last.
+
+    The ReLUs work in place: the Linear output a ReLU overwrites is saved by no backward (a
+    Linear's backward needs its input and weight), so values and gradients are an out-of-place
+    ReLU's (tested), without a fresh ``[B, hidden]`` tensor per layer
+    (``benchmarks/ann_overhead.py``)."""
     layers: list[nn.Module] = []
     sizes = [in_dim, *hidden]
     for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [nn.Linear(a, b), nn.ReLU()]
+        layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
     layers.append(nn.Linear(sizes[-1], out_dim))
     return nn.Sequential(*layers)
 
@@ -105,7 +110,7 @@ class GaussianActor(nn.Module):
         self.max_action = max_action
 
     def _heads(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = torch.relu(self.trunk(obs))
+        h = torch.relu_(self.trunk(obs))  # in place: as the ReLUs of mlp()
         log_std = torch.tanh(self.log_std(h))
         log_std = self.LOG_STD_MIN + 0.5 * (self.LOG_STD_MAX - self.LOG_STD_MIN) * (log_std + 1)
         return self.mean(h), log_std

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from torch import nn
 
 from spikerl.experiments.config import ConfigError, load_config
 from spikerl.nets import build_actor
+from spikerl.nets.ann import mlp
 from spikerl.nets.spiking import SpikingActor, SpikingNetwork, stateful_controller
 from spikerl.snn.coding import DirectEncoder, LinearReadout
 from spikerl.snn.conversion import ConversionNeuron
@@ -495,3 +497,21 @@ def test_vmap_grad_per_sample_equals_backward_loop_proxy_target_actor(kind):
 
 def test_vmap_grad_per_sample_equals_backward_loop_controller():
     _per_sample_grads_match_loop(_controller(), _obs(4, 6))
+
+
+def test_mlp_relus_in_place_give_the_values_and_gradients_of_out_of_place_ones():
+    torch.manual_seed(0)
+    net = mlp(7, (16, 16), 3)
+    reference = copy.deepcopy(net)
+    for layer in reference:
+        if isinstance(layer, nn.ReLU):
+            layer.inplace = False
+    assert any(isinstance(m, nn.ReLU) and m.inplace for m in net)
+    x = torch.randn(32, 7, requires_grad=True)
+    outs = [m(x).pow(2).sum() for m in (net, reference)]
+    grads = [
+        torch.autograd.grad(o, [x, *m.parameters()])
+        for o, m in zip(outs, (net, reference), strict=True)
+    ]
+    assert torch.equal(outs[0], outs[1])
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
