@@ -87,13 +87,16 @@ class FusedAdam(torch.optim.Adam):
     torch's own step runs instead for anything else: a closure, a parameter without state
     (its first step), parameters of several devices or dtypes or complex or sparse-gradient
     ones in a group, amsgrad, maximize, decoupled weight decay, a tensor learning rate,
-    capturable or differentiable, and gradient scaling.
+    capturable or differentiable, gradient scaling, and a group that is not fused (one
+    restored from a non-fused Adam's state dict, whose step counts torch keeps on the CPU).
+    Either way, step hooks and the profiler range run once per step (``Optimizer`` wraps this
+    ``step`` with them, so the fallback calls torch's step inside that wrapper).
     """
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         groups = None if closure is not None else self._fused_groups()
         if groups is None:
-            return super().step(closure)
+            return _unhooked(torch.optim.Adam.step)(self, closure)
         with torch.no_grad():
             for params, grads, exp_avgs, exp_avg_sqs, steps, g in groups:
                 torch._foreach_add_(steps, 1)
@@ -114,8 +117,9 @@ class FusedAdam(torch.optim.Adam):
             return None
         groups = []
         for g in self.param_groups:
-            if (g["amsgrad"] or g["maximize"] or g["capturable"] or g["differentiable"]
-                    or g["decoupled_weight_decay"] or torch.is_tensor(g["lr"])):  # fmt: skip
+            if (not g["fused"] or g["foreach"] or g["amsgrad"] or g["maximize"]
+                    or g["capturable"] or g["differentiable"] or g["decoupled_weight_decay"]
+                    or torch.is_tensor(g["lr"])):  # fmt: skip
                 return None
             params = [p for p in g["params"] if p.grad is not None]
             states = [self.state.get(p) for p in params]
@@ -130,6 +134,12 @@ class FusedAdam(torch.optim.Adam):
                     [s["exp_avg_sq"] for s in states], [s["step"] for s in states], g,
                 ))  # fmt: skip
         return groups
+
+
+def _unhooked(step: Callable[..., Any]) -> Callable[..., Any]:
+    """An optimiser class's ``step`` without the hook and profiler wrapper that ``Optimizer``
+    puts around it (``hooked``) once an instance of that class exists."""
+    return step.__wrapped__ if getattr(step, "hooked", False) else step  # type: ignore[attr-defined]
 
 
 @torch.no_grad()

@@ -85,3 +85,28 @@ def test_fused_adam_restores_a_torch_adam_state_dict_and_continues_identically()
     _train(net_b, opt_b, 3)
     assert _equal_params(net_a, net_b)
     assert _equal_states(opt_a, opt_b)
+
+
+def test_fused_adam_runs_step_hooks_once_per_step_on_either_path():
+    (_, net), (_, opt) = _pair()  # the pair built a torch Adam: its step is wrapped with hooks
+    calls: list[str] = []
+    opt.register_step_pre_hook(lambda *_: calls.append("pre"))
+    opt.register_step_post_hook(lambda *_: calls.append("post"))
+    _train(net, opt, 3)  # the first step is torch's (no state yet), the others direct
+    assert calls == ["pre", "post"] * 3
+
+
+def test_a_state_restored_from_a_non_fused_adam_steps_as_torch_does():
+    torch.manual_seed(0)
+    source = _net()
+    plain = torch.optim.Adam(source.parameters(), lr=3e-4)  # fused=None: step counts on CPU
+    _train(source, plain, 3)
+    nets, opts = (_net(), _net()), []
+    for net, cls in zip(nets, (torch.optim.Adam, FusedAdam), strict=True):
+        net.load_state_dict(source.state_dict())
+        opts.append(cls(net.parameters(), lr=3e-4, fused=True))
+        opts[-1].load_state_dict(copy.deepcopy(plain.state_dict()))
+    assert not opts[1].param_groups[0]["fused"] and opts[1]._fused_groups() is None
+    for net, opt in zip(nets, opts, strict=True):
+        _train(net, opt, 5)
+    assert _equal_params(*nets) and _equal_states(*opts)
