@@ -33,6 +33,9 @@ from spikerl.bench.train_loop import TrainLoop
 from spikerl.experiments.process import configure_process
 
 VARIANTS = ["ANN-TD3", "SAC", "proxy-target TD3 (LIF)"]
+#: Untimed training steps (env step and update) after the random prefill; the timed windows
+#: are updates only, so they store nothing more.
+WARMUP_STEPS = 30
 
 
 def as_plain_torch(loop: TrainLoop) -> TrainLoop:
@@ -74,11 +77,12 @@ def main() -> None:
     results = {}
     for variant in args.variants:
         cfg = _variant_config(TRAINING_VARIANTS[variant], BenchSettings())
-        loops = {"spikerl": TrainLoop(cfg, 1100), "plain torch": TrainLoop(cfg, 1100)}
+        capacity = cfg.algo.learning_starts + WARMUP_STEPS  # every transition the loops store
+        loops = {"spikerl": TrainLoop(cfg, capacity), "plain torch": TrainLoop(cfg, capacity)}
         as_plain_torch(loops["plain torch"])
         for loop in loops.values():
             loop.prefill()
-            loop.train(30)
+            loop.train(WARMUP_STEPS)
         rates: dict[str, list[float]] = {name: [] for name in loops}
         for r in range(args.repeats):
             for name in in_turn(loops, r):
